@@ -1,0 +1,346 @@
+/**
+ * The ComfyUI collector: follows ComfyUI through its HTTP API and its websocket and feeds the job
+ * tracker. It never connects under another client's id; it reconstructs other clients' jobs from
+ * /queue, /history and what ComfyUI broadcasts, and takes full detail from the tap node when it
+ * is installed.
+ */
+import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
+import type { PodState } from '../state/pod.js';
+import { ComfyState } from '../state/comfy.js';
+import { isRecord, parseQueueItem, type QueueItem } from '../state/jobs.js';
+import type { CheckResult } from '../state/readiness.js';
+import { httpJson } from '../sources/http-json.js';
+import { ComfyWsClient, type ComfyFrame } from '../sources/comfy-ws.js';
+import { sleep, tracked, type Collector } from './collector.js';
+
+const EXECUTION_FRAMES = new Set(['execution_start', 'execution_cached', 'executing', 'executed', 'execution_success', 'execution_error', 'execution_interrupted']);
+
+export interface ComfyCollectorOptions {
+  config: Config;
+  state: PodState;
+  logger: Logger;
+  now?: () => number;
+}
+
+/** Log entries as ComfyUI's `logs` frame and /internal/logs/raw carry them. */
+export type LogEntriesListener = (entries: Array<{ t: string; m: string }>, from: 'stream' | 'backlog') => void;
+
+export class ComfyCollector implements Collector {
+  readonly name = 'comfyui';
+  readonly comfy: ComfyState;
+  private readonly ws: ComfyWsClient;
+  private readonly now: () => number;
+  private loop: Promise<void> | null = null;
+  private queueSoon: NodeJS.Timeout | null = null;
+  private polling: Promise<void> | null = null;
+  private lastStatsAt = 0;
+  /** Set when HTTP failed, so the next success reconciles as after a restart. */
+  private recovering = false;
+  private signal: AbortSignal | null = null;
+  private readonly logListeners: LogEntriesListener[] = [];
+
+  constructor(private readonly opts: ComfyCollectorOptions) {
+    const { config, state } = opts;
+    this.now = opts.now ?? state.now;
+    this.comfy = new ComfyState(config.comfyuiUrl, { jobIdKey: config.jobIdKey, historyLimit: config.jobHistory }, state.gpu);
+    state.comfy = this.comfy;
+    state.health.declare(this.name);
+    this.comfy.tracker.onFinish((job) => {
+      job.usage = this.comfy.usageFor(job, job.finished_at ?? this.now());
+      state.health.clear('comfyui', `STALLED`);
+      const level = job.status === 'success' ? 'info' : 'warn';
+      opts.logger[level](
+        { job_id: job.job_id, data: { prompt_id: job.prompt_id, status: job.status, error: job.error?.exception_type ?? null, lost_reason: job.lost_reason } },
+        `job ${job.job_id} finished: ${job.status}`,
+      );
+    });
+    this.ws = new ComfyWsClient({
+      url: config.comfyuiUrl,
+      pingIntervalMs: config.wsPingMs,
+      maxPayloadBytes: config.wsMaxFrameBytes,
+      events: {
+        onOpen: (clientId) => this.onOpen(clientId),
+        onFrame: (frame) => this.onFrame(frame),
+        onClose: (reason) => this.onClose(reason),
+      },
+    });
+    state.readiness.set('comfyui', () => this.comfyuiCheck());
+    state.readiness.set('websocket', () => this.websocketCheck());
+    state.addConnections('comfyui', () => this.describe());
+    state.addBuffer('jobs', () => ({
+      entries: this.comfy.tracker.size,
+      bytes: 0,
+      capacity_entries: config.jobHistory,
+      capacity_bytes: 0,
+      dropped: 0,
+      next_seq: 0,
+    }));
+  }
+
+  /** Log entries from the websocket stream and the backlog go to these listeners (the log collector). */
+  onLogEntries(listener: LogEntriesListener): void {
+    this.logListeners.push(listener);
+  }
+
+  start(signal: AbortSignal): void {
+    this.signal = signal;
+    this.ws.start();
+    this.loop = (async () => {
+      while (!signal.aborted) {
+        await this.poll();
+        await sleep(this.opts.config.comfyuiPollMs, signal);
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.ws.stop();
+    if (this.queueSoon) clearTimeout(this.queueSoon);
+    await this.loop;
+    await this.polling;
+  }
+
+  private url(path: string): string {
+    return `${this.opts.config.comfyuiUrl}${path}`;
+  }
+
+  private get timeoutMs(): number {
+    return this.opts.config.comfyuiTimeoutMs;
+  }
+
+  /** One poll: /queue (and /history for prompts that left it), /system_stats now and then, stall check. Single-flight. */
+  poll(): Promise<void> {
+    this.polling ??= (async () => {
+      try {
+        await tracked(this.opts.state.health, this.name, () => this.pollOnce());
+        this.checkStalls();
+      } finally {
+        this.polling = null;
+      }
+    })();
+    return this.polling;
+  }
+
+  private async pollOnce(): Promise<{ ok: true } | { ok: false; code: string; message: string }> {
+    const { health } = this.opts.state;
+    const now = this.now();
+    const q = await httpJson<unknown>(this.url('/queue'), { timeoutMs: this.timeoutMs, maxBytes: 64 * 1024 * 1024, signal: this.signal ?? undefined });
+    if (!q.ok) return this.httpFailed(`/queue: ${q.message}`, q.code);
+    const body = isRecord(q.body) ? q.body : null;
+    if (!body || !Array.isArray(body.queue_running) || !Array.isArray(body.queue_pending)) {
+      return this.httpFailed('/queue answered, but not with queue_running and queue_pending lists', 'COMFYUI_BAD_ANSWER');
+    }
+    const restarted = this.recovering;
+    this.recovering = false;
+    this.httpOk(now);
+    const running = body.queue_running.map(parseQueueItem).filter((i): i is QueueItem => i !== null);
+    const pending = body.queue_pending.map(parseQueueItem).filter((i): i is QueueItem => i !== null);
+    const left = this.comfy.tracker.applyQueue(now, running, pending);
+    await this.resolveLeft(left, restarted);
+    if (now - this.lastStatsAt >= 10_000 || this.comfy.systemStatsRaw === null) await this.pollSystemStats();
+    health.clear('comfyui', 'COMFYUI_BAD_ANSWER');
+    return { ok: true };
+  }
+
+  /** Asks /history for prompts that left the queue; those it does not know are missing (lost after two looks, or at once after a restart). */
+  private async resolveLeft(left: string[], restarted: boolean): Promise<void> {
+    for (const id of left.slice(0, 50)) {
+      const h = await httpJson<unknown>(this.url(`/history/${encodeURIComponent(id)}`), { timeoutMs: this.timeoutMs, maxBytes: 64 * 1024 * 1024 });
+      if (!h.ok) return;
+      const now = this.now();
+      const entry = isRecord(h.body) ? h.body[id] : undefined;
+      if (entry !== undefined) {
+        this.comfy.tracker.applyHistory(now, id, entry);
+      } else {
+        const reason = restarted ? 'ComfyUI restarted; the job vanished without an outcome' : 'the job left the queue without an entry in history (deleted, or ComfyUI restarted)';
+        this.comfy.tracker.applyMissing(now, id, reason);
+        if (restarted) this.comfy.tracker.applyMissing(now, id, reason);
+      }
+    }
+  }
+
+  private async pollSystemStats(): Promise<void> {
+    const r = await httpJson<unknown>(this.url('/system_stats'), { timeoutMs: this.timeoutMs, maxBytes: 4 * 1024 * 1024 });
+    this.lastStatsAt = this.now();
+    if (!r.ok || !isRecord(r.body)) return;
+    this.comfy.systemStatsRaw = r.body;
+    this.comfy.systemStatsAt = this.now();
+    const system = isRecord(r.body.system) ? r.body.system : {};
+    if (typeof system.comfyui_version === 'string') this.comfy.version = system.comfyui_version;
+  }
+
+  private httpOk(now: number): void {
+    const { health } = this.opts.state;
+    if (this.comfy.reachedAt === null) {
+      this.comfy.reachedAt = now;
+      this.opts.logger.info(`ComfyUI reached at ${this.opts.config.comfyuiUrl}`);
+    } else if (this.comfy.httpFailingSince !== null) {
+      this.opts.logger.info('ComfyUI answers again');
+    }
+    this.comfy.lastHttpOkAt = now;
+    this.comfy.lastHttpError = null;
+    this.comfy.httpFailingSince = null;
+    health.clear('comfyui', 'COMFYUI_UNREACHABLE');
+  }
+
+  private httpFailed(message: string, code: string): { ok: false; code: string; message: string } {
+    const { health } = this.opts.state;
+    const now = this.now();
+    const first = this.comfy.httpFailingSince === null;
+    this.comfy.httpFailingSince ??= now;
+    this.comfy.lastHttpError = message;
+    if (this.comfy.reachedAt !== null) this.recovering = true;
+    const text = `ComfyUI at ${this.opts.config.comfyuiUrl} does not answer: ${message}`;
+    if (code === 'COMFYUI_BAD_ANSWER') health.raise('comfyui', code, `ComfyUI answered ${message}`);
+    else health.raise('comfyui', 'COMFYUI_UNREACHABLE', text, this.comfy.reachedAt === null ? 'warning' : 'error');
+    if (first && this.comfy.reachedAt !== null) this.opts.logger.warn({ data: { code } }, text);
+    // ComfyUI gone for longer than the stall limit: its unfinished jobs will not come back.
+    if (this.comfy.reachedAt !== null && now - this.comfy.httpFailingSince > this.opts.config.stallS * 1000) {
+      this.comfy.tracker.loseUnfinished(now, `ComfyUI has not answered for ${this.opts.config.stallS} s`);
+    }
+    return { ok: false, code, message };
+  }
+
+  private onOpen(clientId: string): void {
+    this.comfy.wsConnected = true;
+    this.comfy.wsEverConnected = true;
+    this.comfy.wsClientId = clientId;
+    this.opts.state.health.clear('websocket');
+    this.opts.logger.info({ data: { client_id: clientId } }, 'websocket to ComfyUI connected');
+    // Reconcile: whatever finished while the socket was down is read from queue and history.
+    void this.poll();
+    void this.subscribeLogs(clientId);
+  }
+
+  private async subscribeLogs(clientId: string): Promise<void> {
+    if (this.logListeners.length === 0) return;
+    // Connect first, then subscribe: ComfyUI drops subscriptions of ids with no open socket.
+    await httpJson(this.url('/internal/logs/subscribe'), { method: 'PATCH', body: { clientId, enabled: true }, timeoutMs: this.timeoutMs });
+    const raw = await httpJson<unknown>(this.url('/internal/logs/raw'), { timeoutMs: this.timeoutMs, maxBytes: 16 * 1024 * 1024 });
+    if (raw.ok && isRecord(raw.body) && Array.isArray(raw.body.entries)) this.emitLogs(raw.body.entries, 'backlog');
+  }
+
+  private emitLogs(entries: unknown[], from: 'stream' | 'backlog'): void {
+    const clean = entries.filter((e): e is { t: string; m: string } => isRecord(e) && typeof e.m === 'string').map((e) => ({ t: typeof e.t === 'string' ? e.t : '', m: e.m }));
+    for (const l of this.logListeners) l(clean, from);
+  }
+
+  private onClose(reason: string): void {
+    const wasConnected = this.comfy.wsConnected;
+    this.comfy.wsConnected = false;
+    this.comfy.wsLastCloseReason = reason;
+    if (wasConnected) {
+      this.comfy.wsReconnects++;
+      this.opts.logger.warn({ data: { reason } }, `websocket to ComfyUI closed: ${reason}`);
+    }
+  }
+
+  private onFrame(frame: ComfyFrame): void {
+    const now = this.now();
+    this.comfy.lastFrameAt = now;
+    const tracker = this.comfy.tracker;
+    if (frame.kind === 'malformed') {
+      this.comfy.malformedFrames++;
+      return;
+    }
+    if (frame.kind === 'binary') {
+      this.comfy.binaryFrames++;
+      if (frame.preview) {
+        const meta = frame.preview.meta;
+        const promptId = typeof meta?.prompt_id === 'string' ? meta.prompt_id : (tracker.running()?.prompt_id ?? null);
+        this.comfy.setPreview({ prompt_id: promptId, node_id: typeof meta?.node_id === 'string' ? meta.node_id : null, format: frame.preview.format, bytes: frame.preview.image.length, at: now });
+      }
+      if (frame.text) tracker.applyLogActivity(now);
+      return;
+    }
+    const { type, data } = frame;
+    this.comfy.countFrame(type);
+    switch (type) {
+      case 'status': {
+        const status = isRecord(data.status) ? data.status : {};
+        const exec = isRecord(status.exec_info) ? status.exec_info : {};
+        if (typeof exec.queue_remaining === 'number') this.comfy.queueRemaining = exec.queue_remaining;
+        this.scheduleQueuePoll();
+        break;
+      }
+      case 'progress':
+        tracker.applyProgress(now, data);
+        break;
+      case 'progress_state':
+        tracker.applyProgressState(now, data);
+        break;
+      case 'logs':
+        if (Array.isArray(data.entries)) this.emitLogs(data.entries, 'stream');
+        break;
+      case 'podscope.tap':
+        this.comfy.tap = true;
+        break;
+      default:
+        if (EXECUTION_FRAMES.has(type)) {
+          tracker.applyFrame(now, type, data);
+          if (type === 'execution_success' || type === 'execution_error' || type === 'execution_interrupted') this.scheduleQueuePoll();
+        }
+    }
+  }
+
+  /** Debounced /queue poll after a status frame: a burst of frames costs one request. */
+  private scheduleQueuePoll(): void {
+    if (this.queueSoon) return;
+    this.queueSoon = setTimeout(() => {
+      this.queueSoon = null;
+      if (!this.signal?.aborted) void this.poll();
+    }, 50);
+    this.queueSoon.unref();
+  }
+
+  private checkStalls(): void {
+    const { health, config } = this.opts.state;
+    const now = this.now();
+    const job = this.comfy.tracker.running();
+    if (!job || now - job.last_activity < config.stallS * 1000) {
+      health.clear('comfyui', 'STALLED');
+      return;
+    }
+    const node = job.current_node ? job.nodes.get(job.current_node) : undefined;
+    const where = node ? `node ${node.node_id} (${node.class_type})` : 'an unknown node';
+    const cause = this.comfy.httpFailingSince !== null ? 'ComfyUI does not answer over HTTP' : !this.comfy.wsConnected ? 'the websocket is down' : 'no progress, log line or queue change';
+    health.raise('comfyui', 'STALLED', `job ${job.job_id} has shown no sign of life for ${Math.round((now - job.last_activity) / 1000)} s at ${where}: ${cause}`);
+  }
+
+  private comfyuiCheck(): CheckResult {
+    const c = this.comfy;
+    if (c.lastHttpOkAt === null) {
+      return { ok: false, message: `ComfyUI at ${this.opts.config.comfyuiUrl} has not answered yet${c.lastHttpError ? ` (${c.lastHttpError})` : ''}`, starting: true };
+    }
+    if (c.httpFailingSince !== null) return { ok: false, message: `ComfyUI at ${this.opts.config.comfyuiUrl} does not answer: ${c.lastHttpError}` };
+    return { ok: true };
+  }
+
+  private websocketCheck(): CheckResult {
+    const c = this.comfy;
+    if (c.wsConnected) return { ok: true };
+    if (!c.wsEverConnected) return { ok: false, message: `websocket to ComfyUI not connected yet${c.wsLastCloseReason ? ` (${c.wsLastCloseReason})` : ''}`, starting: true };
+    return { ok: false, message: `websocket to ComfyUI is down: ${c.wsLastCloseReason ?? 'closed'}` };
+  }
+
+  describe(): Record<string, unknown> {
+    const c = this.comfy;
+    return {
+      url: this.opts.config.comfyuiUrl,
+      http: { last_ok_at: iso(c.lastHttpOkAt), failing_since: iso(c.httpFailingSince), last_error: c.lastHttpError },
+      websocket: {
+        connected: c.wsConnected,
+        client_id: c.wsClientId,
+        connected_at: iso(this.ws.connectedAt),
+        last_frame_at: iso(c.lastFrameAt),
+        reconnects: c.wsReconnects,
+        last_close_reason: c.wsLastCloseReason,
+      },
+    };
+  }
+}
+
+function iso(t: number | null): string | null {
+  return t === null ? null : new Date(t).toISOString();
+}

@@ -1,0 +1,289 @@
+/**
+ * The GPU collector: samples nvidia-smi on a timer, one run at a time, and writes GpuState.
+ *
+ * A run that hangs is killed with its process group at the timeout; a run that will not die is
+ * reported (NVIDIA_SMI_STUCK) and no new run starts until it is gone. Every failure becomes a
+ * problem with a stable code; routes keep answering from the last state.
+ */
+import type { Logger } from '../log.js';
+import type { HealthBoard } from '../state/health.js';
+import type { GpuState } from '../state/gpu.js';
+import type { CheckResult } from '../state/readiness.js';
+import { runBounded, type RunningProcess, type RunResult } from '../sources/process.js';
+import {
+  classifyFailure,
+  COMPUTE_APP_FIELDS,
+  parseComputeApps,
+  parseCsvRows,
+  parseHelpQueryGpu,
+  planFields,
+  rejectedField,
+  REQUIRED_KEYS,
+  toGpuRow,
+  type FieldPlan,
+  type GpuRow,
+} from '../sources/nvidia-smi.js';
+import { sleep, tracked, type Collector } from './collector.js';
+
+export interface GpuCollectorOptions {
+  bin: string;
+  intervalMs: number;
+  timeoutMs: number;
+  appsIntervalMs: number;
+  state: GpuState;
+  health: HealthBoard;
+  logger: Logger;
+  now?: () => number;
+  /** Called after every query run: its duration and, when it failed, the failure code. */
+  onRun?: (durationMs: number, failure: string | null) => void;
+  env?: NodeJS.ProcessEnv;
+}
+
+const NAME = 'gpu';
+/** Codes this collector raises; each run clears those that no longer apply. */
+const OWN_CODES = new Set([
+  'NVIDIA_SMI_MISSING',
+  'NVIDIA_SMI_TIMEOUT',
+  'NVIDIA_SMI_STUCK',
+  'NVIDIA_DRIVER_NOT_LOADED',
+  'NVML_LIBRARY_MISSING',
+  'GPU_LOST',
+  'NVML_VERSION_MISMATCH',
+  'NVML_INIT_FAILED',
+  'NO_GPUS_FOUND',
+  'NVIDIA_SMI_FIELD_REJECTED',
+  'NVIDIA_SMI_FAILED',
+  'NVIDIA_SMI_UNPARSABLE',
+  'GPU_DATA_STALE',
+]);
+
+type Failure = { code: string; message: string };
+
+export class GpuCollector implements Collector {
+  readonly name = NAME;
+  private readonly now: () => number;
+  private plan: FieldPlan | null = null;
+  private readonly rejected = new Set<string>();
+  private current: RunningProcess | null = null;
+  /** A child that outlived SIGKILL; while it lives, no new run starts. */
+  private stuck: { pid: number | undefined; since: number; exited: boolean } | null = null;
+  private lastAppsAt = 0;
+  private loop: Promise<void> | null = null;
+  private lastFailure: Failure | null = null;
+  private warnings: string[] = [];
+
+  constructor(private readonly opts: GpuCollectorOptions) {
+    this.now = opts.now ?? Date.now;
+    opts.health.declare(NAME);
+  }
+
+  start(signal: AbortSignal): void {
+    this.loop = this.run(signal);
+  }
+
+  async stop(): Promise<void> {
+    await this.loop;
+  }
+
+  private async run(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      const started = performance.now();
+      await this.tick();
+      const spent = performance.now() - started;
+      await sleep(this.opts.intervalMs - spent, signal);
+    }
+  }
+
+  /** One sampling step. Public for tests that drive the collector without its timer. */
+  async tick(): Promise<void> {
+    if (this.stuck && !this.stuck.exited) {
+      const { health } = this.opts;
+      const seconds = Math.round((this.now() - this.stuck.since) / 1000);
+      health.raise('gpu', 'NVIDIA_SMI_STUCK', `nvidia-smi (pid ${this.stuck.pid}) did not die after SIGKILL ${seconds} s ago; it is probably stuck in the driver. No new run starts until it exits.`);
+      health.record(NAME, { ok: false, durationMs: 0, code: 'NVIDIA_SMI_STUCK', message: 'previous nvidia-smi is still running' });
+      this.opts.state.applyFailure(this.now());
+      this.markStale();
+      return;
+    }
+    this.stuck = null;
+    this.opts.health.clear('gpu', 'NVIDIA_SMI_STUCK');
+    const ok = await tracked(this.opts.health, NAME, async () => {
+      const failure = await this.sample();
+      return failure ? { ok: false, ...failure } : { ok: true };
+    });
+    if (ok) await this.maybeComputeApps(this.now());
+  }
+
+  private exec(args: string[]): Promise<RunResult> {
+    const proc = runBounded(this.opts.bin, args, { timeoutMs: this.opts.timeoutMs, env: this.opts.env });
+    this.current = proc;
+    void proc.exited.then(() => {
+      if (this.current === proc) this.current = null;
+      if (this.stuck && this.stuck.pid === proc.pid) this.stuck.exited = true;
+    });
+    return proc.result.then((r) => {
+      if (r.kind === 'timeout' && !r.died) this.stuck = { pid: proc.pid, since: this.now(), exited: false };
+      return r;
+    });
+  }
+
+  private async discover(): Promise<Failure | null> {
+    const r = await this.exec(['--help-query-gpu']);
+    if (r.kind === 'spawn-error') return spawnFailure(this.opts.bin, r.errno, r.message);
+    if (r.kind === 'timeout') return timeoutFailure(this.opts.timeoutMs, r.died);
+    const accepted = r.code === 0 ? parseHelpQueryGpu(r.stdout) : null;
+    this.plan = planFields(accepted && accepted.size > 0 ? accepted : null, this.rejected);
+    if (this.plan.missing.length > 0) {
+      this.opts.logger.info({ data: { missing: this.plan.missing } }, 'this nvidia-smi offers no field for some readings; they will be null');
+    }
+    return null;
+  }
+
+  /** Runs the query (re-planning after a rejected field) and applies the result to state. */
+  private async sample(): Promise<Failure | null> {
+    if (!this.plan) {
+      const f = await this.discover();
+      if (f) return this.fail(f, 0);
+    }
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const plan = this.plan!;
+      const started = performance.now();
+      const r = await this.exec([`--query-gpu=${plan.fields.join(',')}`, '--format=csv,noheader,nounits']);
+      const durationMs = performance.now() - started;
+      if (r.kind === 'spawn-error') return this.fail(spawnFailure(this.opts.bin, r.errno, r.message), durationMs);
+      if (r.kind === 'timeout') return this.fail(timeoutFailure(this.opts.timeoutMs, r.died), durationMs);
+      const text = `${r.stdout}\n${r.stderr}`;
+      const bad = rejectedField(text);
+      if (bad && r.code !== 0) {
+        this.rejected.add(bad);
+        this.plan = planFields(new Set(plan.fields.filter((f) => f !== bad)), this.rejected);
+        const lostRequired = REQUIRED_KEYS.filter((k) => this.plan!.missing.includes(k));
+        if (lostRequired.length > 0) {
+          return this.fail({ code: 'NVIDIA_SMI_FIELD_REJECTED', message: `nvidia-smi rejects required field "${bad}"; cannot identify GPUs` }, durationMs);
+        }
+        this.opts.logger.warn({ data: { field: bad } }, 'nvidia-smi rejected a field; querying without it');
+        continue;
+      }
+      return this.applyOutput(r, plan, durationMs);
+    }
+    return this.fail({ code: 'NVIDIA_SMI_FIELD_REJECTED', message: 'nvidia-smi kept rejecting fields' }, 0);
+  }
+
+  private applyOutput(r: Extract<RunResult, { kind: 'exited' }>, plan: FieldPlan, durationMs: number): Failure | null {
+    const { state, health } = this.opts;
+    const now = this.now();
+    const parsed = parseCsvRows(r.stdout, plan.fields.length);
+    const fromStderr = parseCsvRows(r.stderr, plan.fields.length);
+    const lost = [...parsed.lost, ...fromStderr.lost];
+    const rows: GpuRow[] = [];
+    for (const cells of parsed.rows) {
+      const row = toGpuRow(cells, plan.keys);
+      if (row) rows.push(row);
+    }
+    if (rows.length === 0) {
+      const failure =
+        r.code === 0 && lost.length === 0
+          ? { code: 'NVIDIA_SMI_UNPARSABLE', message: describeUnparsable(r.stdout, parsed.unparsed) }
+          : lost.length > 0
+            ? { code: 'GPU_LOST', message: lost.map((l) => `GPU ${l.pci_bus_id}: ${l.reason}`).join('; ') }
+            : classifyFailure(r.code, `${r.stderr}\n${r.stdout}`);
+      return this.fail(failure, durationMs);
+    }
+    state.applySample(now, rows, lost);
+    this.lastFailure = null;
+    this.opts.onRun?.(durationMs, null);
+    const keep: string[] = [];
+    const lostNow = state.readings().filter((g) => g.lost);
+    if (lostNow.length > 0) {
+      keep.push('GPU_LOST');
+      health.raise('gpu', 'GPU_LOST', lostNow.map((g) => `GPU ${g.index} (${g.uuid}, ${g.pci_bus_id ?? 'bus unknown'}) is lost: ${g.lost_reason}`).join('; '));
+    }
+    const junk = parsed.unparsed.length + fromStderr.unparsed.length;
+    this.warnings = junk > 0 ? [`${junk} line(s) of nvidia-smi output were not GPU rows: ${[...parsed.unparsed, ...fromStderr.unparsed][0]}`] : [];
+    health.clearExcept('gpu', keep);
+    return null;
+  }
+
+  private async maybeComputeApps(now: number): Promise<void> {
+    if (now - this.lastAppsAt < this.opts.appsIntervalMs) return;
+    this.lastAppsAt = now;
+    // Never two runs at once: the query's child must have fully exited first.
+    if (this.current) await this.current.exited;
+    const r = await this.exec([`--query-compute-apps=${COMPUTE_APP_FIELDS.join(',')}`, '--format=csv,noheader,nounits']);
+    if (r.kind === 'exited' && r.code === 0) {
+      this.opts.state.setComputeApps(this.now(), parseComputeApps(r.stdout).apps);
+    } else if (r.kind === 'exited' && rejectedField(r.stdout + r.stderr)) {
+      // Older drivers call it used_gpu_memory; the position is what matters.
+      this.opts.logger.debug('compute-apps query rejected; process list stays empty');
+    }
+  }
+
+  private fail(f: Failure, durationMs: number): Failure {
+    const { state, health } = this.opts;
+    state.applyFailure(this.now());
+    const previous = this.lastFailure?.code;
+    this.lastFailure = f;
+    this.opts.onRun?.(durationMs, f.code);
+    health.clearExcept('gpu', [f.code, 'GPU_DATA_STALE']);
+    health.raise('gpu', f.code, f.message);
+    this.markStale();
+    if (previous !== f.code) this.opts.logger.warn({ data: { code: f.code } }, `GPU sampling failed: ${f.message}`);
+    return f;
+  }
+
+  /** Raises GPU_DATA_STALE once the last good sample is older than three intervals. */
+  private markStale(): void {
+    const { state, health } = this.opts;
+    const last = state.lastSuccess;
+    if (last !== null && this.now() - last > 3 * this.opts.intervalMs) {
+      const age = Math.round((this.now() - last) / 1000);
+      health.raise('gpu', 'GPU_DATA_STALE', `the newest GPU data is ${age} s old; GPU values shown are from then`, 'warning');
+    }
+  }
+
+  /** The `gpu` check of /ready. */
+  readiness(): CheckResult {
+    const { state, health } = this.opts;
+    const problems = health.problems().filter((p) => p.component === 'gpu' && p.severity === 'error');
+    if (problems.length > 0) return { ok: false, message: `GPU sampling: ${problems.map((p) => p.message).join('; ')}` };
+    const last = state.lastSuccess;
+    if (last === null) return { ok: false, message: 'no GPU sample yet', starting: true };
+    const age = this.now() - last;
+    const limit = Math.max(3 * this.opts.intervalMs, this.opts.timeoutMs + this.opts.intervalMs);
+    if (age > limit) return { ok: false, message: `the newest GPU sample is ${Math.round(age / 1000)} s old` };
+    return { ok: true };
+  }
+
+  /** What this collector holds open, for /debug/connections and /debug/memory. */
+  describe(): Record<string, unknown> {
+    return {
+      binary: this.opts.bin,
+      running_child: this.current ? { pid: this.current.pid, started_at: new Date(this.current.startedAt).toISOString() } : null,
+      stuck_child: this.stuck && !this.stuck.exited ? { pid: this.stuck.pid, since: new Date(this.stuck.since).toISOString() } : null,
+      fields: this.plan?.fields ?? null,
+      fields_unavailable: this.plan?.missing ?? null,
+      fields_rejected: [...this.rejected],
+      warnings: this.warnings,
+    };
+  }
+}
+
+function spawnFailure(bin: string, errno: string, message: string): Failure {
+  if (errno === 'ENOENT') return { code: 'NVIDIA_SMI_MISSING', message: `nvidia-smi not found (${bin}); set PODSCOPE_NVIDIA_SMI, or PODSCOPE_GPU=off on a pod without GPU` };
+  if (errno === 'EACCES') return { code: 'NVIDIA_SMI_MISSING', message: `nvidia-smi at ${bin} is not executable` };
+  return { code: 'NVIDIA_SMI_FAILED', message: `could not start ${bin}: ${message}` };
+}
+
+function timeoutFailure(timeoutMs: number, died: boolean): Failure {
+  return died
+    ? { code: 'NVIDIA_SMI_TIMEOUT', message: `nvidia-smi did not answer within ${timeoutMs} ms and was killed` }
+    : { code: 'NVIDIA_SMI_STUCK', message: `nvidia-smi did not answer within ${timeoutMs} ms and survived SIGKILL (stuck in the driver)` };
+}
+
+function describeUnparsable(stdout: string, unparsed: string[]): string {
+  if (stdout.trim() === '') return 'nvidia-smi printed nothing and exited 0';
+  return `nvidia-smi output has no GPU rows; first line: ${JSON.stringify((unparsed[0] ?? stdout).slice(0, 200))}`;
+}
+
+/** Codes owned by the GPU collector (for tests and docs). */
+export const GPU_PROBLEM_CODES: ReadonlySet<string> = OWN_CODES;

@@ -1,0 +1,109 @@
+/**
+ * The host collector: host memory and swap (systeminformation's async mem(), never graphics()),
+ * free space on the filesystems that hold ComfyUI's outputs and /workspace, and podscope's own
+ * memory. Outputs fail silently on a full disk, so a nearly full one becomes a problem.
+ */
+import { statfs } from 'node:fs/promises';
+import { mem } from 'systeminformation';
+import type { HealthBoard } from '../state/health.js';
+import { sleep, tracked, type Collector } from './collector.js';
+
+export interface DiskReading {
+  path: string;
+  role: 'comfyui_output' | 'workspace';
+  total_bytes: number;
+  free_bytes: number;
+  used_ratio: number;
+}
+
+export interface HostSnapshot {
+  sampled_at: string | null;
+  memory: { total_bytes: number; available_bytes: number; used_bytes: number; swap_total_bytes: number; swap_used_bytes: number } | null;
+  disks: DiskReading[];
+  process: { rss_bytes: number; heap_used_bytes: number; heap_total_bytes: number; external_bytes: number; array_buffers_bytes: number } | null;
+}
+
+/** Free space under which a disk counts as nearly full: 5 %, or 2 GiB, whichever is larger. */
+export function nearlyFull(d: { total_bytes: number; free_bytes: number }): boolean {
+  return d.free_bytes < Math.max(0.05 * d.total_bytes, 2 * 1024 ** 3) && d.total_bytes > 0;
+}
+
+export interface HostCollectorOptions {
+  health: HealthBoard;
+  intervalMs?: number;
+  outputDir: string | undefined;
+  workspaceDir: string;
+  /** Seams for tests. */
+  readMemory?: typeof mem;
+  readFs?: (path: string) => Promise<{ bsize: number; blocks: number; bavail: number }>;
+}
+
+export class HostCollector implements Collector {
+  readonly name = 'host';
+  private snap: HostSnapshot = { sampled_at: null, memory: null, disks: [], process: null };
+  private loop: Promise<void> | null = null;
+
+  constructor(private readonly opts: HostCollectorOptions) {
+    opts.health.declare(this.name);
+  }
+
+  snapshot(): HostSnapshot {
+    return this.snap;
+  }
+
+  start(signal: AbortSignal): void {
+    this.loop = (async () => {
+      while (!signal.aborted) {
+        await this.tick();
+        await sleep(this.opts.intervalMs ?? 5000, signal);
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    await this.loop;
+  }
+
+  async tick(): Promise<void> {
+    const { health } = this.opts;
+    await tracked(health, this.name, async () => {
+      const readMemory = this.opts.readMemory ?? mem;
+      const readFs = this.opts.readFs ?? statfs;
+      const m = await readMemory().catch(() => null);
+      const disks: DiskReading[] = [];
+      const problems: string[] = [];
+      const targets: Array<[string | undefined, DiskReading['role']]> = [
+        [this.opts.outputDir, 'comfyui_output'],
+        [this.opts.workspaceDir, 'workspace'],
+      ];
+      for (const [path, role] of targets) {
+        if (!path) continue;
+        try {
+          const s = await readFs(path);
+          const total = s.blocks * s.bsize;
+          const free = s.bavail * s.bsize;
+          const d = { path, role, total_bytes: total, free_bytes: free, used_ratio: total > 0 ? (total - free) / total : 0 };
+          disks.push(d);
+          if (nearlyFull(d)) problems.push(`${role} filesystem at ${path} has ${(free / 1024 ** 3).toFixed(1)} GiB free of ${(total / 1024 ** 3).toFixed(1)} GiB; ComfyUI outputs fail silently on a full disk`);
+        } catch (err) {
+          if (role === 'comfyui_output') {
+            health.raise('artifacts', 'OUTPUT_DIR_MISSING', `COMFYUI_OUTPUT_DIR ${path} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+          }
+        }
+      }
+      if (this.opts.outputDir && disks.some((d) => d.role === 'comfyui_output')) health.clear('artifacts', 'OUTPUT_DIR_MISSING');
+      if (problems.length > 0) health.raise('host', 'DISK_NEARLY_FULL', problems.join('; '));
+      else health.clear('host', 'DISK_NEARLY_FULL');
+      const pm = process.memoryUsage();
+      this.snap = {
+        sampled_at: new Date().toISOString(),
+        memory: m
+          ? { total_bytes: m.total, available_bytes: m.available, used_bytes: m.total - m.available, swap_total_bytes: m.swaptotal, swap_used_bytes: m.swapused }
+          : null,
+        disks,
+        process: { rss_bytes: pm.rss, heap_used_bytes: pm.heapUsed, heap_total_bytes: pm.heapTotal, external_bytes: pm.external, array_buffers_bytes: pm.arrayBuffers },
+      };
+      return m ? { ok: true } : { ok: false, code: 'HOST_MEMORY_UNREADABLE', message: 'host memory could not be read' };
+    });
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * The composition root: config → state → collectors → HTTP server, and a clean stop on signals.
+ * This is the only module that wires every layer together.
+ */
+import { serve as serveHttp, type ServerType } from '@hono/node-server';
+import type { Server } from 'node:http';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { Scrubber } from './secrets.js';
+import { componentLogger, createLogger, type LineSink, type Logger } from './log.js';
+import { PodState } from './state/pod.js';
+import { GpuState } from './state/gpu.js';
+import { createCoreMetrics } from './metrics/registry.js';
+import { registerGpuMetrics } from './metrics/gpu.js';
+import { GpuCollector } from './collectors/gpu.js';
+import { HostCollector } from './collectors/host.js';
+import { ComfyCollector } from './collectors/comfyui.js';
+import { registerComfyMetrics } from './metrics/comfyui.js';
+import type { Collector } from './collectors/collector.js';
+import { createApp } from './http/app.js';
+import { VERSION } from './version.js';
+
+export interface Podscope {
+  config: Config;
+  state: PodState;
+  logger: Logger;
+  server: ServerType;
+  /** The port actually bound (useful with PODSCOPE_PORT=0). */
+  port: number;
+  /** Stops collectors and the server; resolves when both are down. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  env: Record<string, string | undefined>;
+  /** Extra log sinks (tests); stdout is always one unless `sinks` replaces it. */
+  sinks?: LineSink[];
+}
+
+/** Builds and starts podscope. Throws ConfigError on a bad environment. */
+export async function startPodscope(opts: StartOptions): Promise<Podscope> {
+  const config = loadConfig(opts.env);
+  const scrubber = Scrubber.fromEnv(opts.env, [config.token]);
+  const logger = createLogger({ level: config.logLevel, podId: config.podId, environment: config.env, scrubber, sinks: opts.sinks });
+  const state = new PodState({ config, version: VERSION, scrubber, env: opts.env });
+  const metrics = createCoreMetrics({ version: VERSION, health: state.health });
+  const collectors: Collector[] = [];
+
+  if (config.gpuEnabled) {
+    const gpu = new GpuState({ startedAt: state.startedAt, intervalMs: config.gpuIntervalMs, heldCount: config.gpuCount, timelineCapacity: config.gpuSamples });
+    state.gpu = gpu;
+    state.addBuffer('gpu_timeline', () => gpu.timeline.stats());
+    const hooks = registerGpuMetrics(metrics.registry, gpu);
+    const collector = new GpuCollector({
+      bin: config.nvidiaSmi,
+      intervalMs: config.gpuIntervalMs,
+      timeoutMs: config.gpuTimeoutMs,
+      appsIntervalMs: config.gpuAppsIntervalMs,
+      state: gpu,
+      health: state.health,
+      logger: componentLogger(logger, 'gpu'),
+      onRun: hooks.onRun,
+    });
+    state.readiness.set('gpu', () => collector.readiness());
+    state.addConnections('nvidia_smi', () => collector.describe());
+    collectors.push(collector);
+  } else {
+    state.readiness.set('gpu', () => ({ ok: true }));
+  }
+
+  const host = new HostCollector({ health: state.health, outputDir: config.comfyuiOutputDir, workspaceDir: config.workspaceDir });
+  state.host = host;
+  collectors.push(host);
+
+  const comfy = new ComfyCollector({ config, state, logger: componentLogger(logger, 'comfyui') });
+  registerComfyMetrics(metrics.registry, comfy);
+  collectors.push(comfy);
+
+  const app = createApp({ state, logger: componentLogger(logger, 'http'), metrics });
+  const abort = new AbortController();
+  for (const c of collectors) c.start(abort.signal);
+
+  const server = await new Promise<ServerType>((resolve, reject) => {
+    const s = serveHttp({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
+    s.once('error', reject);
+  });
+  const address = (server as Server).address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  logger.info({ data: { host: config.host, port, version: VERSION, comfyui_url: config.comfyuiUrl, gpu: config.gpuEnabled } }, `podscope listening on ${config.host}:${port}`);
+  if (config.token === undefined) {
+    logger.warn('PODSCOPE_TOKEN is not set: /debug/* and /metrics answer only direct loopback clients');
+  }
+
+  let closing: Promise<void> | null = null;
+  const close = () =>
+    (closing ??= (async () => {
+      abort.abort();
+      const http = server as Server;
+      const serverClosed = new Promise<void>((resolve) => http.close(() => resolve()));
+      http.closeIdleConnections();
+      // Streams (log follow) and slow clients get a moment to finish, then are cut.
+      const cut = setTimeout(() => http.closeAllConnections(), 1000);
+      cut.unref();
+      await Promise.allSettled(collectors.map((c) => c.stop()));
+      await serverClosed;
+      clearTimeout(cut);
+    })());
+
+  return { config, state, logger, server, port, close };
+}
+
+/** `podscope serve`: start, and stop cleanly on SIGTERM or SIGINT within five seconds. */
+export async function runServe(env: Record<string, string | undefined>): Promise<number> {
+  // Signals are caught from the first moment, so one that arrives during start-up still ends cleanly.
+  let signalled: NodeJS.Signals | null = null;
+  let onSignal: (signal: NodeJS.Signals) => void = (signal) => {
+    signalled = signal;
+  };
+  const handler = (signal: NodeJS.Signals) => onSignal(signal);
+  process.once('SIGTERM', handler);
+  process.once('SIGINT', handler);
+
+  let pod: Podscope;
+  try {
+    pod = await startPodscope({ env });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`podscope: invalid configuration: ${err.message}\n`);
+      return 2;
+    }
+    const e = err as NodeJS.ErrnoException;
+    process.stderr.write(`podscope: cannot start: ${e.code === 'EADDRINUSE' ? 'the port is already in use' : e.message}\n`);
+    return 1;
+  }
+  return new Promise<number>((resolve) => {
+    onSignal = (signal) => {
+      pod.logger.info({ data: { signal } }, `received ${signal}, shutting down`);
+      const hard = setTimeout(() => {
+        pod.logger.error('shutdown took longer than 4.5 s; exiting anyway');
+        resolve(0);
+      }, 4500);
+      hard.unref();
+      void pod.close().then(() => {
+        clearTimeout(hard);
+        pod.logger.info('podscope stopped');
+        resolve(0);
+      });
+    };
+    if (signalled) onSignal(signalled);
+  });
+}

@@ -1,0 +1,115 @@
+/**
+ * The Prometheus registry and the metrics every part of podscope shares. podscope uses its own
+ * Registry, never prom-client's global one, so tests and a second app in one process stay apart.
+ *
+ * Metric families owned by one area (GPU, jobs, logs) are registered by that area's module in this
+ * folder, reading state at scrape time: a scrape never runs nvidia-smi or calls ComfyUI.
+ */
+import { Registry, Counter, Histogram, Gauge, collectDefaultMetrics } from 'prom-client';
+import type { HealthBoard } from '../state/health.js';
+
+/** prom-client's default gauges named `_total`, which promtool rejects; their twins without it stay. */
+const MISNAMED_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
+const HTTP_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
+export interface CoreMetrics {
+  registry: Registry;
+  httpRequests: Counter<'method' | 'route' | 'status'>;
+  httpDuration: Histogram<'method' | 'route'>;
+  observeRequest(method: string, route: string, status: number, seconds: number): void;
+}
+
+export function createCoreMetrics(opts: { version: string; health: HealthBoard }): CoreMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  for (const name of MISNAMED_DEFAULTS) registry.removeSingleMetric(name);
+
+  new Gauge({
+    name: 'podscope_build_info',
+    help: 'podscope build information; always 1.',
+    labelNames: ['version', 'node_version'],
+    registers: [registry],
+  }).set({ version: opts.version, node_version: process.version }, 1);
+
+  const httpRequests = new Counter({
+    name: 'podscope_http_requests_total',
+    help: 'HTTP requests answered, by method, route template and status code.',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [registry],
+  });
+  const httpDuration = new Histogram({
+    name: 'podscope_http_request_duration_seconds',
+    help: 'Time to answer an HTTP request, in seconds, by method and route template.',
+    labelNames: ['method', 'route'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+    registers: [registry],
+  });
+
+  const { health } = opts;
+  new Gauge({
+    name: 'podscope_collector_up',
+    help: 'Whether the collector\'s last run succeeded (1) or failed (0); absent before its first run.',
+    labelNames: ['collector'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const c of health.collectorsSnapshot()) if (c.ok !== null) this.set({ collector: c.name }, c.ok ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'podscope_collector_last_duration_seconds',
+    help: 'Duration of the collector\'s last run, in seconds.',
+    labelNames: ['collector'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const c of health.collectorsSnapshot()) {
+        if (c.last_duration_ms !== null) this.set({ collector: c.name }, c.last_duration_ms / 1000);
+      }
+    },
+  });
+  new Gauge({
+    name: 'podscope_collector_last_success_timestamp_seconds',
+    help: 'Unix time of the collector\'s last successful run, in seconds.',
+    labelNames: ['collector'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const c of health.collectorsSnapshot()) {
+        if (c.last_success_at) this.set({ collector: c.name }, Date.parse(c.last_success_at) / 1000);
+      }
+    },
+  });
+  new Gauge({
+    name: 'podscope_collector_consecutive_failures',
+    help: 'Runs in a row that failed, per collector.',
+    labelNames: ['collector'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const c of health.collectorsSnapshot()) this.set({ collector: c.name }, c.consecutive_failures);
+    },
+  });
+  new Gauge({
+    name: 'podscope_problems',
+    help: 'Problems currently listed in /debug/status, by component and code.',
+    labelNames: ['component', 'code'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of health.problems()) this.set({ component: p.component, code: p.code }, 1);
+    },
+  });
+
+  return {
+    registry,
+    httpRequests,
+    httpDuration,
+    observeRequest(method, route, status, seconds) {
+      const m = HTTP_METHODS.has(method) ? method : 'OTHER';
+      httpRequests.inc({ method: m, route, status: String(status) });
+      httpDuration.observe({ method: m, route }, seconds);
+    },
+  };
+}

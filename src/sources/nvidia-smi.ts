@@ -1,0 +1,344 @@
+/**
+ * nvidia-smi: which fields to ask for, and pure parsers for what comes back.
+ *
+ * Output is read by column position against the field list asked for, never by header text
+ * (aliases come back under their canonical names). Every non-numeric sentinel becomes null with
+ * its reason, never 0. Error lines mixed with data rows are kept apart, so healthy GPUs survive a
+ * lost one.
+ */
+
+/** What podscope wants to know about each GPU, with the spellings different drivers accept. */
+export const WANTED_FIELDS = {
+  index: ['index'],
+  uuid: ['uuid'],
+  name: ['name'],
+  pci_bus_id: ['pci.bus_id'],
+  driver_version: ['kmd_version', 'driver_version'],
+  pstate: ['pstate'],
+  persistence_mode: ['persistence_mode'],
+  mig_mode: ['mig.mode.current'],
+  utilization_gpu: ['utilization.gpu'],
+  utilization_memory: ['utilization.memory'],
+  memory_total: ['memory.total'],
+  memory_used: ['memory.used'],
+  memory_free: ['memory.free'],
+  memory_reserved: ['memory.reserved'],
+  temperature_gpu: ['temperature.gpu'],
+  temperature_memory: ['temperature.memory'],
+  power_average: ['power.draw.average'],
+  power_draw: ['power.draw'],
+  power_instant: ['power.draw.instant'],
+  power_limit: ['enforced.power.limit', 'power.limit'],
+  clock_sm: ['clocks.current.sm', 'clocks.sm'],
+  clock_sm_max: ['clocks.max.sm'],
+  clock_event_reasons: ['clocks_event_reasons.active', 'clocks_throttle_reasons.active'],
+  ecc_uncorrected: ['ecc.errors.uncorrected.volatile.total'],
+  fan_speed: ['fan.speed'],
+} as const;
+
+export type FieldKey = keyof typeof WANTED_FIELDS;
+
+/** Fields without which a row cannot be keyed; a driver refusing one of these is a hard failure. */
+export const REQUIRED_KEYS: readonly FieldKey[] = ['index', 'uuid', 'name'];
+
+export const COMPUTE_APP_FIELDS = ['gpu_uuid', 'pid', 'used_memory', 'process_name'] as const;
+
+/** Field names listed by `nvidia-smi --help-query-gpu`: each quoted name, aliases included. */
+export function parseHelpQueryGpu(text: string): Set<string> {
+  const names = new Set<string>();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('"')) continue;
+    for (const m of line.matchAll(/"([A-Za-z0-9_.]+)"/g)) names.add(m[1]!);
+  }
+  return names;
+}
+
+export interface FieldPlan {
+  /** The names passed to --query-gpu=, in order. */
+  fields: string[];
+  /** Which key each position answers. */
+  keys: FieldKey[];
+  /** Keys this driver offers no spelling for. */
+  missing: FieldKey[];
+}
+
+/**
+ * Chooses one spelling per wanted key among the names the driver accepts (all of them when the
+ * accepted set is unknown), leaving out names known to be rejected.
+ */
+export function planFields(accepted: Set<string> | null, rejected: ReadonlySet<string> = new Set()): FieldPlan {
+  const fields: string[] = [];
+  const keys: FieldKey[] = [];
+  const missing: FieldKey[] = [];
+  for (const [key, spellings] of Object.entries(WANTED_FIELDS) as Array<[FieldKey, readonly string[]]>) {
+    const pick = spellings.find((s) => !rejected.has(s) && (accepted === null || accepted.has(s)));
+    if (pick) {
+      fields.push(pick);
+      keys.push(key);
+    } else {
+      missing.push(key);
+    }
+  }
+  return { fields, keys, missing };
+}
+
+/** `Field "x" is not a valid field to query.` → "x". */
+export function rejectedField(text: string): string | null {
+  const m = /Field "([^"]+)" is not a valid field to query/.exec(text);
+  return m ? m[1]! : null;
+}
+
+export type Cell = { value: number; text: string } | { value: null; text: string | null; reason: string };
+
+const SENTINEL_BRACKETS = /^\[(.+)\]$/;
+
+/** Reads one CSV cell as a number; sentinels and text become null with the reason. */
+export function numberCell(raw: string | undefined): Cell {
+  const t = (raw ?? '').trim();
+  if (t === '') return { value: null, text: null, reason: 'empty' };
+  const b = SENTINEL_BRACKETS.exec(t);
+  if (b) return { value: null, text: t, reason: b[1]! };
+  if (t === 'N/A' || t === 'ERR!') return { value: null, text: t, reason: t };
+  // Tolerate units left in values (a driver or wrapper that ignores nounits).
+  const m = /^(-?\d+(?:\.\d+)?)(?:\s*(?:%|MiB|W|MHz|C|us))?$/.exec(t);
+  if (m) return { value: Number(m[1]), text: t };
+  if (/^0x[0-9a-fA-F]+$/.test(t)) return { value: Number.parseInt(t, 16), text: t };
+  return { value: null, text: t, reason: 'not a number' };
+}
+
+/** Reads one CSV cell as text; sentinels become null. */
+export function textCell(raw: string | undefined): string | null {
+  const t = (raw ?? '').trim();
+  if (t === '' || t === 'N/A' || SENTINEL_BRACKETS.test(t)) return null;
+  return t;
+}
+
+export interface LostGpu {
+  /** As printed: `0000:34:00.0`, sometimes after an index (`GPU1: …`). */
+  pci_bus_id: string;
+  index: number | null;
+  reason: string;
+  line: string;
+}
+
+// `Unable to determine the device handle for GPU 0000:0B:00.0: Unknown Error`, also `GPU0000:07:00.0`
+// and 610's `GPU1: 0000:34:00.0`.
+const DEVICE_HANDLE = /^Unable to determine the device handle for GPU\s*(?:(\d+):\s*)?([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-9A-Fa-f]):\s*(.*)$/;
+
+export function parseLostGpuLine(line: string): LostGpu | null {
+  const m = DEVICE_HANDLE.exec(line.trim());
+  if (!m) return null;
+  return { index: m[1] === undefined ? null : Number(m[1]), pci_bus_id: m[2]!, reason: m[3]!.trim() || 'Unknown Error', line: line.trim() };
+}
+
+export interface CsvParse {
+  /** Rows with exactly the asked number of columns, cells trimmed. */
+  rows: string[][];
+  lost: LostGpu[];
+  /** Lines that were neither rows nor known error lines. */
+  unparsed: string[];
+}
+
+/** Splits `--format=csv,noheader,nounits` output into rows of `columns` cells. */
+export function parseCsvRows(text: string, columns: number, opts: { joinTail?: boolean } = {}): CsvParse {
+  const rows: string[][] = [];
+  const lost: LostGpu[] = [];
+  const unparsed: string[] = [];
+  for (const rawLine of text.split(/\r?\n/)) {
+    const line = rawLine.trim();
+    if (line === '') continue;
+    const gone = parseLostGpuLine(line);
+    if (gone) {
+      lost.push(gone);
+      continue;
+    }
+    let cells = line.split(',').map((c) => c.trim());
+    if (opts.joinTail && cells.length > columns) {
+      // The last column (a process name) may itself contain commas.
+      cells = [...cells.slice(0, columns - 1), cells.slice(columns - 1).join(',').trim()];
+    }
+    if (cells.length === columns) rows.push(cells);
+    else unparsed.push(line.length > 300 ? `${line.slice(0, 300)}…` : line);
+  }
+  return { rows, lost, unparsed };
+}
+
+/** One GPU as read from one row. */
+export interface GpuRow {
+  index: number;
+  uuid: string;
+  name: string;
+  pci_bus_id: string | null;
+  driver_version: string | null;
+  pstate: string | null;
+  persistence_mode: string | null;
+  mig_mode: string | null;
+  utilization_percent: number | null;
+  memory_utilization_percent: number | null;
+  memory_total_mb: number | null;
+  memory_used_mb: number | null;
+  memory_free_mb: number | null;
+  memory_reserved_mb: number | null;
+  temperature_c: number | null;
+  memory_temperature_c: number | null;
+  power_w: number | null;
+  power_instant_w: number | null;
+  power_limit_w: number | null;
+  sm_clock_mhz: number | null;
+  sm_clock_max_mhz: number | null;
+  fan_percent: number | null;
+  /** The active clock-event (throttle) reasons bitmask. */
+  clock_event_reasons: number | null;
+  ecc_uncorrected_volatile: number | null;
+  /** Why each null numeric field is null (`N/A`, `Not Supported`, `not queried`, …). */
+  null_reasons: Record<string, string>;
+}
+
+const NUMERIC: Array<[keyof GpuRow, FieldKey]> = [
+  ['utilization_percent', 'utilization_gpu'],
+  ['memory_utilization_percent', 'utilization_memory'],
+  ['memory_total_mb', 'memory_total'],
+  ['memory_used_mb', 'memory_used'],
+  ['memory_free_mb', 'memory_free'],
+  ['memory_reserved_mb', 'memory_reserved'],
+  ['temperature_c', 'temperature_gpu'],
+  ['memory_temperature_c', 'temperature_memory'],
+  ['power_instant_w', 'power_instant'],
+  ['power_limit_w', 'power_limit'],
+  ['sm_clock_mhz', 'clock_sm'],
+  ['sm_clock_max_mhz', 'clock_sm_max'],
+  ['fan_percent', 'fan_speed'],
+  ['clock_event_reasons', 'clock_event_reasons'],
+  ['ecc_uncorrected_volatile', 'ecc_uncorrected'],
+];
+
+/** Turns one row into a GpuRow; null when the row cannot be keyed (no index or uuid). */
+export function toGpuRow(cells: readonly string[], keys: readonly FieldKey[]): GpuRow | null {
+  const pos = new Map<FieldKey, number>();
+  keys.forEach((k, i) => pos.set(k, i));
+  const cell = (k: FieldKey) => {
+    const i = pos.get(k);
+    return i === undefined ? undefined : cells[i];
+  };
+  const index = numberCell(cell('index'));
+  const uuid = textCell(cell('uuid'));
+  if (index.value === null || uuid === null) return null;
+  const reasons: Record<string, string> = {};
+  const num = (field: string, k: FieldKey): number | null => {
+    if (!pos.has(k)) {
+      reasons[field] = 'not queried (this driver does not offer the field)';
+      return null;
+    }
+    const c = numberCell(cell(k));
+    if (c.value === null) reasons[field] = c.reason;
+    return c.value;
+  };
+  const row: GpuRow = {
+    index: index.value,
+    uuid,
+    name: textCell(cell('name')) ?? 'unknown GPU',
+    pci_bus_id: textCell(cell('pci_bus_id')),
+    driver_version: textCell(cell('driver_version')),
+    pstate: textCell(cell('pstate')),
+    persistence_mode: textCell(cell('persistence_mode')),
+    mig_mode: textCell(cell('mig_mode')),
+    utilization_percent: null,
+    memory_utilization_percent: null,
+    memory_total_mb: null,
+    memory_used_mb: null,
+    memory_free_mb: null,
+    memory_reserved_mb: null,
+    temperature_c: null,
+    memory_temperature_c: null,
+    power_w: null,
+    power_instant_w: null,
+    power_limit_w: null,
+    sm_clock_mhz: null,
+    sm_clock_max_mhz: null,
+    fan_percent: null,
+    clock_event_reasons: null,
+    ecc_uncorrected_volatile: null,
+    null_reasons: reasons,
+  };
+  for (const [field, key] of NUMERIC) (row as unknown as Record<string, number | null>)[field] = num(field, key);
+  // Power: the 1-s average where the GPU has it (Ampere+), else the plain reading, else instant.
+  const power = [cell('power_average'), cell('power_draw'), cell('power_instant')].map(numberCell).find((c) => c.value !== null);
+  row.power_w = power ? power.value : null;
+  if (row.power_w === null) {
+    const c = numberCell(cell('power_draw') ?? cell('power_average'));
+    reasons.power_w = c.value === null ? c.reason : 'not queried';
+  }
+  return row;
+}
+
+/** Active clock-event reasons named from the bitmask (nvml's clocksEventReasons constants). */
+export const CLOCK_EVENT_REASONS: ReadonlyArray<[number, string]> = [
+  [0x1, 'gpu_idle'],
+  [0x2, 'applications_clocks_setting'],
+  [0x4, 'sw_power_cap'],
+  [0x8, 'hw_slowdown'],
+  [0x10, 'sync_boost'],
+  [0x20, 'sw_thermal_slowdown'],
+  [0x40, 'hw_thermal_slowdown'],
+  [0x80, 'hw_power_brake_slowdown'],
+  [0x100, 'display_clock_setting'],
+];
+
+export function activeReasons(mask: number | null): string[] {
+  if (mask === null) return [];
+  return CLOCK_EVENT_REASONS.filter(([bit]) => (mask & bit) !== 0).map(([, name]) => name);
+}
+
+export interface ComputeApp {
+  gpu_uuid: string;
+  pid: number | null;
+  used_memory_mb: number | null;
+  process_name: string;
+}
+
+export function parseComputeApps(text: string): { apps: ComputeApp[]; unparsed: string[] } {
+  const { rows, unparsed } = parseCsvRows(text, COMPUTE_APP_FIELDS.length, { joinTail: true });
+  const apps: ComputeApp[] = [];
+  for (const [uuid, pid, mem, name] of rows) {
+    const u = textCell(uuid);
+    if (!u) continue;
+    apps.push({ gpu_uuid: u, pid: numberCell(pid).value, used_memory_mb: numberCell(mem).value, process_name: name ?? '' });
+  }
+  return { apps, unparsed };
+}
+
+export type SmiFailure =
+  | 'NVIDIA_SMI_MISSING'
+  | 'NVIDIA_SMI_TIMEOUT'
+  | 'NVIDIA_SMI_STUCK'
+  | 'NVIDIA_DRIVER_NOT_LOADED'
+  | 'NVML_LIBRARY_MISSING'
+  | 'GPU_LOST'
+  | 'NVML_VERSION_MISMATCH'
+  | 'NVML_INIT_FAILED'
+  | 'NO_GPUS_FOUND'
+  | 'NVIDIA_SMI_FIELD_REJECTED'
+  | 'NVIDIA_SMI_FAILED'
+  | 'NVIDIA_SMI_UNPARSABLE';
+
+/** Names a failed run from its exit code and the text it printed. */
+export function classifyFailure(code: number | null, text: string): { code: SmiFailure; message: string } {
+  const first = text.split('\n').map((l) => l.trim()).find((l) => l !== '') ?? '';
+  const said = first ? `: ${first.length > 240 ? `${first.slice(0, 240)}…` : first}` : '';
+  if (rejectedField(text)) return { code: 'NVIDIA_SMI_FIELD_REJECTED', message: `nvidia-smi rejected a field${said}` };
+  if (code === 9 || /couldn't communicate with the NVIDIA driver/.test(text)) {
+    return { code: 'NVIDIA_DRIVER_NOT_LOADED', message: `the NVIDIA driver is not loaded (exit ${code})${said}` };
+  }
+  if (code === 12 || /libnvidia-ml\.so/.test(text)) {
+    return { code: 'NVML_LIBRARY_MISSING', message: `the NVML library is missing (exit ${code})${said}` };
+  }
+  if (code === 15 || /GPU is lost/.test(text)) return { code: 'GPU_LOST', message: `a GPU is lost (exit ${code})${said}` };
+  if (code === 18 || /version mismatch/i.test(text)) {
+    return { code: 'NVML_VERSION_MISMATCH', message: `driver and NVML library versions differ; the pod needs a restart (exit ${code})${said}` };
+  }
+  if (/No supported GPUs were found|No devices were found/.test(text)) {
+    return { code: 'NO_GPUS_FOUND', message: `nvidia-smi finds no GPU (exit ${code})${said}` };
+  }
+  if (/Failed to initialize NVML/.test(text)) return { code: 'NVML_INIT_FAILED', message: `NVML failed to initialize (exit ${code})${said}` };
+  return { code: 'NVIDIA_SMI_FAILED', message: `nvidia-smi exited with code ${code}${said}` };
+}

@@ -1,0 +1,289 @@
+/**
+ * GPU state: the latest reading per GPU (keyed by UUID), a bounded timeline, and the integrals
+ * behind GPU-seconds and energy. Pure and synchronous; the clock is whatever the caller passes.
+ */
+import type { ComputeApp, GpuRow } from '../sources/nvidia-smi.js';
+import { RingBuffer } from './ring-buffer.js';
+
+export interface GpuReading extends GpuRow {
+  /** ms epoch of the sample this reading came from. */
+  sampled_at: number;
+  /** Set when nvidia-smi could not reach this GPU in the latest run. */
+  lost: boolean;
+  lost_reason: string | null;
+}
+
+export interface GpuTotals {
+  /** Wall seconds this GPU was held while podscope watched. */
+  allocated_s: number;
+  /** Integral of utilization/100 over time. */
+  busy_s: number;
+  /** Seconds that could not be credited as busy or idle (gaps, lost, utilization null). */
+  busy_unknown_s: number;
+  /** Integral of power draw, in joules. */
+  energy_j: number;
+}
+
+/** One point of the timeline: per GPU, in the order of `uuids`. */
+export interface TimelinePoint {
+  t: number;
+  uuids: string[];
+  used_mb: Array<number | null>;
+  util: Array<number | null>;
+  power_w: Array<number | null>;
+}
+
+export interface UsageWindow {
+  /** Wall seconds × GPUs held, over the window. */
+  gpu_seconds: number;
+  /** Utilization-weighted seconds from the timeline, over the window. */
+  busy_gpu_seconds: number;
+  /** Highest memory.used among the samples in the window, in MB (any GPU), or null. */
+  peak_vram_mb: number | null;
+  peak_vram_by_gpu: Record<string, number>;
+  samples: number;
+}
+
+interface Track {
+  reading: GpuReading;
+  totals: GpuTotals;
+  /** Last successful reading used as the left end of the next integration step. */
+  prevT: number | null;
+  prevUtil: number | null;
+  prevPower: number | null;
+}
+
+export class GpuState {
+  private readonly tracks = new Map<string, Track>();
+  readonly timeline: RingBuffer<TimelinePoint>;
+  private appsByGpu = new Map<string, ComputeApp[]>();
+  private appsAt: number | null = null;
+  /** Pod-level allocated GPU-seconds (RUNPOD_GPU_COUNT or GPUs seen) × wall time. */
+  private podAllocated = 0;
+  private lastAdvance: number;
+  private lastSuccessAt: number | null = null;
+  driverVersion: string | null = null;
+
+  constructor(
+    private readonly opts: {
+      startedAt: number;
+      intervalMs: number;
+      /** RUNPOD_GPU_COUNT; undefined means "the GPUs seen". */
+      heldCount: number | undefined;
+      timelineCapacity: number;
+    },
+  ) {
+    this.lastAdvance = opts.startedAt;
+    this.timeline = new RingBuffer<TimelinePoint>(opts.timelineCapacity, Number.POSITIVE_INFINITY, (p) => 48 + p.uuids.length * 90);
+  }
+
+  /** Largest gap between two samples that still earns busy-seconds and energy credit. */
+  get maxGapMs(): number {
+    return 3 * this.opts.intervalMs;
+  }
+
+  /** GPUs held for billing: RUNPOD_GPU_COUNT, else the GPUs seen (lost ones included). */
+  heldCount(): number {
+    return this.opts.heldCount ?? this.tracks.size;
+  }
+
+  /**
+   * Moves allocated-seconds forward to `now`. Until the GPU count is known (no RUNPOD_GPU_COUNT and
+   * no sample yet) time is held back, then credited from start-up once the count is known.
+   */
+  advance(now: number): void {
+    const held = this.heldCount();
+    if (held === 0 && this.opts.heldCount === undefined) return;
+    const dt = Math.max(0, now - this.lastAdvance) / 1000;
+    this.podAllocated += dt * held;
+    for (const t of this.tracks.values()) t.totals.allocated_s += dt;
+    this.lastAdvance = Math.max(this.lastAdvance, now);
+  }
+
+  /** Records a successful run: rows for the GPUs that answered, `lost` for those that did not. */
+  applySample(now: number, rows: readonly GpuRow[], lost: ReadonlyArray<{ pci_bus_id: string; reason: string }> = []): void {
+    const firstEver = this.tracks.size === 0;
+    if (!firstEver) this.advance(now);
+    const seen = new Set<string>();
+    for (const row of rows) {
+      seen.add(row.uuid);
+      let track = this.tracks.get(row.uuid);
+      if (!track) {
+        track = {
+          reading: { ...row, sampled_at: now, lost: false, lost_reason: null },
+          totals: { allocated_s: firstEver ? 0 : 0, busy_s: 0, busy_unknown_s: 0, energy_j: 0 },
+          prevT: null,
+          prevUtil: null,
+          prevPower: null,
+        };
+        this.tracks.set(row.uuid, track);
+      }
+      this.integrate(track, now, row.utilization_percent, row.power_w);
+      track.reading = { ...row, sampled_at: now, lost: false, lost_reason: null };
+      if (row.driver_version) this.driverVersion = row.driver_version;
+    }
+    for (const gone of lost) {
+      const track = this.findByBus(gone.pci_bus_id);
+      if (!track || seen.has(track.reading.uuid)) continue;
+      this.markLost(track, now, gone.reason);
+    }
+    if (firstEver) this.advance(now);
+    this.lastSuccessAt = now;
+    this.pushTimeline(now);
+  }
+
+  /** A run that produced no data: no busy or energy credit until the next good sample. */
+  applyFailure(now: number): void {
+    this.advance(now);
+    for (const t of this.tracks.values()) this.breakChain(t, now);
+  }
+
+  setComputeApps(now: number, apps: readonly ComputeApp[]): void {
+    const by = new Map<string, ComputeApp[]>();
+    for (const a of apps) {
+      const list = by.get(a.gpu_uuid) ?? [];
+      list.push(a);
+      by.set(a.gpu_uuid, list);
+    }
+    this.appsByGpu = by;
+    this.appsAt = now;
+  }
+
+  private findByBus(bus: string): Track | undefined {
+    const norm = normBus(bus);
+    for (const t of this.tracks.values()) if (t.reading.pci_bus_id && normBus(t.reading.pci_bus_id) === norm) return t;
+    return undefined;
+  }
+
+  private markLost(track: Track, now: number, reason: string): void {
+    this.breakChain(track, now);
+    const r = track.reading;
+    track.reading = {
+      ...r,
+      sampled_at: now,
+      lost: true,
+      lost_reason: reason,
+      utilization_percent: null,
+      memory_utilization_percent: null,
+      memory_used_mb: null,
+      memory_free_mb: null,
+      temperature_c: null,
+      power_w: null,
+      power_instant_w: null,
+      sm_clock_mhz: null,
+      null_reasons: { ...r.null_reasons, utilization_percent: `GPU lost: ${reason}` },
+    };
+  }
+
+  /** Ends the current integration chain; the interval since the last good sample is unknown. */
+  private breakChain(track: Track, now: number): void {
+    if (track.prevT !== null) track.totals.busy_unknown_s += Math.max(0, now - track.prevT) / 1000;
+    track.prevT = null;
+    track.prevUtil = null;
+    track.prevPower = null;
+  }
+
+  /** Left-rectangle step from the previous good sample to this one, when the gap is short enough. */
+  private integrate(track: Track, now: number, util: number | null, power: number | null): void {
+    if (track.prevT !== null) {
+      const dtMs = now - track.prevT;
+      const dt = Math.max(0, dtMs) / 1000;
+      if (dtMs > this.maxGapMs) {
+        track.totals.busy_unknown_s += dt;
+      } else {
+        if (track.prevUtil !== null) track.totals.busy_s += (track.prevUtil / 100) * dt;
+        else track.totals.busy_unknown_s += dt;
+        if (track.prevPower !== null) track.totals.energy_j += track.prevPower * dt;
+      }
+    }
+    track.prevT = now;
+    track.prevUtil = util;
+    track.prevPower = power;
+  }
+
+  private pushTimeline(now: number): void {
+    const readings = this.readings();
+    this.timeline.push({
+      t: now,
+      uuids: readings.map((r) => r.uuid),
+      used_mb: readings.map((r) => r.memory_used_mb),
+      util: readings.map((r) => r.utilization_percent),
+      power_w: readings.map((r) => r.power_w),
+    });
+  }
+
+  /** Latest readings, ordered by index. */
+  readings(): GpuReading[] {
+    return [...this.tracks.values()].map((t) => t.reading).sort((a, b) => a.index - b.index || a.uuid.localeCompare(b.uuid));
+  }
+
+  totals(uuid: string): GpuTotals | undefined {
+    const t = this.tracks.get(uuid);
+    return t ? { ...t.totals } : undefined;
+  }
+
+  /** Pod GPU-seconds (what RunPod bills) as of the last {@link advance}. */
+  podGpuSeconds(): number {
+    return this.podAllocated;
+  }
+
+  computeApps(uuid: string): ComputeApp[] {
+    return this.appsByGpu.get(uuid) ?? [];
+  }
+
+  get computeAppsAt(): number | null {
+    return this.appsAt;
+  }
+
+  get lastSuccess(): number | null {
+    return this.lastSuccessAt;
+  }
+
+  get gpuCountSeen(): number {
+    return this.tracks.size;
+  }
+
+  /** Forgets GPUs not seen for `maxAgeMs` (a GPU that disappears stops being exported). */
+  forgetOlderThan(now: number, maxAgeMs: number): void {
+    for (const [uuid, t] of this.tracks) if (now - t.reading.sampled_at > maxAgeMs) this.tracks.delete(uuid);
+  }
+
+  /** GPU-seconds, busy GPU-seconds and peak VRAM between t0 and t1 (ms epoch), for the job tracker. */
+  usageBetween(t0: number, t1: number): UsageWindow {
+    const held = this.heldCount();
+    const gpuSeconds = (Math.max(0, t1 - t0) / 1000) * held;
+    let busy = 0;
+    let peak: number | null = null;
+    const byGpu: Record<string, number> = {};
+    let samples = 0;
+    let prev: TimelinePoint | undefined;
+    // Walk from the newest end; the window is usually recent.
+    const points = this.timeline.select((p) => p.t <= t1, Number.POSITIVE_INFINITY);
+    for (const { value: p } of points) {
+      if (p.t >= t0) {
+        samples++;
+        p.used_mb.forEach((mb, i) => {
+          if (mb === null) return;
+          const uuid = p.uuids[i]!;
+          if (peak === null || mb > peak) peak = mb;
+          if (!(uuid in byGpu) || mb > byGpu[uuid]!) byGpu[uuid] = mb;
+        });
+      }
+      if (prev) {
+        const a = Math.max(prev.t, t0);
+        const b = Math.min(p.t, t1);
+        if (b > a && p.t - prev.t <= this.maxGapMs) {
+          for (const u of prev.util) if (u !== null) busy += (u / 100) * ((b - a) / 1000);
+        }
+      }
+      prev = p;
+    }
+    return { gpu_seconds: gpuSeconds, busy_gpu_seconds: busy, peak_vram_mb: peak, peak_vram_by_gpu: byGpu, samples };
+  }
+}
+
+function normBus(bus: string): string {
+  // `00000000:34:00.0` and `0000:34:00.0` name the same device.
+  const m = /^([0-9a-f]+):([0-9a-f]{2}:[0-9a-f]{2}\.[0-9a-f])$/i.exec(bus.trim());
+  return m ? `${m[1]!.replace(/^0+/, '')}:${m[2]!.toLowerCase()}` : bus.trim().toLowerCase();
+}

@@ -1,0 +1,74 @@
+/**
+ * /debug/memory (contract 2.7): GPU memory per GPU with its processes, ComfyUI's own view, host
+ * memory and disks, podscope's own memory and every ring buffer's fill, and a recent VRAM timeline.
+ */
+import type { PodState } from '../state/pod.js';
+
+const MIB = 1024 * 1024;
+
+export function memoryView(state: PodState, opts: { timelinePoints?: number } = {}) {
+  const now = state.now();
+  const gpu = state.gpu;
+  const gpus = gpu
+    ? gpu.readings().map((g) => ({
+        index: g.index,
+        uuid: g.uuid,
+        name: g.name,
+        total_mb: g.memory_total_mb,
+        used_mb: g.memory_used_mb,
+        free_mb: g.memory_free_mb,
+        reserved_mb: g.memory_reserved_mb,
+        lost: g.lost,
+        sampled_at: new Date(g.sampled_at).toISOString(),
+        processes: gpu.computeApps(g.uuid).map((p) => ({ pid: p.pid, name: p.process_name, used_mb: p.used_memory_mb })),
+      }))
+    : [];
+  const points = gpu ? gpu.timeline.newest(opts.timelinePoints ?? 120) : [];
+  const host = state.host?.snapshot() ?? null;
+  return {
+    gpus,
+    processes_sampled_at: gpu?.computeAppsAt ? new Date(gpu.computeAppsAt).toISOString() : null,
+    processes_note: 'nvidia-smi lists host PIDs inside a container; treat processes as best effort',
+    comfyui: state.comfy?.systemStats() ?? null,
+    host: host
+      ? {
+          sampled_at: host.sampled_at,
+          memory_mb: host.memory
+            ? {
+                total: Math.round(host.memory.total_bytes / MIB),
+                available: Math.round(host.memory.available_bytes / MIB),
+                used: Math.round(host.memory.used_bytes / MIB),
+                swap_total: Math.round(host.memory.swap_total_bytes / MIB),
+                swap_used: Math.round(host.memory.swap_used_bytes / MIB),
+              }
+            : null,
+          disks: host.disks.map((d) => ({
+            role: d.role,
+            path: d.path,
+            total_gb: round1(d.total_bytes / 1024 ** 3),
+            free_gb: round1(d.free_bytes / 1024 ** 3),
+            used_percent: round1(d.used_ratio * 100),
+          })),
+        }
+      : null,
+    podscope: {
+      rss_mb: host?.process ? round1(host.process.rss_bytes / MIB) : null,
+      heap_used_mb: host?.process ? round1(host.process.heap_used_bytes / MIB) : null,
+      heap_total_mb: host?.process ? round1(host.process.heap_total_bytes / MIB) : null,
+      buffers: state.buffers(),
+    },
+    timeline: {
+      interval_ms: state.config.gpuIntervalMs,
+      points: points.map(({ value: p }) => ({
+        t: new Date(p.t).toISOString(),
+        gpus: p.uuids.map((uuid, i) => ({ uuid, used_mb: p.used_mb[i] ?? null, utilization_percent: p.util[i] ?? null, power_w: p.power_w[i] ?? null })),
+      })),
+      job_peaks: state.comfy?.jobPeaks() ?? [],
+    },
+    sampled_at: new Date(now).toISOString(),
+  };
+}
+
+function round1(n: number): number {
+  return Math.round(n * 10) / 10;
+}

@@ -1,0 +1,33 @@
+/**
+ * /debug/status (contract 2.3): the one answer a harness or a person polls.
+ */
+import type { PodState } from '../state/pod.js';
+import { gpuStatusView, type GpuStatusView } from './gpu.js';
+
+export type PodStatus = 'starting' | 'idle' | 'processing' | 'degraded';
+
+export function statusView(state: PodState) {
+  const now = state.now();
+  const gpus: GpuStatusView[] = state.gpu ? state.gpu.readings().map((g) => gpuStatusView(g, now)) : [];
+  // The GPU ComfyUI uses: the first one, unless ComfyUI names another.
+  const gpu = gpus.find((g) => !g.lost) ?? gpus[0] ?? null;
+  const comfy = state.comfy;
+  const currentJob = comfy ? comfy.currentJob(now) : null;
+  const problems = state.health.problems();
+  let status: PodStatus;
+  if (comfy && !comfy.everReached()) status = 'starting';
+  else if (problems.some((p) => p.severity === 'error')) status = 'degraded';
+  else if (currentJob) status = 'processing';
+  else status = 'idle';
+  return {
+    pod_id: state.config.podId,
+    status,
+    gpu: gpu ? { ...gpu } : null,
+    gpus,
+    current_job: currentJob,
+    comfyui: comfy ? comfy.info() : { connected: false, url: state.config.comfyuiUrl, version: null },
+    queue: comfy ? comfy.queueCounts() : { running: 0, pending: 0 },
+    problems: problems.map(({ component, code, message, since, severity }) => ({ component, code, message, since, severity })),
+    sampled_at: new Date(now).toISOString(),
+  };
+}

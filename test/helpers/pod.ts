@@ -1,0 +1,40 @@
+/**
+ * Builds podscope's HTTP app over a PodState with no collectors running, for in-process tests.
+ */
+import { loadConfig } from '../../src/config.js';
+import { Scrubber } from '../../src/secrets.js';
+import { createLogger, type LineSink } from '../../src/log.js';
+import { PodState } from '../../src/state/pod.js';
+import { createCoreMetrics } from '../../src/metrics/registry.js';
+import { createApp } from '../../src/http/app.js';
+
+export interface TestPod {
+  app: ReturnType<typeof createApp>;
+  state: PodState;
+  lines: string[];
+  metrics: ReturnType<typeof createCoreMetrics>;
+}
+
+export function memorySink(lines: string[]): LineSink {
+  return { write: (line) => lines.push(line) };
+}
+
+export function testPod(env: Record<string, string | undefined> = {}, now?: () => number): TestPod {
+  const fullEnv = { PODSCOPE_PORT: '0', RUNPOD_POD_ID: 'pod_test', ...env };
+  const config = loadConfig(fullEnv);
+  const scrubber = Scrubber.fromEnv(fullEnv, [config.token]);
+  const lines: string[] = [];
+  const logger = createLogger({ level: 'info', podId: config.podId, environment: config.env, scrubber, sinks: [memorySink(lines)] });
+  const state = new PodState({ config, version: '0.0.0-test', scrubber, env: fullEnv, now });
+  const metrics = createCoreMetrics({ version: '0.0.0-test', health: state.health });
+  const app = createApp({ state, logger, metrics });
+  return { app, state, lines, metrics };
+}
+
+/** Node bindings as @hono/node-server passes them, with a chosen peer address. */
+export function fromAddress(remoteAddress: string) {
+  return { incoming: { socket: { remoteAddress } } } as never;
+}
+
+export const LOOPBACK = fromAddress('127.0.0.1');
+export const REMOTE = fromAddress('100.64.3.7');

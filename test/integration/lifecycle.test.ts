@@ -1,0 +1,58 @@
+import { connect } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { runBin, startBin } from '../helpers/spawn.js';
+
+const QUIET = { COMFYUI_URL: 'http://127.0.0.1:9', PODSCOPE_GPU: 'off', LOG_LEVEL: 'info' };
+
+describe('the podscope process', () => {
+  it('serves /health 200 and /ready 503 naming what is missing when no ComfyUI runs', async () => {
+    const p = await startBin(QUIET);
+    try {
+      const health = await fetch(`${p.url}/health`);
+      expect(health.status).toBe(200);
+      const ready = await fetch(`${p.url}/ready`);
+      expect(ready.status).toBe(503);
+      const body = (await ready.json()) as { checks: Record<string, string> };
+      expect(body.checks.comfyui).toMatch(/ComfyUI at http:\/\/127\.0\.0\.1:9/);
+      expect(body.checks.websocket).toMatch(/websocket/);
+      expect(body.checks.gpu).toBe('ok');
+    } finally {
+      p.child.kill('SIGKILL');
+    }
+  });
+
+  it('exits 0 within 5 s of SIGTERM while a client holds connections open', async () => {
+    const p = await startBin(QUIET);
+    // One idle keep-alive connection, one request still being sent.
+    await fetch(`${p.url}/health`, { headers: { connection: 'keep-alive' } });
+    const half = connect(p.port, '127.0.0.1');
+    await new Promise((r) => half.once('connect', r));
+    half.write('GET /health HTTP/1.1\r\nHost: x\r\n');
+    half.on('error', () => undefined);
+    const sentAt = Date.now();
+    p.child.kill('SIGTERM');
+    const { code, at } = await p.exited;
+    half.destroy();
+    expect(code).toBe(0);
+    expect(at - sentAt).toBeLessThan(5000);
+  });
+
+  it('exits 0 on SIGINT too', async () => {
+    const p = await startBin(QUIET);
+    p.child.kill('SIGINT');
+    expect((await p.exited).code).toBe(0);
+  });
+
+  it('stops with exit code 2 and one line on a bad variable', async () => {
+    const r = await runBin({ PODSCOPE_PORT: 'eighty' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('podscope: invalid configuration: PODSCOPE_PORT: expected an integer from 0 to 65535 (got "eighty")\n');
+    expect(r.stdout).toBe('');
+  });
+
+  it('prints its version', async () => {
+    const r = await runBin({}, ['--version']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^\d+\.\d+\.\d+\n$/);
+  });
+});

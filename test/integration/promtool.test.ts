@@ -1,0 +1,25 @@
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { startPodscope } from '../../src/main.js';
+
+const hasPromtool = spawnSync('promtool', ['--version']).status === 0;
+
+describe('/metrics under promtool', () => {
+  // CI installs Debian's prometheus package; a developer machine without it skips, CI never does.
+  it.skipIf(!hasPromtool && !process.env.CI)('passes `promtool check metrics` on the real output', async () => {
+    const pod = await startPodscope({
+      env: { PODSCOPE_PORT: '0', PODSCOPE_HOST: '127.0.0.1', COMFYUI_URL: 'http://127.0.0.1:9', PODSCOPE_NVIDIA_SMI: '/nonexistent/nvidia-smi', LOG_LEVEL: 'silent' },
+      sinks: [],
+    });
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      await fetch(`http://127.0.0.1:${pod.port}/health`);
+      const text = await (await fetch(`http://127.0.0.1:${pod.port}/metrics`)).text();
+      const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+      expect(r.stdout + r.stderr).toBe('');
+      expect(r.status).toBe(0);
+    } finally {
+      await pod.close();
+    }
+  });
+});

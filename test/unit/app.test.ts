@@ -1,0 +1,298 @@
+import { describe, expect, it } from 'vitest';
+import { LOOPBACK, REMOTE, fromAddress, testPod } from '../helpers/pod.js';
+
+const TOKEN = 'tok_4f9a0c2e7d1b';
+
+async function errorOf(res: Response) {
+  expect(res.headers.get('content-type')).toMatch(/application\/json/);
+  const body = (await res.json()) as { error: Record<string, unknown> };
+  expect(Object.keys(body)).toEqual(['error']);
+  expect(Object.keys(body.error).sort()).toEqual(['code', 'details', 'help', 'message', 'request_id', 'trace_id']);
+  expect(body.error.request_id).toBe(res.headers.get('x-request-id'));
+  return body.error;
+}
+
+describe('error envelope', () => {
+  it('answers 404 NOT_FOUND for an unknown path', async () => {
+    const res = await testPod().app.request('/nope', {}, LOOPBACK);
+    expect(res.status).toBe(404);
+    expect((await errorOf(res)).code).toBe('NOT_FOUND');
+  });
+
+  it('answers 405 METHOD_NOT_ALLOWED with Allow for a known path', async () => {
+    const res = await testPod().app.request('/health', { method: 'DELETE' }, LOOPBACK);
+    expect(res.status).toBe(405);
+    expect(res.headers.get('allow')).toContain('GET');
+    expect((await errorOf(res)).code).toBe('METHOD_NOT_ALLOWED');
+  });
+
+  it('answers 400 INVALID_PARAMETER naming the parameter', async () => {
+    const pod = testPod({ PODSCOPE_ENV: 'development' });
+    const res = await pod.app.request('/debug/log-level', { method: 'POST', body: '{"level":"loud"}' }, LOOPBACK);
+    expect(res.status).toBe(400);
+    const e = await errorOf(res);
+    expect(e.code).toBe('INVALID_PARAMETER');
+    expect(e.details).toMatchObject({ parameter: 'level' });
+  });
+
+  it('answers 401 UNAUTHORIZED without the token', async () => {
+    const res = await testPod({ PODSCOPE_TOKEN: TOKEN }).app.request('/debug/status', {}, LOOPBACK);
+    expect(res.status).toBe(401);
+    expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/);
+    expect((await errorOf(res)).code).toBe('UNAUTHORIZED');
+  });
+
+  it('answers 403 FORBIDDEN with help naming PODSCOPE_TOKEN to a remote client', async () => {
+    const res = await testPod().app.request('/debug/status', {}, REMOTE);
+    expect(res.status).toBe(403);
+    const e = await errorOf(res);
+    expect(e.code).toBe('FORBIDDEN');
+    expect(e.help).toContain('PODSCOPE_TOKEN');
+  });
+
+  it('answers 500 INTERNAL without a stack trace or secret, and logs it', async () => {
+    const pod = testPod({ HF_TOKEN: 'hf_plantedsecret123' });
+    pod.app.get('/boom', () => {
+      throw new Error('failed with hf_plantedsecret123 at /srv/x.js:1:1');
+    });
+    const res = await pod.app.request('/boom', {}, LOOPBACK);
+    expect(res.status).toBe(500);
+    const text = await res.clone().text();
+    expect(text).not.toContain('hf_plantedsecret123');
+    expect(text).not.toContain('x.js');
+    expect((await errorOf(res)).code).toBe('INTERNAL');
+    const logged = pod.lines.join('');
+    expect(logged).toContain('unhandled error');
+    expect(logged).not.toContain('hf_plantedsecret123');
+  });
+});
+
+describe('request ids and tracing', () => {
+  it('echoes a well-formed X-Request-Id', async () => {
+    const res = await testPod().app.request('/health', { headers: { 'x-request-id': 'harness-42.a' } });
+    expect(res.headers.get('x-request-id')).toBe('harness-42.a');
+  });
+
+  it('replaces a malformed X-Request-Id with a generated one', async () => {
+    const res = await testPod().app.request('/health', { headers: { 'x-request-id': 'bad id\twith<script>' } });
+    expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('generates an X-Request-Id when none is sent', async () => {
+    const res = await testPod().app.request('/health');
+    expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('takes trace_id from a W3C traceparent', async () => {
+    const res = await testPod().app.request('/nope', { headers: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' } });
+    expect((await errorOf(res)).trace_id).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
+  });
+
+  it('makes a trace_id when traceparent is invalid', async () => {
+    const res = await testPod().app.request('/nope', { headers: { traceparent: '00-00000000000000000000000000000000-00f067aa0ba902b7-01' } });
+    expect((await errorOf(res)).trace_id).toMatch(/^(?!0{32})[0-9a-f]{32}$/);
+  });
+
+  it('logs one access line with method, route, status, latency and request id', async () => {
+    const pod = testPod();
+    await pod.app.request('/health', { headers: { 'x-request-id': 'rid-1' } });
+    const line = pod.lines.map((l) => JSON.parse(l)).find((l) => l.request_id === 'rid-1');
+    expect(line).toMatchObject({ level: 'info', service: 'podscope', pod_id: 'pod_test', environment: 'production' });
+    expect(line.data).toMatchObject({ method: 'GET', route: '/health', status: 200 });
+    expect(typeof line.data.latency_ms).toBe('number');
+    expect(typeof line.timestamp).toBe('string');
+    expect(typeof line.message).toBe('string');
+  });
+
+  it('never logs the Authorization header', async () => {
+    const pod = testPod({ PODSCOPE_TOKEN: TOKEN });
+    await pod.app.request('/debug/status', { headers: { authorization: `Bearer ${TOKEN}` } }, LOOPBACK);
+    await pod.app.request('/debug/status', { headers: { authorization: `Bearer wrong-${TOKEN}` } }, LOOPBACK);
+    expect(pod.lines.join('')).not.toContain(TOKEN);
+  });
+});
+
+describe('access matrix', () => {
+  type Who = 'loopback' | 'remote' | 'forwarded';
+  const who: Record<Who, { env: never; headers: Record<string, string> }> = {
+    loopback: { env: LOOPBACK, headers: {} },
+    remote: { env: REMOTE, headers: {} },
+    forwarded: { env: LOOPBACK, headers: { 'x-forwarded-for': '203.0.113.9' } },
+  };
+  const routes = ['/health', '/ready', '/debug/status', '/metrics'];
+  const open = (route: string) => route === '/health' || route === '/ready';
+
+  for (const route of routes) {
+    for (const w of Object.keys(who) as Who[]) {
+      it(`no token: ${w} client on ${route} → ${open(route) ? 'allowed' : w === 'loopback' ? 'allowed' : '403'}`, async () => {
+        const res = await testPod().app.request(route, { headers: who[w].headers }, who[w].env);
+        if (open(route) || w === 'loopback') expect([200, 503]).toContain(res.status);
+        else expect(res.status).toBe(403);
+      });
+      it(`token set: ${w} client without it on ${route} → ${open(route) ? 'allowed' : '401'}`, async () => {
+        const res = await testPod({ PODSCOPE_TOKEN: TOKEN }).app.request(route, { headers: who[w].headers }, who[w].env);
+        if (open(route)) expect([200, 503]).toContain(res.status);
+        else expect(res.status).toBe(401);
+      });
+      it(`token set: ${w} client with it on ${route} → allowed`, async () => {
+        const headers = { ...who[w].headers, authorization: `Bearer ${TOKEN}` };
+        const res = await testPod({ PODSCOPE_TOKEN: TOKEN }).app.request(route, { headers }, who[w].env);
+        expect([200, 503]).toContain(res.status);
+      });
+    }
+  }
+
+  it('treats a Forwarded header like X-Forwarded-For', async () => {
+    const res = await testPod().app.request('/debug/status', { headers: { forwarded: 'for=203.0.113.9' } }, LOOPBACK);
+    expect(res.status).toBe(403);
+  });
+
+  it('counts IPv6 and IPv4-mapped loopback as loopback', async () => {
+    for (const a of ['::1', '::ffff:127.0.0.1', '127.8.9.10']) {
+      expect((await testPod().app.request('/debug/status', {}, fromAddress(a))).status).toBe(200);
+    }
+  });
+
+  it('refuses a wrong token of the same length', async () => {
+    const wrong = TOKEN.replace(/.$/, 'x');
+    const res = await testPod({ PODSCOPE_TOKEN: TOKEN }).app.request('/metrics', { headers: { authorization: `Bearer ${wrong}` } }, LOOPBACK);
+    expect(res.status).toBe(401);
+  });
+
+  it('guards the /debug index too', async () => {
+    expect((await testPod().app.request('/debug', {}, REMOTE)).status).toBe(403);
+  });
+});
+
+describe('responses for people', () => {
+  it('pretty-prints JSON with a trailing newline for curl', async () => {
+    const res = await testPod().app.request('/health', { headers: { 'user-agent': 'curl/8.5.0' } });
+    const text = await res.text();
+    expect(text).toMatch(/^\{\n {2}"status": "ok"/);
+    expect(text.endsWith('}\n')).toBe(true);
+  });
+
+  it('pretty-prints with ?pretty', async () => {
+    const text = await (await testPod().app.request('/health?pretty')).text();
+    expect(text).toContain('\n  "status"');
+  });
+
+  it('answers compact JSON to programs', async () => {
+    const text = await (await testPod().app.request('/health')).text();
+    expect(text).not.toContain('\n');
+  });
+
+  it('lists the endpoints at /debug', async () => {
+    const res = await testPod().app.request('/debug', {}, LOOPBACK);
+    const body = (await res.json()) as { endpoints: Array<{ path: string }> };
+    expect(body.endpoints.map((e) => e.path)).toEqual(expect.arrayContaining(['/health', '/ready', '/metrics', '/debug/status', '/debug/memory']));
+  });
+});
+
+describe('health and readiness', () => {
+  it('/health answers ok with version and uptime', async () => {
+    let t = 1_000_000;
+    const pod = testPod({}, () => t);
+    t += 12_345;
+    const body = await (await pod.app.request('/health')).json();
+    expect(body).toEqual({ status: 'ok', version: '0.0.0-test', uptime_s: 12.3 });
+  });
+
+  it('/ready is 503 naming each missing dependency', async () => {
+    const pod = testPod();
+    pod.state.readiness.set('comfyui', () => ({ ok: false, message: 'ComfyUI has not answered yet', starting: true }));
+    pod.state.readiness.set('websocket', () => ({ ok: false, message: 'websocket to ComfyUI not connected yet', starting: true }));
+    pod.state.readiness.set('gpu', () => ({ ok: true }));
+    const res = await pod.app.request('/ready');
+    expect(res.status).toBe(503);
+    const body = await res.json();
+    expect(body.status).toBe('starting');
+    expect(body.checks.comfyui).toBe('ComfyUI has not answered yet');
+    expect(body.checks.gpu).toBe('ok');
+    expect(body.checks.websocket).toMatch(/websocket/);
+  });
+
+  it('/ready is 200 when every check passes', async () => {
+    const pod = testPod();
+    for (const n of ['comfyui', 'websocket', 'gpu'] as const) pod.state.readiness.set(n, () => ({ ok: true }));
+    const res = await pod.app.request('/ready');
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: 'ok', checks: { comfyui: 'ok', websocket: 'ok', gpu: 'ok' }, version: '0.0.0-test' });
+  });
+
+  it('/ready says degraded when a dependency broke after start', async () => {
+    const pod = testPod();
+    pod.state.readiness.set('comfyui', () => ({ ok: true }));
+    pod.state.readiness.set('websocket', () => ({ ok: false, message: 'websocket to ComfyUI is down' }));
+    pod.state.readiness.set('gpu', () => ({ ok: true }));
+    expect((await (await pod.app.request('/ready')).json()).status).toBe('degraded');
+  });
+});
+
+describe('non-production endpoints', () => {
+  const SECRET = 'rpa_planted_secret_value_1234';
+
+  it('redacts secret-named variables and URL passwords in /debug/config', async () => {
+    const pod = testPod({
+      PODSCOPE_ENV: 'development',
+      PODSCOPE_TOKEN: TOKEN,
+      RUNPOD_API_KEY: SECRET,
+      COMFYUI_URL: 'http://admin:hunter2hunter2@127.0.0.1:8188',
+    });
+    const res = await pod.app.request('/debug/config', { headers: { authorization: `Bearer ${TOKEN}` } }, LOOPBACK);
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(text).not.toContain(SECRET);
+    expect(text).not.toContain(TOKEN);
+    expect(text).not.toContain('hunter2hunter2');
+    const body = JSON.parse(text);
+    expect(body.environment.RUNPOD_API_KEY).toBe('[REDACTED]');
+    expect(body.config.token).toBe('[REDACTED]');
+    expect(body.config.comfyuiUrl).toBe('http://admin:[REDACTED]@127.0.0.1:8188');
+    expect(body.environment.RUNPOD_POD_ID).toBe('pod_test');
+  });
+
+  it('does not show variables outside the allowlist at all', async () => {
+    const pod = testPod({ PODSCOPE_ENV: 'development', MY_DB: 'postgres://u:p@h/db', HOME: '/root' });
+    const body = await (await pod.app.request('/debug/config', {}, LOOPBACK)).json();
+    expect(body.environment.MY_DB).toBeUndefined();
+    expect(body.environment.HOME).toBeUndefined();
+  });
+
+  it('changes the log level at run time', async () => {
+    const pod = testPod({ PODSCOPE_ENV: 'development' });
+    const res = await pod.app.request('/debug/log-level', { method: 'POST', body: '{"level":"debug"}' }, LOOPBACK);
+    expect(await res.json()).toEqual({ level: 'debug', previous: 'info' });
+  });
+
+  it('lists connections', async () => {
+    const pod = testPod({ PODSCOPE_ENV: 'development' });
+    pod.state.addConnections('comfyui', () => ({ websocket: { connected: false } }));
+    expect(await (await pod.app.request('/debug/connections', {}, LOOPBACK)).json()).toEqual({ comfyui: { websocket: { connected: false } } });
+  });
+
+  for (const [method, path] of [
+    ['GET', '/debug/config'],
+    ['GET', '/debug/connections'],
+    ['POST', '/debug/log-level'],
+  ] as const) {
+    it(`${method} ${path} is 404 in production`, async () => {
+      const res = await testPod().app.request(path, { method, body: method === 'POST' ? '{"level":"debug"}' : undefined }, LOOPBACK);
+      expect(res.status).toBe(404);
+      expect((await errorOf(res)).code).toBe('NOT_FOUND');
+    });
+  }
+});
+
+describe('/metrics', () => {
+  it('serves Prometheus text with HTTP metrics by route template', async () => {
+    const pod = testPod();
+    await pod.app.request('/health');
+    await pod.app.request('/nope/123');
+    const text = await (await pod.app.request('/metrics', {}, LOOPBACK)).text();
+    expect(text).toContain('podscope_http_requests_total{method="GET",route="/health",status="200"} 1');
+    expect(text).toContain('route="unmatched",status="404"');
+    expect(text).not.toContain('/nope/123');
+    expect(text).toContain('process_resident_memory_bytes');
+  });
+});

@@ -38,3 +38,9 @@ export function fromAddress(remoteAddress: string) {
 
 export const LOOPBACK = fromAddress('127.0.0.1');
 export const REMOTE = fromAddress('100.64.3.7');
+
+/** A response body as JSON, loosely typed for assertions. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export async function json(res: Response): Promise<any> {
+  return res.json();
+}

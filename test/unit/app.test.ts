@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LOOPBACK, REMOTE, fromAddress, testPod } from '../helpers/pod.js';
+import { LOOPBACK, REMOTE, fromAddress, json, testPod } from '../helpers/pod.js';
 
 const TOKEN = 'tok_4f9a0c2e7d1b';
 
@@ -194,7 +194,7 @@ describe('health and readiness', () => {
     let t = 1_000_000;
     const pod = testPod({}, () => t);
     t += 12_345;
-    const body = await (await pod.app.request('/health')).json();
+    const body = await json(await pod.app.request('/health'));
     expect(body).toEqual({ status: 'ok', version: '0.0.0-test', uptime_s: 12.3 });
   });
 
@@ -205,7 +205,7 @@ describe('health and readiness', () => {
     pod.state.readiness.set('gpu', () => ({ ok: true }));
     const res = await pod.app.request('/ready');
     expect(res.status).toBe(503);
-    const body = await res.json();
+    const body = await json(res);
     expect(body.status).toBe('starting');
     expect(body.checks.comfyui).toBe('ComfyUI has not answered yet');
     expect(body.checks.gpu).toBe('ok');
@@ -217,7 +217,7 @@ describe('health and readiness', () => {
     for (const n of ['comfyui', 'websocket', 'gpu'] as const) pod.state.readiness.set(n, () => ({ ok: true }));
     const res = await pod.app.request('/ready');
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ status: 'ok', checks: { comfyui: 'ok', websocket: 'ok', gpu: 'ok' }, version: '0.0.0-test' });
+    expect(await json(res)).toEqual({ status: 'ok', checks: { comfyui: 'ok', websocket: 'ok', gpu: 'ok' }, version: '0.0.0-test' });
   });
 
   it('/ready says degraded when a dependency broke after start', async () => {
@@ -225,7 +225,7 @@ describe('health and readiness', () => {
     pod.state.readiness.set('comfyui', () => ({ ok: true }));
     pod.state.readiness.set('websocket', () => ({ ok: false, message: 'websocket to ComfyUI is down' }));
     pod.state.readiness.set('gpu', () => ({ ok: true }));
-    expect((await (await pod.app.request('/ready')).json()).status).toBe('degraded');
+    expect((await json(await pod.app.request('/ready'))).status).toBe('degraded');
   });
 });
 
@@ -254,7 +254,7 @@ describe('non-production endpoints', () => {
 
   it('does not show variables outside the allowlist at all', async () => {
     const pod = testPod({ PODSCOPE_ENV: 'development', MY_DB: 'postgres://u:p@h/db', HOME: '/root' });
-    const body = await (await pod.app.request('/debug/config', {}, LOOPBACK)).json();
+    const body = await json(await pod.app.request('/debug/config', {}, LOOPBACK));
     expect(body.environment.MY_DB).toBeUndefined();
     expect(body.environment.HOME).toBeUndefined();
   });
@@ -262,13 +262,13 @@ describe('non-production endpoints', () => {
   it('changes the log level at run time', async () => {
     const pod = testPod({ PODSCOPE_ENV: 'development' });
     const res = await pod.app.request('/debug/log-level', { method: 'POST', body: '{"level":"debug"}' }, LOOPBACK);
-    expect(await res.json()).toEqual({ level: 'debug', previous: 'info' });
+    expect(await json(res)).toEqual({ level: 'debug', previous: 'info' });
   });
 
   it('lists connections', async () => {
     const pod = testPod({ PODSCOPE_ENV: 'development' });
     pod.state.addConnections('comfyui', () => ({ websocket: { connected: false } }));
-    expect(await (await pod.app.request('/debug/connections', {}, LOOPBACK)).json()).toEqual({ comfyui: { websocket: { connected: false } } });
+    expect(await json(await pod.app.request('/debug/connections', {}, LOOPBACK))).toEqual({ comfyui: { websocket: { connected: false } } });
   });
 
   for (const [method, path] of [

@@ -190,6 +190,8 @@ export class GpuCollector implements Collector {
       return this.fail(failure, durationMs);
     }
     state.applySample(now, rows, lost);
+    // A GPU absent from five runs in a row (not reported lost, simply gone) stops being shown and exported.
+    state.forgetOlderThan(now, 5 * this.opts.intervalMs);
     this.lastFailure = null;
     this.opts.onRun?.(durationMs, null);
     const keep: string[] = [];

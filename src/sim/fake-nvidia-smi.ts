@@ -31,6 +31,8 @@ export interface FakeSmiConfig {
   ignore_term?: boolean;
   /** In hang mode, start a grandchild that hangs too (the runner must kill the group). */
   spawn_child?: boolean;
+  /** Fields this "driver" rejects although its help lists them. */
+  reject?: string[];
 }
 
 export const DEFAULT_FIXTURES_DIR = fileURLToPath(new URL('../../test/fixtures/nvidia-smi/', import.meta.url));
@@ -173,7 +175,7 @@ export function answer(args: string[], cfg: FakeSmiConfig, dir = DEFAULT_FIXTURE
 
   if (!gpuQuery) return { stdout: 'NVIDIA System Management Interface (fake)\n', stderr: '', code: 0 };
   const fields = gpuQuery.slice('--query-gpu='.length).split(',');
-  const cols = fields.map(columnOf);
+  const cols = fields.map((f) => (cfg.reject?.includes(f) ? -1 : columnOf(f)));
   const bad = cols.indexOf(-1);
   if (bad >= 0) return { stdout: `Field "${fields[bad]}" is not a valid field to query.\n\n`, stderr: '', code: 2 };
 
@@ -226,7 +228,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
     if (cfg.ignore_term) process.on('SIGTERM', () => undefined);
     if (cfg.spawn_child) {
       const { spawn } = await import('node:child_process');
-      spawn(process.execPath, ['-e', 'setInterval(() => {}, 1e9)'], { stdio: 'ignore' });
+      // The marker argument lets a test find this grandchild with ps.
+      spawn(process.execPath, ['-e', 'setInterval(() => {}, 1e9)', env.FAKE_NVIDIA_SMI_MARKER ?? 'fake-nvidia-smi-child'], { stdio: 'ignore' });
     }
     setInterval(() => undefined, 1 << 30);
     return;

@@ -1,0 +1,154 @@
+import { describe, expect, it } from 'vitest';
+import { GpuState } from '../../src/state/gpu.js';
+import type { GpuRow } from '../../src/sources/nvidia-smi.js';
+
+const T0 = 1_700_000_000_000;
+
+function row(index: number, util: number | null, power: number | null = 100, used = 1000): GpuRow {
+  return {
+    index,
+    uuid: `GPU-${index}`,
+    name: 'NVIDIA H200',
+    pci_bus_id: `00000000:0${index}:00.0`,
+    driver_version: '590.48.01',
+    pstate: 'P0',
+    persistence_mode: 'Enabled',
+    mig_mode: 'Disabled',
+    utilization_percent: util,
+    memory_utilization_percent: 0,
+    memory_total_mb: 143771,
+    memory_used_mb: used,
+    memory_free_mb: 143771 - used,
+    memory_reserved_mb: 600,
+    temperature_c: 50,
+    memory_temperature_c: 40,
+    power_w: power,
+    power_instant_w: power,
+    power_limit_w: 700,
+    sm_clock_mhz: 1980,
+    sm_clock_max_mhz: 1980,
+    fan_percent: null,
+    clock_event_reasons: 0,
+    ecc_uncorrected_volatile: 0,
+    null_reasons: util === null ? { utilization_percent: 'N/A' } : {},
+  };
+}
+
+function state(heldCount?: number) {
+  return new GpuState({ startedAt: T0, intervalMs: 1000, heldCount, timelineCapacity: 100 });
+}
+
+/** Feeds one sample per second for `seconds` seconds, starting at T0 + start s. */
+function feed(s: GpuState, seconds: number, rows: (i: number) => GpuRow[], start = 0) {
+  for (let i = 0; i <= seconds; i++) s.applySample(T0 + (start + i) * 1000, rows(i));
+}
+
+describe('GPU-seconds', () => {
+  it('counts allocated seconds as wall time times GPUs seen, from start-up', () => {
+    const s = state();
+    feed(s, 10, () => [row(0, 50), row(1, 50)], 2);
+    expect(s.podGpuSeconds()).toBeCloseTo(24, 6); // 12 s since start × 2 GPUs
+    expect(s.totals('GPU-0')!.allocated_s).toBeCloseTo(12, 6);
+  });
+
+  it('uses RUNPOD_GPU_COUNT for the pod total when set', () => {
+    const s = state(4);
+    feed(s, 10, () => [row(0, 50)]);
+    expect(s.podGpuSeconds()).toBeCloseTo(40, 6);
+  });
+
+  it('keeps counting allocated seconds while sampling fails', () => {
+    const s = state();
+    s.applySample(T0, [row(0, 100)]);
+    s.applyFailure(T0 + 5000);
+    s.advance(T0 + 10_000);
+    expect(s.podGpuSeconds()).toBeCloseTo(10, 6);
+  });
+
+  it('integrates utilization into busy seconds (left rectangles)', () => {
+    const s = state();
+    feed(s, 10, () => [row(0, 50), row(1, 50)]);
+    expect(s.totals('GPU-0')!.busy_s).toBeCloseTo(5, 6);
+    expect(s.totals('GPU-1')!.busy_s).toBeCloseTo(5, 6);
+  });
+
+  it('uses the left end of each interval', () => {
+    const s = state();
+    s.applySample(T0, [row(0, 100)]);
+    s.applySample(T0 + 1000, [row(0, 0)]);
+    s.applySample(T0 + 2000, [row(0, 0)]);
+    expect(s.totals('GPU-0')!.busy_s).toBeCloseTo(1, 6);
+  });
+
+  it('gives no busy credit across a gap longer than three intervals', () => {
+    const s = state();
+    s.applySample(T0, [row(0, 100)]);
+    s.applySample(T0 + 3000, [row(0, 100)]); // 3 s: still credited
+    s.applySample(T0 + 7000, [row(0, 100)]); // 4 s gap: not credited
+    const t = s.totals('GPU-0')!;
+    expect(t.busy_s).toBeCloseTo(3, 6);
+    expect(t.busy_unknown_s).toBeCloseTo(4, 6);
+  });
+
+  it('gives no busy credit across a failed run', () => {
+    const s = state();
+    s.applySample(T0, [row(0, 100)]);
+    s.applyFailure(T0 + 1000);
+    s.applySample(T0 + 2000, [row(0, 100)]);
+    s.applySample(T0 + 3000, [row(0, 100)]);
+    expect(s.totals('GPU-0')!.busy_s).toBeCloseTo(1, 6);
+  });
+
+  it('gives no busy credit while utilization is null (MIG)', () => {
+    const s = state();
+    feed(s, 5, () => [row(0, null)]);
+    expect(s.totals('GPU-0')!.busy_s).toBe(0);
+    expect(s.totals('GPU-0')!.busy_unknown_s).toBeCloseTo(5, 6);
+    expect(s.totals('GPU-0')!.allocated_s).toBeCloseTo(5, 6);
+  });
+
+  it('gives no credit to a lost GPU and keeps it in the list, marked lost', () => {
+    const s = state();
+    s.applySample(T0, [row(0, 100), row(1, 100)]);
+    for (let i = 1; i <= 4; i++) s.applySample(T0 + i * 1000, [row(0, 100)], [{ pci_bus_id: '0000:01:00.0', reason: 'Unknown Error' }]);
+    expect(s.totals('GPU-0')!.busy_s).toBeCloseTo(4, 6);
+    expect(s.totals('GPU-1')!.busy_s).toBe(0);
+    const lost = s.readings().find((r) => r.uuid === 'GPU-1')!;
+    expect(lost.lost).toBe(true);
+    expect(lost.lost_reason).toBe('Unknown Error');
+    expect(lost.utilization_percent).toBeNull();
+    expect(s.heldCount()).toBe(2);
+  });
+
+  it('integrates power into joules', () => {
+    const s = state();
+    feed(s, 10, () => [row(0, 0, 250)]);
+    expect(s.totals('GPU-0')!.energy_j).toBeCloseTo(2500, 6);
+  });
+
+  it('never credits energy from a null power reading', () => {
+    const s = state();
+    feed(s, 3, () => [row(0, 0, null)]);
+    expect(s.totals('GPU-0')!.energy_j).toBe(0);
+  });
+});
+
+describe('usage between two times', () => {
+  it('answers GPU-seconds, busy seconds and peak VRAM for a window', () => {
+    const s = state();
+    feed(s, 20, (i) => [row(0, i >= 5 && i < 15 ? 100 : 0, 100, 1000 + i * 10), row(1, 0, 100, 500)]);
+    const w = s.usageBetween(T0 + 5000, T0 + 15_000);
+    expect(w.gpu_seconds).toBeCloseTo(20, 6); // 10 s × 2 GPUs
+    expect(w.busy_gpu_seconds).toBeCloseTo(10, 6);
+    expect(w.peak_vram_mb).toBe(1150);
+    expect(w.peak_vram_by_gpu).toEqual({ 'GPU-0': 1150, 'GPU-1': 500 });
+  });
+});
+
+describe('the timeline', () => {
+  it('is bounded', () => {
+    const s = new GpuState({ startedAt: T0, intervalMs: 1000, heldCount: undefined, timelineCapacity: 10 });
+    feed(s, 50, () => [row(0, 1)]);
+    expect(s.timeline.size).toBe(10);
+  });
+});

@@ -1,0 +1,203 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { answer, DEFAULT_FIXTURES_DIR } from '../../src/sim/fake-nvidia-smi.js';
+import {
+  COMPUTE_APP_FIELDS,
+  activeReasons,
+  classifyFailure,
+  numberCell,
+  parseComputeApps,
+  parseCsvRows,
+  parseHelpQueryGpu,
+  parseLostGpuLine,
+  planFields,
+  toGpuRow,
+  type GpuRow,
+} from '../../src/sources/nvidia-smi.js';
+
+const dir = DEFAULT_FIXTURES_DIR;
+const fixture = (name: string) => readFileSync(`${dir}${name}`, 'utf8');
+
+/** What podscope gets from a driver whose real output is this fixture: discovery, then the query. */
+function sampleFixture(name: string): GpuRow[] {
+  const help = answer(['--help-query-gpu'], { fixture: name });
+  const plan = planFields(parseHelpQueryGpu(help.stdout));
+  const out = answer([`--query-gpu=${plan.fields.join(',')}`, '--format=csv,noheader,nounits'], { fixture: name });
+  expect(out.code).toBe(0);
+  const parsed = parseCsvRows(out.stdout, plan.fields.length);
+  expect(parsed.unparsed).toEqual([]);
+  return parsed.rows.map((cells) => toGpuRow(cells, plan.keys)!);
+}
+
+describe('parsing real --query-gpu output', () => {
+  const cases: Array<[string, Partial<GpuRow>]> = [
+    ['h100-80gb-hbm3-x1.drv590.load', { name: 'NVIDIA H100 80GB HBM3', driver_version: '590.48.01', utilization_percent: 100, memory_utilization_percent: 11, memory_used_mb: 19818, memory_total_mb: 81559, memory_free_mb: 61263, memory_reserved_mb: 479, temperature_c: 59, memory_temperature_c: 54, power_w: 631.95, power_instant_w: 625.68, power_limit_w: 700, sm_clock_mhz: 1980, clock_event_reasons: 0, ecc_uncorrected_volatile: 0, fan_percent: null, pstate: 'P0', persistence_mode: 'Enabled', mig_mode: 'Disabled' }],
+    ['h100-80gb-hbm3-x1.drv590.idle', { utilization_percent: 0, memory_used_mb: 0, power_w: 69.85, clock_event_reasons: 1, sm_clock_mhz: 345 }],
+    ['h100-80gb-hbm3-x1-mig.drv590.load', { utilization_percent: null, memory_utilization_percent: null, memory_used_mb: 11125, power_w: 433.78, mig_mode: 'Enabled' }],
+    ['h200-x1.drv590.load', { name: 'NVIDIA H200', memory_total_mb: 143771, memory_used_mb: 32362, utilization_percent: 100, temperature_c: 52, power_w: 627.4, pci_bus_id: '00000000:83:00.0' }],
+    ['l40s-x1.drv595.load', { name: 'NVIDIA L40S', driver_version: '595.80', utilization_percent: 9, memory_temperature_c: null, power_w: 110.23, power_limit_w: 350, persistence_mode: 'Disabled', mig_mode: null }],
+    ['rtx4080s-x1.drv595.idle', { name: 'NVIDIA GeForce RTX 4080 SUPER', utilization_percent: 0, fan_percent: 0, ecc_uncorrected_volatile: null, pstate: 'P8' }],
+    ['rtx4080s-x1.drv595.load', { utilization_percent: 7, memory_used_mb: 1474, power_w: 84.24, sm_clock_mhz: 2805 }],
+    ['rtx2080s-x1.drv610.load', { name: 'NVIDIA GeForce RTX 2080 SUPER', driver_version: '610.57.04', utilization_percent: 8, power_w: 98.14, memory_reserved_mb: 400 }],
+    ['rtx2080s-x1-windows.drv591.load', { driver_version: '591.86', persistence_mode: null, power_w: 97.43, clock_event_reasons: 1, utilization_percent: 7 }],
+    ['rtx2080s-x1-windows.drv471', { driver_version: '471.11', power_w: 32.7, clock_event_reasons: 1, memory_used_mb: 876, fan_percent: 38, memory_reserved_mb: null, uuid: 'GPU-df6e7a7c-7314-46f8-abc4-b88b36dcf3aa' }],
+    ['rtx2080s-x1.drv465', { driver_version: '465.27', uuid: 'GPU-df6e7a7c-7314-46f8-abc4-b88b36dcf3aa', memory_reserved_mb: null }],
+  ];
+
+  it.each(cases)('%s parses to the values the file shows', (name, expected) => {
+    const [row] = sampleFixture(name);
+    expect(row).toMatchObject({ index: 0, ...expected });
+  });
+
+  it('covers every --query-gpu fixture', () => {
+    const files = readdirSync(dir).filter((f) => f.endsWith('.query-gpu.csv')).map((f) => f.replace('.query-gpu.csv', ''));
+    expect(files.sort()).toEqual(cases.map(([n]) => n).sort());
+  });
+
+  it('turns MIG utilization [N/A] into null with its reason, never 0', () => {
+    const [row] = sampleFixture('h100-80gb-hbm3-x1-mig.drv590.load');
+    expect(row!.utilization_percent).toBeNull();
+    expect(row!.null_reasons.utilization_percent).toBe('N/A');
+  });
+
+  it('explains a field the driver does not offer', () => {
+    const [row] = sampleFixture('rtx2080s-x1.drv465');
+    expect(row!.null_reasons.memory_reserved_mb).toMatch(/not queried/);
+  });
+
+  it('asks old drivers for clocks_throttle_reasons and new ones for clocks_event_reasons', () => {
+    expect(planFields(parseHelpQueryGpu(fixture('rtx2080s-x1.drv465.help-query-gpu.txt'))).fields).toContain('clocks_throttle_reasons.active');
+    expect(planFields(parseHelpQueryGpu(fixture('h100-80gb-hbm3-x1.drv590.help-query-gpu.txt'))).fields).toContain('clocks_event_reasons.active');
+  });
+
+  it("asks 610 for kmd_version and older drivers for driver_version", () => {
+    expect(planFields(parseHelpQueryGpu(fixture('rtx2080s-x1.drv610.help-query-gpu.txt'))).fields).toContain('kmd_version');
+    expect(planFields(parseHelpQueryGpu(fixture('h100-80gb-hbm3-x1.drv590.help-query-gpu.txt'))).fields).toContain('driver_version');
+  });
+
+  it('asks for power.draw.average where offered, and falls back to power.draw', () => {
+    const old = planFields(parseHelpQueryGpu(fixture('rtx2080s-x1.drv465.help-query-gpu.txt')));
+    expect(old.fields).toContain('power.draw');
+    expect(old.fields).not.toContain('power.draw.average');
+    expect(planFields(parseHelpQueryGpu(fixture('h100-80gb-hbm3-x1.drv590.help-query-gpu.txt'))).fields).toContain('power.draw.average');
+  });
+
+  it('leaves out a field the driver rejected', () => {
+    const plan = planFields(null, new Set(['memory.reserved']));
+    expect(plan.fields).not.toContain('memory.reserved');
+    expect(plan.missing).toContain('memory_reserved');
+  });
+});
+
+describe('parsing cells', () => {
+  it.each([
+    ['[N/A]', 'N/A'],
+    ['N/A', 'N/A'],
+    ['[Not Supported]', 'Not Supported'],
+    ['[Insufficient Permissions]', 'Insufficient Permissions'],
+    ['[Unknown Error]', 'Unknown Error'],
+    ['[Requested functionality has been deprecated]', 'Requested functionality has been deprecated'],
+    ['', 'empty'],
+    ['ERR!', 'ERR!'],
+  ])('reads the sentinel %j as null because %s', (raw, reason) => {
+    expect(numberCell(raw)).toMatchObject({ value: null, reason });
+  });
+
+  it('reads numbers with or without units, negatives and hex', () => {
+    expect(numberCell(' 631.95 ').value).toBe(631.95);
+    expect(numberCell('19818 MiB').value).toBe(19818);
+    expect(numberCell('-7').value).toBe(-7);
+    expect(numberCell('0x0000000000000004').value).toBe(4);
+  });
+
+  it('names active clock-event reasons from the bitmask', () => {
+    expect(activeReasons(0x1)).toEqual(['gpu_idle']);
+    expect(activeReasons(0x44)).toEqual(['sw_power_cap', 'hw_thermal_slowdown']);
+    expect(activeReasons(null)).toEqual([]);
+  });
+});
+
+describe('error lines mixed with data', () => {
+  it.each([
+    ['errors/device-handle-unknown-error.drv520.txt', '0000:0B:00.0', null, 'Unknown Error'],
+    ['errors/device-handle-unknown-error.nospace.txt', '0000:07:00.0', null, 'Unknown Error'],
+    ['errors/device-handle-gpu-is-lost.txt', '0000:02:00.0', null, 'GPU is lost. Reboot the system to recover this GPU'],
+  ])('recognises %s', (file, bus, index, reason) => {
+    expect(parseLostGpuLine(fixture(file))).toMatchObject({ pci_bus_id: bus, index, reason });
+  });
+
+  it("recognises 610's `GPU1: 0000:34:00.0` spelling", () => {
+    expect(parseLostGpuLine('Unable to determine the device handle for GPU1: 0000:34:00.0: Unknown Error')).toMatchObject({ pci_bus_id: '0000:34:00.0', index: 1 });
+  });
+
+  it('keeps the healthy rows around a lost GPU', () => {
+    const text = ['0, GPU-a, 50', 'Unable to determine the device handle for GPU1: 0000:34:00.0: Unknown Error', '2, GPU-c, 51'].join('\n');
+    const parsed = parseCsvRows(text, 3);
+    expect(parsed.rows.map((r) => r[1])).toEqual(['GPU-a', 'GPU-c']);
+    expect(parsed.lost).toHaveLength(1);
+  });
+
+  it('sets aside lines that are neither rows nor known errors', () => {
+    const parsed = parseCsvRows('0, GPU-a, 50\nsome warning text\n', 3);
+    expect(parsed.rows).toHaveLength(1);
+    expect(parsed.unparsed).toEqual(['some warning text']);
+  });
+});
+
+describe('classifying failures', () => {
+  it.each([
+    [9, 'errors/driver-not-loaded.exit9.txt', 'NVIDIA_DRIVER_NOT_LOADED'],
+    [18, 'errors/nvml-version-mismatch.exit18.txt', 'NVML_VERSION_MISMATCH'],
+    [255, 'errors/nvml-no-supported-gpus.exit255.txt', 'NO_GPUS_FOUND'],
+    [255, 'errors/nvml-unknown-error.container.txt', 'NVML_INIT_FAILED'],
+    [15, 'errors/device-handle-gpu-is-lost.txt', 'GPU_LOST'],
+  ])('exit %i with %s is %s', (code, file, expected) => {
+    const c = classifyFailure(code, fixture(file));
+    expect(c.code).toBe(expected);
+    expect(c.message).toContain(fixture(file).split('\n')[0]!.trim());
+  });
+
+  it('exit 12 is the NVML library missing', () => {
+    expect(classifyFailure(12, '').code).toBe('NVML_LIBRARY_MISSING');
+  });
+
+  it('an unknown exit code keeps its number in the message', () => {
+    expect(classifyFailure(3, 'Not Supported')).toEqual({ code: 'NVIDIA_SMI_FAILED', message: 'nvidia-smi exited with code 3: Not Supported' });
+  });
+});
+
+describe('parsing real --query-compute-apps output', () => {
+  const q = [`--query-compute-apps=${COMPUTE_APP_FIELDS.join(',')}`, '--format=csv,noheader,nounits'];
+
+  it('reads the H100 processes with their memory', () => {
+    const { apps } = parseComputeApps(answer(q, { fixture: 'h100-80gb-hbm3-x1.drv590.load' }).stdout);
+    expect(apps).toEqual([
+      { gpu_uuid: 'GPU-00000000-0000-0000-0000-000000000000', pid: 11327, used_memory_mb: 2566, process_name: '/root/tools/memhog' },
+      { gpu_uuid: 'GPU-00000000-0000-0000-0000-000000000000', pid: 11328, used_memory_mb: 1542, process_name: '/root/tools/memhog' },
+      { gpu_uuid: 'GPU-00000000-0000-0000-0000-000000000000', pid: 11345, used_memory_mb: 15690, process_name: './gpu_burn' },
+    ]);
+  });
+
+  it('reads an idle GPU as no processes', () => {
+    expect(parseComputeApps(answer(q, { fixture: 'h100-80gb-hbm3-x1.drv590.idle' }).stdout).apps).toEqual([]);
+  });
+
+  it.each(['h100-80gb-hbm3-x1-mig.drv590.load', 'h200-x1.drv590.load', 'l40s-x1.drv595.load', 'rtx2080s-x1.drv610.load'])('reads %s', (name) => {
+    const { apps, unparsed } = parseComputeApps(answer(q, { fixture: name }).stdout);
+    expect(unparsed).toEqual([]);
+    expect(apps.length).toBeGreaterThan(0);
+    expect(apps.every((a) => a.pid !== null && a.used_memory_mb !== null)).toBe(true);
+  });
+
+  it('reads Windows memory [N/A] as null and keeps paths whole', () => {
+    const { apps } = parseComputeApps(answer(q, { fixture: 'rtx2080s-x1-windows.drv591.load' }).stdout);
+    expect(apps.length).toBe(12);
+    expect(apps.every((a) => a.used_memory_mb === null)).toBe(true);
+    expect(apps[0]!.process_name).toMatch(/^C:\\Windows\\/);
+  });
+
+  it('keeps a process name that contains commas whole', () => {
+    const { apps } = parseComputeApps('GPU-a, 12, 100, /opt/my,odd,name\n');
+    expect(apps[0]!.process_name).toBe('/opt/my,odd,name');
+  });
+});

@@ -38,6 +38,9 @@ export class ComfyCollector implements Collector {
   /** Set when HTTP failed, so the next success reconciles as after a restart. */
   private recovering = false;
   private signal: AbortSignal | null = null;
+  /** Status frames since /history was last read: each prompt makes at least three. */
+  private statusFramesSinceHistory = 0;
+  private historyBaselined = false;
   private readonly logListeners: LogEntriesListener[] = [];
 
   constructor(private readonly opts: ComfyCollectorOptions) {
@@ -138,6 +141,7 @@ export class ComfyCollector implements Collector {
     const pending = body.queue_pending.map(parseQueueItem).filter((i): i is QueueItem => i !== null);
     const left = this.comfy.tracker.applyQueue(now, running, pending);
     await this.resolveLeft(left, restarted);
+    await this.discoverFromHistory();
     if (now - this.lastStatsAt >= 10_000 || this.comfy.systemStatsRaw === null) await this.pollSystemStats();
     health.clear('comfyui', 'COMFYUI_BAD_ANSWER');
     return { ok: true };
@@ -158,6 +162,27 @@ export class ComfyCollector implements Collector {
         if (restarted) this.comfy.tracker.applyMissing(now, id, reason);
       }
     }
+  }
+
+  /**
+   * Reads the newest /history entries for prompts podscope never saw in the queue (a cached
+   * resubmit finishes in milliseconds, between two looks). The first read after start-up imports
+   * recent jobs without counting them in metrics; later reads happen only after queue activity.
+   */
+  private async discoverFromHistory(): Promise<void> {
+    const { config } = this.opts;
+    const frames = this.statusFramesSinceHistory;
+    if (this.historyBaselined && this.comfy.wsConnected && frames === 0) return;
+    const n = !this.historyBaselined ? config.jobHistory : this.comfy.wsConnected ? Math.min(64, Math.max(4, frames + 2)) : 16;
+    this.statusFramesSinceHistory = 0;
+    const h = await httpJson<unknown>(this.url(`/history?max_items=${n}`), { timeoutMs: this.timeoutMs, maxBytes: 64 * 1024 * 1024 });
+    if (!h.ok || !isRecord(h.body)) return;
+    const now = this.now();
+    for (const [id, entry] of Object.entries(h.body)) {
+      if (this.comfy.tracker.isFinished(id)) continue;
+      this.comfy.tracker.applyHistory(now, id, entry, { silent: !this.historyBaselined });
+    }
+    this.historyBaselined = true;
   }
 
   private async pollSystemStats(): Promise<void> {
@@ -261,6 +286,7 @@ export class ComfyCollector implements Collector {
         const status = isRecord(data.status) ? data.status : {};
         const exec = isRecord(status.exec_info) ? status.exec_info : {};
         if (typeof exec.queue_remaining === 'number') this.comfy.queueRemaining = exec.queue_remaining;
+        this.statusFramesSinceHistory++;
         this.scheduleQueuePoll();
         break;
       }

@@ -4,7 +4,6 @@
  */
 import type { GpuState } from './gpu.js';
 import { JobTracker, type Job } from './jobs.js';
-import type { ComfyView } from './pod.js';
 
 export interface Preview {
   prompt_id: string | null;
@@ -33,7 +32,7 @@ export const KNOWN_FRAME_TYPES = new Set([
   'podscope.tap',
 ]);
 
-export class ComfyState implements ComfyView {
+export class ComfyState {
   readonly tracker: JobTracker;
   reachedAt: number | null = null;
   lastHttpOkAt: number | null = null;

@@ -71,6 +71,8 @@ export interface Job {
   /** Extra data with secrets removed, for /debug/queue. */
   extra: Record<string, unknown>;
   lost_reason: string | null;
+  /** Whether the prompt's graph has been read (from /queue or /history). */
+  graph_known: boolean;
   /** GPU use over the job's run, from the GPU collector; null without GPU data. */
   usage: { gpu_seconds: number; busy_gpu_seconds: number; peak_vram_mb: number | null } | null;
 }
@@ -181,6 +183,7 @@ export class JobTracker {
         missing_checks: 0,
         extra: {},
         lost_reason: null,
+        graph_known: false,
         usage: null,
       };
       this.jobs.set(promptId, job);
@@ -207,17 +210,24 @@ export class JobTracker {
     job.trace_id = tp ? tp[1]! : (str(extra.trace_id) ?? job.trace_id);
     job.extra = redactExtra(extra);
     if (item.outputs_to_execute.length > 0) job.outputs_to_execute = item.outputs_to_execute;
-    if (job.order.length === 0) this.absorbGraph(job, item.graph);
+    if (!job.graph_known && Object.keys(item.graph).length > 0) this.absorbGraph(job, item.graph);
   }
 
+  /** Learns the graph once: class types and titles, which nodes run, and a dependency order. */
   private absorbGraph(job: Job, graph: Record<string, unknown>): void {
-    const ids = Object.keys(graph);
+    job.graph_known = true;
     const needed = neededNodes(graph, job.outputs_to_execute);
-    for (const id of ids) {
+    for (const id of Object.keys(graph)) {
       const n = graph[id];
       const classType = isRecord(n) ? (str(n.class_type) ?? 'unknown') : 'unknown';
       const meta = isRecord(n) && isRecord(n._meta) ? n._meta : null;
-      if (!job.nodes.has(id)) {
+      const known = job.nodes.get(id);
+      if (known) {
+        // Seen in progress frames before the graph: keep its status, learn what it is.
+        known.class_type = classType;
+        known.title = meta ? str(meta.title) : null;
+        known.needed = needed === null || needed.has(id);
+      } else {
         job.nodes.set(id, {
           node_id: id,
           class_type: classType,
@@ -231,7 +241,8 @@ export class JobTracker {
         });
       }
     }
-    job.order = ids;
+    const ordered = topologicalOrder(graph);
+    job.order = [...ordered, ...job.order.filter((id) => !(id in graph))];
   }
 
   /**
@@ -276,8 +287,11 @@ export class JobTracker {
     return { running: [...this.runningIds], pending: [...this.pendingOrder] };
   }
 
-  /** A /history/{id} entry for a prompt that finished. */
-  applyHistory(now: number, promptId: string, entry: unknown): void {
+  /**
+   * A /history entry for a prompt that finished. `silent` imports it without telling finish
+   * listeners (jobs that ended before podscope started are shown, not counted in metrics).
+   */
+  applyHistory(now: number, promptId: string, entry: unknown, opts: { silent?: boolean } = {}): void {
     if (!isRecord(entry)) return;
     const job = this.ensure(promptId, now);
     if (Array.isArray(entry.prompt)) {
@@ -325,7 +339,7 @@ export class JobTracker {
       else if (status.completed === true) outcome = 'success';
     }
     if (!outcome) return; // history without an outcome yet: wait for the next look
-    this.finish(job, outcome, job.finished_at ?? now);
+    this.finish(job, outcome, job.finished_at ?? now, opts.silent);
   }
 
   /** A prompt left the queue and history does not know it. Two misses in a row make it lost. */
@@ -580,7 +594,7 @@ export class JobTracker {
     }
   }
 
-  private finish(job: Job, outcome: JobStatus, ts: number): void {
+  private finish(job: Job, outcome: JobStatus, ts: number, silent = false): void {
     if (this.isFinal(job)) {
       // History may refine an outcome first learned from frames; never the other way round.
       if (job.status === outcome || job.status === 'lost') return;
@@ -606,7 +620,7 @@ export class JobTracker {
     if (!wasFinal) {
       this.finished.push(job.prompt_id);
       this.evict();
-      for (const l of this.finishListeners) l(job);
+      if (!silent) for (const l of this.finishListeners) l(job);
     }
   }
 
@@ -633,6 +647,12 @@ export class JobTracker {
     }
     const pct = job.status === 'success' ? 100 : Math.min(99, Math.floor((done / total) * 1000) / 10);
     if (pct > job.progress) job.progress = pct;
+  }
+
+  /** Whether the job is known and has its outcome. */
+  isFinished(promptId: string): boolean {
+    const j = this.jobs.get(promptId);
+    return j !== undefined && this.isFinal(j);
   }
 
   get(idOrJobId: string): Job | undefined {
@@ -679,6 +699,44 @@ export class JobTracker {
       nodes_completed: needed.filter((n) => n.status === 'completed' || n.status === 'cached').length,
     };
   }
+}
+
+/** Node ids ordered so each comes after its inputs; ties go to the lower id (numeric when ids are numbers). */
+export function topologicalOrder(graph: Record<string, unknown>): string[] {
+  const ids = Object.keys(graph);
+  const deps = new Map<string, Set<string>>();
+  const users = new Map<string, string[]>();
+  for (const id of ids) {
+    const node = graph[id];
+    const inputs = isRecord(node) && isRecord(node.inputs) ? node.inputs : {};
+    const set = new Set<string>();
+    for (const v of Object.values(inputs)) {
+      if (Array.isArray(v) && v.length === 2 && (typeof v[0] === 'string' || typeof v[0] === 'number')) {
+        const up = String(v[0]);
+        if (up in graph && up !== id) set.add(up);
+      }
+    }
+    deps.set(id, set);
+    for (const up of set) users.set(up, [...(users.get(up) ?? []), id]);
+  }
+  const cmp = (a: string, b: string) => (Number(a) - Number(b)) || a.localeCompare(b);
+  const ready = ids.filter((id) => deps.get(id)!.size === 0).sort(cmp);
+  const out: string[] = [];
+  while (ready.length > 0) {
+    const id = ready.shift()!;
+    out.push(id);
+    for (const u of users.get(id) ?? []) {
+      const d = deps.get(u)!;
+      d.delete(id);
+      if (d.size === 0) {
+        ready.push(u);
+        ready.sort(cmp);
+      }
+    }
+  }
+  // A cycle (invalid graph) leaves nodes behind: keep them, in id order.
+  for (const id of ids.sort(cmp)) if (!out.includes(id)) out.push(id);
+  return out;
 }
 
 /**

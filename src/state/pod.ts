@@ -5,6 +5,7 @@
 import type { Config } from '../config.js';
 import { redactEnvValue, type Scrubber } from '../secrets.js';
 import type { HostSnapshot } from '../collectors/host.js';
+import type { ComfyState } from './comfy.js';
 import type { GpuState } from './gpu.js';
 import { HealthBoard } from './health.js';
 import { Readiness } from './readiness.js';
@@ -15,17 +16,6 @@ const SHOWN_ENV = /^(PODSCOPE_|COMFYUI_|RUNPOD_|LOG_LEVEL$|CUDA_VISIBLE_DEVICES$
 
 export type ConnectionsProvider = () => unknown;
 
-/** What the ComfyUI side offers the status and memory views. */
-export interface ComfyView {
-  everReached(): boolean;
-  info(): { connected: boolean; url: string; version: string | null; [k: string]: unknown };
-  queueCounts(): { running: number; pending: number };
-  currentJob(now: number): Record<string, unknown> | null;
-  /** ComfyUI's own memory view from /system_stats, or null. */
-  systemStats(): Record<string, unknown> | null;
-  /** Peak VRAM of recent jobs, for the memory timeline. */
-  jobPeaks(): Array<Record<string, unknown>>;
-}
 
 export interface PodStateOptions {
   config: Config;
@@ -50,7 +40,7 @@ export class PodState {
   /** GPU readings and accounting; null when GPU sampling is off. */
   gpu: GpuState | null = null;
   /** Jobs, queue and ComfyUI connection; null until the ComfyUI side is wired. */
-  comfy: ComfyView | null = null;
+  comfy: ComfyState | null = null;
   /** Host memory, disks and podscope's own memory, as last sampled. */
   host: { snapshot(): HostSnapshot } | null = null;
 

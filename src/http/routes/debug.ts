@@ -5,17 +5,43 @@ import { Hono } from 'hono';
 import type { PodState } from '../../state/pod.js';
 import { statusView } from '../../views/status.js';
 import { memoryView } from '../../views/memory.js';
+import { workflowView, queueView } from '../../views/jobs.js';
+import { ApiError } from '../errors.js';
+import { jobIdParam, parseQuery } from '../query.js';
 import { sendJson } from '../respond.js';
 import type { AppEnv } from '../app.js';
 
 export const DEBUG_ENDPOINTS = [
   { path: '/debug/status', methods: ['GET'], description: 'pod status: GPU, current job, ComfyUI, queue, problems' },
   { path: '/debug/memory', methods: ['GET'], description: 'GPU, ComfyUI, host and podscope memory; ring buffer fill; VRAM timeline' },
+  { path: '/debug/workflow', methods: ['GET'], description: 'the running (else latest) job node by node; ?job_id= for one job' },
+  { path: '/debug/queue', methods: ['GET'], description: 'running and pending prompts in execution order, secrets removed' },
 ] as const;
 
 export function debugRoutes(state: PodState): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.get('/status', (c) => sendJson(c, state, statusView(state)));
   app.get('/memory', (c) => sendJson(c, state, memoryView(state)));
+
+  app.get('/workflow', (c) => {
+    const { job_id: jobId } = parseQuery(c, { job_id: jobIdParam.optional() });
+    const comfy = state.comfy;
+    const job = comfy ? (jobId ? comfy.tracker.get(jobId) : comfy.tracker.latest()) : undefined;
+    if (!job || !comfy) {
+      if (jobId) {
+        throw new ApiError(404, 'JOB_NOT_FOUND', `No job with id ${jobId} is known.`, {
+          details: { job_id: jobId },
+          help: `Both the platform job id (extra_data.${state.config.jobIdKey}) and ComfyUI's prompt_id are accepted; finished jobs are remembered up to PODSCOPE_JOB_HISTORY.`,
+        });
+      }
+      throw new ApiError(404, 'NO_JOB', 'No job has been seen since podscope started.', { help: 'Jobs appear once ComfyUI queues a prompt.' });
+    }
+    return sendJson(c, state, workflowView(comfy, job, state.now()));
+  });
+
+  app.get('/queue', (c) => {
+    if (!state.comfy) return sendJson(c, state, { running: [], pending: [], queue_remaining: 0, as_of: null });
+    return sendJson(c, state, queueView(state.comfy, state.now()));
+  });
   return app;
 }

@@ -1,0 +1,30 @@
+/**
+ * Query-string validation: every parameter a route reads is checked with zod, and a bad one
+ * answers 400 with the envelope naming the parameter and what it accepts. Unknown parameters are
+ * ignored; a parameter given twice counts by its first value.
+ */
+import { z } from 'zod';
+import type { Context } from 'hono';
+import { ApiError } from './errors.js';
+
+export const jobIdParam = z
+  .string()
+  .min(1, { message: 'must not be empty' })
+  .max(200, { message: 'must be at most 200 characters' })
+  .regex(/^[\x21-\x7e]+$/, { message: 'must be printable ASCII without spaces' });
+
+export function parseQuery<T extends z.ZodRawShape>(c: Context, shape: T): z.infer<z.ZodObject<T>> {
+  const raw: Record<string, string> = {};
+  for (const key of Object.keys(shape)) {
+    const v = c.req.query(key);
+    if (v !== undefined) raw[key] = v;
+  }
+  const r = z.object(shape).safeParse(raw);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  const parameter = String(issue.path[0] ?? 'query');
+  throw new ApiError(400, 'INVALID_PARAMETER', `${parameter} ${issue.message}.`, {
+    details: { parameter, problem: issue.message },
+    help: 'GET /debug lists each endpoint; see the README for the parameters it takes.',
+  });
+}

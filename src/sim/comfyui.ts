@@ -1,0 +1,738 @@
+/**
+ * A simulated ComfyUI for tests and the demo: a real HTTP and websocket server on loopback with
+ * ComfyUI's message shapes and, above all, its routing rules (docs/comfyui-protocol.md 1.2):
+ *
+ * - an event with a sid goes to that socket only, and is dropped when it is not connected;
+ * - `execution_*`, `executing` and `executed` are sent only when the prompt has a client_id;
+ * - `progress` goes to the submitter, or to everyone when the prompt has no client_id;
+ * - `progress_state` goes to the submitter (0.3.57+), or to everyone in 0.3.44–0.3.56;
+ * - `status` queue frames go to everyone; `logs` only to subscribed ids with an open socket.
+ *
+ * Nodes behave by class_type: loaders and encoders are quick, KSampler runs `steps` steps (and
+ * runs out of GPU memory when the latent batch is absurdly large), SimSleep runs long without
+ * progress, output nodes write files. A node whose inputs did not change since the last run is
+ * cached. Every clientId that ever connected is recorded, so a test can prove podscope never
+ * used a submitter's id.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { mkdirSync, writeFileSync, rmSync, createReadStream, existsSync, statSync } from 'node:fs';
+import { join, resolve, sep } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo, Socket } from 'node:net';
+import { WebSocketServer, WebSocket } from 'ws';
+
+export type Graph = Record<string, { class_type: string; inputs: Record<string, unknown>; _meta?: { title?: string } }>;
+
+export interface SimOptions {
+  port?: number;
+  /** Milliseconds per sampler step. */
+  stepMs?: number;
+  /** Milliseconds for a quick node. */
+  nodeMs?: number;
+  /** '0.3.64' routes progress_state to the submitter only; '0.3.50' broadcasts it. */
+  version?: string;
+  /** Mirror every execution event to sockets whose clientId starts with `podscope` (the tap node). */
+  tap?: boolean;
+  /** Send a binary preview after each sampler step. */
+  previews?: boolean;
+  outputDir?: string;
+  tempDir?: string;
+  /** Called with every log line the simulated ComfyUI prints (to feed a log file, say). */
+  onLog?: (line: string) => void;
+}
+
+interface Task {
+  number: number;
+  promptId: string;
+  graph: Graph;
+  extra: Record<string, unknown>;
+  outputs: string[];
+}
+
+interface HistoryEntry {
+  prompt: [number, string, Graph, Record<string, unknown>, string[]];
+  outputs: Record<string, Record<string, unknown>>;
+  status: { status_str: 'success' | 'error'; completed: boolean; messages: Array<[string, Record<string, unknown>]> };
+  meta: Record<string, unknown>;
+}
+
+const KNOWN_CLASSES = new Set([
+  'CheckpointLoaderSimple',
+  'EmptyLatentImage',
+  'CLIPTextEncode',
+  'KSampler',
+  'VAEDecode',
+  'SaveImage',
+  'PreviewImage',
+  'SaveAnimatedWEBP',
+  'VHS_VideoCombine',
+  'SaveAudio',
+  'SimSleep',
+]);
+const OUTPUT_CLASSES = new Set(['SaveImage', 'PreviewImage', 'SaveAnimatedWEBP', 'VHS_VideoCombine', 'SaveAudio']);
+export const CHECKPOINTS = ['sd_xl_base_1.0.safetensors', 'v1-5-pruned-emaonly.safetensors'];
+
+class Interrupted extends Error {}
+class NodeFailure extends Error {
+  constructor(
+    readonly type: string,
+    message: string,
+    readonly traceback: string[],
+  ) {
+    super(message);
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class SimComfyUI {
+  private server: Server | null = null;
+  private wss: WebSocketServer | null = null;
+  private readonly sockets = new Map<string, WebSocket>();
+  private readonly subscribed = new Set<string>();
+  private readonly httpSockets = new Set<Socket>();
+  /** Every clientId any socket connected with, in order. */
+  readonly connectedClientIds: string[] = [];
+  private queue: Task[] = [];
+  private running: Task | null = null;
+  private history = new Map<string, HistoryEntry>();
+  private cache = new Map<string, Record<string, unknown> | null>();
+  private logBuffer: Array<{ t: string; m: string }> = [];
+  private counter = 0;
+  private fileCounter = 0;
+  private interruptFlag = false;
+  private worker: Promise<void> | null = null;
+  private wake: (() => void) | null = null;
+  private stopped = false;
+  private silent = false;
+  private lastTqdmOpen = false;
+  port = 0;
+  readonly opts: Required<Omit<SimOptions, 'port' | 'onLog' | 'outputDir' | 'tempDir'>> & SimOptions;
+  /** Answer HTTP with this status instead (fault injection), or 'hang' to never answer. */
+  httpFault: { paths: RegExp; status: number | 'hang' | 'garbage' } | null = null;
+
+  constructor(opts: SimOptions = {}) {
+    this.opts = { stepMs: 30, nodeMs: 5, version: '0.3.64', tap: false, previews: false, ...opts };
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<string> {
+    this.stopped = false;
+    if (this.opts.outputDir) mkdirSync(this.opts.outputDir, { recursive: true });
+    if (this.opts.tempDir) {
+      rmSync(this.opts.tempDir, { recursive: true, force: true }); // ComfyUI wipes temp at start
+      mkdirSync(this.opts.tempDir, { recursive: true });
+    }
+    const server = createServer((req, res) => void this.route(req, res));
+    server.on('connection', (s) => {
+      this.httpSockets.add(s);
+      s.on('close', () => this.httpSockets.delete(s));
+    });
+    const wss = new WebSocketServer({ noServer: true });
+    server.on('upgrade', (req, socket, head) => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      if (url.pathname !== '/ws' && url.pathname !== '/api/ws') {
+        socket.destroy();
+        return;
+      }
+      wss.handleUpgrade(req, socket, head, (ws) => this.onSocket(ws, url.searchParams.get('clientId')));
+    });
+    await new Promise<void>((res) => server.listen(this.opts.port ?? this.port ?? 0, '127.0.0.1', res));
+    this.port = (server.address() as AddressInfo).port;
+    this.server = server;
+    this.wss = wss;
+    this.log('Starting server\n');
+    this.log(`To see the GUI go to: http://127.0.0.1:${this.port}\n`);
+    this.worker = this.work();
+    return this.url;
+  }
+
+  /** Stops the process: every socket closed, the worker ended. History and queue are kept (use restart to lose them). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.interruptFlag = true;
+    this.wake?.();
+    for (const ws of this.sockets.values()) ws.terminate();
+    this.sockets.clear();
+    this.wss?.close();
+    for (const s of this.httpSockets) s.destroy();
+    await new Promise<void>((res) => (this.server ? this.server.close(() => res()) : res()));
+    this.server = null;
+    await this.worker;
+  }
+
+  /** A process restart: down for `downMs`, then up on the same port with empty queue, history and cache. */
+  async restart(downMs = 200): Promise<void> {
+    const port = this.port;
+    await this.stop();
+    this.queue = [];
+    this.running = null;
+    this.history.clear();
+    this.cache.clear();
+    this.logBuffer = [];
+    this.subscribed.clear();
+    this.interruptFlag = false;
+    await sleep(downMs);
+    this.opts.port = port;
+    await this.start();
+  }
+
+  /** Every websocket goes silent without closing (no frames, no pongs), like a frozen process. */
+  silence(on = true): void {
+    this.silent = on;
+    for (const ws of this.sockets.values()) {
+      const raw = (ws as unknown as { _socket?: Socket })._socket;
+      if (on) raw?.pause();
+      else raw?.resume();
+    }
+  }
+
+  // ---- websocket ---------------------------------------------------------------------------
+
+  private onSocket(ws: WebSocket, requested: string | null): void {
+    const sid = requested && requested.length > 0 ? requested : randomUUID().replace(/-/g, '');
+    this.connectedClientIds.push(sid);
+    // Same id again: the new socket takes over routing silently (ComfyUI#16010).
+    this.sockets.set(sid, ws);
+    ws.on('close', () => {
+      if (this.sockets.get(sid) === ws) this.sockets.delete(sid);
+    });
+    ws.on('error', () => undefined);
+    ws.on('message', () => undefined); // feature_flags and the rest are ignored
+    ws.send(JSON.stringify({ type: 'status', data: { status: { exec_info: { queue_remaining: this.queueRemaining() } }, sid } }));
+    if (this.opts.tap && sid.startsWith('podscope')) ws.send(JSON.stringify({ type: 'podscope.tap', data: { version: 1 } }));
+  }
+
+  /** ComfyUI's send_sync: sid null broadcasts; a sid reaches that socket only, or nobody. */
+  private send(type: string, data: Record<string, unknown>, sid: string | null): void {
+    if (this.silent) return;
+    const text = JSON.stringify({ type, data });
+    if (sid === null) {
+      for (const ws of this.sockets.values()) this.write(ws, text);
+    } else {
+      const ws = this.sockets.get(sid);
+      if (ws) this.write(ws, text);
+    }
+  }
+
+  private sendBinary(buf: Buffer, sid: string | null): void {
+    if (this.silent) return;
+    if (sid === null) for (const ws of this.sockets.values()) this.write(ws, buf);
+    else {
+      const ws = this.sockets.get(sid);
+      if (ws) this.write(ws, buf);
+    }
+  }
+
+  private write(ws: WebSocket, payload: string | Buffer): void {
+    if (ws.readyState === WebSocket.OPEN) ws.send(payload);
+  }
+
+  /** An execution event as the prompt's submitter gets it, plus the tap's mirror to podscope. */
+  private exec(type: string, data: Record<string, unknown>, task: Task, broadcastWithoutClient = false): void {
+    const clientId = typeof task.extra.client_id === 'string' ? task.extra.client_id : null;
+    if (clientId !== null) this.send(type, data, clientId);
+    else if (broadcastWithoutClient) this.send(type, data, null);
+    if (this.opts.tap) {
+      for (const [sid] of this.sockets) {
+        if (sid.startsWith('podscope') && sid !== clientId && !(clientId === null && broadcastWithoutClient)) this.send(type, data, sid);
+      }
+    }
+  }
+
+  /** Send a raw frame to every socket (fault injection: unknown types, garbage, huge frames). */
+  broadcastRaw(payload: string | Buffer): void {
+    for (const ws of this.sockets.values()) this.write(ws, payload);
+  }
+
+  private queueRemaining(): number {
+    return this.queue.length + (this.running ? 1 : 0);
+  }
+
+  private statusFrame(): void {
+    this.send('status', { status: { exec_info: { queue_remaining: this.queueRemaining() } } }, null);
+  }
+
+  // ---- logs --------------------------------------------------------------------------------
+
+  /** One write to stdout/stderr as ComfyUI's LogInterceptor sees it. */
+  log(m: string): void {
+    const entry = { t: new Date().toISOString().replace('Z', ''), m };
+    if (m.startsWith('\r') && this.lastTqdmOpen && this.logBuffer.length > 0) this.logBuffer[this.logBuffer.length - 1] = entry;
+    else this.logBuffer.push(entry);
+    this.lastTqdmOpen = !m.endsWith('\n');
+    if (this.logBuffer.length > 300) this.logBuffer.shift();
+    this.opts.onLog?.(m);
+    for (const id of [...this.subscribed]) {
+      const ws = this.sockets.get(id);
+      if (!ws) {
+        this.subscribed.delete(id); // auto-unsubscribed: no open socket at flush time
+        continue;
+      }
+      if (!this.silent) this.write(ws, JSON.stringify({ type: 'logs', data: { entries: [entry], size: null } }));
+    }
+  }
+
+  // ---- HTTP --------------------------------------------------------------------------------
+
+  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://x');
+    let path = url.pathname;
+    if (this.httpFault && this.httpFault.paths.test(path)) {
+      const s = this.httpFault.status;
+      if (s === 'hang') return; // never answers
+      if (s === 'garbage') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"queue_running": [[1, "x"');
+      return void res.writeHead(s).end('Internal Server Error');
+    }
+    if (path.startsWith('/api/') && !path.startsWith('/api/jobs')) path = path.slice(4);
+    const json = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    const body = async (): Promise<unknown> => {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      const text = Buffer.concat(chunks).toString('utf8');
+      return text ? JSON.parse(text) : {};
+    };
+    try {
+      if (req.method === 'GET' && path === '/queue') {
+        return json(200, {
+          queue_running: this.running ? [this.item(this.running)] : [],
+          // Heap order, not sorted: reversed here so clients must sort.
+          queue_pending: [...this.queue].reverse().map((t) => this.item(t)),
+        });
+      }
+      if (req.method === 'GET' && path === '/prompt') return json(200, { exec_info: { queue_remaining: this.queueRemaining() } });
+      if (req.method === 'POST' && path === '/prompt') return this.postPrompt((await body()) as Record<string, unknown>, json);
+      if (req.method === 'GET' && path === '/history') {
+        const max = Number(url.searchParams.get('max_items') ?? 0);
+        const entries = [...this.history.entries()];
+        return json(200, Object.fromEntries(max > 0 ? entries.slice(-max) : entries));
+      }
+      if (req.method === 'GET' && path.startsWith('/history/')) {
+        const id = decodeURIComponent(path.slice('/history/'.length));
+        const h = this.history.get(id);
+        return json(200, h ? { [id]: h } : {});
+      }
+      if (req.method === 'POST' && path === '/interrupt') {
+        const b = (await body()) as { prompt_id?: string };
+        if (!b.prompt_id || b.prompt_id === this.running?.promptId) {
+          this.interruptFlag = true;
+          this.log(b.prompt_id ? `Interrupting prompt ${b.prompt_id}\n` : 'Global interrupt (no prompt_id specified)\n');
+        } else {
+          this.log(`Prompt ${b.prompt_id} is not currently running, skipping interrupt\n`);
+        }
+        return json(200, {});
+      }
+      if (req.method === 'POST' && path === '/queue') {
+        const b = (await body()) as { clear?: boolean; delete?: string[] };
+        if (b.clear) this.queue = [];
+        if (Array.isArray(b.delete)) this.queue = this.queue.filter((t) => !b.delete!.includes(t.promptId));
+        this.statusFrame();
+        return json(200, {});
+      }
+      if (req.method === 'GET' && path === '/system_stats') return json(200, this.systemStats());
+      if (req.method === 'GET' && path === '/internal/logs/raw') return json(200, { entries: this.logBuffer, size: { cols: 80, rows: 24 } });
+      if (req.method === 'PATCH' && path === '/internal/logs/subscribe') {
+        const b = (await body()) as { clientId?: string; enabled?: boolean };
+        if (typeof b.clientId === 'string') {
+          if (b.enabled) this.subscribed.add(b.clientId);
+          else this.subscribed.delete(b.clientId);
+        }
+        return json(200, {});
+      }
+      if (req.method === 'GET' && path === '/view') return this.view(url, res);
+      if (req.method === 'GET' && path === '/') return void res.writeHead(200, { 'content-type': 'text/html' }).end('<html>ComfyUI (simulated)</html>');
+      json(404, { error: 'not found' });
+    } catch {
+      json(400, { error: 'bad request' });
+    }
+  }
+
+  private item(t: Task): unknown[] {
+    return [t.number, t.promptId, t.graph, t.extra, t.outputs];
+  }
+
+  private systemStats() {
+    return {
+      system: {
+        os: 'posix',
+        ram_total: 270_000_000_000,
+        ram_free: 200_000_000_000,
+        comfyui_version: this.opts.version,
+        python_version: '3.12.3 (main, Jan 1 2025, 00:00:00) [GCC 13.2.0]',
+        pytorch_version: '2.8.0+cu128',
+        embedded_python: false,
+        argv: ['main.py', '--listen', '0.0.0.0', '--port', String(this.port)],
+      },
+      devices: [
+        {
+          name: 'cuda:0 NVIDIA H200 : cudaMallocAsync',
+          type: 'cuda',
+          index: 0,
+          vram_total: 150_754_820_096,
+          vram_free: this.running ? 110_000_000_000 : 148_000_000_000,
+          torch_vram_total: this.running ? 30_000_000_000 : 0,
+          torch_vram_free: this.running ? 2_000_000_000 : 0,
+        },
+      ],
+    };
+  }
+
+  private view(url: URL, res: ServerResponse): void {
+    const type = url.searchParams.get('type') ?? 'output';
+    const dir = type === 'temp' ? this.opts.tempDir : this.opts.outputDir;
+    const filename = url.searchParams.get('filename') ?? '';
+    const subfolder = url.searchParams.get('subfolder') ?? '';
+    if (!dir || !filename || filename.includes('..') || filename.startsWith('/')) return void res.writeHead(400).end();
+    const full = resolve(dir, subfolder, filename);
+    if (!full.startsWith(resolve(dir) + sep)) return void res.writeHead(403).end();
+    if (!existsSync(full) || !statSync(full).isFile()) return void res.writeHead(404).end();
+    res.writeHead(200, { 'content-type': filename.endsWith('.png') ? 'image/png' : 'application/octet-stream' });
+    createReadStream(full).pipe(res);
+  }
+
+  /** POST /prompt: validate, enqueue, answer like ComfyUI. */
+  private postPrompt(b: Record<string, unknown>, json: (s: number, b: unknown) => void): void {
+    this.log('got prompt\n');
+    const graph = (b.prompt ?? {}) as Graph;
+    const extra: Record<string, unknown> = { ...((b.extra_data as Record<string, unknown>) ?? {}) };
+    if (typeof b.client_id === 'string') extra.client_id = b.client_id;
+    const errors = this.validate(graph);
+    if (errors) {
+      for (const line of errors.lines) this.log(`${line}\n`);
+      return json(400, errors.body);
+    }
+    const outputs = Object.entries(graph)
+      .filter(([, n]) => OUTPUT_CLASSES.has(n.class_type))
+      .map(([id]) => id);
+    const promptId = typeof b.prompt_id === 'string' ? b.prompt_id : randomUUID();
+    const number = typeof b.number === 'number' ? b.number : b.front ? -++this.counter : ++this.counter;
+    this.queue.push({ number, promptId, graph, extra, outputs });
+    this.queue.sort((a, c) => a.number - c.number);
+    this.statusFrame();
+    this.wake?.();
+    json(200, { prompt_id: promptId, number, node_errors: {} });
+  }
+
+  private validate(graph: Graph): { body: unknown; lines: string[] } | null {
+    const ids = Object.keys(graph);
+    if (ids.length === 0) return { body: { error: { type: 'prompt_no_outputs', message: 'Prompt has no outputs', details: '', extra_info: {} }, node_errors: {} }, lines: ['invalid prompt: Prompt has no outputs'] };
+    const nodeErrors: Record<string, unknown> = {};
+    const lines: string[] = [];
+    for (const id of ids) {
+      const n = graph[id]!;
+      if (!KNOWN_CLASSES.has(n.class_type)) {
+        return {
+          body: { error: { type: 'invalid_prompt', message: `Cannot execute because node ${n.class_type} does not exist.`, details: `Node ID '#${id}'`, extra_info: {} }, node_errors: {} },
+          lines: [`invalid prompt: Cannot execute because node ${n.class_type} does not exist.`],
+        };
+      }
+      if (n.class_type === 'CheckpointLoaderSimple' && !CHECKPOINTS.includes(String(n.inputs.ckpt_name))) {
+        const out = ids.find((o) => OUTPUT_CLASSES.has(graph[o]!.class_type)) ?? id;
+        nodeErrors[id] = {
+          errors: [{ type: 'value_not_in_list', message: 'Value not in list', details: `ckpt_name: '${String(n.inputs.ckpt_name)}' not in ${JSON.stringify(CHECKPOINTS)}`, extra_info: { input_name: 'ckpt_name' } }],
+          dependent_outputs: [out],
+          class_type: n.class_type,
+        };
+        lines.push(`Failed to validate prompt for output ${out}:`, `* CheckpointLoaderSimple ${id}:`, `  - Value not in list: ckpt_name: '${String(n.inputs.ckpt_name)}' not in ['${CHECKPOINTS.join("', '")}']`, 'Output will be ignored');
+      }
+    }
+    if (Object.keys(nodeErrors).length === 0) return null;
+    lines.push("invalid prompt: {'type': 'prompt_outputs_failed_validation', 'message': 'Prompt outputs failed validation', 'details': '', 'extra_info': {}}");
+    return { body: { error: { type: 'prompt_outputs_failed_validation', message: 'Prompt outputs failed validation', details: '', extra_info: {} }, node_errors: nodeErrors }, lines };
+  }
+
+  // ---- execution ---------------------------------------------------------------------------
+
+  private async work(): Promise<void> {
+    while (!this.stopped) {
+      const task = this.queue.shift();
+      if (!task) {
+        await new Promise<void>((res) => {
+          this.wake = res;
+          setTimeout(res, 200);
+        });
+        this.wake = null;
+        continue;
+      }
+      this.running = task;
+      this.statusFrame(); // the worker took it; still counted
+      await this.execute(task);
+      if (this.stopped) return; // a process that died mid-job writes no history
+      this.running = null;
+      this.statusFrame(); // task_done; history already written
+      this.exec('executing', { node: null, prompt_id: task.promptId }, task);
+    }
+  }
+
+  private order(graph: Graph, outputs: string[]): string[] {
+    const seen = new Set<string>();
+    const out: string[] = [];
+    const visit = (id: string) => {
+      if (seen.has(id) || !graph[id]) return;
+      seen.add(id);
+      for (const v of Object.values(graph[id]!.inputs)) if (Array.isArray(v) && typeof v[0] === 'string') visit(v[0]);
+      out.push(id);
+    };
+    for (const o of outputs) visit(o);
+    return out;
+  }
+
+  private signature(graph: Graph, id: string, memo = new Map<string, string>()): string {
+    const hit = memo.get(id);
+    if (hit) return hit;
+    const n = graph[id]!;
+    const parts = Object.entries(n.inputs)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([k, v]) => (Array.isArray(v) && typeof v[0] === 'string' && graph[v[0]] ? `${k}=<${this.signature(graph, v[0], memo)}>` : `${k}=${JSON.stringify(v)}`));
+    const sig = `${n.class_type}(${parts.join(',')})`;
+    memo.set(id, sig);
+    return sig;
+  }
+
+  private async execute(task: Task): Promise<void> {
+    const started = Date.now();
+    const messages: Array<[string, Record<string, unknown>]> = [];
+    const outputs: Record<string, Record<string, unknown>> = {};
+    const clientId = typeof task.extra.client_id === 'string' ? task.extra.client_id : null;
+    const order = this.order(task.graph, task.outputs);
+    const memo = new Map<string, string>();
+    const cached = order.filter((id) => this.cache.has(this.signature(task.graph, id, memo)));
+    const progressState: Record<string, Record<string, unknown>> = {};
+    const startMsg = { prompt_id: task.promptId, timestamp: Date.now() };
+    messages.push(['execution_start', startMsg]);
+    this.exec('execution_start', startMsg, task);
+    const cachedMsg = { nodes: cached, prompt_id: task.promptId, timestamp: Date.now() };
+    messages.push(['execution_cached', cachedMsg]);
+    this.exec('execution_cached', cachedMsg, task);
+    const executed: string[] = [];
+    let current: string | null = null;
+    const sendState = () => {
+      const data = { prompt_id: task.promptId, nodes: structuredClone(progressState) };
+      const broadcast = clientId === null || this.opts.version.localeCompare('0.3.57', undefined, { numeric: true }) < 0;
+      if (broadcast) {
+        this.send('progress_state', data, null);
+      } else {
+        this.send('progress_state', data, clientId);
+        if (this.opts.tap) for (const [sid] of this.sockets) if (sid.startsWith('podscope') && sid !== clientId) this.send('progress_state', data, sid);
+      }
+    };
+    const nodeState = (id: string, value: number, max: number, state: string) => {
+      progressState[id] = { value, max, state, node_id: id, prompt_id: task.promptId, display_node_id: id, parent_node_id: null, real_node_id: id };
+    };
+    try {
+      for (const id of order) {
+        if (this.stopped) return;
+        const node = task.graph[id]!;
+        const sig = this.signature(task.graph, id, memo);
+        if (cached.includes(id)) {
+          const ui = this.cache.get(sig);
+          if (ui) {
+            outputs[id] = ui;
+            nodeState(id, 1, 1, 'finished');
+            sendState();
+            this.exec('executed', { node: id, display_node: id, output: ui, prompt_id: task.promptId }, task);
+          }
+          continue;
+        }
+        if (this.interruptFlag) throw new Interrupted();
+        current = id;
+        nodeState(id, 0, 1, 'running');
+        sendState();
+        this.exec('executing', { node: id, display_node: id, prompt_id: task.promptId }, task);
+        const ui = await this.runNode(task, id, node, (value, max) => {
+          nodeState(id, value, max, 'running');
+          sendState();
+          this.exec('progress', { value, max, prompt_id: task.promptId, node: id }, task, true);
+        });
+        nodeState(id, (progressState[id]!.max as number) ?? 1, (progressState[id]!.max as number) ?? 1, 'finished');
+        sendState();
+        executed.push(id);
+        this.cache.set(sig, ui);
+        if (ui) {
+          outputs[id] = ui;
+          this.exec('executed', { node: id, display_node: id, output: ui, prompt_id: task.promptId }, task);
+        }
+      }
+      const ok = { prompt_id: task.promptId, timestamp: Date.now() };
+      messages.push(['execution_success', ok]);
+      this.exec('execution_success', ok, task);
+      this.writeHistory(task, outputs, 'success', messages);
+      this.log(`Prompt executed in ${((Date.now() - started) / 1000).toFixed(2)} seconds\n`);
+    } catch (err) {
+      if (this.stopped) return;
+      const node = current ? task.graph[current] : undefined;
+      if (err instanceof Interrupted) {
+        this.interruptFlag = false;
+        const data = { prompt_id: task.promptId, node_id: current, node_type: node?.class_type ?? null, executed, timestamp: Date.now() };
+        messages.push(['execution_interrupted', data]);
+        this.log('Processing interrupted\n');
+        this.exec('execution_interrupted', data, task, true);
+      } else {
+        const f = err instanceof NodeFailure ? err : new NodeFailure('Exception', (err as Error).message, []);
+        const data = {
+          prompt_id: task.promptId,
+          node_id: current,
+          node_type: node?.class_type ?? null,
+          executed,
+          exception_message: f.message,
+          exception_type: f.type,
+          traceback: f.traceback,
+          current_inputs: Object.fromEntries(Object.entries(node?.inputs ?? {}).map(([k, v]) => [k, [Array.isArray(v) ? '<object>' : v]])),
+          current_outputs: cached,
+          timestamp: Date.now(),
+        };
+        messages.push(['execution_error', data]);
+        this.log(`!!! Exception during processing !!! ${f.message.split('\n')[0]}\n`);
+        this.log(`Traceback (most recent call last):\n${f.traceback.join('')}${f.type}: ${f.message.split('\n')[0]}\n`);
+        if (f.type.endsWith('OutOfMemoryError')) this.log('Got an OOM, unloading all loaded models.\n');
+        this.exec('execution_error', data, task);
+      }
+      this.writeHistory(task, outputs, 'error', messages);
+      this.log(`Prompt executed in ${((Date.now() - started) / 1000).toFixed(2)} seconds\n`);
+    }
+  }
+
+  private writeHistory(task: Task, outputs: Record<string, Record<string, unknown>>, status: 'success' | 'error', messages: Array<[string, Record<string, unknown>]>): void {
+    const extra = { ...task.extra };
+    delete extra.api_key_comfy_org; // stripped when the prompt moves to history
+    delete extra.auth_token_comfy_org;
+    this.history.set(task.promptId, {
+      prompt: [task.number, task.promptId, task.graph, extra, task.outputs],
+      outputs,
+      status: { status_str: status, completed: status === 'success', messages },
+      meta: Object.fromEntries(Object.keys(outputs).map((id) => [id, { node_id: id, display_node: id, parent_node: null, real_node_id: id }])),
+    });
+  }
+
+  private async tick(ms: number): Promise<void> {
+    await sleep(ms);
+    if (this.interruptFlag) throw new Interrupted();
+    if (this.stopped) throw new Interrupted();
+  }
+
+  private batchOf(task: Task, node: Graph[string]): number {
+    const latent = node.inputs.latent_image;
+    if (Array.isArray(latent) && typeof latent[0] === 'string') {
+      const up = task.graph[latent[0]];
+      if (up?.class_type === 'EmptyLatentImage') return Number(up.inputs.batch_size ?? 1);
+    }
+    return 1;
+  }
+
+  private async runNode(task: Task, id: string, node: Graph[string], progress: (v: number, m: number) => void): Promise<Record<string, unknown> | null> {
+    const { nodeMs, stepMs } = this.opts;
+    switch (node.class_type) {
+      case 'CheckpointLoaderSimple':
+        this.log('model weight dtype torch.float16, manual cast: None\n');
+        this.log('Requested to load SDXL\n');
+        await this.tick(nodeMs * 4);
+        this.log('loaded completely 9.5367431640625e+25 4897.0483474731445 True\n');
+        return null;
+      case 'KSampler': {
+        const steps = Math.max(1, Number(node.inputs.steps ?? 20));
+        const batch = this.batchOf(task, node);
+        for (let s = 1; s <= steps; s++) {
+          await this.tick(stepMs);
+          if (batch >= 64 && s === 2) {
+            throw new NodeFailure(
+              'torch.OutOfMemoryError',
+              'Allocation on device \nThis error means you ran out of memory on your GPU.\n\nTIPS: If the workflow worked before you might have accidentally set the batch_size to a large number.',
+              [
+                '  File "/comfyui/execution.py", line 496, in execute\n    output_data, output_ui, has_subgraph, has_pending_tasks = await get_output_data(prompt_id, unique_id, obj, input_data_all, execution_block_cb=execution_block_cb, pre_execute_cb=pre_execute_cb, hidden_inputs=hidden_inputs)\n',
+                '  File "/comfyui/comfy/k_diffusion/sampling.py", line 199, in sample_euler\n    denoised = model(x, sigma_hat * s_in, **extra_args)\n',
+              ],
+            );
+          }
+          progress(s, steps);
+          const pct = Math.round((s / steps) * 100);
+          const bar = '█'.repeat(Math.round(pct / 10)).padEnd(10, ' ');
+          this.log(`\r${String(pct).padStart(3)}%|${bar}| ${s}/${steps} [00:0${Math.min(9, s)}<00:00,  ${(1000 / stepMs).toFixed(2)}it/s]${s === steps ? '\n' : ''}`);
+          if (this.opts.previews) {
+            const img = Buffer.from('ffd8ffe000104a464946', 'hex');
+            const head = Buffer.alloc(8);
+            head.writeUInt32BE(1, 0);
+            head.writeUInt32BE(1, 4);
+            const clientId = typeof task.extra.client_id === 'string' ? task.extra.client_id : null;
+            this.sendBinary(Buffer.concat([head, img]), clientId);
+          }
+        }
+        return null;
+      }
+      case 'SimSleep':
+        await this.tick(Number(node.inputs.seconds ?? 1) * 1000);
+        return null;
+      case 'SaveImage':
+      case 'PreviewImage':
+      case 'SaveAnimatedWEBP': {
+        await this.tick(nodeMs);
+        const temp = node.class_type === 'PreviewImage';
+        const prefix = temp ? `ComfyUI_temp_${id}` : String(node.inputs.filename_prefix ?? 'ComfyUI');
+        const ext = node.class_type === 'SaveAnimatedWEBP' ? 'webp' : 'png';
+        const file = this.writeOutput(prefix, ext, temp ? 'temp' : 'output');
+        return node.class_type === 'SaveAnimatedWEBP' ? { images: [file], animated: [true] } : { images: [file] };
+      }
+      case 'VHS_VideoCombine': {
+        await this.tick(nodeMs * 2);
+        const file = this.writeOutput(String(node.inputs.filename_prefix ?? 'AnimateDiff'), 'mp4', 'output');
+        return { gifs: [{ ...file, format: 'video/h264-mp4', frame_rate: 8, workflow: `${file.filename.replace('.mp4', '.png')}`, fullpath: `/comfyui/output/${file.filename}` }] };
+      }
+      case 'SaveAudio': {
+        await this.tick(nodeMs);
+        return { audio: [this.writeOutput(String(node.inputs.filename_prefix ?? 'audio/ComfyUI'), 'flac', 'output')] };
+      }
+      default:
+        await this.tick(nodeMs);
+        return null;
+    }
+  }
+
+  private writeOutput(prefix: string, ext: string, type: 'output' | 'temp'): { filename: string; subfolder: string; type: string } {
+    const slash = prefix.lastIndexOf('/');
+    const subfolder = slash >= 0 ? prefix.slice(0, slash) : '';
+    const base = slash >= 0 ? prefix.slice(slash + 1) : prefix;
+    const filename = `${base}_${String(++this.fileCounter).padStart(5, '0')}_.${ext}`;
+    const dir = type === 'temp' ? this.opts.tempDir : this.opts.outputDir;
+    if (dir) {
+      mkdirSync(join(dir, subfolder), { recursive: true });
+      writeFileSync(join(dir, subfolder, filename), Buffer.from(`simulated ${ext} ${filename}`));
+    }
+    return { filename, subfolder, type };
+  }
+}
+
+/** A text-to-image graph where every node feeds the SaveImage output (7 nodes). */
+export function txt2img(opts: { seed?: number; steps?: number; batch?: number; ckpt?: string; prefix?: string; output?: string } = {}): Graph {
+  return {
+    '4': { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: opts.ckpt ?? CHECKPOINTS[0] }, _meta: { title: 'Load Checkpoint' } },
+    '5': { class_type: 'EmptyLatentImage', inputs: { width: 1024, height: 1024, batch_size: opts.batch ?? 1 }, _meta: { title: 'Empty Latent Image' } },
+    '6': { class_type: 'CLIPTextEncode', inputs: { text: 'a lighthouse at dusk', clip: ['4', 1] }, _meta: { title: 'Positive' } },
+    '7': { class_type: 'CLIPTextEncode', inputs: { text: 'blurry', clip: ['4', 1] }, _meta: { title: 'Negative' } },
+    '3': {
+      class_type: 'KSampler',
+      inputs: { seed: opts.seed ?? 42, steps: opts.steps ?? 20, cfg: 7, sampler_name: 'euler', scheduler: 'normal', denoise: 1, model: ['4', 0], positive: ['6', 0], negative: ['7', 0], latent_image: ['5', 0] },
+      _meta: { title: 'KSampler' },
+    },
+    '8': { class_type: 'VAEDecode', inputs: { samples: ['3', 0], vae: ['4', 2] }, _meta: { title: 'VAE Decode' } },
+    '9': { class_type: opts.output ?? 'SaveImage', inputs: { images: ['8', 0], filename_prefix: opts.prefix ?? 'ComfyUI' }, _meta: { title: 'Save Image' } },
+  };
+}
+
+/** Submits a prompt the way a client does; resolves with ComfyUI's answer. */
+export async function submit(
+  url: string,
+  graph: Graph,
+  opts: { clientId?: string; extra?: Record<string, unknown>; promptId?: string } = {},
+): Promise<{ status: number; body: { prompt_id?: string; number?: number; node_errors?: unknown; error?: unknown } }> {
+  const payload: Record<string, unknown> = { prompt: graph };
+  if (opts.clientId) payload.client_id = opts.clientId;
+  if (opts.extra) payload.extra_data = opts.extra;
+  if (opts.promptId) payload.prompt_id = opts.promptId;
+  const res = await fetch(`${url}/prompt`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(payload) });
+  return { status: res.status, body: (await res.json()) as never };
+}

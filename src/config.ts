@@ -104,6 +104,7 @@ export const ENV_SCHEMA = {
   PODSCOPE_LOG_LINES: int(100, 1_000_000, 20_000),
   PODSCOPE_LOG_BYTES: int(64 * 1024, 512 * MiB, 16 * MiB),
   PODSCOPE_WORKSPACE_DIR: text('/workspace'),
+  PODSCOPE_FOLLOW_HEARTBEAT_MS: int(100, 60_000, 15_000),
   LOG_LEVEL: z
     .enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(', ')}` })
     .optional()
@@ -140,6 +141,7 @@ export interface Config {
   readonly logLines: number;
   readonly logBytes: number;
   readonly workspaceDir: string;
+  readonly followHeartbeatMs: number;
   readonly logLevel: LogLevel;
   readonly podId: string;
   /** From RUNPOD_GPU_COUNT; undefined means "count the GPUs seen". */
@@ -183,6 +185,7 @@ function toConfig(p: Parsed, fallbackHost: string): Config {
     logLines: p.PODSCOPE_LOG_LINES,
     logBytes: p.PODSCOPE_LOG_BYTES,
     workspaceDir: p.PODSCOPE_WORKSPACE_DIR,
+    followHeartbeatMs: p.PODSCOPE_FOLLOW_HEARTBEAT_MS,
     logLevel: p.LOG_LEVEL,
     podId: p.RUNPOD_POD_ID ?? fallbackHost,
     gpuCount: p.RUNPOD_GPU_COUNT,

@@ -15,6 +15,9 @@ import { GpuCollector } from './collectors/gpu.js';
 import { HostCollector } from './collectors/host.js';
 import { ComfyCollector } from './collectors/comfyui.js';
 import { registerComfyMetrics } from './metrics/comfyui.js';
+import { registerLogMetrics } from './metrics/logs.js';
+import { LogCollector } from './collectors/logs.js';
+import { LogStore } from './state/logs.js';
 import type { Collector } from './collectors/collector.js';
 import { createApp } from './http/app.js';
 import { VERSION } from './version.js';
@@ -40,7 +43,11 @@ export interface StartOptions {
 export async function startPodscope(opts: StartOptions): Promise<Podscope> {
   const config = loadConfig(opts.env);
   const scrubber = Scrubber.fromEnv(opts.env, [config.token]);
-  const logger = createLogger({ level: config.logLevel, podId: config.podId, environment: config.env, scrubber, sinks: opts.sinks });
+  // podscope's own records also go to the log buffer, once the buffer exists.
+  let ownRecords: LineSink | null = null;
+  const bufferSink: LineSink = { write: (line) => ownRecords?.write(line) };
+  const stdout: LineSink = { write: (line) => process.stdout.write(line) };
+  const logger = createLogger({ level: config.logLevel, podId: config.podId, environment: config.env, scrubber, sinks: [...(opts.sinks ?? [stdout]), bufferSink] });
   const state = new PodState({ config, version: VERSION, scrubber, env: opts.env });
   const metrics = createCoreMetrics({ version: VERSION, health: state.health });
   const collectors: Collector[] = [];
@@ -75,6 +82,16 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
   registerComfyMetrics(metrics.registry, comfy);
   collectors.push(comfy);
 
+  const logs = new LogStore(config.logLines, config.logBytes);
+  state.logs = logs;
+  state.addBuffer('logs', () => logs.ring.stats());
+  registerLogMetrics(metrics.registry, logs);
+  const logCollector = new LogCollector({ config, store: logs, comfy: comfy.comfy, health: state.health, scrubber });
+  comfy.onLogEntries((entries) => logCollector.ingestComfy(entries));
+  ownRecords = logCollector.podscopeSink();
+  state.addConnections('logs', () => logCollector.describe());
+  collectors.push(logCollector);
+
   const app = createApp({ state, logger: componentLogger(logger, 'http'), metrics });
   const abort = new AbortController();
   for (const c of collectors) c.start(abort.signal);
@@ -94,6 +111,7 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
   const close = () =>
     (closing ??= (async () => {
       abort.abort();
+      for (const end of [...state.streams]) end();
       const http = server as Server;
       const serverClosed = new Promise<void>((resolve) => http.close(() => resolve()));
       http.closeIdleConnections();

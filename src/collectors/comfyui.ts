@@ -230,6 +230,7 @@ export class ComfyCollector implements Collector {
   private onOpen(clientId: string): void {
     this.comfy.wsConnected = true;
     this.comfy.wsEverConnected = true;
+    this.comfy.wsDownSince = null;
     this.comfy.wsClientId = clientId;
     this.opts.state.health.clear('websocket');
     this.opts.logger.info({ data: { client_id: clientId } }, 'websocket to ComfyUI connected');
@@ -254,6 +255,7 @@ export class ComfyCollector implements Collector {
   private onClose(reason: string): void {
     const wasConnected = this.comfy.wsConnected;
     this.comfy.wsConnected = false;
+    this.comfy.wsDownSince ??= this.now();
     this.comfy.wsLastCloseReason = reason;
     if (wasConnected) {
       this.comfy.wsReconnects++;
@@ -323,6 +325,13 @@ export class ComfyCollector implements Collector {
   private checkStalls(): void {
     const { health, config } = this.opts.state;
     const now = this.now();
+    // HTTP answers but the websocket stays down: live progress and log lines are missing.
+    const down = this.comfy.wsDownSince;
+    if (this.comfy.wsEverConnected && down !== null && this.comfy.httpFailingSince === null && now - down > 2 * config.wsPingMs) {
+      health.raise('websocket', 'WEBSOCKET_DOWN', `the websocket to ComfyUI has been down for ${Math.round((now - down) / 1000)} s while HTTP answers: ${this.comfy.wsLastCloseReason ?? 'closed'}`);
+    } else if (this.comfy.wsConnected) {
+      health.clear('websocket', 'WEBSOCKET_DOWN');
+    }
     const job = this.comfy.tracker.running();
     if (!job || now - job.last_activity < config.stallS * 1000) {
       health.clear('comfyui', 'STALLED');

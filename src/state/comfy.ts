@@ -39,6 +39,7 @@ export class ComfyState {
   lastHttpError: string | null = null;
   httpFailingSince: number | null = null;
   wsConnected = false;
+  wsDownSince: number | null = null;
   wsEverConnected = false;
   wsClientId: string | null = null;
   wsLastCloseReason: string | null = null;
@@ -54,6 +55,8 @@ export class ComfyState {
   malformedFrames = 0;
   binaryFrames = 0;
   private readonly previews = new Map<string, Preview>();
+  /** Prompts ComfyUI refused with HTTP 400 (seen only in its log), newest last. */
+  readonly rejections: Array<{ at: number; message: string; lines: string[] }> = [];
 
   constructor(
     readonly url: string,
@@ -61,6 +64,17 @@ export class ComfyState {
     private readonly gpu: GpuState | null,
   ) {
     this.tracker = new JobTracker(opts);
+  }
+
+  addRejection(r: { at: number; message: string; lines: string[] }): void {
+    this.rejections.push(r);
+    if (this.rejections.length > 20) this.rejections.shift();
+  }
+
+  /** Forgets rejections older than `ttlMs`; returns how many remain. */
+  pruneRejections(now: number, ttlMs: number): number {
+    while (this.rejections.length > 0 && now - this.rejections[0]!.at > ttlMs) this.rejections.shift();
+    return this.rejections.length;
   }
 
   countFrame(type: string): void {

@@ -7,6 +7,7 @@ import { redactEnvValue, type Scrubber } from '../secrets.js';
 import type { HostSnapshot } from '../collectors/host.js';
 import type { ComfyState } from './comfy.js';
 import type { GpuState } from './gpu.js';
+import type { LogStore } from './logs.js';
 import { HealthBoard } from './health.js';
 import { Readiness } from './readiness.js';
 import type { RingStats } from './ring-buffer.js';
@@ -39,6 +40,10 @@ export class PodState {
   private readonly bufferProviders = new Map<string, () => RingStats>();
   /** GPU readings and accounting; null when GPU sampling is off. */
   gpu: GpuState | null = null;
+  /** The log buffer; null until the log collector is wired. */
+  logs: LogStore | null = null;
+  /** Open streams (log follow) to end when podscope stops. */
+  readonly streams = new Set<() => void>();
   /** Jobs, queue and ComfyUI connection; null until the ComfyUI side is wired. */
   comfy: ComfyState | null = null;
   /** Host memory, disks and podscope's own memory, as last sampled. */

@@ -66,6 +66,7 @@ export function queueView(comfy: ComfyState, now: number) {
     running: pick(order.running).map(queueJob),
     pending: pick(order.pending).map((j, i) => ({ ...queueJob(j), position: i + 1 })),
     queue_remaining: comfy.queueRemaining ?? order.running.length + order.pending.length,
+    rejected: comfy.rejections.map((r) => ({ at: iso(r.at), message: r.message, lines: r.lines })),
     as_of: iso(comfy.lastHttpOkAt) ?? iso(now),
   };
 }

@@ -9,13 +9,15 @@ import { workflowView, queueView } from '../../views/jobs.js';
 import { ApiError } from '../errors.js';
 import { jobIdParam, parseQuery } from '../query.js';
 import { sendJson } from '../respond.js';
+import { logsHandler } from './logs.js';
 import type { AppEnv } from '../app.js';
 
 export const DEBUG_ENDPOINTS = [
   { path: '/debug/status', methods: ['GET'], description: 'pod status: GPU, current job, ComfyUI, queue, problems' },
   { path: '/debug/memory', methods: ['GET'], description: 'GPU, ComfyUI, host and podscope memory; ring buffer fill; VRAM timeline' },
   { path: '/debug/workflow', methods: ['GET'], description: 'the running (else latest) job node by node; ?job_id= for one job' },
-  { path: '/debug/queue', methods: ['GET'], description: 'running and pending prompts in execution order, secrets removed' },
+  { path: '/debug/queue', methods: ['GET'], description: 'running and pending prompts in execution order, secrets removed; recently rejected prompts' },
+  { path: '/debug/logs', methods: ['GET'], description: 'log lines: ?lines=&level=&job_id=&source=&after=&q=&format=text&follow=1' },
 ] as const;
 
 export function debugRoutes(state: PodState): Hono<AppEnv> {
@@ -38,6 +40,8 @@ export function debugRoutes(state: PodState): Hono<AppEnv> {
     }
     return sendJson(c, state, workflowView(comfy, job, state.now()));
   });
+
+  app.get('/logs', logsHandler(state));
 
   app.get('/queue', (c) => {
     if (!state.comfy) return sendJson(c, state, { running: [], pending: [], queue_remaining: 0, as_of: null });

@@ -1,0 +1,272 @@
+/**
+ * The log collector: ComfyUI's live log stream and its backlog, the ComfyUI log file when one is
+ * configured, and podscope's own records, merged into one buffer. Each line appears once, tracebacks
+ * stay whole, every line gets a level and the job it belongs to, and secrets are scrubbed before a
+ * line is stored. Lines that mean something (OOM, a rejected prompt, a custom node that failed to
+ * import, sampler steps) are passed on to the job tracker and the problem list.
+ */
+import type { Config } from '../config.js';
+import type { LineSink } from '../log.js';
+import type { Scrubber } from '../secrets.js';
+import type { ComfyState } from '../state/comfy.js';
+import type { HealthBoard } from '../state/health.js';
+import type { LogRecord, LogSource, LogStore } from '../state/logs.js';
+import { LogFileFollower } from '../sources/log-file.js';
+import {
+  detectLevel,
+  importFailure,
+  isOomText,
+  isPromptEnd,
+  LineAssembler,
+  parseTqdm,
+  RecordGrouper,
+  stripAnsi,
+  stripManagerPrefix,
+  LEVELS,
+  type Level,
+} from '../logs/normalize.js';
+import type { Collector } from './collector.js';
+
+type Origin = 'stream' | 'file';
+
+/** A prompt ComfyUI refused (HTTP 400): it never reaches the queue or history, only the log. */
+export interface Rejection {
+  at: number;
+  message: string;
+  lines: string[];
+}
+
+const MAX_LINE = 16 * 1024;
+const DEDUPE_WINDOW_MS = 10_000;
+const REJECTION_TTL_MS = 10 * 60_000;
+
+interface Pipeline {
+  assembler: LineAssembler;
+  grouper: RecordGrouper;
+  lastChunkAt: number;
+}
+
+export interface LogCollectorOptions {
+  config: Config;
+  store: LogStore;
+  comfy: ComfyState;
+  health: HealthBoard;
+  scrubber: Scrubber;
+  now?: () => number;
+}
+
+export class LogCollector implements Collector {
+  readonly name = 'logs';
+  private readonly now: () => number;
+  private readonly pipelines: Record<Origin, Pipeline>;
+  private readonly follower: LogFileFollower | null;
+  /** Keys of ComfyUI entries already taken from the stream or the backlog. */
+  private readonly seenEntries = new Set<string>();
+  /** Recent lines by text, to keep a line that came by both stream and file once. */
+  private readonly recent = new Map<string, { origin: Origin; count: number; at: number }>();
+  private timer: NodeJS.Timeout | null = null;
+  private validation: string[] | null = null;
+  private readonly importFailures = new Set<string>();
+  /** The job that ran last, for the "Prompt executed in" line that closes its range. */
+  private lastJob: { jobId: string; at: number } | null = null;
+
+  constructor(private readonly opts: LogCollectorOptions) {
+    this.now = opts.now ?? Date.now;
+    const pipeline = (): Pipeline => ({ assembler: new LineAssembler(MAX_LINE), grouper: new RecordGrouper(), lastChunkAt: 0 });
+    this.pipelines = { stream: pipeline(), file: pipeline() };
+    const path = opts.config.comfyuiLogFile;
+    this.follower = path
+      ? new LogFileFollower({
+          path,
+          events: {
+            onChunk: (text) => this.ingest('file', text),
+            onReset: () => this.reset('file'),
+            onState: (state, detail) => this.fileState(state, detail),
+          },
+        })
+      : null;
+    opts.health.declare(this.name);
+  }
+
+  start(): void {
+    this.follower?.start();
+    this.timer = setInterval(() => this.housekeeping(), 500);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.follower?.stop();
+  }
+
+  /** Entries from ComfyUI's `logs` frames (stream) or /internal/logs/raw (backlog). */
+  ingestComfy(entries: Array<{ t: string; m: string }>): void {
+    for (const e of entries) {
+      const key = `${e.t}\u0000${e.m}`;
+      if (this.seenEntries.has(key)) continue;
+      this.seenEntries.add(key);
+      if (this.seenEntries.size > 4000) this.seenEntries.delete(this.seenEntries.values().next().value!);
+      this.ingest('stream', e.m);
+    }
+  }
+
+  /** A sink for podscope's own serialized pino records. */
+  podscopeSink(): LineSink {
+    return {
+      write: (line: string) => {
+        let rec: { level?: string; message?: string; timestamp?: string; job_id?: string; data?: unknown };
+        try {
+          rec = JSON.parse(line);
+        } catch {
+          return;
+        }
+        const level: Level = LEVELS.includes(rec.level as Level) ? (rec.level as Level) : 'info';
+        const message = typeof rec.message === 'string' ? rec.message : '';
+        const ts = rec.timestamp ? Date.parse(rec.timestamp) : this.now();
+        this.store({ ts: Number.isFinite(ts) ? ts : this.now(), level, source: 'podscope', message: message.slice(0, MAX_LINE), job_id: typeof rec.job_id === 'string' ? rec.job_id : null });
+      },
+    };
+  }
+
+  private ingest(origin: Origin, chunk: string): void {
+    const p = this.pipelines[origin];
+    p.lastChunkAt = this.now();
+    for (const line of p.assembler.push(chunk)) this.line(origin, line);
+    // A bar being redrawn reports its step before its line ends.
+    const bar = parseTqdm(stripAnsi(p.assembler.pending || p.assembler.lastRewritten || ''));
+    if (bar) this.opts.comfy.tracker.applyLogActivity(this.now(), bar);
+  }
+
+  private reset(origin: Origin): void {
+    const p = this.pipelines[origin];
+    const rest = p.assembler.flush();
+    if (rest) this.line(origin, rest);
+    const g = p.grouper.flush();
+    if (g) this.record(origin, g, null);
+  }
+
+  private line(origin: Origin, raw: string): void {
+    let text = stripAnsi(raw);
+    let ts: number | null = null;
+    if (origin === 'file') ({ ts, text } = stripManagerPrefix(text));
+    for (const rec of this.pipelines[origin].grouper.push(text)) this.record(origin, rec, ts);
+  }
+
+  private record(origin: Origin, text: string, ts: number | null): void {
+    if (text.trim() === '') return;
+    if (this.duplicate(origin, text)) return;
+    const now = this.now();
+    const { level, text: body } = detectLevel(text);
+    const job = this.jobFor(body, now);
+    const bar = parseTqdm(body);
+    this.opts.comfy.tracker.applyLogActivity(now, bar ?? undefined);
+    this.signals(body, job);
+    this.store({ ts: ts ?? now, level, source: 'comfyui', message: body, job_id: job?.jobId ?? null });
+  }
+
+  private store(r: LogRecord): void {
+    const message = this.opts.scrubber.needsScrub(r.message) ? this.opts.scrubber.scrub(r.message) : r.message;
+    this.opts.store.append({ ...r, message });
+  }
+
+  /** True when the same line already came by the other way (stream versus file). */
+  private duplicate(origin: Origin, text: string): boolean {
+    if (!this.follower) return false;
+    const now = this.now();
+    const seen = this.recent.get(text);
+    if (seen && seen.origin !== origin && seen.count > 0 && now - seen.at < DEDUPE_WINDOW_MS) {
+      seen.count--;
+      if (seen.count === 0) this.recent.delete(text);
+      return true;
+    }
+    if (seen && seen.origin === origin) {
+      seen.count++;
+      seen.at = now;
+    } else {
+      this.recent.set(text, { origin, count: 1, at: now });
+      if (this.recent.size > 20_000) this.recent.delete(this.recent.keys().next().value!);
+    }
+    return false;
+  }
+
+  private jobFor(text: string, now: number): { jobId: string; promptId: string } | null {
+    const running = this.opts.comfy.tracker.running();
+    if (running) {
+      this.lastJob = { jobId: running.job_id, at: now };
+      return { jobId: running.job_id, promptId: running.prompt_id };
+    }
+    // "Prompt executed in" may arrive just after podscope saw the job end: it still closes that job's range.
+    if (isPromptEnd(text) && this.lastJob && now - this.lastJob.at < 10_000) {
+      const job = this.opts.comfy.tracker.get(this.lastJob.jobId);
+      this.lastJob = null;
+      return job ? { jobId: job.job_id, promptId: job.prompt_id } : null;
+    }
+    return null;
+  }
+
+  private signals(text: string, job: { jobId: string; promptId: string } | null): void {
+    const { comfy, health } = this.opts;
+    if (job && isOomText(text)) {
+      const j = comfy.tracker.get(job.promptId);
+      const lines = Array.isArray(j?.error?.oom_log_lines) ? (j!.error!.oom_log_lines as string[]) : [];
+      comfy.tracker.annotateError(job.promptId, { oom: true, oom_log_lines: [...lines, this.opts.scrubber.scrub(text).slice(0, 2000)].slice(-5) });
+    }
+    if (isPromptEnd(text)) this.lastJob = null;
+    const failed = importFailure(text);
+    if (failed) {
+      this.importFailures.add(failed);
+      health.raise('comfyui', 'CUSTOM_NODE_IMPORT_FAILED', `custom nodes failed to import at start-up: ${[...this.importFailures].join(', ')}`, 'warning');
+    }
+    // A validation failure block runs from "Failed to validate prompt for output" to "invalid prompt:".
+    if (/^Failed to validate prompt for output/.test(text)) {
+      this.validation = [...(this.validation ?? []), text].slice(-50);
+    } else if (this.validation && !/^invalid prompt:/.test(text)) {
+      this.validation.push(text);
+      if (this.validation.length > 50) this.validation.shift();
+    }
+    if (/^invalid prompt:/.test(text)) {
+      const lines = [...(this.validation ?? []), text].map((l) => this.opts.scrubber.scrub(l));
+      this.validation = null;
+      const summary = text.replace(/^invalid prompt:\s*/, '').slice(0, 300);
+      comfy.addRejection({ at: this.now(), message: summary, lines });
+      health.raise('comfyui', 'PROMPT_REJECTED', `ComfyUI rejected a prompt (HTTP 400, never queued): ${summary}`, 'warning');
+    }
+  }
+
+  private fileState(state: string, detail: string): void {
+    const { health } = this.opts;
+    const path = this.opts.config.comfyuiLogFile;
+    health.clear('logs');
+    if (state === 'missing') health.raise('logs', 'LOG_FILE_MISSING', `COMFYUI_LOG_FILE ${path} does not exist (yet); podscope follows it once it appears`, 'warning');
+    else if (state === 'not-a-file') health.raise('logs', 'LOG_FILE_NOT_A_FILE', `COMFYUI_LOG_FILE ${path}: ${detail}`, 'warning');
+    else if (state === 'unreadable') health.raise('logs', 'LOG_FILE_UNREADABLE', `COMFYUI_LOG_FILE ${path} cannot be read: ${detail}`, 'warning');
+    health.record(this.name, state === 'following' ? { ok: true, durationMs: 0 } : { ok: false, durationMs: 0, code: state, message: detail });
+  }
+
+  /** Flushes lines left open by an idle writer (not redrawn bars), ends stale rejections and dedupe entries. */
+  private housekeeping(): void {
+    const now = this.now();
+    for (const origin of ['stream', 'file'] as const) {
+      const p = this.pipelines[origin];
+      if (now - p.lastChunkAt < 1000) continue;
+      const pending = p.assembler.pending;
+      if (pending && !parseTqdm(pending)) {
+        const line = p.assembler.flush();
+        if (line) this.line(origin, line);
+      }
+      if (p.grouper.open) {
+        const g = p.grouper.flush();
+        if (g) this.record(origin, g, null);
+      }
+    }
+    for (const [k, v] of this.recent) if (now - v.at > DEDUPE_WINDOW_MS) this.recent.delete(k);
+    if (this.opts.comfy.pruneRejections(now, REJECTION_TTL_MS) === 0) this.opts.health.clear('comfyui', 'PROMPT_REJECTED');
+  }
+
+  describe(): Record<string, unknown> {
+    return { file: this.follower?.describe() ?? null, stream_subscribers: this.opts.store.subscriberCount };
+  }
+
+  /** Sources as the `source` filter names them. */
+  static readonly SOURCES: readonly LogSource[] = ['comfyui', 'podscope'];
+}

@@ -1,0 +1,123 @@
+/**
+ * /debug/logs (contract 2.5): the newest lines at a level or more severe, filtered by job, source,
+ * text and seq cursor; `format=text` for grep; `follow=1` streams new lines (SSE, or chunked text)
+ * with a heartbeat well inside RunPod's 100 s idle cut. A reader too slow to keep up is dropped.
+ */
+import { z } from 'zod';
+import type { Context } from 'hono';
+import type { PodState } from '../../state/pod.js';
+import type { LogRecord } from '../../state/logs.js';
+import type { RingEntry } from '../../state/ring-buffer.js';
+import { LEVELS } from '../../logs/normalize.js';
+import { jobIdParam, parseQuery } from '../query.js';
+import { sendJson, sendText } from '../respond.js';
+import { ApiError } from '../errors.js';
+
+/** Bytes a follower may fall behind by before it is dropped. */
+const MAX_PENDING_BYTES = 1024 * 1024;
+
+function formatText(e: RingEntry<LogRecord>): string {
+  const r = e.value;
+  return `${new Date(r.ts).toISOString()} ${r.level.toUpperCase().padEnd(5)} ${r.source} ${r.job_id ?? '-'} ${r.message}\n`;
+}
+
+function toJson(e: RingEntry<LogRecord>) {
+  const r = e.value;
+  return { seq: e.seq, ts: new Date(r.ts).toISOString(), level: r.level, source: r.source, message: r.message, job_id: r.job_id };
+}
+
+export function logsHandler(state: PodState) {
+  return (c: Context) => {
+    const store = state.logs;
+    const capacity = store?.ring.maxEntries ?? state.config.logLines;
+    const q = parseQuery(c, {
+      lines: z
+        .string()
+        .regex(/^\d+$/, { message: `must be an integer from 1 to ${capacity}` })
+        .transform(Number)
+        .pipe(z.number().int().min(1, { message: `must be an integer from 1 to ${capacity}` }).max(capacity, { message: `must be an integer from 1 to ${capacity}` }))
+        .optional(),
+      level: z.enum(LEVELS as [string, ...string[]], { message: `must be one of ${LEVELS.join(', ')}` }).optional(),
+      job_id: jobIdParam.optional(),
+      source: z.enum(['comfyui', 'podscope'], { message: 'must be comfyui or podscope' }).optional(),
+      after: z
+        .string()
+        .regex(/^\d{1,15}$/, { message: 'must be a seq number (a non-negative integer)' })
+        .transform(Number)
+        .optional(),
+      q: z.string().min(1, { message: 'must not be empty' }).max(200, { message: 'must be at most 200 characters' }).optional(),
+      format: z.enum(['json', 'text'], { message: 'must be json or text' }).optional(),
+      follow: z.enum(['0', '1', 'true', 'false'], { message: 'must be 0 or 1' }).optional(),
+    });
+    if (!store) throw new ApiError(503, 'UNAVAILABLE', 'The log buffer is not running.');
+    let jobIds: Set<string> | undefined;
+    if (q.job_id) {
+      // Either id of a job is accepted; lines carry the platform job id.
+      const job = state.comfy?.tracker.get(q.job_id);
+      jobIds = new Set([q.job_id, ...(job ? [job.job_id] : [])]);
+    }
+    const filter = { level: q.level as LogRecord['level'] | undefined, jobIds, source: q.source, q: q.q };
+    const entries = store.query({ lines: q.lines ?? 100, after: q.after, ...filter });
+    const text = q.format === 'text';
+    if (q.follow === '1' || q.follow === 'true') return follow(c, state, entries, store.matcher(filter), text);
+    if (text) return sendText(c, state, entries.map(formatText).join(''));
+    return sendJson(c, state, { lines: entries.map(toJson), buffered: store.ring.size, dropped: store.ring.dropped });
+  };
+}
+
+function follow(c: Context, state: PodState, initial: RingEntry<LogRecord>[], match: (r: LogRecord) => boolean, text: boolean): Response {
+  const store = state.logs!;
+  const encoder = new TextEncoder();
+  const frame = (e: RingEntry<LogRecord>) => (text ? formatText(e) : `id: ${e.seq}\ndata: ${JSON.stringify(toJson(e))}\n\n`);
+  let cleanup = () => {};
+  const body = new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        let open = true;
+        const end = (last?: string) => {
+          if (!open) return;
+          open = false;
+          cleanup();
+          try {
+            if (last) controller.enqueue(encoder.encode(last));
+            controller.close();
+          } catch {
+            /* already closed by the client */
+          }
+        };
+        const send = (chunk: string) => {
+          if (!open) return;
+          if ((controller.desiredSize ?? 0) < -MAX_PENDING_BYTES) {
+            end(text ? '# podscope: dropped, reader too slow\n' : 'event: dropped\ndata: reader too slow\n\n');
+            return;
+          }
+          const scrubbed = state.scrubber.containsSecret(chunk) ? state.scrubber.scrubValues(chunk) : chunk;
+          controller.enqueue(encoder.encode(scrubbed));
+        };
+        if (!text) send(': podscope log stream\n\n');
+        for (const e of initial) send(frame(e));
+        const unsubscribe = store.subscribe((e) => {
+          if (match(e.value)) send(frame(e));
+        });
+        const heartbeat = setInterval(() => send(text ? '\n' : ': heartbeat\n\n'), state.config.followHeartbeatMs);
+        heartbeat.unref();
+        const stop = () => end(text ? '' : 'event: end\ndata: podscope is stopping\n\n');
+        state.streams.add(stop);
+        cleanup = () => {
+          unsubscribe();
+          clearInterval(heartbeat);
+          state.streams.delete(stop);
+        };
+      },
+      cancel() {
+        cleanup();
+      },
+    },
+    { highWaterMark: 64 * 1024, size: (chunk) => chunk.byteLength },
+  );
+  return c.body(body, 200, {
+    'Content-Type': text ? 'text/plain; charset=utf-8' : 'text/event-stream; charset=utf-8',
+    'Cache-Control': 'no-cache, no-store',
+    'X-Accel-Buffering': 'no',
+  });
+}

@@ -1,0 +1,46 @@
+/**
+ * Log buffer metrics: lines by source and level, lines dropped, buffer fill.
+ */
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { LogStore } from '../state/logs.js';
+
+export function registerLogMetrics(registry: Registry, store: LogStore): void {
+  new Counter({
+    name: 'podscope_log_lines_total',
+    help: 'Log lines taken into the buffer, by source (comfyui, podscope) and level.',
+    labelNames: ['source', 'level'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [key, n] of store.counts) {
+        const [source, level] = key.split('\u0000') as [string, string];
+        this.inc({ source, level }, n);
+      }
+    },
+  });
+  new Counter({
+    name: 'podscope_log_lines_dropped_total',
+    help: 'Log lines evicted from the full buffer (oldest first), or refused as larger than it.',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(store.ring.dropped);
+    },
+  });
+  new Gauge({
+    name: 'podscope_log_buffer_lines',
+    help: 'Log lines in the buffer now.',
+    registers: [registry],
+    collect() {
+      this.set(store.ring.size);
+    },
+  });
+  new Gauge({
+    name: 'podscope_log_buffer_bytes',
+    help: 'Bytes the log buffer holds now (as counted against PODSCOPE_LOG_BYTES).',
+    registers: [registry],
+    collect() {
+      this.set(store.ring.bytes);
+    },
+  });
+}

@@ -1,0 +1,75 @@
+/**
+ * The log buffer: one ring of ComfyUI's and podscope's log records, bounded by entries and bytes,
+ * searchable by level, job, source, text and seq cursor, with live subscribers for follow mode.
+ */
+import { RingBuffer, type RingEntry } from './ring-buffer.js';
+import { LEVEL_RANK, type Level } from '../logs/normalize.js';
+
+export type LogSource = 'comfyui' | 'podscope';
+
+export interface LogRecord {
+  ts: number;
+  level: Level;
+  source: LogSource;
+  message: string;
+  job_id: string | null;
+}
+
+export interface LogQuery {
+  lines: number;
+  level?: Level;
+  jobIds?: ReadonlySet<string>;
+  source?: LogSource;
+  after?: number;
+  q?: string;
+}
+
+export type LogSubscriber = (entry: RingEntry<LogRecord>) => void;
+
+const OVERHEAD = 64; // bytes charged per record besides its text
+
+export class LogStore {
+  readonly ring: RingBuffer<LogRecord>;
+  private readonly subscribers = new Set<LogSubscriber>();
+  /** Lines accepted, by source and level (for metrics). */
+  readonly counts = new Map<string, number>();
+
+  constructor(maxEntries: number, maxBytes: number) {
+    this.ring = new RingBuffer<LogRecord>(maxEntries, maxBytes, (r) => r.message.length * 2 + OVERHEAD);
+  }
+
+  append(record: LogRecord): number | undefined {
+    const seq = this.ring.push(record);
+    const key = `${record.source}\u0000${record.level}`;
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+    if (seq !== undefined && this.subscribers.size > 0) {
+      const entry = { seq, value: record, bytes: 0 };
+      for (const s of this.subscribers) s(entry);
+    }
+    return seq;
+  }
+
+  subscribe(fn: LogSubscriber): () => void {
+    this.subscribers.add(fn);
+    return () => this.subscribers.delete(fn);
+  }
+
+  get subscriberCount(): number {
+    return this.subscribers.size;
+  }
+
+  matcher(q: Omit<LogQuery, 'lines' | 'after'>): (r: LogRecord) => boolean {
+    const minRank = q.level ? LEVEL_RANK[q.level] : 0;
+    const needle = q.q?.toLowerCase();
+    return (r) =>
+      LEVEL_RANK[r.level] >= minRank &&
+      (q.source === undefined || r.source === q.source) &&
+      (q.jobIds === undefined || (r.job_id !== null && q.jobIds.has(r.job_id))) &&
+      (needle === undefined || r.message.toLowerCase().includes(needle));
+  }
+
+  /** The newest `lines` matching records (after the cursor), oldest first. */
+  query(q: LogQuery): RingEntry<LogRecord>[] {
+    return this.ring.select(this.matcher(q), q.lines, q.after ?? 0);
+  }
+}

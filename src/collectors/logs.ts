@@ -131,6 +131,11 @@ export class LogCollector implements Collector {
   private ingest(origin: Origin, chunk: string): void {
     const p = this.pipelines[origin];
     p.lastChunkAt = this.now();
+    // A stream entry is one write: a write that does not redraw an open bar ends the bar's line.
+    if (origin === 'stream' && !chunk.startsWith('\r') && p.assembler.pending && parseTqdm(p.assembler.pending)) {
+      const bar = p.assembler.flush();
+      if (bar) this.line(origin, bar);
+    }
     for (const line of p.assembler.push(chunk)) this.line(origin, line);
     // A bar being redrawn reports its step before its line ends.
     const bar = parseTqdm(stripAnsi(p.assembler.pending || p.assembler.lastRewritten || ''));
@@ -149,7 +154,10 @@ export class LogCollector implements Collector {
     let text = stripAnsi(raw);
     let ts: number | null = null;
     if (origin === 'file') ({ ts, text } = stripManagerPrefix(text));
-    for (const rec of this.pipelines[origin].grouper.push(text)) this.record(origin, rec, ts);
+    // In a file, a line written after an unfinished bar lands on the bar's line: split them.
+    const glued = /^(.*?\d+\/\d+ \[[^\]]*\])(\S.*)$/.exec(text);
+    const parts = glued && parseTqdm(glued[1]!) ? [glued[1]!, glued[2]!] : [text];
+    for (const part of parts) for (const rec of this.pipelines[origin].grouper.push(part)) this.record(origin, rec, ts);
   }
 
   private record(origin: Origin, text: string, ts: number | null): void {

@@ -74,6 +74,7 @@ describe('configuration', () => {
     ['PODSCOPE_LOG_LINES', '1', /at least 100/],
     ['PODSCOPE_LOG_BYTES', '1', /at least/],
     ['PODSCOPE_WORKSPACE_DIR', '', /empty/],
+    ['PODSCOPE_FOLLOW_HEARTBEAT_MS', '5', /at least 100/],
     ['LOG_LEVEL', 'verbose', /one of/],
     ['RUNPOD_GPU_COUNT', 'two', /integer/],
   ];

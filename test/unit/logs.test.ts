@@ -169,3 +169,14 @@ describe('the buffer under a burst', () => {
     expect(r.store.ring.toArray()[0]!.value.message).toBe('line 70000');
   });
 });
+
+describe('an unfinished bar followed by another write', () => {
+  it('keeps the bar and the next line apart', () => {
+    const r = rig();
+    r.collector.ingestComfy([
+      { t: '1', m: '\r 25%|██▌       | 1/4 [00:00<00:01,  1.95it/s]' },
+      { t: '2', m: '!!! Exception during processing !!! boom\n' },
+    ]);
+    expect(r.messages().map((m) => m.message)).toEqual([' 25%|██▌       | 1/4 [00:00<00:01,  1.95it/s]', '!!! Exception during processing !!! boom']);
+  });
+});

@@ -1,37 +1,218 @@
 /**
- * `podscope` command line: `serve` (the default) runs the sidecar; other commands are added here.
+ * The `podscope` command line (contract section 1): `serve` (the default) and `demo` run
+ * podscope; the other commands are clients of a running pod, human-readable by default and raw
+ * JSON with --json.
  */
 import { runServe } from '../main.js';
 import { VERSION } from '../version.js';
+import { renderArtifacts, renderLogLine, renderMemory, renderQueue, renderStatus, renderWorkflow } from '../views/text.js';
+import { CliError, errorMessage, getJson, type ClientOptions } from './client.js';
 
 const USAGE = `podscope ${VERSION}: debug sidecar for ComfyUI on RunPod GPU pods
 
 Usage:
-  podscope [serve]      run the sidecar (configured by environment variables; see README)
-  podscope --version    print the version
-  podscope --help       print this help
+  podscope [serve]                   run the sidecar (configured by environment variables; see README)
+  podscope demo [--gpus N] [--step-ms MS]
+                                     the sidecar against a simulated ComfyUI, GPUs and workload
+  podscope status    [options]       pod status, GPUs, current job, problems
+  podscope workflow  [options] [--job ID]   a job node by node (the running or latest one by default)
+  podscope queue     [options]       running and pending prompts
+  podscope logs      [options] [--lines N] [--level L] [--job ID] [--source S] [--grep TEXT] [--follow]
+  podscope memory    [options]       GPU, ComfyUI, host and podscope memory
+  podscope artifacts [options] [--job ID]   a job's outputs
+  podscope wait --job ID [--timeout S] [options]
+                                     wait for a job: exit 0 success, 1 failed or interrupted,
+                                     2 timeout, 3 pod unreachable or token refused
+
+Options:
+  --url URL      podscope's address (default http://127.0.0.1:9188, or PODSCOPE_URL)
+  --token T      bearer token (default PODSCOPE_TOKEN)
+  --json         print the raw JSON answer
+  --help         this help
 `;
 
-export async function cli(argv: string[], env: Record<string, string | undefined>): Promise<number> {
-  const [command = 'serve', ...rest] = argv;
-  switch (command) {
-    case 'serve':
-      if (rest.includes('--help') || rest.includes('-h')) {
-        process.stdout.write(USAGE);
+interface Args {
+  command: string;
+  flags: Map<string, string | true>;
+  rest: string[];
+}
+
+const BOOLEAN_FLAGS = new Set(['json', 'help', 'follow', 'h', 'version']);
+
+export function parseArgs(argv: string[]): Args {
+  const flags = new Map<string, string | true>();
+  const rest: string[] = [];
+  let command = '';
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a.startsWith('--') || a === '-h') {
+      const [name, inline] = a.replace(/^-+/, '').split(/=(.*)/s, 2) as [string, string | undefined];
+      if (inline !== undefined) flags.set(name, inline);
+      else if (BOOLEAN_FLAGS.has(name)) flags.set(name, true);
+      else if (i + 1 < argv.length) flags.set(name, argv[++i]!);
+      else throw new CliError(`--${name} needs a value`, 64);
+    } else if (!command) {
+      command = a;
+    } else {
+      rest.push(a);
+    }
+  }
+  return { command: command || 'serve', flags, rest };
+}
+
+function str(args: Args, name: string): string | undefined {
+  const v = args.flags.get(name);
+  return typeof v === 'string' ? v : undefined;
+}
+
+function client(args: Args, env: Record<string, string | undefined>): ClientOptions {
+  return { url: str(args, 'url') ?? env.PODSCOPE_URL ?? 'http://127.0.0.1:9188', token: str(args, 'token') ?? env.PODSCOPE_TOKEN };
+}
+
+function out(text: string): void {
+  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+}
+
+async function view(args: Args, env: Record<string, string | undefined>, path: string, render: (b: unknown) => string): Promise<number> {
+  const { status, body } = await getJson(client(args, env), path);
+  if (status >= 400) {
+    process.stderr.write(`podscope: ${errorMessage(body, status)}\n`);
+    return status === 404 ? 4 : 1;
+  }
+  out(args.flags.has('json') ? JSON.stringify(body, null, 2) : render(body));
+  return 0;
+}
+
+function jobQuery(args: Args): string {
+  const job = str(args, 'job');
+  return job ? `?job_id=${encodeURIComponent(job)}` : '';
+}
+
+async function logs(args: Args, env: Record<string, string | undefined>): Promise<number> {
+  const params = new URLSearchParams();
+  const map: Record<string, string> = { lines: 'lines', level: 'level', job: 'job_id', source: 'source', grep: 'q', after: 'after' };
+  for (const [flag, param] of Object.entries(map)) {
+    const v = str(args, flag);
+    if (v !== undefined) params.set(param, v);
+  }
+  const opts = client(args, env);
+  if (!args.flags.has('follow')) {
+    return view(args, env, `/debug/logs?${params}`, (b) => ((b as { lines: unknown[] }).lines.map(renderLogLine).join('\n') || '(no lines)'));
+  }
+  // Follow: poll with the seq cursor, so a dropped connection or a proxy cut loses nothing.
+  let after = 0;
+  params.set('lines', params.get('lines') ?? '100');
+  for (;;) {
+    if (after > 0) params.set('after', String(after));
+    const { status, body } = await getJson(opts, `/debug/logs?${params}`);
+    if (status >= 400) {
+      process.stderr.write(`podscope: ${errorMessage(body, status)}\n`);
+      return 1;
+    }
+    for (const l of body.lines as Array<{ seq: number }>) {
+      out(args.flags.has('json') ? JSON.stringify(l) : renderLogLine(l));
+      after = Math.max(after, l.seq);
+    }
+    params.set('lines', '1000');
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+/** `podscope wait`: polls the job until it ends or the time is up. */
+async function wait(args: Args, env: Record<string, string | undefined>): Promise<number> {
+  const job = str(args, 'job');
+  if (!job) throw new CliError('wait needs --job ID', 64);
+  const timeoutS = Number(str(args, 'timeout') ?? 3600);
+  if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw new CliError('--timeout must be a positive number of seconds', 64);
+  const intervalMs = Math.max(100, Number(str(args, 'interval') ?? 1) * 1000);
+  const deadline = Date.now() + timeoutS * 1000;
+  const opts = client(args, env);
+  let last = '';
+  for (;;) {
+    const { status, body } = await getJson(opts, `/debug/workflow?job_id=${encodeURIComponent(job)}`);
+    if (status === 200) {
+      const s = body.status as string;
+      if (s !== last && !args.flags.has('json')) process.stderr.write(`job ${job}: ${s}${s === 'running' ? ` ${body.progress_percent}%` : ''}\n`);
+      last = s;
+      if (s === 'success') {
+        out(args.flags.has('json') ? JSON.stringify(body, null, 2) : `job ${job} succeeded in ${body.duration_s ?? '?'} s`);
         return 0;
       }
-      return runServe(env);
-    case '--version':
-    case '-v':
-      process.stdout.write(`${VERSION}\n`);
-      return 0;
-    case '--help':
-    case '-h':
-    case 'help':
-      process.stdout.write(USAGE);
-      return 0;
-    default:
-      process.stderr.write(`podscope: unknown command "${command}"\n\n${USAGE}`);
-      return 64;
+      if (s === 'error' || s === 'interrupted' || s === 'lost') {
+        if (args.flags.has('json')) out(JSON.stringify(body, null, 2));
+        else {
+          const e = body.error;
+          const where = e?.node_id ? ` in node ${e.node_id} (${e.class_type})` : '';
+          out(`job ${job} ${s}${where}: ${e ? `${e.exception_type}: ${String(e.exception_message).split('\n')[0]}` : (body.lost_reason ?? 'no error recorded')}`);
+        }
+        return 1;
+      }
+    } else if (status !== 404) {
+      process.stderr.write(`podscope: ${errorMessage(body, status)}\n`);
+    }
+    if (Date.now() >= deadline) {
+      out(`timed out after ${timeoutS} s waiting for job ${job} (last seen: ${last || 'not yet seen'})`);
+      return 2;
+    }
+    await new Promise((r) => setTimeout(r, Math.min(intervalMs, Math.max(0, deadline - Date.now()))));
+  }
+}
+
+export async function cli(argv: string[], env: Record<string, string | undefined>): Promise<number> {
+  let args: Args;
+  try {
+    args = parseArgs(argv);
+  } catch (err) {
+    process.stderr.write(`podscope: ${(err as Error).message}\n\n${USAGE}`);
+    return 64;
+  }
+  if (args.flags.has('version') && args.command === 'serve') {
+    out(VERSION);
+    return 0;
+  }
+  if (args.flags.has('help') || args.flags.has('h') || args.command === 'help' || args.command === '--help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  try {
+    switch (args.command) {
+      case 'serve':
+        return await runServe(env);
+      case 'demo': {
+        const { runDemo } = await import('../demo.js');
+        const gpus = Number(str(args, 'gpus') ?? 2);
+        const stepMs = Number(str(args, 'step-ms') ?? 150);
+        if (!Number.isInteger(gpus) || gpus < 1 || gpus > 16) throw new CliError('--gpus must be an integer from 1 to 16', 64);
+        if (!Number.isFinite(stepMs) || stepMs < 1 || stepMs > 10_000) throw new CliError('--step-ms must be from 1 to 10000', 64);
+        return await runDemo(env, { gpus, stepMs });
+      }
+      case 'status':
+        return await view(args, env, '/debug/status', renderStatus);
+      case 'workflow':
+        return await view(args, env, `/debug/workflow${jobQuery(args)}`, renderWorkflow);
+      case 'queue':
+        return await view(args, env, '/debug/queue', renderQueue);
+      case 'memory':
+        return await view(args, env, '/debug/memory', renderMemory);
+      case 'artifacts':
+        return await view(args, env, `/debug/artifacts${jobQuery(args)}`, renderArtifacts);
+      case 'logs':
+        return await logs(args, env);
+      case 'wait':
+        return await wait(args, env);
+      case '--version':
+      case 'version':
+        out(VERSION);
+        return 0;
+      default:
+        process.stderr.write(`podscope: unknown command "${args.command}"\n\n${USAGE}`);
+        return 64;
+    }
+  } catch (err) {
+    if (err instanceof CliError) {
+      process.stderr.write(`podscope: ${err.message}\n`);
+      return err.exitCode;
+    }
+    throw err;
   }
 }

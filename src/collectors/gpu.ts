@@ -82,6 +82,15 @@ export class GpuCollector implements Collector {
   }
 
   async stop(): Promise<void> {
+    // A run in flight is killed with its group: stopping must leave no nvidia-smi behind.
+    const pid = this.current?.pid;
+    if (pid !== undefined) {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
     await this.loop;
   }
 

@@ -73,6 +73,8 @@ export interface Job {
   lost_reason: string | null;
   /** Whether the prompt's graph has been read (from /queue or /history). */
   graph_known: boolean;
+  /** Every node's transitive inputs, from the graph. */
+  upstream: Map<string, Set<string>>;
   /** GPU use over the job's run, from the GPU collector; null without GPU data. */
   usage: { gpu_seconds: number; busy_gpu_seconds: number; peak_vram_mb: number | null } | null;
 }
@@ -184,6 +186,7 @@ export class JobTracker {
         extra: {},
         lost_reason: null,
         graph_known: false,
+        upstream: new Map(),
         usage: null,
       };
       this.jobs.set(promptId, job);
@@ -241,6 +244,7 @@ export class JobTracker {
         });
       }
     }
+    job.upstream = ancestors(graph);
     const ordered = topologicalOrder(graph);
     job.order = [...ordered, ...job.order.filter((id) => !(id in graph))];
   }
@@ -473,6 +477,11 @@ export class JobTracker {
     const job = this.running();
     if (!job) return;
     job.last_activity = now;
+    if (step && !job.current_node) {
+      // No frame says which node runs: a tqdm bar comes from a sampler, so take the first one not done.
+      const sampler = job.order.map((id) => job.nodes.get(id)!).find((n) => n && n.needed && n.status === 'pending' && /Sampler/i.test(n.class_type));
+      if (sampler) this.startNode(job, sampler, now);
+    }
     if (step && job.current_node) {
       const node = job.nodes.get(job.current_node);
       if (node && node.status === 'running' && (node.total === null || node.total === step.total || node.total <= 1)) {
@@ -514,6 +523,14 @@ export class JobTracker {
     if (node.status === 'pending') {
       node.status = 'running';
       node.started_at = now;
+      // A node runs only once all its inputs exist: everything upstream is done (or cached).
+      for (const up of job.upstream.get(node.node_id) ?? []) {
+        const n = job.nodes.get(up);
+        if (n && (n.status === 'pending' || n.status === 'running')) {
+          n.status = 'completed';
+          n.finished_at ??= now;
+        }
+      }
     }
     if (node.status === 'running') job.current_node = node.node_id;
   }
@@ -532,7 +549,8 @@ export class JobTracker {
       const nodeId = str(id);
       if (!nodeId) continue;
       const node = this.node(job, nodeId);
-      if (node.status === 'pending' || node.status === 'running') {
+      // An inferred completion (never seen starting) may in truth have been cached.
+      if (node.status === 'pending' || node.status === 'running' || (node.status === 'completed' && node.started_at === null)) {
         node.status = 'cached';
         node.finished_at = ts;
       }
@@ -736,6 +754,33 @@ export function topologicalOrder(graph: Record<string, unknown>): string[] {
   }
   // A cycle (invalid graph) leaves nodes behind: keep them, in id order.
   for (const id of ids.sort(cmp)) if (!out.includes(id)) out.push(id);
+  return out;
+}
+
+/** For each node, every node upstream of it (its inputs, their inputs, …). */
+export function ancestors(graph: Record<string, unknown>): Map<string, Set<string>> {
+  const direct = new Map<string, string[]>();
+  for (const id of Object.keys(graph)) {
+    const node = graph[id];
+    const inputs = isRecord(node) && isRecord(node.inputs) ? node.inputs : {};
+    const ups: string[] = [];
+    for (const v of Object.values(inputs)) {
+      if (Array.isArray(v) && v.length === 2 && (typeof v[0] === 'string' || typeof v[0] === 'number') && String(v[0]) in graph) ups.push(String(v[0]));
+    }
+    direct.set(id, ups);
+  }
+  const out = new Map<string, Set<string>>();
+  for (const id of direct.keys()) {
+    const seen = new Set<string>();
+    const stack = [...direct.get(id)!];
+    while (stack.length > 0) {
+      const up = stack.pop()!;
+      if (seen.has(up) || up === id) continue;
+      seen.add(up);
+      stack.push(...(direct.get(up) ?? []));
+    }
+    out.set(id, seen);
+  }
   return out;
 }
 

@@ -40,6 +40,21 @@ describe('ComfyUI logs through the live stream', () => {
     expect(all.some((m: string) => m.startsWith('Prompt executed in'))).toBe(true);
   });
 
+  it("shows another client's sampler steps from the log's tqdm bar, and its inputs done", async () => {
+    rig = await startRig({ stepMs: 80 });
+    await until(async () => (await rig!.get('/ready')).status === 200);
+    await submit(rig.sim.url, txt2img({ steps: 20, seed: 5 }), { clientId: 'worker-no-events', extra: { job_id: 'quiet' } });
+    const w = await until(async () => {
+      const r = await rig!.get('/debug/workflow?job_id=quiet');
+      const ks = r.body.nodes?.find((n: { class_type: string }) => n.class_type === 'KSampler');
+      return ks?.status === 'running' && ks.progress?.steps >= 3 ? r.body : undefined;
+    });
+    const status = Object.fromEntries(w.nodes.map((n: { node_id: string; status: string }) => [n.node_id, n.status]));
+    expect(status).toMatchObject({ '4': 'completed', '5': 'completed', '6': 'completed', '7': 'completed', '3': 'running', '8': 'pending', '9': 'pending' });
+    expect(w.nodes.find((n: { node_id: string }) => n.node_id === '3').progress.total).toBe(20);
+    expect(w.sources).toContain('logs');
+  });
+
   it('records a rejected prompt in /debug/status and /debug/queue', async () => {
     rig = await startRig();
     await until(async () => (await rig!.get('/ready')).status === 200);

@@ -1,14 +1,16 @@
 /**
  * /debug/* read endpoints. Each handler serializes a snapshot of PodState; none does I/O.
  */
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import type { PodState } from '../../state/pod.js';
 import { statusView } from '../../views/status.js';
 import { memoryView } from '../../views/memory.js';
 import { workflowView, queueView } from '../../views/jobs.js';
 import { ApiError } from '../errors.js';
 import { jobIdParam, parseQuery } from '../query.js';
-import { sendJson } from '../respond.js';
+import { sendJson, sendText } from '../respond.js';
+import { renderMemory, renderQueue, renderStatus, renderWorkflow } from '../../views/text.js';
+import { z } from 'zod';
 import { logsHandler } from './logs.js';
 import type { AppEnv } from '../app.js';
 
@@ -20,10 +22,18 @@ export const DEBUG_ENDPOINTS = [
   { path: '/debug/logs', methods: ['GET'], description: 'log lines: ?lines=&level=&job_id=&source=&after=&q=&format=text&follow=1' },
 ] as const;
 
+const formatParam = z.enum(['json', 'text'], { message: 'must be json or text' }).optional();
+
+/** Answers JSON, or the text view with ?format=text. */
+function answer<T>(c: Context, state: PodState, view: T, render: (v: T) => string): Response {
+  const { format } = parseQuery(c, { format: formatParam });
+  return format === 'text' ? sendText(c, state, render(view)) : sendJson(c, state, view);
+}
+
 export function debugRoutes(state: PodState): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  app.get('/status', (c) => sendJson(c, state, statusView(state)));
-  app.get('/memory', (c) => sendJson(c, state, memoryView(state)));
+  app.get('/status', (c) => answer(c, state, statusView(state), renderStatus));
+  app.get('/memory', (c) => answer(c, state, memoryView(state), renderMemory));
 
   app.get('/workflow', (c) => {
     const { job_id: jobId } = parseQuery(c, { job_id: jobIdParam.optional() });
@@ -38,14 +48,14 @@ export function debugRoutes(state: PodState): Hono<AppEnv> {
       }
       throw new ApiError(404, 'NO_JOB', 'No job has been seen since podscope started.', { help: 'Jobs appear once ComfyUI queues a prompt.' });
     }
-    return sendJson(c, state, workflowView(comfy, job, state.now()));
+    return answer(c, state, workflowView(comfy, job, state.now()), renderWorkflow);
   });
 
   app.get('/logs', logsHandler(state));
 
   app.get('/queue', (c) => {
-    if (!state.comfy) return sendJson(c, state, { running: [], pending: [], queue_remaining: 0, as_of: null });
-    return sendJson(c, state, queueView(state.comfy, state.now()));
+    const view = state.comfy ? queueView(state.comfy, state.now()) : { running: [], pending: [], queue_remaining: 0, rejected: [], as_of: null };
+    return answer(c, state, view, renderQueue);
   });
   return app;
 }

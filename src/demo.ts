@@ -1,0 +1,219 @@
+/**
+ * `podscope demo`: the simulated ComfyUI, simulated GPUs (the fake nvidia-smi answering from a
+ * real H200 capture) and a workload generator submitting varied prompts from several clients,
+ * then the real sidecar against them. Every /debug endpoint shows live data within seconds.
+ */
+import { mkdtempSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomUUID } from 'node:crypto';
+import WebSocket from 'ws';
+import { SimComfyUI, submit, txt2img, type Graph } from './sim/comfyui.js';
+import { startPodscope, type Podscope } from './main.js';
+import { ConfigError } from './config.js';
+
+export interface DemoOptions {
+  env: Record<string, string | undefined>;
+  gpus?: number;
+  /** Milliseconds per sampler step (the demo runs at human speed by default). */
+  stepMs?: number;
+  /** Print the banner (off in tests). */
+  quiet?: boolean;
+}
+
+export interface Demo {
+  pod: Podscope;
+  sim: SimComfyUI;
+  url: string;
+  close(): Promise<void>;
+}
+
+const FAKE_SMI = fileURLToPath(new URL('../bin/fake-nvidia-smi', import.meta.url));
+
+/** The workload: mostly good prompts, some cached, now and then an OOM, an interrupt, a rejected prompt. */
+class Workload {
+  private n = 0;
+  private stopped = false;
+  private loop: Promise<void> | null = null;
+  private browser: WebSocket | null = null;
+
+  constructor(private readonly sim: SimComfyUI) {}
+
+  start(): void {
+    // The browser UI keeps one socket under its own id, as the real frontend does.
+    this.browser = new WebSocket(`${this.sim.url.replace('http', 'ws')}/ws?clientId=browser-${randomUUID().slice(0, 8)}`);
+    this.browser.on('error', () => undefined);
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.browser?.terminate();
+    await this.loop;
+  }
+
+  private async pending(): Promise<number> {
+    const r = await fetch(`${this.sim.url}/prompt`).catch(() => null);
+    if (!r?.ok) return 99;
+    const b = (await r.json()) as { exec_info?: { queue_remaining?: number } };
+    return b.exec_info?.queue_remaining ?? 99;
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      if ((await this.pending()) < 2) await this.submitOne().catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 700));
+    }
+  }
+
+  private async submitOne(): Promise<void> {
+    const n = ++this.n;
+    const jobId = `job_${String(n).padStart(4, '0')}`;
+    const kind = n % 10;
+    let graph: Graph;
+    if (kind === 3) graph = txt2img({ batch: 64, steps: 20, seed: n }); // runs out of GPU memory
+    else if (kind === 5) graph = txt2img({ seed: 7, steps: 12 }); // the same prompt again: cached nodes
+    else if (kind === 7) graph = txt2img({ ckpt: 'sdxl_turbo_missing.safetensors' }); // fails validation
+    else if (kind === 8) graph = txt2img({ seed: n, steps: 16, output: 'PreviewImage' });
+    else if (kind === 9) graph = { ...txt2img({ seed: n, steps: 10 }), '9': { class_type: 'VHS_VideoCombine', inputs: { images: ['8', 0], filename_prefix: 'AnimateDiff' } } };
+    else graph = txt2img({ seed: n, steps: 12 + (n % 3) * 8, prefix: n % 4 === 0 ? 'runs/demo' : 'ComfyUI' });
+    // Most prompts come like RunPod's worker does: a fresh client id each, and a job id.
+    const worker = n % 6 !== 0;
+    const clientId = worker ? `worker-${randomUUID()}` : undefined;
+    let ws: WebSocket | null = null;
+    if (clientId) {
+      ws = new WebSocket(`${this.sim.url.replace('http', 'ws')}/ws?clientId=${clientId}`);
+      ws.on('error', () => undefined);
+      await new Promise((r) => ws!.once('open', r).once('error', r));
+    }
+    const res = await submit(this.sim.url, graph, { clientId, extra: { job_id: jobId, trace_id: randomUUID().replace(/-/g, '') } });
+    if (kind === 1 && res.body.prompt_id) {
+      // Someone presses "cancel" a few seconds in.
+      const id = res.body.prompt_id;
+      setTimeout(() => void fetch(`${this.sim.url}/interrupt`, { method: 'POST', body: JSON.stringify({ prompt_id: id }) }).catch(() => undefined), 2500).unref();
+    }
+    if (ws) {
+      const socket = ws;
+      socket.on('message', (d, binary) => {
+        if (binary) return;
+        const m = JSON.parse(d.toString()) as { type: string; data: { node?: unknown } };
+        if (m.type === 'executing' && m.data.node === null) socket.close();
+      });
+      setTimeout(() => socket.terminate(), 120_000).unref();
+    }
+  }
+}
+
+export async function startDemo(opts: DemoOptions): Promise<Demo> {
+  const dir = mkdtempSync(join(tmpdir(), 'podscope-demo-'));
+  const outputDir = join(dir, 'output');
+  const logFile = join(dir, 'comfyui.log');
+  writeFileSync(logFile, '');
+  const sim = new SimComfyUI({
+    stepMs: opts.stepMs ?? 150,
+    nodeMs: 60,
+    outputDir,
+    tempDir: join(dir, 'temp'),
+    onLog: (line) => appendFileSync(logFile, line),
+  });
+  await sim.start();
+
+  // Simulated GPUs: the fake nvidia-smi reads this file on every run; it follows the workload.
+  const gpus = opts.gpus ?? 2;
+  const smiConfig = join(dir, 'fake-nvidia-smi.json');
+  const writeGpus = (busy: boolean) =>
+    writeFileSync(
+      smiConfig,
+      JSON.stringify({
+        fixture: 'h200-x1.drv590.load',
+        gpus,
+        utilization: busy ? 90 + Math.round(Math.random() * 9) : 0,
+        memory_used_mb: busy ? 30_000 + Math.round(Math.random() * 6000) : 612,
+        power_w: busy ? 600 + Math.random() * 40 : 74 + Math.random() * 3,
+      }),
+    );
+  writeGpus(false);
+  process.env.FAKE_NVIDIA_SMI = smiConfig;
+
+  const pod = await startPodscope({
+    env: {
+      PODSCOPE_GPU_INTERVAL_MS: '500',
+      PODSCOPE_NVIDIA_SMI: FAKE_SMI,
+      COMFYUI_URL: sim.url,
+      COMFYUI_OUTPUT_DIR: outputDir,
+      COMFYUI_LOG_FILE: logFile,
+      RUNPOD_GPU_COUNT: String(gpus),
+      RUNPOD_POD_ID: opts.env.RUNPOD_POD_ID ?? 'demo-pod',
+      PODSCOPE_ENV: 'development',
+      LOG_LEVEL: opts.env.LOG_LEVEL ?? 'warn',
+      ...Object.fromEntries(Object.entries(opts.env).filter(([k]) => k.startsWith('PODSCOPE_') && k !== 'PODSCOPE_NVIDIA_SMI')),
+    },
+  });
+  const gpuTimer = setInterval(() => writeGpus(pod.state.comfy?.tracker.running() !== undefined), 500);
+  gpuTimer.unref();
+
+  const workload = new Workload(sim);
+  workload.start();
+  const host = pod.config.host === '0.0.0.0' ? '127.0.0.1' : pod.config.host;
+  const url = `http://${host}:${pod.port}`;
+  if (!opts.quiet) {
+    process.stdout.write(
+      [
+        '',
+        `podscope demo: a simulated ComfyUI (${sim.url}) with ${gpus} simulated H200 GPUs and a workload,`,
+        `and podscope watching them at ${url}`,
+        '',
+        'Try:',
+        `  curl ${url}/debug/status`,
+        `  curl '${url}/debug/workflow?format=text'`,
+        `  curl '${url}/debug/logs?lines=20&format=text'`,
+        '',
+        'Ctrl-C stops everything.',
+        '',
+      ].join('\n'),
+    );
+  }
+
+  let closing: Promise<void> | null = null;
+  return {
+    pod,
+    sim,
+    url,
+    close: () =>
+      (closing ??= (async () => {
+        clearInterval(gpuTimer);
+        await workload.stop();
+        await pod.close();
+        await sim.stop();
+        rmSync(dir, { recursive: true, force: true });
+      })()),
+  };
+}
+
+export async function runDemo(env: Record<string, string | undefined>, opts: { gpus?: number; stepMs?: number } = {}): Promise<number> {
+  let demo: Demo;
+  try {
+    demo = await startDemo({ env, ...opts });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`podscope: invalid configuration: ${err.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`podscope demo: cannot start: ${(err as Error).message}\n`);
+    return 1;
+  }
+  return new Promise<number>((resolve) => {
+    const stop = () => {
+      process.stdout.write('\nstopping the demo…\n');
+      const hard = setTimeout(() => resolve(0), 4500);
+      hard.unref();
+      void demo.close().then(() => {
+        clearTimeout(hard);
+        resolve(0);
+      });
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+}

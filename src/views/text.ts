@@ -1,0 +1,143 @@
+/**
+ * Text renderings for people with only curl (`?format=text`) and for the CLI: the same views,
+ * read from the JSON shapes the endpoints answer, so both always agree.
+ */
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+type J = any;
+
+function table(rows: string[][], header: string[]): string {
+  const all = [header, ...rows];
+  const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
+  return all.map((r) => r.map((c, i) => (i === r.length - 1 ? c : (c ?? '').padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
+}
+
+const dash = (v: unknown) => (v === null || v === undefined || v === '' ? '-' : String(v));
+
+function mb(v: number | null | undefined): string {
+  if (v === null || v === undefined) return '-';
+  return v >= 1024 ? `${(v / 1024).toFixed(1)} GiB` : `${v} MiB`;
+}
+
+function bar(pct: number, width = 20): string {
+  const filled = Math.round((Math.max(0, Math.min(100, pct)) / 100) * width);
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`;
+}
+
+export function renderStatus(s: J): string {
+  const out: string[] = [];
+  out.push(`pod ${s.pod_id}: ${String(s.status).toUpperCase()}    (as of ${s.sampled_at})`);
+  const c = s.comfyui ?? {};
+  out.push(`ComfyUI ${dash(c.version)} at ${c.url}: http ${c.http_ok ? 'ok' : 'DOWN'}, websocket ${c.websocket ? 'connected' : 'DOWN'}${c.tap ? ', tap installed' : ''}`);
+  out.push(`queue: ${s.queue?.running ?? 0} running, ${s.queue?.pending ?? 0} pending`);
+  out.push('');
+  if (Array.isArray(s.gpus) && s.gpus.length > 0) {
+    out.push(
+      table(
+        s.gpus.map((g: J) => [
+          String(g.index),
+          g.name,
+          g.lost ? 'LOST' : g.utilization_percent === null ? 'N/A' : `${g.utilization_percent}%`,
+          `${mb(g.memory_used_mb)} / ${mb(g.memory_total_mb)}`,
+          g.temperature_c === null ? '-' : `${g.temperature_c}C`,
+          g.power_w === null ? '-' : `${g.power_w}W${g.power_limit_w ? ` / ${g.power_limit_w}W` : ''}`,
+          dash(g.pstate),
+          (g.clock_event_reasons ?? []).join(',') || '-',
+        ]),
+        ['GPU', 'NAME', 'UTIL', 'MEMORY', 'TEMP', 'POWER', 'PSTATE', 'THROTTLE'],
+      ),
+    );
+  } else {
+    out.push('no GPU data');
+  }
+  out.push('');
+  const j = s.current_job;
+  if (j) {
+    out.push(`current job ${j.job_id} (prompt ${j.prompt_id})`);
+    out.push(`  ${bar(j.progress_percent)} ${j.progress_percent}%  running ${j.elapsed_s}s${j.gpu_seconds !== null ? `, ${j.gpu_seconds} GPU-s` : ''}`);
+    if (j.current_node) {
+      const p = j.current_node.progress;
+      out.push(`  node ${j.current_node.node_id} ${j.current_node.class_type}${p ? ` step ${p.steps}/${p.total}` : ''}`);
+    }
+  } else {
+    out.push('no job running');
+  }
+  if (Array.isArray(s.problems) && s.problems.length > 0) {
+    out.push('');
+    out.push('problems:');
+    for (const p of s.problems) out.push(`  ${p.severity === 'warning' ? 'WARN ' : 'ERROR'} ${p.component}/${p.code} since ${p.since}: ${p.message}`);
+  }
+  return `${out.join('\n')}\n`;
+}
+
+export function renderWorkflow(w: J): string {
+  const out: string[] = [];
+  out.push(`job ${w.job_id}  prompt ${w.prompt_id}  ${String(w.status).toUpperCase()}`);
+  out.push(`${bar(w.progress_percent)} ${w.progress_percent}%  ${w.nodes_completed}/${w.nodes_total} nodes${w.duration_s !== null ? `  ${w.duration_s}s` : ''}${w.gpu_seconds !== null && w.gpu_seconds !== undefined ? `  ${w.gpu_seconds} GPU-s` : ''}${w.peak_vram_mb ? `  peak VRAM ${mb(w.peak_vram_mb)}` : ''}`);
+  out.push('');
+  out.push(
+    table(
+      (w.nodes ?? []).map((n: J) => [
+        n.node_id,
+        n.class_type,
+        n.status,
+        n.progress ? `${n.progress.steps}/${n.progress.total}` : '-',
+        n.duration_ms === null ? '-' : `${(n.duration_ms / 1000).toFixed(2)}s`,
+        dash(n.title),
+      ]),
+      ['NODE', 'CLASS', 'STATUS', 'STEPS', 'TIME', 'TITLE'],
+    ),
+  );
+  if (w.error) {
+    out.push('');
+    out.push(`error in node ${dash(w.error.node_id)} (${dash(w.error.class_type)}): ${w.error.exception_type}`);
+    if (w.error.exception_message) out.push(`  ${String(w.error.exception_message).split('\n').join('\n  ')}`);
+    for (const t of w.error.traceback ?? []) out.push(String(t).replace(/\n$/, ''));
+  }
+  if (w.lost_reason) out.push(`\nlost: ${w.lost_reason}`);
+  return `${out.join('\n')}\n`;
+}
+
+export function renderQueue(q: J): string {
+  const rows = [
+    ...(q.running ?? []).map((j: J) => ['running', '-', j.job_id, j.prompt_id, dash(j.client_id), dash(j.started_at)]),
+    ...(q.pending ?? []).map((j: J) => ['pending', String(j.position), j.job_id, j.prompt_id, dash(j.client_id), dash(j.queued_at)]),
+  ];
+  const out = [rows.length > 0 ? table(rows, ['STATE', 'POS', 'JOB', 'PROMPT', 'CLIENT', 'SINCE']) : 'queue empty', `queue_remaining ${q.queue_remaining} (as of ${dash(q.as_of)})`];
+  if (Array.isArray(q.rejected) && q.rejected.length > 0) {
+    out.push('', 'rejected prompts (HTTP 400, never queued):');
+    for (const r of q.rejected) out.push(`  ${r.at}: ${r.message}`);
+  }
+  return `${out.join('\n')}\n`;
+}
+
+export function renderMemory(m: J): string {
+  const out: string[] = [];
+  for (const g of m.gpus ?? []) {
+    out.push(`GPU ${g.index} ${g.name}: used ${mb(g.used_mb)} / ${mb(g.total_mb)}, free ${mb(g.free_mb)}, reserved ${mb(g.reserved_mb)}${g.lost ? ' LOST' : ''}`);
+    for (const p of g.processes ?? []) out.push(`  pid ${dash(p.pid)} ${p.name}: ${mb(p.used_mb)}`);
+  }
+  if (m.comfyui) {
+    for (const d of m.comfyui.devices ?? []) out.push(`ComfyUI ${d.name}: vram free ${mb(d.vram_free_mb)} of ${mb(d.vram_total_mb)}, torch reserved ${mb(d.torch_vram_reserved_mb)}`);
+    out.push(`ComfyUI RAM: free ${mb(m.comfyui.ram_free_mb)} of ${mb(m.comfyui.ram_total_mb)}`);
+  }
+  if (m.host?.memory_mb) out.push(`host RAM: available ${mb(m.host.memory_mb.available)} of ${mb(m.host.memory_mb.total)}, swap used ${mb(m.host.memory_mb.swap_used)}`);
+  for (const d of m.host?.disks ?? []) out.push(`disk ${d.role} ${d.path}: ${d.free_gb} GiB free of ${d.total_gb} GiB`);
+  out.push(`podscope: rss ${dash(m.podscope?.rss_mb)} MiB, heap ${dash(m.podscope?.heap_used_mb)} MiB`);
+  for (const [name, b] of Object.entries<J>(m.podscope?.buffers ?? {})) out.push(`  buffer ${name}: ${b.entries}/${b.capacity_entries} entries${b.capacity_bytes ? `, ${b.bytes}/${b.capacity_bytes} bytes` : ''}, dropped ${b.dropped}`);
+  for (const p of m.timeline?.job_peaks ?? []) out.push(`job ${p.job_id} ${p.status}: peak VRAM ${mb(p.peak_vram_mb)}`);
+  return `${out.join('\n')}\n`;
+}
+
+export function renderArtifacts(a: J): string {
+  const items = a.artifacts ?? [];
+  if (items.length === 0) return 'no artifacts\n';
+  return `${table(
+    items.map((x: J) => [dash(x.job_id), x.kind, x.type, `${x.subfolder ? `${x.subfolder}/` : ''}${x.filename}`, x.size_bytes === null || x.size_bytes === undefined ? '-' : String(x.size_bytes), x.exists === false ? 'MISSING' : x.exists ? 'yes' : '-', x.url]),
+    ['JOB', 'KIND', 'TYPE', 'FILE', 'BYTES', 'EXISTS', 'URL'],
+  )}\n`;
+}
+
+export function renderLogLine(l: J): string {
+  return `${l.ts} ${String(l.level).toUpperCase().padEnd(5)} ${l.source} ${l.job_id ?? '-'} ${l.message}`;
+}

@@ -1,0 +1,177 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN } from '../helpers/spawn.js';
+
+const TOKEN = 'demo-token-0123456789';
+let demo: ChildProcess;
+let url = '';
+let out = '';
+
+function descendants(pid: number): number[] {
+  const ps = execFileSync('ps', ['-eo', 'pid,ppid'], { encoding: 'utf8' });
+  const kids = new Map<number, number[]>();
+  for (const line of ps.trim().split('\n').slice(1)) {
+    const [p, pp] = line.trim().split(/\s+/).map(Number) as [number, number];
+    kids.set(pp, [...(kids.get(pp) ?? []), p]);
+  }
+  const all: number[] = [];
+  const stack = [pid];
+  while (stack.length) for (const k of kids.get(stack.pop()!) ?? []) all.push(k), stack.push(k);
+  return all;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const c = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? '', PODSCOPE_TOKEN: TOKEN, ...env } });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    c.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+async function json(path: string) {
+  const r = await fetch(`${url}${path}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  return { status: r.status, body: (await r.json()) as Record<string, any> }; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+beforeAll(async () => {
+  demo = spawn(process.execPath, [BIN, 'demo', '--step-ms', '25'], {
+    env: { PATH: process.env.PATH ?? '', PODSCOPE_PORT: '0', PODSCOPE_HOST: '127.0.0.1', PODSCOPE_TOKEN: TOKEN, LOG_LEVEL: 'error' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  demo.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  demo.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const deadline = Date.now() + 15_000;
+  while (!/watching them at (http:\/\/\S+)/.test(out)) {
+    if (Date.now() > deadline) throw new Error(`demo did not start:\n${out}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  url = /watching them at (http:\/\/\S+)/.exec(out)![1]!;
+}, 20_000);
+
+afterAll(() => {
+  if (demo.exitCode === null) demo.kill('SIGKILL');
+});
+
+describe('the demo', () => {
+  it('prints its URL and three curl lines', () => {
+    expect(out.match(/^ {2}curl /gm)).toHaveLength(3);
+  });
+
+  it('shows live data on every endpoint within 10 s', async () => {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const status = await json('/debug/status');
+      const memory = await json('/debug/memory');
+      const logs = await json('/debug/logs?lines=5');
+      const queue = await json('/debug/queue');
+      const workflow = await json('/debug/workflow');
+      const live =
+        status.body.gpus?.length === 2 &&
+        status.body.comfyui?.connected === true &&
+        memory.body.timeline?.points?.length > 0 &&
+        logs.body.lines?.length > 0 &&
+        workflow.status === 200 &&
+        Array.isArray(queue.body.running);
+      if (live) break;
+      if (Date.now() > deadline) throw new Error(`not live after 10 s: ${JSON.stringify(status.body).slice(0, 400)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  });
+
+  it('runs jobs that succeed and jobs that run out of GPU memory', async () => {
+    const ok = await cli(['wait', '--url', url, '--job', 'job_0002', '--timeout', '30']);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/job job_0002 succeeded/);
+    const oom = await cli(['wait', '--url', url, '--job', 'job_0003', '--timeout', '30']);
+    expect(oom.code).toBe(1);
+    expect(oom.stdout).toMatch(/job job_0003 error in node 3 \(KSampler\): torch\.OutOfMemoryError: Allocation on device/);
+  }, 70_000);
+});
+
+describe('the CLI against the demo', () => {
+  it('prints the status with GPU rows', async () => {
+    const r = await cli(['status', '--url', url]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^pod demo-pod: (PROCESSING|IDLE|DEGRADED)/);
+    expect(r.stdout).toMatch(/^0 +NVIDIA H200/m);
+    expect(r.stdout).toMatch(/^1 +NVIDIA H200/m);
+  });
+
+  it('prints a per-node table for workflow', async () => {
+    const r = await cli(['workflow', '--url', url, '--job', 'job_0002']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^job job_0002 .* SUCCESS/);
+    expect(r.stdout).toMatch(/^NODE +CLASS +STATUS/m);
+    expect(r.stdout).toMatch(/^3 +KSampler +completed/m);
+  });
+
+  it('prints raw JSON with --json', async () => {
+    const r = await cli(['queue', '--url', url, '--json']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toHaveProperty('queue_remaining');
+  });
+
+  it('prints log lines, filtered', async () => {
+    const r = await cli(['logs', '--url', url, '--lines', '5', '--level', 'info']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim().split('\n').length).toBeLessThanOrEqual(5);
+  });
+
+  it('prints memory', async () => {
+    const r = await cli(['memory', '--url', url]);
+    expect(r.stdout).toMatch(/^GPU 0 NVIDIA H200: used/m);
+  });
+
+  it('says which job is unknown, exit 4', async () => {
+    const r = await cli(['workflow', '--url', url, '--job', 'nope']);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(/JOB_NOT_FOUND: No job with id nope/);
+  });
+
+  it('wait: exit 2 on timeout', async () => {
+    const r = await cli(['wait', '--url', url, '--job', 'never-submitted', '--timeout', '1']);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toMatch(/timed out after 1 s/);
+  });
+
+  it('wait: exit 3 when the pod cannot be reached', async () => {
+    const r = await cli(['wait', '--url', 'http://127.0.0.1:9', '--job', 'x', '--timeout', '5']);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/cannot reach podscope at http:\/\/127\.0\.0\.1:9/);
+  });
+
+  it('wait: exit 3 when the pod refuses the token', async () => {
+    const r = await cli(['wait', '--url', url, '--job', 'job_0002'], { PODSCOPE_TOKEN: 'wrong-token-123456' });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/the token is not valid/);
+  });
+
+  it('a client without a token is told how to get one', async () => {
+    const r = await cli(['status', '--url', url], { PODSCOPE_TOKEN: '' });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/needs a token/);
+  });
+});
+
+describe('stopping the demo', () => {
+  it('stops on Ctrl-C and leaves no process behind', async () => {
+    const kids = descendants(demo.pid!);
+    const exited = new Promise<number | null>((r) => demo.once('exit', (code) => r(code)));
+    demo.kill('SIGINT');
+    expect(await exited).toBe(0);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(kids.filter(alive)).toEqual([]);
+  }, 15_000);
+});

@@ -16,8 +16,12 @@ import { HostCollector } from './collectors/host.js';
 import { ComfyCollector } from './collectors/comfyui.js';
 import { registerComfyMetrics } from './metrics/comfyui.js';
 import { registerLogMetrics } from './metrics/logs.js';
+import { registerArtifactMetrics } from './metrics/artifacts.js';
 import { LogCollector } from './collectors/logs.js';
 import { LogStore } from './state/logs.js';
+import { ArtifactLedger } from './state/artifacts.js';
+import { ArtifactCollector } from './collectors/artifacts.js';
+import { attachForensics } from './state/forensics.js';
 import type { Collector } from './collectors/collector.js';
 import { createApp } from './http/app.js';
 import { VERSION } from './version.js';
@@ -91,6 +95,16 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
   ownRecords = logCollector.podscopeSink();
   state.addConnections('logs', () => logCollector.describe());
   collectors.push(logCollector);
+
+  // Forensics first, so finish listeners registered after it (artifacts) see the complete job.
+  comfy.comfy.tracker.onFinish((job) => attachForensics(job, { gpu: state.gpu, logs, comfy: comfy.comfy }, state.now()));
+  const ledger = new ArtifactLedger(config.artifacts);
+  state.artifacts = ledger;
+  state.addBuffer('artifacts', () => ledger.ring.stats());
+  const artifacts = new ArtifactCollector({ ledger, tracker: comfy.comfy.tracker, outputDir: config.comfyuiOutputDir });
+  comfy.onRestart((at) => artifacts.comfyRestarted(at));
+  registerArtifactMetrics(metrics.registry, ledger, comfy.comfy);
+  collectors.push(artifacts);
 
   const app = createApp({ state, logger: componentLogger(logger, 'http'), metrics });
   const abort = new AbortController();

@@ -42,6 +42,7 @@ export class ComfyCollector implements Collector {
   private statusFramesSinceHistory = 0;
   private historyBaselined = false;
   private readonly logListeners: LogEntriesListener[] = [];
+  private readonly restartListeners: Array<(at: number) => void> = [];
 
   constructor(private readonly opts: ComfyCollectorOptions) {
     const { config, state } = opts;
@@ -79,6 +80,11 @@ export class ComfyCollector implements Collector {
       dropped: 0,
       next_seq: 0,
     }));
+  }
+
+  /** Told when ComfyUI comes back after being unreachable (a restart: temp wiped, history gone). */
+  onRestart(listener: (at: number) => void): void {
+    this.restartListeners.push(listener);
   }
 
   /** Log entries from the websocket stream and the backlog go to these listeners (the log collector). */
@@ -137,6 +143,7 @@ export class ComfyCollector implements Collector {
     const restarted = this.recovering;
     this.recovering = false;
     this.httpOk(now);
+    if (restarted) for (const l of this.restartListeners) l(now);
     const running = body.queue_running.map(parseQueueItem).filter((i): i is QueueItem => i !== null);
     const pending = body.queue_pending.map(parseQueueItem).filter((i): i is QueueItem => i !== null);
     const left = this.comfy.tracker.applyQueue(now, running, pending);
@@ -193,6 +200,9 @@ export class ComfyCollector implements Collector {
     this.comfy.systemStatsAt = this.now();
     const system = isRecord(r.body.system) ? r.body.system : {};
     if (typeof system.comfyui_version === 'string') this.comfy.version = system.comfyui_version;
+    // The tap node answers here when it is installed.
+    const tap = await httpJson<unknown>(this.url('/podscope/tap'), { timeoutMs: this.timeoutMs, maxBytes: 64 * 1024 });
+    this.comfy.tap = tap.ok && isRecord(tap.body) && tap.body.tap === true;
   }
 
   private httpOk(now: number): void {
@@ -300,9 +310,6 @@ export class ComfyCollector implements Collector {
         break;
       case 'logs':
         if (Array.isArray(data.entries)) this.emitLogs(data.entries, 'stream');
-        break;
-      case 'podscope.tap':
-        this.comfy.tap = true;
         break;
       default:
         if (EXECUTION_FRAMES.has(type)) {

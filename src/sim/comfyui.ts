@@ -31,7 +31,7 @@ export interface SimOptions {
   nodeMs?: number;
   /** '0.3.64' routes progress_state to the submitter only; '0.3.50' broadcasts it. */
   version?: string;
-  /** Mirror every execution event to sockets whose clientId starts with `podscope` (the tap node). */
+  /** Behave as if the podscope tap node were installed: mirror execution events to `podscope-` sockets, answer /podscope/tap. */
   tap?: boolean;
   /** Send a binary preview after each sampler step. */
   previews?: boolean;
@@ -203,7 +203,6 @@ export class SimComfyUI {
     ws.on('error', () => undefined);
     ws.on('message', () => undefined); // feature_flags and the rest are ignored
     ws.send(JSON.stringify({ type: 'status', data: { status: { exec_info: { queue_remaining: this.queueRemaining() } }, sid } }));
-    if (this.opts.tap && sid.startsWith('podscope')) ws.send(JSON.stringify({ type: 'podscope.tap', data: { version: 1 } }));
   }
 
   /** ComfyUI's send_sync: sid null broadcasts; a sid reaches that socket only, or nobody. */
@@ -346,6 +345,7 @@ export class SimComfyUI {
         return json(200, {});
       }
       if (req.method === 'GET' && path === '/view') return this.view(url, res);
+      if (req.method === 'GET' && path === '/podscope/tap' && this.opts.tap) return json(200, { tap: true, version: '1', client_prefix: 'podscope-', mirrored: 0, dropped: 0, errors: 0 });
       if (req.method === 'GET' && path === '/') return void res.writeHead(200, { 'content-type': 'text/html' }).end('<html>ComfyUI (simulated)</html>');
       json(404, { error: 'not found' });
     } catch {

@@ -29,7 +29,6 @@ export const KNOWN_FRAME_TYPES = new Set([
   'feature_flags',
   'crystools.monitor',
   'display_component',
-  'podscope.tap',
 ]);
 
 export class ComfyState {

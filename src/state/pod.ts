@@ -8,6 +8,7 @@ import type { HostSnapshot } from '../collectors/host.js';
 import type { ComfyState } from './comfy.js';
 import type { GpuState } from './gpu.js';
 import type { LogStore } from './logs.js';
+import type { ArtifactLedger } from './artifacts.js';
 import { HealthBoard } from './health.js';
 import { Readiness } from './readiness.js';
 import type { RingStats } from './ring-buffer.js';
@@ -40,6 +41,8 @@ export class PodState {
   private readonly bufferProviders = new Map<string, () => RingStats>();
   /** GPU readings and accounting; null when GPU sampling is off. */
   gpu: GpuState | null = null;
+  /** Outputs of finished jobs; null until wired. */
+  artifacts: ArtifactLedger | null = null;
   /** The log buffer; null until the log collector is wired. */
   logs: LogStore | null = null;
   /** Open streams (log follow) to end when podscope stops. */

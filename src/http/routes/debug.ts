@@ -12,6 +12,7 @@ import { sendJson, sendText } from '../respond.js';
 import { renderMemory, renderQueue, renderStatus, renderWorkflow } from '../../views/text.js';
 import { z } from 'zod';
 import { logsHandler } from './logs.js';
+import { artifactsHandler, downloadHandler } from './artifacts.js';
 import type { AppEnv } from '../app.js';
 
 export const DEBUG_ENDPOINTS = [
@@ -20,6 +21,8 @@ export const DEBUG_ENDPOINTS = [
   { path: '/debug/workflow', methods: ['GET'], description: 'the running (else latest) job node by node; ?job_id= for one job' },
   { path: '/debug/queue', methods: ['GET'], description: 'running and pending prompts in execution order, secrets removed; recently rejected prompts' },
   { path: '/debug/logs', methods: ['GET'], description: 'log lines: ?lines=&level=&job_id=&source=&after=&q=&format=text&follow=1' },
+  { path: '/debug/artifacts', methods: ['GET'], description: "a job's outputs (?job_id=), or the newest outputs of all jobs, each with a download url" },
+  { path: '/debug/artifacts/file', methods: ['GET'], description: 'download one output: ?filename=&subfolder=&type=output|temp' },
 ] as const;
 
 const formatParam = z.enum(['json', 'text'], { message: 'must be json or text' }).optional();
@@ -52,6 +55,8 @@ export function debugRoutes(state: PodState): Hono<AppEnv> {
   });
 
   app.get('/logs', logsHandler(state));
+  app.get('/artifacts', artifactsHandler(state));
+  app.get('/artifacts/file', downloadHandler(state));
 
   app.get('/queue', (c) => {
     const view = state.comfy ? queueView(state.comfy, state.now()) : { running: [], pending: [], queue_remaining: 0, rejected: [], as_of: null };

@@ -1,0 +1,116 @@
+/**
+ * /debug/artifacts (contract 2.8) and the download behind each artifact's `url`.
+ *
+ * The download reads one file (the only route that touches the disk, as a download must): from
+ * ComfyUI's output or temp directory when COMFYUI_OUTPUT_DIR is set, else through ComfyUI's /view.
+ * Nothing outside those directories can be reached: see sources/artifact-files.ts.
+ */
+import { createReadStream } from 'node:fs';
+import { Readable } from 'node:stream';
+import { z } from 'zod';
+import type { Context } from 'hono';
+import type { PodState } from '../../state/pod.js';
+import { artifactsFromUi, type Artifact } from '../../state/artifacts.js';
+import { contentTypeFor, directoryFor, nameProblem, resolveInside } from '../../sources/artifact-files.js';
+import { renderArtifacts } from '../../views/text.js';
+import { ApiError } from '../errors.js';
+import { jobIdParam, parseQuery } from '../query.js';
+import { sendJson, sendText } from '../respond.js';
+
+export function artifactUrl(a: { filename: string; subfolder: string; type: string }): string {
+  const q = new URLSearchParams({ filename: a.filename, subfolder: a.subfolder, type: a.type });
+  return `/debug/artifacts/file?${q}`;
+}
+
+function present(a: Artifact) {
+  return {
+    job_id: a.job_id,
+    prompt_id: a.prompt_id,
+    node_id: a.node_id,
+    filename: a.filename,
+    subfolder: a.subfolder,
+    type: a.type,
+    kind: a.kind,
+    format: a.format,
+    url: artifactUrl(a),
+    size_bytes: a.size_bytes,
+    exists: a.exists,
+    mtime: a.mtime,
+    from_cache: a.from_cache,
+    produced_by_job: a.produced_by_job,
+    wiped: a.wiped,
+  };
+}
+
+export function artifactsHandler(state: PodState) {
+  return (c: Context) => {
+    const q = parseQuery(c, {
+      job_id: jobIdParam.optional(),
+      limit: z.string().regex(/^\d+$/, { message: 'must be an integer from 1 to 1000' }).transform(Number).pipe(z.number().int().min(1, { message: 'must be an integer from 1 to 1000' }).max(1000, { message: 'must be an integer from 1 to 1000' })).optional(),
+      format: z.enum(['json', 'text'], { message: 'must be json or text' }).optional(),
+    });
+    const ledger = state.artifacts;
+    let items: ReturnType<typeof present>[];
+    if (q.job_id) {
+      const job = state.comfy?.tracker.get(q.job_id);
+      const recorded = ledger?.ring.select((a) => a.job_id === q.job_id || a.prompt_id === q.job_id || a.prompt_id === job?.prompt_id, Number.POSITIVE_INFINITY).map((e) => e.value) ?? [];
+      if (!job && recorded.length === 0) {
+        throw new ApiError(404, 'JOB_NOT_FOUND', `No job with id ${q.job_id} is known.`, { details: { job_id: q.job_id } });
+      }
+      if (recorded.length > 0) {
+        items = recorded.map(present);
+      } else {
+        // Still running (outputs seen in executed frames): what it has reported so far.
+        items = job!.outputs.flatMap((o) =>
+          artifactsFromUi(o.ui).map((a) =>
+            present({ ...a, job_id: job!.job_id, prompt_id: job!.prompt_id, node_id: o.node_id, from_cache: o.cached, produced_by_job: null, wiped: false, size_bytes: null, exists: null, mtime: null, at: 0 }),
+          ),
+        );
+      }
+    } else {
+      items = (ledger?.newest(q.limit ?? 100) ?? []).map(present);
+    }
+    const body = { job_id: q.job_id ?? null, artifacts: items, output_dir_known: state.config.comfyuiOutputDir !== undefined };
+    return q.format === 'text' ? sendText(c, state, renderArtifacts(body)) : sendJson(c, state, body);
+  };
+}
+
+export function downloadHandler(state: PodState) {
+  return async (c: Context) => {
+    const q = parseQuery(c, {
+      filename: z.string({ message: 'is required' }).min(1, { message: 'must not be empty' }).max(1024, { message: 'must be at most 1024 characters' }),
+      subfolder: z.string().max(1024, { message: 'must be at most 1024 characters' }).optional(),
+      type: z.enum(['output', 'temp'], { message: 'must be output or temp' }).optional(),
+    });
+    const subfolder = q.subfolder ?? '';
+    const type = q.type ?? 'output';
+    const problem = nameProblem(q.filename, subfolder);
+    if (problem) throw new ApiError(400, 'INVALID_PARAMETER', `${problem}.`, { details: { parameter: problem.split(' ')[0], problem } });
+    const notFound = () => new ApiError(404, 'NOT_FOUND', `No ${type} file ${subfolder ? `${subfolder}/` : ''}${q.filename}.`);
+    const headers = (size?: number) => ({
+      'Content-Type': contentTypeFor(q.filename),
+      'Content-Disposition': `inline; filename="${q.filename.replace(/[^\w.\- ]/g, '_')}"`,
+      'X-Content-Type-Options': 'nosniff',
+      'Cache-Control': 'no-store',
+      ...(size !== undefined ? { 'Content-Length': String(size) } : {}),
+    });
+    const outputDir = state.config.comfyuiOutputDir;
+    if (outputDir) {
+      const facts = await resolveInside(directoryFor(outputDir, type), subfolder, q.filename);
+      if (!facts) throw notFound();
+      const stream = Readable.toWeb(createReadStream(facts.path)) as ReadableStream<Uint8Array>;
+      return c.body(stream, 200, headers(facts.size));
+    }
+    // No output directory known: ask ComfyUI, which applies its own checks too.
+    const url = `${state.config.comfyuiUrl}/view?${new URLSearchParams({ filename: q.filename, subfolder, type })}`;
+    let res: Response;
+    try {
+      res = await fetch(url, { signal: AbortSignal.timeout(30_000) });
+    } catch {
+      throw new ApiError(503, 'UNAVAILABLE', 'ComfyUI did not answer the download; set COMFYUI_OUTPUT_DIR to serve files directly.');
+    }
+    if (res.status === 404 || res.status === 403) throw notFound();
+    if (!res.ok || !res.body) throw new ApiError(res.status === 400 ? 400 : 503, res.status === 400 ? 'INVALID_PARAMETER' : 'UNAVAILABLE', `ComfyUI answered ${res.status} for this file.`);
+    return c.body(res.body, 200, headers());
+  };
+}

@@ -30,6 +30,11 @@ export function redactEnvValue(name: string, value: string): string {
 
 const BEARER = /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{6,}/gi;
 
+/** A cheap test before the bearer regex: most lines contain neither word. */
+function mayHoldCredential(text: string): boolean {
+  return (text.includes('earer') || text.includes('EARER') || text.includes('asic') || text.includes('ASIC')) && /bearer|basic/i.test(text);
+}
+
 /**
  * Scrubs known secret values out of text. Values shorter than {@link MIN_SECRET_LENGTH}
  * characters, and plain booleans, are not scrubbed: replacing every "1" or "true" in a log would
@@ -74,7 +79,7 @@ export class Scrubber {
       if (out.includes(needle)) out = out.split(needle).join(REDACTED);
     }
     if (out.includes('://')) out = redactUrlCredentials(out);
-    if (/bearer|basic/i.test(out)) out = out.replace(BEARER, (_m, kind: string) => `${kind} ${REDACTED}`);
+    if (mayHoldCredential(out)) out = out.replace(BEARER, (_m, kind: string) => `${kind} ${REDACTED}`);
     return out;
   }
 
@@ -94,6 +99,6 @@ export class Scrubber {
   /** Fast check used on hot paths before paying for {@link scrub}. */
   needsScrub(text: string): boolean {
     for (const needle of this.needles) if (text.includes(needle)) return true;
-    return text.includes('://') || /bearer|basic/i.test(text);
+    return text.includes('://') || mayHoldCredential(text);
   }
 }

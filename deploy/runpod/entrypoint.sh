@@ -61,7 +61,7 @@ fi
 comfy_pid=$!
 
 log "starting podscope"
-node "$PODSCOPE_BIN" serve &
+node --max-semi-space-size=4 "$PODSCOPE_BIN" serve &
 podscope_pid=$!
 
 stop_all() {

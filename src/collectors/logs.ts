@@ -114,6 +114,8 @@ export class LogCollector implements Collector {
   podscopeSink(): LineSink {
     return {
       write: (line: string) => {
+        // Access lines stay on stdout: a harness polling hard would otherwise flush ComfyUI's lines out of the buffer.
+        if (line.includes('"access":true')) return;
         let rec: { level?: string; message?: string; timestamp?: string; job_id?: string; data?: unknown };
         try {
           rec = JSON.parse(line);

@@ -13,13 +13,27 @@ export const jobIdParam = z
   .max(200, { message: 'must be at most 200 characters' })
   .regex(/^[\x21-\x7e]+$/, { message: 'must be printable ASCII without spaces' });
 
-export function parseQuery<T extends z.ZodRawShape>(c: Context, shape: T): z.infer<z.ZodObject<T>> {
+/** A route's query parameters, compiled once (building a zod schema per request is costly). */
+export interface QuerySpec<T extends z.ZodRawShape> {
+  keys: string[];
+  schema: z.ZodObject<T>;
+}
+
+export function querySpec<T extends z.ZodRawShape>(shape: T): QuerySpec<T> {
+  return { keys: Object.keys(shape), schema: z.object(shape) };
+}
+
+export function parseQuery<T extends z.ZodRawShape>(c: Context, spec: QuerySpec<T>): z.infer<z.ZodObject<T>> {
   const raw: Record<string, string> = {};
-  for (const key of Object.keys(shape)) {
+  let any = false;
+  for (const key of spec.keys) {
     const v = c.req.query(key);
-    if (v !== undefined) raw[key] = v;
+    if (v !== undefined) {
+      raw[key] = v;
+      any = true;
+    }
   }
-  const r = z.object(shape).safeParse(raw);
+  const r = spec.schema.safeParse(any ? raw : {});
   if (r.success) return r.data;
   const issue = r.error.issues[0]!;
   const parameter = String(issue.path[0] ?? 'query');

@@ -10,11 +10,36 @@ export function wantsPretty(c: Context): boolean {
   return /^curl\//i.test(c.req.header('user-agent') ?? '');
 }
 
+/** Serializes a body the way sendJson sends it (pretty or compact, secrets scrubbed). */
+export function serialize(body: unknown, pretty: boolean, scrubber: Scrubber): string {
+  const text = pretty ? `${JSON.stringify(body, null, 2)}\n` : JSON.stringify(body);
+  return scrubber.containsSecret(text) ? scrubber.scrubValues(text) : text;
+}
+
+const serialized = new WeakMap<object, { compact?: string; pretty?: string }>();
+
 export function sendJson(c: Context, ctx: { scrubber: Scrubber }, body: unknown, status = 200): Response {
   const pretty = wantsPretty(c);
-  let text = pretty ? `${JSON.stringify(body, null, 2)}\n` : JSON.stringify(body);
-  if (ctx.scrubber.containsSecret(text)) text = ctx.scrubber.scrubValues(text);
+  let text: string;
+  if (typeof body === 'object' && body !== null && snapshots.has(body)) {
+    // A shared snapshot: serialize it once per form, not once per request.
+    let forms = serialized.get(body);
+    if (!forms) serialized.set(body, (forms = {}));
+    text = (pretty ? forms.pretty : forms.compact) ?? serialize(body, pretty, ctx.scrubber);
+    if (pretty) forms.pretty = text;
+    else forms.compact = text;
+  } else {
+    text = serialize(body, pretty, ctx.scrubber);
+  }
   return c.body(text, status as 200, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
+}
+
+const snapshots = new WeakSet<object>();
+
+/** Marks a view object as an immutable snapshot shared by several requests. */
+export function markSnapshot<T extends object>(view: T): T {
+  snapshots.add(view);
+  return view;
 }
 
 export function sendText(c: Context, ctx: { scrubber: Scrubber }, text: string, status = 200): Response {

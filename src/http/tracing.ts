@@ -1,7 +1,7 @@
 /**
  * Request ids and W3C trace context.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 
 const REQUEST_ID = /^[A-Za-z0-9._:=+-]{1,128}$/;
 
@@ -32,12 +32,13 @@ export function parseTraceparent(header: string | undefined): { traceId: string;
   return { traceId: traceId!, spanId: spanId! };
 }
 
+// randomUUID draws from a cached entropy pool: far cheaper per request than randomBytes.
 export function newTraceId(): string {
-  return randomBytes(16).toString('hex');
+  return randomUUID().replaceAll('-', '');
 }
 
 export function newSpanId(): string {
-  return randomBytes(8).toString('hex');
+  return randomUUID().replaceAll('-', '').slice(0, 16);
 }
 
 export function traceFrom(header: string | undefined): TraceContext {

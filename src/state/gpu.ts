@@ -257,9 +257,15 @@ export class GpuState {
     const byGpu: Record<string, number> = {};
     let samples = 0;
     let prev: TimelinePoint | undefined;
-    // Walk from the newest end; the window is usually recent.
-    const points = this.timeline.select((p) => p.t <= t1, Number.POSITIVE_INFINITY);
-    for (const { value: p } of points) {
+    // Walk back from the newest point only as far as the window (and one gap before it) reaches.
+    const points: TimelinePoint[] = [];
+    this.timeline.walkBack((p) => {
+      if (p.t < t0 - this.maxGapMs) return false;
+      if (p.t <= t1) points.push(p);
+      return true;
+    });
+    points.reverse();
+    for (const p of points) {
       if (p.t >= t0) {
         samples++;
         p.used_mb.forEach((mb, i) => {

@@ -142,6 +142,14 @@ export class RingBuffer<T> {
     return out.reverse();
   }
 
+  /** Visits entries from the newest back until `visit` returns false. */
+  walkBack(visit: (value: T, seq: number) => boolean | void): void {
+    for (let i = this.count - 1; i >= 0; i--) {
+      const s = this.at(i);
+      if (visit(s.value as T, s.seq) === false) return;
+    }
+  }
+
   /** Every entry, oldest first. */
   toArray(): RingEntry<T>[] {
     return this.newest(this.count);

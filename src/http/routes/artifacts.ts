@@ -14,7 +14,7 @@ import { artifactsFromUi, type Artifact } from '../../state/artifacts.js';
 import { contentTypeFor, directoryFor, nameProblem, resolveInside } from '../../sources/artifact-files.js';
 import { renderArtifacts } from '../../views/text.js';
 import { ApiError } from '../errors.js';
-import { jobIdParam, parseQuery } from '../query.js';
+import { jobIdParam, parseQuery, querySpec } from '../query.js';
 import { sendJson, sendText } from '../respond.js';
 
 export function artifactUrl(a: { filename: string; subfolder: string; type: string }): string {
@@ -42,13 +42,21 @@ function present(a: Artifact) {
   };
 }
 
+const listQuery = querySpec({
+  job_id: jobIdParam.optional(),
+  limit: z.string().regex(/^\d+$/, { message: 'must be an integer from 1 to 1000' }).transform(Number).pipe(z.number().int().min(1, { message: 'must be an integer from 1 to 1000' }).max(1000, { message: 'must be an integer from 1 to 1000' })).optional(),
+  format: z.enum(['json', 'text'], { message: 'must be json or text' }).optional(),
+});
+
+const fileQuery = querySpec({
+  filename: z.string({ message: 'is required' }).min(1, { message: 'must not be empty' }).max(1024, { message: 'must be at most 1024 characters' }),
+  subfolder: z.string().max(1024, { message: 'must be at most 1024 characters' }).optional(),
+  type: z.enum(['output', 'temp'], { message: 'must be output or temp' }).optional(),
+});
+
 export function artifactsHandler(state: PodState) {
   return (c: Context) => {
-    const q = parseQuery(c, {
-      job_id: jobIdParam.optional(),
-      limit: z.string().regex(/^\d+$/, { message: 'must be an integer from 1 to 1000' }).transform(Number).pipe(z.number().int().min(1, { message: 'must be an integer from 1 to 1000' }).max(1000, { message: 'must be an integer from 1 to 1000' })).optional(),
-      format: z.enum(['json', 'text'], { message: 'must be json or text' }).optional(),
-    });
+    const q = parseQuery(c, listQuery);
     const ledger = state.artifacts;
     let items: ReturnType<typeof present>[];
     if (q.job_id) {
@@ -77,11 +85,7 @@ export function artifactsHandler(state: PodState) {
 
 export function downloadHandler(state: PodState) {
   return async (c: Context) => {
-    const q = parseQuery(c, {
-      filename: z.string({ message: 'is required' }).min(1, { message: 'must not be empty' }).max(1024, { message: 'must be at most 1024 characters' }),
-      subfolder: z.string().max(1024, { message: 'must be at most 1024 characters' }).optional(),
-      type: z.enum(['output', 'temp'], { message: 'must be output or temp' }).optional(),
-    });
+    const q = parseQuery(c, fileQuery);
     const subfolder = q.subfolder ?? '';
     const type = q.type ?? 'output';
     const problem = nameProblem(q.filename, subfolder);

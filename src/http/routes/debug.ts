@@ -7,8 +7,8 @@ import { statusView } from '../../views/status.js';
 import { memoryView } from '../../views/memory.js';
 import { workflowView, queueView } from '../../views/jobs.js';
 import { ApiError } from '../errors.js';
-import { jobIdParam, parseQuery } from '../query.js';
-import { sendJson, sendText } from '../respond.js';
+import { jobIdParam, parseQuery, querySpec } from '../query.js';
+import { markSnapshot, sendJson, sendText } from '../respond.js';
 import { renderMemory, renderQueue, renderStatus, renderWorkflow } from '../../views/text.js';
 import { z } from 'zod';
 import { logsHandler } from './logs.js';
@@ -25,21 +25,41 @@ export const DEBUG_ENDPOINTS = [
   { path: '/debug/artifacts/file', methods: ['GET'], description: 'download one output: ?filename=&subfolder=&type=output|temp' },
 ] as const;
 
-const formatParam = z.enum(['json', 'text'], { message: 'must be json or text' }).optional();
+const formatOnly = querySpec({ format: z.enum(['json', 'text'], { message: 'must be json or text' }).optional() });
+const workflowQuery = querySpec({ job_id: jobIdParam.optional() });
 
 /** Answers JSON, or the text view with ?format=text. */
 function answer<T>(c: Context, state: PodState, view: T, render: (v: T) => string): Response {
-  const { format } = parseQuery(c, { format: formatParam });
+  const { format } = parseQuery(c, formatOnly);
   return format === 'text' ? sendText(c, state, render(view)) : sendJson(c, state, view);
+}
+
+/**
+ * A view built at most once per `ttlMs`: a harness polling /debug/status from many workers gets
+ * the same snapshot within that window (its `sampled_at` says when) instead of one build per request.
+ */
+function snapshot<T extends object>(ttlMs: number, build: () => T): () => T {
+  let at = -Infinity;
+  let value: T;
+  return () => {
+    const now = performance.now();
+    if (now - at >= ttlMs) {
+      value = markSnapshot(build());
+      at = now;
+    }
+    return value;
+  };
 }
 
 export function debugRoutes(state: PodState): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  app.get('/status', (c) => answer(c, state, statusView(state), renderStatus));
-  app.get('/memory', (c) => answer(c, state, memoryView(state), renderMemory));
+  const status = snapshot(100, () => statusView(state));
+  const memory = snapshot(250, () => memoryView(state));
+  app.get('/status', (c) => answer(c, state, status(), renderStatus));
+  app.get('/memory', (c) => answer(c, state, memory(), renderMemory));
 
   app.get('/workflow', (c) => {
-    const { job_id: jobId } = parseQuery(c, { job_id: jobIdParam.optional() });
+    const { job_id: jobId } = parseQuery(c, workflowQuery);
     const comfy = state.comfy;
     const job = comfy ? (jobId ? comfy.tracker.get(jobId) : comfy.tracker.latest()) : undefined;
     if (!job || !comfy) {

@@ -9,7 +9,7 @@ import type { PodState } from '../../state/pod.js';
 import type { LogRecord } from '../../state/logs.js';
 import type { RingEntry } from '../../state/ring-buffer.js';
 import { LEVELS } from '../../logs/normalize.js';
-import { jobIdParam, parseQuery } from '../query.js';
+import { jobIdParam, parseQuery, querySpec } from '../query.js';
 import { sendJson, sendText } from '../respond.js';
 import { ApiError } from '../errors.js';
 
@@ -27,10 +27,8 @@ function toJson(e: RingEntry<LogRecord>) {
 }
 
 export function logsHandler(state: PodState) {
-  return (c: Context) => {
-    const store = state.logs;
-    const capacity = store?.ring.maxEntries ?? state.config.logLines;
-    const q = parseQuery(c, {
+  const capacity = state.config.logLines;
+  const spec = querySpec({
       lines: z
         .string()
         .regex(/^\d+$/, { message: `must be an integer from 1 to ${capacity}` })
@@ -48,7 +46,10 @@ export function logsHandler(state: PodState) {
       q: z.string().min(1, { message: 'must not be empty' }).max(200, { message: 'must be at most 200 characters' }).optional(),
       format: z.enum(['json', 'text'], { message: 'must be json or text' }).optional(),
       follow: z.enum(['0', '1', 'true', 'false'], { message: 'must be 0 or 1' }).optional(),
-    });
+  });
+  return (c: Context) => {
+    const store = state.logs;
+    const q = parseQuery(c, spec);
     if (!store) throw new ApiError(503, 'UNAVAILABLE', 'The log buffer is not running.');
     let jobIds: Set<string> | undefined;
     if (q.job_id) {

@@ -1,0 +1,87 @@
+/**
+ * What the benchmark and the soak share: podscope as a separate process, the realistic load on
+ * the simulated ComfyUI, and per-process CPU and memory readings from /proc.
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { submit, txt2img } from '../dist/sim/comfyui.js';
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+export const BIN = join(ROOT, 'bin/podscope.js');
+export const FAKE_SMI = join(ROOT, 'bin/fake-nvidia-smi');
+export const TICKS = 100; // USER_HZ on Linux
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export function pct(values, p) {
+  const s = [...values].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : NaN;
+}
+
+export function procStat(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
+  return { cpuTicks: Number(f[11]) + Number(f[12]), rss };
+}
+
+/** A free loopback port. */
+export function freePort() {
+  return new Promise((resolve) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts `bin/podscope.js serve` (its shebang's V8 flags apply, as for `npx podscope`) and waits for /health. */
+export async function startPodscope(env) {
+  const port = await freePort();
+  const child = spawn(BIN, ['serve'], {
+    env: { PATH: process.env.PATH, PODSCOPE_PORT: String(port), PODSCOPE_HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'ignore', 'ignore'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const ok = await fetch(`${url}/health`).then((r) => r.ok, () => false);
+    if (ok) break;
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error('podscope did not start');
+    await sleep(100);
+  }
+  return { child, port, url, stop: () => new Promise((r) => (child.exitCode !== null ? r() : (child.once('exit', r), child.kill('SIGTERM')))) };
+}
+
+export async function getJson(url) {
+  return (await fetch(url)).json();
+}
+
+/** The realistic load on the simulated ComfyUI: 100 progress frames/s (broadcast) and 5,000 log lines/s. */
+export function startLoad(sim) {
+  let stopped = false;
+  let n = 0;
+  const lines = setInterval(() => {
+    for (let i = 0; i < 50; i++) sim.log(`  loading weights block ${n++} of model diffusion_pytorch_model.safetensors\n`);
+  }, 10);
+  // A prompt without client_id: its progress frames are broadcast. 10 ms steps = 100 frames/s.
+  const loop = (async () => {
+    while (!stopped) {
+      await submit(sim.url, txt2img({ steps: 400, seed: Math.floor(Math.random() * 1e9) }), { extra: { job_id: `load_${n}` } }).catch(() => undefined);
+      while (!stopped) {
+        const q = await getJson(`${sim.url}/prompt`).catch(() => null);
+        if (!q || q.exec_info.queue_remaining === 0) break;
+        await sleep(200);
+      }
+    }
+  })();
+  return async () => {
+    stopped = true;
+    clearInterval(lines);
+    await loop;
+  };
+}
+

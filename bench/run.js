@@ -1,0 +1,285 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench`: podscope under a realistic load, every figure measured in this run beside a
+ * baseline measured in the same run, written to bench/results.md and bench/results.json.
+ *
+ * The setup: the simulated ComfyUI sending 100 progress frames/s and 5,000 log lines/s, the fake
+ * nvidia-smi with 8 GPUs sampled at 1 Hz, and podscope (a separate process, as on a pod) against
+ * them. BENCH_QUICK=1 shortens the long measurements (for a smoke run; figures are then rougher).
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync, appendFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+import { SimComfyUI, submit, txt2img } from '../dist/sim/comfyui.js';
+import { answer } from '../dist/sim/fake-nvidia-smi.js';
+import { planFields, parseHelpQueryGpu, parseCsvRows, toGpuRow } from '../dist/sources/nvidia-smi.js';
+import { GpuState } from '../dist/state/gpu.js';
+
+import { FAKE_SMI, ROOT, TICKS, getJson, pct, procStat, sleep, startLoad, startPodscope } from './lib.js';
+
+const QUICK = process.env.BENCH_QUICK === '1';
+const results = [];
+const log = (...a) => process.stderr.write(`${a.join(' ')}\n`);
+
+function record(name, value, unit, goal, ok, detail = {}) {
+  results.push({ name, value, unit, goal, met: ok, ...detail });
+  log(`${ok === null ? '   ' : ok ? 'ok ' : 'MISS'} ${name}: ${value} ${unit}${goal ? `  (goal ${goal})` : ''}`);
+}
+
+async function machine() {
+  const c = cpus();
+  return { cpu: c[0]?.model ?? 'unknown', cores: c.length, memory_gb: Math.round(totalmem() / 1024 ** 3), node: process.version, date: new Date().toISOString() };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function benchGpuSampleCpu() {
+  // CPU to turn one 8-GPU nvidia-smi answer into state: parse + apply, in this process.
+  const help = answer(['--help-query-gpu'], { fixture: 'h200-x1.drv590.load' });
+  const plan = planFields(parseHelpQueryGpu(help.stdout));
+  const out = answer([`--query-gpu=${plan.fields.join(',')}`, '--format=csv,noheader,nounits'], { fixture: 'h200-x1.drv590.load', gpus: 8 }).stdout;
+  const state = new GpuState({ startedAt: 0, intervalMs: 1000, heldCount: 8, timelineCapacity: 3600 });
+  const n = QUICK ? 2000 : 20_000;
+  const t0 = process.cpuUsage();
+  for (let i = 0; i < n; i++) {
+    const parsed = parseCsvRows(out, plan.fields.length);
+    state.applySample(i * 1000, parsed.rows.map((r) => toGpuRow(r, plan.keys)));
+  }
+  const used = process.cpuUsage(t0);
+  const us = (used.user + used.system) / n;
+  // Baseline in the same run: only splitting the same text into lines.
+  const b0 = process.cpuUsage();
+  for (let i = 0; i < n; i++) out.split('\n').map((l) => l.split(','));
+  const b = process.cpuUsage(b0);
+  const base = (b.user + b.system) / n;
+  record('CPU per GPU sample (8 GPUs): parse + state update', us.toFixed(1), 'µs', '≤ 1000 µs (1 ms per 1 s sample)', us <= 1000, { baseline_split_only_us: Number(base.toFixed(1)), ratio_to_baseline: Number((us / base).toFixed(1)) });
+}
+
+async function benchStatusThroughput(pod) {
+  const connections = 50;
+  const duration = QUICK ? 3 : 10;
+  const body = await (await fetch(`${pod.url}/debug/status`)).text();
+  const bare = createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+    res.end(body);
+  });
+  await new Promise((r) => bare.listen(0, '127.0.0.1', r));
+  const run = (url) => new Promise((resolve, reject) => autocannon({ url, connections, duration }, (err, r) => (err ? reject(err) : resolve(r))));
+  const bareResult = await run(`http://127.0.0.1:${bare.address().port}/`);
+  bare.close();
+  const podResult = await run(`${pod.url}/debug/status`);
+  const ratio = podResult.requests.average / bareResult.requests.average;
+  record('/debug/status throughput, 50 connections, podscope / bare node:http', ratio.toFixed(2), '×', '≥ 0.8', ratio >= 0.8, {
+    podscope_rps: Math.round(podResult.requests.average),
+    bare_rps: Math.round(bareResult.requests.average),
+    podscope_p50_ms: podResult.latency.p50,
+    podscope_p99_ms: podResult.latency.p99,
+    bare_p50_ms: bareResult.latency.p50,
+    bare_p99_ms: bareResult.latency.p99,
+    body_bytes: body.length,
+    errors: podResult.errors + podResult.non2xx,
+  });
+}
+
+async function benchMetrics(pod) {
+  const times = [];
+  const n = QUICK ? 200 : 1000;
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    const r = await fetch(`${pod.url}/metrics`);
+    await r.arrayBuffer();
+    times.push(performance.now() - t);
+  }
+  const p99 = pct(times, 99);
+  const text = await (await fetch(`${pod.url}/metrics`)).text();
+  const jobs = (await getJson(`${pod.url}/debug/memory`)).podscope.buffers.jobs.entries;
+  record('/metrics scrape latency p99 (8 GPUs, remembered jobs below)', p99.toFixed(2), 'ms', '≤ 10 ms', p99 <= 10, { p50_ms: Number(pct(times, 50).toFixed(2)), jobs_remembered: jobs, bytes: text.length });
+}
+
+async function benchEventToAnswer(sim, pod) {
+  // A prompt without client_id: each progress frame is broadcast; poll /debug/workflow and note when each step shows.
+  const steps = QUICK ? 60 : 200;
+  const sent = new Map();
+  const sim2 = sim;
+  const { body } = await submit(sim2.url, txt2img({ steps, seed: 4242 }), { extra: { job_id: 'latency_probe' } });
+  const probe = body.prompt_id;
+  // The sim stamps nothing; record send times by watching our own socket, which sees the same broadcast.
+  const { default: WebSocket } = await import('ws');
+  const ws = new WebSocket(`${sim.url.replace('http', 'ws')}/ws?clientId=bench-observer`);
+  ws.on('message', (d, bin) => {
+    if (bin) return;
+    const m = JSON.parse(d.toString());
+    if (m.type === 'progress' && m.data.prompt_id === probe && !sent.has(m.data.value)) sent.set(m.data.value, performance.now());
+  });
+  const seen = new Map();
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    const w = await getJson(`${pod.url}/debug/workflow?job_id=latency_probe`).catch(() => null);
+    const ks = w?.nodes?.find((n) => n.class_type === 'KSampler');
+    const v = ks?.progress?.steps;
+    if (typeof v === 'number' && !seen.has(v)) seen.set(v, performance.now());
+    if (w?.status && w.status !== 'running' && w.status !== 'queued') break;
+  }
+  ws.close();
+  const lat = [];
+  for (const [v, t] of seen) if (sent.has(v)) lat.push(Math.max(0, t - sent.get(v)));
+  const p99 = pct(lat, 99);
+  record('event to answer: progress frame → step in /debug/workflow, p99', p99.toFixed(1), 'ms', '≤ 50 ms', p99 <= 50, { p50_ms: Number(pct(lat, 50).toFixed(1)), samples: lat.length });
+}
+
+async function benchIdle(env) {
+  const sim = new SimComfyUI({});
+  await sim.start();
+  const pod = await startPodscope({ ...env, COMFYUI_URL: sim.url });
+  await sleep(3000);
+  const seconds = QUICK ? 15 : 60;
+  const a = procStat(pod.child.pid);
+  await sleep(seconds * 1000);
+  const b = procStat(pod.child.pid);
+  const share = ((b.cpuTicks - a.cpuTicks) / TICKS / seconds) * 100;
+  record(`idle cost: podscope CPU over ${seconds} s, 1 Hz GPU sampling, idle ComfyUI`, share.toFixed(2), '% of one core', '≤ 1 %', share <= 1, { rss_mb: Math.round(b.rss / 1024 ** 2) });
+  await pod.stop();
+  await sim.stop();
+}
+
+async function benchLogIngest(env) {
+  // Highest sustained rate with no line lost, by the websocket stream and by the log file.
+  const dir = mkdtempSync(join(tmpdir(), 'podscope-bench-logs-'));
+  const file = join(dir, 'comfyui.log');
+  writeFileSync(file, '');
+  const sim = new SimComfyUI({});
+  await sim.start();
+  const pod = await startPodscope({ ...env, COMFYUI_URL: sim.url, COMFYUI_LOG_FILE: file, PODSCOPE_LOG_LINES: '1000000', PODSCOPE_LOG_BYTES: String(512 * 1024 * 1024) });
+  await sleep(1500);
+  const count = async () => {
+    const t = await (await fetch(`${pod.url}/metrics`)).text();
+    let n = 0;
+    for (const m of t.matchAll(/^podscope_log_lines_total\{source="comfyui",level="[a-z]+"\} (\d+)/gm)) n += Number(m[1]);
+    return n;
+  };
+  const seconds = QUICK ? 2 : 5;
+  const best = { stream: 0, file: 0 };
+  for (const rate of [10_000, 25_000, 50_000, 75_000, 100_000]) {
+    for (const via of ['stream', 'file']) {
+      if (best[via] < rate / 2 && rate > 10_000) continue;
+      const before = await count();
+      const total = rate * seconds;
+      const perTick = rate / 100;
+      let sent = 0;
+      const started = performance.now();
+      await new Promise((resolve) => {
+        const t = setInterval(() => {
+          const due = Math.min(total, Math.round(((performance.now() - started) / 1000) * rate));
+          let chunk = '';
+          for (; sent < due; sent++) {
+            const line = `${via} line ${rate}-${sent} sampler step ok\n`;
+            if (via === 'stream') sim.log(line);
+            else chunk += line;
+          }
+          if (chunk) appendFileSync(file, chunk);
+          if (sent >= total) {
+            clearInterval(t);
+            resolve();
+          }
+        }, 10);
+        void perTick;
+      });
+      const elapsed = (performance.now() - started) / 1000;
+      let got = 0;
+      const deadline = Date.now() + 10_000;
+      while (Date.now() < deadline) {
+        got = (await count()) - before;
+        if (got >= total) break;
+        await sleep(200);
+      }
+      const achieved = total / elapsed;
+      if (got >= total && achieved >= rate * 0.9) best[via] = Math.max(best[via], rate);
+      log(`   log ingest via ${via}: offered ${rate}/s (achieved ${Math.round(achieved)}/s), received ${got}/${total}`);
+    }
+  }
+  record('log ingest, no loss, via the ComfyUI websocket stream', best.stream, 'lines/s', '≥ 50,000 lines/s', best.stream >= 50_000);
+  record('log ingest, no loss, via COMFYUI_LOG_FILE', best.file, 'lines/s', '≥ 50,000 lines/s', best.file >= 50_000);
+  await pod.stop();
+  await sim.stop();
+}
+
+async function benchMemory() {
+  // Every buffer full at its default capacity, inside a fresh podscope process.
+  const out = await new Promise((resolve, reject) => {
+    const c = spawn(process.execPath, ['--expose-gc', '--max-semi-space-size=4', join(ROOT, 'bench/fill-memory.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let s = '';
+    c.stdout.on('data', (d) => (s += d));
+    c.on('exit', (code) => (code === 0 ? resolve(JSON.parse(s)) : reject(new Error(`fill-memory exited ${code}`))));
+  });
+  record('memory: RSS with every buffer full at default capacities', out.rss_mb, 'MB', '≤ 120 MB', out.rss_mb <= 120, out);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  const info = await machine();
+  log(`podscope bench on ${info.cpu} (${info.cores} cores, ${info.memory_gb} GB), node ${info.node}${QUICK ? ', QUICK' : ''}`);
+  const smiDir = mkdtempSync(join(tmpdir(), 'podscope-bench-smi-'));
+  const smiConfig = join(smiDir, 'fake.json');
+  writeFileSync(smiConfig, JSON.stringify({ fixture: 'h200-x1.drv590.load', gpus: 8, utilization: 'wave' }));
+  process.env.FAKE_NVIDIA_SMI = smiConfig;
+  const env = { PODSCOPE_NVIDIA_SMI: FAKE_SMI, PODSCOPE_GPU_INTERVAL_MS: '1000', RUNPOD_GPU_COUNT: '8', RUNPOD_POD_ID: 'bench' };
+
+  await benchGpuSampleCpu();
+
+  const sim = new SimComfyUI({ stepMs: 10 });
+  await sim.start();
+  const pod = await startPodscope({ ...env, COMFYUI_URL: sim.url });
+  // 200 remembered jobs: quick cached prompts.
+  await submit(sim.url, txt2img({ steps: 1, seed: 1 }), { extra: { job_id: 'warm' } });
+  for (let i = 0; i < 200; i++) await submit(sim.url, txt2img({ steps: 1, seed: 1 }), { clientId: `w${i}`, extra: { job_id: `filler_${i}` } });
+  for (let i = 0; i < 100; i++) {
+    const q = await getJson(`${sim.url}/prompt`);
+    if (q.exec_info.queue_remaining === 0) break;
+    await sleep(100);
+  }
+  await sleep(2500);
+  const stopLoad = startLoad(sim);
+  await sleep(2000);
+  await benchMetrics(pod);
+  await benchStatusThroughput(pod);
+  await stopLoad();
+  await benchEventToAnswer(sim, pod);
+  await pod.stop();
+  await sim.stop();
+
+  await benchLogIngest(env);
+  await benchMemory();
+  await benchIdle(env);
+
+  const json = { machine: info, quick: QUICK, results };
+  writeFileSync(join(ROOT, 'bench/results.json'), `${JSON.stringify(json, null, 2)}\n`);
+  const md = [
+    '# podscope benchmark results',
+    '',
+    `Machine: ${info.cpu}, ${info.cores} cores, ${info.memory_gb} GB RAM; Node ${info.node}; ${info.date}${QUICK ? ' (BENCH_QUICK: shortened runs)' : ''}.`,
+    '',
+    '| measurement | result | goal | met |',
+    '| --- | --- | --- | --- |',
+    ...results.map((r) => `| ${r.name} | ${r.value} ${r.unit} | ${r.goal} | ${r.met === null ? '-' : r.met ? 'yes' : '**no**'} |`),
+    '',
+    'Details (baselines measured in the same run):',
+    '',
+    ...results.map((r) => {
+      const extra = Object.entries(r).filter(([k]) => !['name', 'value', 'unit', 'goal', 'met'].includes(k));
+      return `- ${r.name}: ${extra.map(([k, v]) => `${k} ${v}`).join(', ') || '-'}`;
+    }),
+    '',
+  ].join('\n');
+  writeFileSync(join(ROOT, 'bench/results.md'), md);
+  process.stdout.write(md);
+  process.exit(0);
+}
+
+main().catch((err) => {
+  log(`bench failed: ${err.stack ?? err}`);
+  process.exit(1);
+});

@@ -1,0 +1,73 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench:soak`: 10 minutes of the full benchmark load plus a poller hitting every endpoint,
+ * reporting podscope's RSS and heap every 30 s. Goal: RSS at the end within 10 % of RSS at minute 2.
+ * SOAK_MINUTES shortens or lengthens the run.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SimComfyUI } from '../dist/sim/comfyui.js';
+import { FAKE_SMI, ROOT, getJson, procStat, sleep, startLoad, startPodscope } from './lib.js';
+
+const minutes = Number(process.env.SOAK_MINUTES ?? 10);
+const smiDir = mkdtempSync(join(tmpdir(), 'podscope-soak-'));
+writeFileSync(join(smiDir, 'fake.json'), JSON.stringify({ fixture: 'h200-x1.drv590.load', gpus: 8, utilization: 'wave' }));
+process.env.FAKE_NVIDIA_SMI = join(smiDir, 'fake.json');
+
+const sim = new SimComfyUI({ stepMs: 10 });
+await sim.start();
+const pod = await startPodscope({ COMFYUI_URL: sim.url, PODSCOPE_NVIDIA_SMI: FAKE_SMI, RUNPOD_GPU_COUNT: '8' });
+const stopLoad = startLoad(sim);
+let polling = true;
+let polls = 0;
+let failures = 0;
+const endpoints = ['/health', '/ready', '/debug/status', '/debug/workflow', '/debug/queue', '/debug/memory', '/debug/logs?lines=200', '/debug/artifacts', '/metrics', '/debug/status?format=text'];
+const poller = (async () => {
+  while (polling) {
+    for (const e of endpoints) {
+      const r = await fetch(`${pod.url}${e}`).catch(() => null);
+      polls++;
+      if (!r || r.status >= 500) failures++;
+      await r?.arrayBuffer();
+    }
+    await sleep(50);
+  }
+})();
+
+const samples = [];
+const started = Date.now();
+const end = started + minutes * 60_000;
+while (Date.now() < end) {
+  await sleep(Math.min(30_000, end - Date.now()));
+  const { rss } = procStat(pod.child.pid);
+  const mem = await getJson(`${pod.url}/debug/memory`).catch(() => null);
+  const s = { minute: Number(((Date.now() - started) / 60_000).toFixed(1)), rss_mb: Math.round(rss / 1024 ** 2), heap_used_mb: mem?.podscope?.heap_used_mb ?? null, log_lines: mem?.podscope?.buffers?.logs?.entries ?? null };
+  samples.push(s);
+  process.stderr.write(`${JSON.stringify(s)}\n`);
+}
+polling = false;
+await poller;
+await stopLoad();
+await pod.stop();
+await sim.stop();
+
+const atTwo = samples.find((s) => s.minute >= 2) ?? samples[0];
+const last = samples.at(-1);
+const growth = (last.rss_mb - atTwo.rss_mb) / atTwo.rss_mb;
+const met = Math.abs(growth) <= 0.1;
+const md = [
+  '# podscope soak results',
+  '',
+  `${minutes} minutes of the benchmark load (100 progress frames/s, 5,000 log lines/s, 8 GPUs at 1 Hz) plus a poller on every endpoint: ${polls} requests, ${failures} failed.`,
+  '',
+  `RSS at minute ${atTwo.minute}: ${atTwo.rss_mb} MB; at the end: ${last.rss_mb} MB; change ${(growth * 100).toFixed(1)} % (goal within 10 %): ${met ? 'met' : '**missed**'}.`,
+  '',
+  '| minute | RSS MB | heap used MB | log lines buffered |',
+  '| --- | --- | --- | --- |',
+  ...samples.map((s) => `| ${s.minute} | ${s.rss_mb} | ${s.heap_used_mb} | ${s.log_lines} |`),
+  '',
+].join('\n');
+writeFileSync(join(ROOT, 'bench/soak-results.md'), md);
+process.stdout.write(md);
+process.exit(0);

@@ -98,9 +98,19 @@ export class ComfyCollector implements Collector {
     this.loop = (async () => {
       while (!signal.aborted) {
         await this.poll();
-        await sleep(this.opts.config.comfyuiPollMs, signal);
+        await sleep(this.nextPollIn(), signal);
       }
     })();
+  }
+
+  /**
+   * Poll often while a job is open or the websocket is down; when ComfyUI is idle and its socket
+   * is up, every queue change arrives as a status frame (which polls at once), so look less often.
+   */
+  private nextPollIn(): number {
+    const base = this.opts.config.comfyuiPollMs;
+    const idle = this.comfy.wsConnected && this.comfy.httpFailingSince === null && this.comfy.tracker.unfinished().length === 0;
+    return idle ? base * 5 : base;
   }
 
   async stop(): Promise<void> {
@@ -270,6 +280,8 @@ export class ComfyCollector implements Collector {
     if (wasConnected) {
       this.comfy.wsReconnects++;
       this.opts.logger.warn({ data: { reason } }, `websocket to ComfyUI closed: ${reason}`);
+      // A closed socket may mean ComfyUI went away: look now rather than at the next idle poll.
+      if (!this.signal?.aborted) void this.poll();
     }
   }
 

@@ -41,6 +41,8 @@ export class ComfyCollector implements Collector {
   /** Status frames since /history was last read: each prompt makes at least three. */
   private statusFramesSinceHistory = 0;
   private historyBaselined = false;
+  /** Whether ComfyUI serves the Jobs API (null until probed; probed again after a restart). */
+  private jobsApi: boolean | null = null;
   private readonly logListeners: LogEntriesListener[] = [];
   private readonly restartListeners: Array<(at: number) => void> = [];
 
@@ -153,7 +155,10 @@ export class ComfyCollector implements Collector {
     const restarted = this.recovering;
     this.recovering = false;
     this.httpOk(now);
-    if (restarted) for (const l of this.restartListeners) l(now);
+    if (restarted) {
+      this.jobsApi = null; // a restarted ComfyUI may be another version
+      for (const l of this.restartListeners) l(now);
+    }
     const running = body.queue_running.map(parseQueueItem).filter((i): i is QueueItem => i !== null);
     const pending = body.queue_pending.map(parseQueueItem).filter((i): i is QueueItem => i !== null);
     const left = this.comfy.tracker.applyQueue(now, running, pending);
@@ -192,14 +197,44 @@ export class ComfyCollector implements Collector {
     if (this.historyBaselined && this.comfy.wsConnected && frames === 0) return;
     const n = !this.historyBaselined ? config.jobHistory : this.comfy.wsConnected ? Math.min(64, Math.max(4, frames + 2)) : 16;
     this.statusFramesSinceHistory = 0;
+    const silent = !this.historyBaselined;
+    if (this.jobsApi !== false && (await this.discoverFromJobsApi(n, silent))) {
+      this.historyBaselined = true;
+      return;
+    }
     const h = await httpJson<unknown>(this.url(`/history?max_items=${n}`), { timeoutMs: this.timeoutMs, maxBytes: 64 * 1024 * 1024 });
     if (!h.ok || !isRecord(h.body)) return;
     const now = this.now();
     for (const [id, entry] of Object.entries(h.body)) {
       if (this.comfy.tracker.isFinished(id)) continue;
-      this.comfy.tracker.applyHistory(now, id, entry, { silent: !this.historyBaselined });
+      this.comfy.tracker.applyHistory(now, id, entry, { silent });
     }
     this.historyBaselined = true;
+  }
+
+  /**
+   * With ComfyUI's Jobs API, the list of finished prompts is light (no graphs); only the ones
+   * podscope does not know yet are then read from /history/{id}. Returns false when there is no
+   * such API (ComfyUI before it), so /history is used instead.
+   */
+  private async discoverFromJobsApi(n: number, silent: boolean): Promise<boolean> {
+    const r = await httpJson<unknown>(this.url(`/api/jobs?status=completed,failed,cancelled&sort_by=created_at&sort_order=desc&limit=${n}`), {
+      timeoutMs: this.timeoutMs,
+      maxBytes: 16 * 1024 * 1024,
+    });
+    const jobs = r.ok && isRecord(r.body) && Array.isArray(r.body.jobs) ? r.body.jobs : null;
+    if (!jobs) {
+      if (this.jobsApi === null || (!r.ok && r.code === 'HTTP_STATUS')) this.jobsApi = false;
+      return false;
+    }
+    this.jobsApi = true;
+    const ids = jobs.map((j) => (isRecord(j) && typeof j.id === 'string' ? j.id : null)).filter((id): id is string => id !== null && !this.comfy.tracker.isFinished(id));
+    for (const id of ids.slice(0, 64)) {
+      const h = await httpJson<unknown>(this.url(`/history/${encodeURIComponent(id)}`), { timeoutMs: this.timeoutMs, maxBytes: 64 * 1024 * 1024 });
+      if (!h.ok || !isRecord(h.body) || h.body[id] === undefined) continue;
+      this.comfy.tracker.applyHistory(this.now(), id, h.body[id], { silent });
+    }
+    return true;
   }
 
   private async pollSystemStats(): Promise<void> {
@@ -382,6 +417,7 @@ export class ComfyCollector implements Collector {
     const c = this.comfy;
     return {
       url: this.opts.config.comfyuiUrl,
+      jobs_api: this.jobsApi,
       http: { last_ok_at: iso(c.lastHttpOkAt), failing_since: iso(c.httpFailingSince), last_error: c.lastHttpError },
       websocket: {
         connected: c.wsConnected,

@@ -35,6 +35,8 @@ export interface SimOptions {
   tap?: boolean;
   /** Send a binary preview after each sampler step. */
   previews?: boolean;
+  /** Serve the newer Jobs API (`/api/jobs`), as ComfyUI does since PR #11054. */
+  jobsApi?: boolean;
   outputDir?: string;
   tempDir?: string;
   /** Called with every log line the simulated ComfyUI prints (to feed a log file, say). */
@@ -108,11 +110,13 @@ export class SimComfyUI {
   private lastTqdmOpen = false;
   port = 0;
   readonly opts: Required<Omit<SimOptions, 'port' | 'onLog' | 'outputDir' | 'tempDir'>> & SimOptions;
+  /** Requests by path (with the query), for tests that check what a client asked. */
+  readonly requests: string[] = [];
   /** Answer HTTP with this status instead (fault injection), or 'hang' to never answer. */
   httpFault: { paths: RegExp; status: number | 'hang' | 'garbage' } | null = null;
 
   constructor(opts: SimOptions = {}) {
-    this.opts = { stepMs: 30, nodeMs: 5, version: '0.3.64', tap: false, previews: false, ...opts };
+    this.opts = { stepMs: 30, nodeMs: 5, version: '0.3.64', tap: false, previews: false, jobsApi: false, ...opts };
   }
 
   get url(): string {
@@ -280,6 +284,8 @@ export class SimComfyUI {
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://x');
     let path = url.pathname;
+    this.requests.push(`${req.method} ${url.pathname}${url.search}`);
+    if (this.requests.length > 10_000) this.requests.splice(0, 5000);
     if (this.httpFault && this.httpFault.paths.test(path)) {
       const s = this.httpFault.status;
       if (s === 'hang') return; // never answers
@@ -335,6 +341,7 @@ export class SimComfyUI {
         return json(200, {});
       }
       if (req.method === 'GET' && path === '/system_stats') return json(200, this.systemStats());
+      if (req.method === 'GET' && path === '/api/jobs' && this.opts.jobsApi) return json(200, this.jobs(url));
       if (req.method === 'GET' && path === '/internal/logs/raw') return json(200, { entries: this.logBuffer, size: { cols: 80, rows: 24 } });
       if (req.method === 'PATCH' && path === '/internal/logs/subscribe') {
         const b = (await body()) as { clientId?: string; enabled?: boolean };
@@ -351,6 +358,23 @@ export class SimComfyUI {
     } catch {
       json(400, { error: 'bad request' });
     }
+  }
+
+  /** GET /api/jobs: queue and history as ComfyUI's Jobs API lists them, newest first. */
+  private jobs(url: URL) {
+    const wanted = new Set((url.searchParams.get('status') ?? 'pending,in_progress,completed,failed,cancelled').split(','));
+    const limit = Number(url.searchParams.get('limit') ?? 100);
+    const all: Array<Record<string, unknown>> = [];
+    for (const t of this.queue) all.push({ id: t.promptId, status: 'pending', priority: t.number, create_time: null });
+    if (this.running) all.push({ id: this.running.promptId, status: 'in_progress', priority: this.running.number, create_time: null });
+    for (const [id, h] of this.history) {
+      const msgs = h.status.messages;
+      const end = msgs.find(([m]) => m === 'execution_success' || m === 'execution_error' || m === 'execution_interrupted');
+      const status = end?.[0] === 'execution_success' ? 'completed' : end?.[0] === 'execution_interrupted' ? 'cancelled' : 'failed';
+      all.push({ id, status, priority: h.prompt[0], create_time: null, execution_start_time: msgs[0]?.[1].timestamp ?? null, execution_end_time: end?.[1].timestamp ?? null, outputs_count: Object.keys(h.outputs).length });
+    }
+    const jobs = all.filter((j) => wanted.has(String(j.status))).reverse();
+    return { jobs: jobs.slice(0, limit), pagination: { offset: 0, limit, total: jobs.length, has_more: jobs.length > limit } };
   }
 
   private item(t: Task): unknown[] {

@@ -33,6 +33,11 @@ export interface FakeSmiConfig {
   spawn_child?: boolean;
   /** Fields this "driver" rejects although its help lists them. */
   reject?: string[];
+  /**
+   * In hang mode, leave a process in another session holding stdout open for this long: to the
+   * runner the run never ends even after SIGKILL, like nvidia-smi stuck in the driver.
+   */
+  hold_pipes_ms?: number;
 }
 
 export const DEFAULT_FIXTURES_DIR = fileURLToPath(new URL('../../test/fixtures/nvidia-smi/', import.meta.url));
@@ -226,6 +231,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
   const dir = env.FAKE_NVIDIA_SMI_FIXTURES ?? DEFAULT_FIXTURES_DIR;
   if (cfg.mode === 'hang') {
     if (cfg.ignore_term) process.on('SIGTERM', () => undefined);
+    if (cfg.hold_pipes_ms) {
+      const { spawn } = await import('node:child_process');
+      spawn(process.execPath, ['-e', `setTimeout(() => {}, ${cfg.hold_pipes_ms})`, env.FAKE_NVIDIA_SMI_MARKER ?? 'fake-nvidia-smi-holder'], { stdio: ['ignore', 'inherit', 'inherit'], detached: true });
+    }
     if (cfg.spawn_child) {
       const { spawn } = await import('node:child_process');
       // The marker argument lets a test find this grandchild with ps.

@@ -72,6 +72,21 @@ describe('a prompt from another client', () => {
     expect(again.progress_percent).toBe(100);
   });
 
+  it("uses ComfyUI's Jobs API, when it has one, to find prompts that finished between two looks", async () => {
+    rig = await startRig({ jobsApi: true });
+    await ready(rig);
+    await submit(rig.sim.url, txt2img({ steps: 2, seed: 40 }), { clientId: 'c1', extra: { job_id: 'j1' } });
+    await until(async () => (await workflow(rig!, 'j1')).body.status === 'success');
+    await submit(rig.sim.url, txt2img({ steps: 2, seed: 40 }), { clientId: 'c1', extra: { job_id: 'j2' } });
+    const again = await until(async () => {
+      const w = await workflow(rig!, 'j2');
+      return w.body.status === 'success' ? w.body : undefined;
+    });
+    expect(again.nodes_completed).toBe(again.nodes_total);
+    expect(rig.sim.requests.some((r) => r.startsWith('GET /api/jobs?'))).toBe(true);
+    expect(rig.sim.requests.filter((r) => r.startsWith('GET /history?')).length).toBe(0);
+  });
+
   it('marks unchanged upstream nodes cached and the rest completed', async () => {
     rig = await startRig();
     await ready(rig);

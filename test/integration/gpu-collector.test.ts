@@ -71,6 +71,23 @@ describe('GPU collector against a real child process', () => {
     expect(r.health.get('gpu')!.consecutive_failures).toBe(50);
   }, 60_000);
 
+  it('never starts a run on top of one that will not go away, and resumes when it does', async () => {
+    const r = rig({ mode: 'hang', hold_pipes_ms: 2500 }, { timeoutMs: 100 });
+    await r.collector.tick();
+    expect(r.codes()).toContain('NVIDIA_SMI_STUCK');
+    const stuck = r.collector.describe().stuck_child as { pid: number };
+    expect(stuck.pid).toBeGreaterThan(0);
+    r.fake.set({}); // nvidia-smi would answer now, but the old run still holds on
+    await r.collector.tick();
+    expect(r.codes()).toContain('NVIDIA_SMI_STUCK');
+    expect(r.state.readings()).toEqual([]);
+    expect(r.health.problems().find((p) => p.code === 'NVIDIA_SMI_STUCK')!.message).toMatch(/No new run starts until it exits/);
+    await new Promise((res) => setTimeout(res, 2800));
+    await r.collector.tick();
+    expect(r.codes()).toEqual([]);
+    expect(r.state.readings()).toHaveLength(1);
+  }, 15_000);
+
   it('waits for a slow nvidia-smi within the timeout', async () => {
     const r = rig({ mode: 'slow', slow_ms: 400 }, { timeoutMs: 3000 });
     await r.collector.tick();

@@ -112,6 +112,24 @@ describe('artifacts', () => {
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe('NOT_FOUND');
   });
 
+  it('marks temp outputs as wiped when ComfyUI restarts', async () => {
+    const d = dirs();
+    rig = await startRig({ outputDir: d.output, tempDir: d.temp }, { COMFYUI_OUTPUT_DIR: d.output, PODSCOPE_COMFYUI_POLL_MS: '200' });
+    await until(async () => (await rig!.get('/ready')).status === 200);
+    await submit(rig.sim.url, txt2img({ steps: 2, seed: 31, output: 'PreviewImage' }), { clientId: 'w', extra: { job_id: 'preview' } });
+    const before = await until(async () => {
+      const x = await rig!.get('/debug/artifacts?job_id=preview');
+      return x.body.artifacts?.[0]?.exists === true ? x.body.artifacts[0] : undefined;
+    });
+    expect(before).toMatchObject({ type: 'temp', wiped: false });
+    await rig.sim.restart(800);
+    const after = await until(async () => {
+      const x = await rig!.get('/debug/artifacts?job_id=preview');
+      return x.body.artifacts[0].wiped ? x.body.artifacts[0] : undefined;
+    }, 8000);
+    expect(after).toMatchObject({ wiped: true, exists: false });
+  });
+
   it('answers 404 JOB_NOT_FOUND for an unknown job', async () => {
     rig = await startRig();
     const r = await rig.get('/debug/artifacts?job_id=nope');

@@ -20,7 +20,7 @@ const wf = (r: Rig, id: string) => r.get(`/debug/workflow?job_id=${encodeURIComp
 
 describe('with the tap node', () => {
   it("shows another client's nodes going pending → running (with steps) → completed, live", async () => {
-    rig = await startRig({ tap: true, stepMs: 60 });
+    rig = await startRig({ tap: true, stepMs: 60, nodeMs: 100 }); // slow loaders: the sampler waits, pending, long enough to be seen
     await until(async () => (await rig!.get('/ready')).status === 200);
     await until(async () => (await rig!.get('/debug/status')).body.comfyui.tap === true);
     const worker = await new SubmitterClient(rig.sim.url, 'worker-tapped').connect();

@@ -17,6 +17,7 @@ import { ComfyCollector } from './collectors/comfyui.js';
 import { registerComfyMetrics } from './metrics/comfyui.js';
 import { registerLogMetrics } from './metrics/logs.js';
 import { registerArtifactMetrics } from './metrics/artifacts.js';
+import { registerHostMetrics } from './metrics/host.js';
 import { LogCollector } from './collectors/logs.js';
 import { LogStore } from './state/logs.js';
 import { ArtifactLedger } from './state/artifacts.js';
@@ -80,6 +81,7 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
 
   const host = new HostCollector({ health: state.health, outputDir: config.comfyuiOutputDir, workspaceDir: config.workspaceDir });
   state.host = host;
+  registerHostMetrics(metrics.registry, host);
   collectors.push(host);
 
   const comfy = new ComfyCollector({ config, state, logger: componentLogger(logger, 'comfyui') });

@@ -3,7 +3,7 @@
  * free space on the filesystems that hold ComfyUI's outputs and /workspace, and podscope's own
  * memory. Outputs fail silently on a full disk, so a nearly full one becomes a problem.
  */
-import { statfs } from 'node:fs/promises';
+import { readdir, statfs } from 'node:fs/promises';
 import { mem } from 'systeminformation';
 import type { HealthBoard } from '../state/health.js';
 import { sleep, tracked, type Collector } from './collector.js';
@@ -20,7 +20,7 @@ export interface HostSnapshot {
   sampled_at: string | null;
   memory: { total_bytes: number; available_bytes: number; used_bytes: number; swap_total_bytes: number; swap_used_bytes: number } | null;
   disks: DiskReading[];
-  process: { rss_bytes: number; heap_used_bytes: number; heap_total_bytes: number; external_bytes: number; array_buffers_bytes: number } | null;
+  process: { rss_bytes: number; heap_used_bytes: number; heap_total_bytes: number; external_bytes: number; array_buffers_bytes: number; open_fds: number | null } | null;
 }
 
 /** Free space under which a disk counts as nearly full: 5 %, or 2 GiB, whichever is larger. */
@@ -95,13 +95,15 @@ export class HostCollector implements Collector {
       if (problems.length > 0) health.raise('host', 'DISK_NEARLY_FULL', problems.join('; '));
       else health.clear('host', 'DISK_NEARLY_FULL');
       const pm = process.memoryUsage();
+      // Minus one: the descriptor readdir itself holds.
+      const fds = await readdir('/proc/self/fd').then((l) => l.length - 1, () => null);
       this.snap = {
         sampled_at: new Date().toISOString(),
         memory: m
           ? { total_bytes: m.total, available_bytes: m.available, used_bytes: m.total - m.available, swap_total_bytes: m.swaptotal, swap_used_bytes: m.swapused }
           : null,
         disks,
-        process: { rss_bytes: pm.rss, heap_used_bytes: pm.heapUsed, heap_total_bytes: pm.heapTotal, external_bytes: pm.external, array_buffers_bytes: pm.arrayBuffers },
+        process: { rss_bytes: pm.rss, heap_used_bytes: pm.heapUsed, heap_total_bytes: pm.heapTotal, external_bytes: pm.external, array_buffers_bytes: pm.arrayBuffers, open_fds: fds },
       };
       return m ? { ok: true } : { ok: false, code: 'HOST_MEMORY_UNREADABLE', message: 'host memory could not be read' };
     });

@@ -10,6 +10,11 @@ import type { HealthBoard } from '../state/health.js';
 
 /** prom-client's default gauges named `_total`, which promtool rejects; their twins without it stay. */
 const MISNAMED_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+/**
+ * prom-client's default metrics that read /proc synchronously at every scrape; a scrape must do
+ * no I/O, so metrics/host.ts exports these from the host collector's periodic sample instead.
+ */
+const IO_AT_SCRAPE_DEFAULTS = ['process_resident_memory_bytes', 'process_virtual_memory_bytes', 'process_heap_bytes', 'process_open_fds'];
 
 const HTTP_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
@@ -23,7 +28,7 @@ export interface CoreMetrics {
 export function createCoreMetrics(opts: { version: string; health: HealthBoard }): CoreMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  for (const name of MISNAMED_DEFAULTS) registry.removeSingleMetric(name);
+  for (const name of [...MISNAMED_DEFAULTS, ...IO_AT_SCRAPE_DEFAULTS]) registry.removeSingleMetric(name);
 
   new Gauge({
     name: 'podscope_build_info',

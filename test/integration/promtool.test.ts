@@ -15,6 +15,9 @@ describe('/metrics under promtool', () => {
       await new Promise((r) => setTimeout(r, 300));
       await fetch(`http://127.0.0.1:${pod.port}/health`);
       const text = await (await fetch(`http://127.0.0.1:${pod.port}/metrics`)).text();
+      // Process memory and descriptors come from the host collector's sample: no /proc read during the scrape.
+      expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
+      expect(text).toMatch(/^process_open_fds \d+/m);
       const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
       expect(r.stdout + r.stderr).toBe('');
       expect(r.status).toBe(0);

@@ -293,6 +293,6 @@ describe('/metrics', () => {
     expect(text).toContain('podscope_http_requests_total{method="GET",route="/health",status="200"} 1');
     expect(text).toContain('route="unmatched",status="404"');
     expect(text).not.toContain('/nope/123');
-    expect(text).toContain('process_resident_memory_bytes');
+    expect(text).toContain('process_cpu_user_seconds_total');
   });
 });

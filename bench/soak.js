@@ -22,13 +22,21 @@ const stopLoad = startLoad(sim);
 let polling = true;
 let polls = 0;
 let failures = 0;
+/** /ready answering 503 is not a failure of podscope: it reports ComfyUI or GPU trouble. */
+const notReady = { count: 0 };
+const failed = new Map();
 const endpoints = ['/health', '/ready', '/debug/status', '/debug/workflow', '/debug/queue', '/debug/memory', '/debug/logs?lines=200', '/debug/artifacts', '/metrics', '/debug/status?format=text'];
 const poller = (async () => {
   while (polling) {
     for (const e of endpoints) {
       const r = await fetch(`${pod.url}${e}`).catch(() => null);
       polls++;
-      if (!r || r.status >= 500) failures++;
+      if (e === '/ready' && r?.status === 503) notReady.count++;
+      else if (!r || r.status >= 500) {
+        failures++;
+        const key = `${e} ${r ? r.status : 'no answer'}`;
+        failed.set(key, (failed.get(key) ?? 0) + 1);
+      }
       await r?.arrayBuffer();
     }
     await sleep(50);
@@ -59,7 +67,7 @@ const met = Math.abs(growth) <= 0.1;
 const md = [
   '# podscope soak results',
   '',
-  `${minutes} minutes of the benchmark load (100 progress frames/s, 5,000 log lines/s, 8 GPUs at 1 Hz) plus a poller on every endpoint: ${polls} requests, ${failures} failed.`,
+  `${minutes} minutes of the benchmark load (100 progress frames/s, 5,000 log lines/s, 8 GPUs at 1 Hz) plus a poller on every endpoint: ${polls} requests, ${failures} failed${failed.size ? ` (${[...failed].map(([k, n]) => `${k}: ${n}`).join(', ')})` : ''}; /ready said 503 (not ready) ${notReady.count} times.`,
   '',
   `RSS at minute ${atTwo.minute}: ${atTwo.rss_mb} MB; at the end: ${last.rss_mb} MB; change ${(growth * 100).toFixed(1)} % (goal within 10 %): ${met ? 'met' : '**missed**'}.`,
   '',

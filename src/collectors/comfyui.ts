@@ -195,7 +195,9 @@ export class ComfyCollector implements Collector {
     const { config } = this.opts;
     const frames = this.statusFramesSinceHistory;
     if (this.historyBaselined && this.comfy.wsConnected && frames === 0) return;
-    const n = !this.historyBaselined ? config.jobHistory : this.comfy.wsConnected ? Math.min(64, Math.max(4, frames + 2)) : 16;
+    // Each prompt makes at least three status frames, so `frames + 2` entries cover every prompt that
+    // can have finished since the last look, however many a burst brings (up to the history kept).
+    const n = !this.historyBaselined ? config.jobHistory : Math.min(config.jobHistory, this.comfy.wsConnected ? Math.max(4, frames + 2) : Math.max(16, frames + 2));
     this.statusFramesSinceHistory = 0;
     const silent = !this.historyBaselined;
     if (this.jobsApi !== false && (await this.discoverFromJobsApi(n, silent))) {
@@ -229,7 +231,7 @@ export class ComfyCollector implements Collector {
     }
     this.jobsApi = true;
     const ids = jobs.map((j) => (isRecord(j) && typeof j.id === 'string' ? j.id : null)).filter((id): id is string => id !== null && !this.comfy.tracker.isFinished(id));
-    for (const id of ids.slice(0, 64)) {
+    for (const id of ids) {
       const h = await httpJson<unknown>(this.url(`/history/${encodeURIComponent(id)}`), { timeoutMs: this.timeoutMs, maxBytes: 64 * 1024 * 1024 });
       if (!h.ok || !isRecord(h.body) || h.body[id] === undefined) continue;
       this.comfy.tracker.applyHistory(this.now(), id, h.body[id], { silent });

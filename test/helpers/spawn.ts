@@ -28,7 +28,10 @@ export async function startBin(env: Record<string, string>, args: string[] = [])
     child.on('exit', (code, signal) => resolve({ code, signal, at: Date.now() })),
   );
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`podscope did not start:\n${out}\n${err}`)), 10_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL'); // never leave a process behind when the start fails
+      reject(new Error(`podscope did not start:\n${out}\n${err}`));
+    }, 10_000);
     const check = () => {
       const m = /podscope listening on [^:]+:(\d+)/.exec(out);
       if (m) {

@@ -87,6 +87,18 @@ describe('a prompt from another client', () => {
     expect(rig.sim.requests.filter((r) => r.startsWith('GET /history?')).length).toBe(0);
   });
 
+  it('misses none of a burst of 120 prompts that each finish in milliseconds', async () => {
+    rig = await startRig({}, { PODSCOPE_JOB_HISTORY: '500' });
+    await ready(rig);
+    await submit(rig.sim.url, txt2img({ steps: 1, seed: 99 }), { extra: { job_id: 'warm' } });
+    await until(async () => (await workflow(rig!, 'warm')).body.status === 'success');
+    await Promise.all(Array.from({ length: 120 }, (_, i) => submit(rig!.sim.url, txt2img({ steps: 1, seed: 99 }), { clientId: `b${i}`, extra: { job_id: `burst_${i}` } })));
+    await until(async () => {
+      const done = await Promise.all(Array.from({ length: 120 }, (_, i) => workflow(rig!, `burst_${i}`)));
+      return done.every((w) => w.body.status === 'success');
+    }, 15_000, 200);
+  }, 30_000);
+
   it('marks unchanged upstream nodes cached and the rest completed', async () => {
     rig = await startRig();
     await ready(rig);

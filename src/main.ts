@@ -6,7 +6,7 @@ import { serve as serveHttp, type ServerType } from '@hono/node-server';
 import type { Server } from 'node:http';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { Scrubber } from './secrets.js';
-import { componentLogger, createLogger, type LineSink, type Logger } from './log.js';
+import { bufferedStdout, componentLogger, createLogger, type LineSink, type Logger } from './log.js';
 import { PodState } from './state/pod.js';
 import { GpuState } from './state/gpu.js';
 import { createCoreMetrics } from './metrics/registry.js';
@@ -51,7 +51,7 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
   // podscope's own records also go to the log buffer, once the buffer exists.
   let ownRecords: LineSink | null = null;
   const bufferSink: LineSink = { write: (line) => ownRecords?.write(line) };
-  const stdout: LineSink = { write: (line) => process.stdout.write(line) };
+  const stdout = bufferedStdout();
   const logger = createLogger({ level: config.logLevel, podId: config.podId, environment: config.env, scrubber, sinks: [...(opts.sinks ?? [stdout]), bufferSink] });
   const state = new PodState({ config, version: VERSION, scrubber, env: opts.env });
   const metrics = createCoreMetrics({ version: VERSION, health: state.health });

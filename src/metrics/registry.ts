@@ -107,14 +107,23 @@ export function createCoreMetrics(opts: { version: string; health: HealthBoard }
     },
   });
 
+  // Label children bound once per combination: hashing a label object on every request costs more than the count.
+  const counters = new Map<string, { inc(): void }>();
+  const timers = new Map<string, { observe(v: number): void }>();
   return {
     registry,
     httpRequests,
     httpDuration,
     observeRequest(method, route, status, seconds) {
       const m = HTTP_METHODS.has(method) ? method : 'OTHER';
-      httpRequests.inc({ method: m, route, status: String(status) });
-      httpDuration.observe({ method: m, route }, seconds);
+      const key = `${m} ${route}`;
+      const ckey = `${key} ${status}`;
+      let counter = counters.get(ckey);
+      if (!counter) counters.set(ckey, (counter = httpRequests.labels({ method: m, route, status: String(status) })));
+      let timer = timers.get(key);
+      if (!timer) timers.set(key, (timer = httpDuration.labels({ method: m, route })));
+      counter.inc();
+      timer.observe(seconds);
     },
   };
 }

@@ -135,7 +135,7 @@ export class ComfyCollector implements Collector {
     this.polling ??= (async () => {
       try {
         await tracked(this.opts.state.health, this.name, () => this.pollOnce());
-        this.checkStalls();
+        this.checkLiveness();
       } finally {
         this.polling = null;
       }
@@ -378,7 +378,8 @@ export class ComfyCollector implements Collector {
     this.queueSoon.unref();
   }
 
-  private checkStalls(): void {
+  /** A websocket down while HTTP answers, and a running job with no sign of life, become problems. */
+  private checkLiveness(): void {
     const { health, config } = this.opts.state;
     const now = this.now();
     // HTTP answers but the websocket stays down: live progress and log lines are missing.

@@ -40,22 +40,6 @@ export interface GpuCollectorOptions {
 }
 
 const NAME = 'gpu';
-/** Codes this collector raises; each run clears those that no longer apply. */
-const OWN_CODES = new Set([
-  'NVIDIA_SMI_MISSING',
-  'NVIDIA_SMI_TIMEOUT',
-  'NVIDIA_SMI_STUCK',
-  'NVIDIA_DRIVER_NOT_LOADED',
-  'NVML_LIBRARY_MISSING',
-  'GPU_LOST',
-  'NVML_VERSION_MISMATCH',
-  'NVML_INIT_FAILED',
-  'NO_GPUS_FOUND',
-  'NVIDIA_SMI_FIELD_REJECTED',
-  'NVIDIA_SMI_FAILED',
-  'NVIDIA_SMI_UNPARSABLE',
-  'GPU_DATA_STALE',
-]);
 
 type Failure = { code: string; message: string };
 
@@ -295,6 +279,3 @@ function describeUnparsable(stdout: string, unparsed: string[]): string {
   if (stdout.trim() === '') return 'nvidia-smi printed nothing and exited 0';
   return `nvidia-smi output has no GPU rows; first line: ${JSON.stringify((unparsed[0] ?? stdout).slice(0, 200))}`;
 }
-
-/** Codes owned by the GPU collector (for tests and docs). */
-export const GPU_PROBLEM_CODES: ReadonlySet<string> = OWN_CODES;

@@ -163,7 +163,7 @@ export class ComfyState {
     };
   }
 
-  jobPeaks(): Array<Record<string, unknown>> {
+  jobPeaks(now: number): Array<Record<string, unknown>> {
     return this.tracker
       .all()
       .filter((j) => j.started_at !== null)
@@ -175,7 +175,7 @@ export class ComfyState {
         status: j.status,
         started_at: new Date(j.started_at!).toISOString(),
         finished_at: j.finished_at ? new Date(j.finished_at).toISOString() : null,
-        peak_vram_mb: j.usage?.peak_vram_mb ?? this.usageFor(j, Date.now())?.peak_vram_mb ?? null,
+        peak_vram_mb: j.usage?.peak_vram_mb ?? this.usageFor(j, now)?.peak_vram_mb ?? null,
       }));
   }
 }

@@ -111,7 +111,7 @@ export class GpuState {
       if (!track) {
         track = {
           reading: { ...row, sampled_at: now, lost: false, lost_reason: null },
-          totals: { allocated_s: firstEver ? 0 : 0, busy_s: 0, busy_unknown_s: 0, energy_j: 0 },
+          totals: { allocated_s: 0, busy_s: 0, busy_unknown_s: 0, energy_j: 0 },
           prevT: null,
           prevUtil: null,
           prevPower: null,

@@ -323,12 +323,12 @@ export class JobTracker {
           break;
         case 'execution_error':
           outcome = 'error';
-          this.setError(job, data);
+          this.setError(job, data, ts ?? now);
           if (ts) job.finished_at = ts;
           break;
         case 'execution_interrupted':
           outcome = 'interrupted';
-          this.setInterrupted(job, data);
+          this.setInterrupted(job, data, ts ?? now);
           if (ts) job.finished_at = ts;
           break;
       }
@@ -460,11 +460,11 @@ export class JobTracker {
       case 'execution_error':
         // An ExecutionBlocker error has no timestamp and does not stop the prompt.
         if (typeof data.timestamp !== 'number' && Array.isArray(data.current_inputs)) break;
-        this.setError(job, data);
+        this.setError(job, data, ts);
         this.finish(job, 'error', ts);
         break;
       case 'execution_interrupted':
-        this.setInterrupted(job, data);
+        this.setInterrupted(job, data, ts);
         this.finish(job, 'interrupted', ts);
         break;
     }
@@ -558,7 +558,7 @@ export class JobTracker {
     this.bump(job);
   }
 
-  private setError(job: Job, data: Record<string, unknown>): void {
+  private setError(job: Job, data: Record<string, unknown>, ts: number): void {
     const nodeId = str(data.node_id);
     const tb = Array.isArray(data.traceback) ? data.traceback.filter((t): t is string => typeof t === 'string') : typeof data.traceback === 'string' ? [data.traceback] : [];
     job.error = {
@@ -569,10 +569,10 @@ export class JobTracker {
       exception_message: typeof data.exception_message === 'string' ? data.exception_message.replace(/\n+$/, '') : '',
       traceback: tb,
     };
-    this.settleNodes(job, data.executed, nodeId, 'error', job.finished_at ?? Date.now());
+    this.settleNodes(job, data.executed, nodeId, 'error', ts);
   }
 
-  private setInterrupted(job: Job, data: Record<string, unknown>): void {
+  private setInterrupted(job: Job, data: Record<string, unknown>, ts: number): void {
     const nodeId = str(data.node_id);
     job.error = {
       node_id: nodeId,
@@ -581,7 +581,7 @@ export class JobTracker {
       exception_message: 'Processing interrupted',
       traceback: [],
     };
-    this.settleNodes(job, data.executed, nodeId, 'skipped', job.finished_at ?? Date.now());
+    this.settleNodes(job, data.executed, nodeId, 'skipped', ts);
   }
 
   /** After an error or interrupt: executed nodes completed, the failing node marked, the rest skipped. */

@@ -63,7 +63,7 @@ export function memoryView(state: PodState, opts: { timelinePoints?: number } = 
         t: new Date(p.t).toISOString(),
         gpus: p.uuids.map((uuid, i) => ({ uuid, used_mb: p.used_mb[i] ?? null, utilization_percent: p.util[i] ?? null, power_w: p.power_w[i] ?? null })),
       })),
-      job_peaks: state.comfy?.jobPeaks() ?? [],
+      job_peaks: state.comfy?.jobPeaks(now) ?? [],
     },
     sampled_at: new Date(now).toISOString(),
   };

@@ -13,6 +13,7 @@ import type { CheckResult } from '../state/readiness.js';
 import { httpJson } from '../sources/http-json.js';
 import { ComfyWsClient, type ComfyFrame } from '../sources/comfy-ws.js';
 import { sleep, tracked, type Collector } from './collector.js';
+import { iso } from '../format.js';
 
 const EXECUTION_FRAMES = new Set(['execution_start', 'execution_cached', 'executing', 'executed', 'execution_success', 'execution_error', 'execution_interrupted']);
 
@@ -432,8 +433,4 @@ export class ComfyCollector implements Collector {
       },
     };
   }
-}
-
-function iso(t: number | null): string | null {
-  return t === null ? null : new Date(t).toISOString();
 }

@@ -16,15 +16,15 @@ export function serialize(body: unknown, pretty: boolean, scrubber: Scrubber): s
   return scrubber.containsSecret(text) ? scrubber.scrubValues(text) : text;
 }
 
+/** Shared snapshots, with their serialized forms once made. */
 const serialized = new WeakMap<object, { compact?: string; pretty?: string }>();
 
 export function sendJson(c: Context, ctx: { scrubber: Scrubber }, body: unknown, status = 200): Response {
   const pretty = wantsPretty(c);
   let text: string;
-  if (typeof body === 'object' && body !== null && snapshots.has(body)) {
+  const forms = typeof body === 'object' && body !== null ? serialized.get(body) : undefined;
+  if (forms) {
     // A shared snapshot: serialize it once per form, not once per request.
-    let forms = serialized.get(body);
-    if (!forms) serialized.set(body, (forms = {}));
     text = (pretty ? forms.pretty : forms.compact) ?? serialize(body, pretty, ctx.scrubber);
     if (pretty) forms.pretty = text;
     else forms.compact = text;
@@ -34,11 +34,9 @@ export function sendJson(c: Context, ctx: { scrubber: Scrubber }, body: unknown,
   return c.body(text, status as 200, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
 }
 
-const snapshots = new WeakSet<object>();
-
 /** Marks a view object as an immutable snapshot shared by several requests. */
 export function markSnapshot<T extends object>(view: T): T {
-  snapshots.add(view);
+  serialized.set(view, {});
   return view;
 }
 

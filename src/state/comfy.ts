@@ -4,6 +4,7 @@
  */
 import type { GpuState } from './gpu.js';
 import { JobTracker, type Job } from './jobs.js';
+import { round } from '../format.js';
 
 export interface Preview {
   prompt_id: string | null;
@@ -118,7 +119,7 @@ export class ComfyState {
   usageFor(job: Job, now: number): Job['usage'] {
     if (!this.gpu || job.started_at === null) return job.usage;
     const w = this.gpu.usageBetween(job.started_at, job.finished_at ?? now);
-    return { gpu_seconds: round3(w.gpu_seconds), busy_gpu_seconds: round3(w.busy_gpu_seconds), peak_vram_mb: w.peak_vram_mb };
+    return { gpu_seconds: round(w.gpu_seconds, 3), busy_gpu_seconds: round(w.busy_gpu_seconds, 3), peak_vram_mb: w.peak_vram_mb };
   }
 
   currentJob(now: number): Record<string, unknown> | null {
@@ -131,12 +132,12 @@ export class ComfyState {
       prompt_id: job.prompt_id,
       progress_percent: job.progress,
       started_at: job.started_at ? new Date(job.started_at).toISOString() : null,
-      elapsed_s: job.started_at ? round1((now - job.started_at) / 1000) : null,
+      elapsed_s: job.started_at ? round((now - job.started_at) / 1000) : null,
       current_node: node
         ? { node_id: node.node_id, class_type: node.class_type, title: node.title, progress: node.total !== null ? { steps: node.steps ?? 0, total: node.total } : null }
         : null,
       gpu_seconds: usage ? usage.gpu_seconds : null,
-      last_activity_s: round1((now - job.last_activity) / 1000),
+      last_activity_s: round((now - job.last_activity) / 1000),
     };
   }
 
@@ -178,12 +179,4 @@ export class ComfyState {
         peak_vram_mb: j.usage?.peak_vram_mb ?? this.usageFor(j, now)?.peak_vram_mb ?? null,
       }));
   }
-}
-
-function round1(n: number): number {
-  return Math.round(n * 10) / 10;
-}
-
-function round3(n: number): number {
-  return Math.round(n * 1000) / 1000;
 }

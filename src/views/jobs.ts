@@ -3,8 +3,8 @@
  */
 import type { ComfyState } from '../state/comfy.js';
 import type { Job, JobSnapshot } from '../state/jobs.js';
+import { iso } from '../format.js';
 
-const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
 
 export function workflowView(comfy: ComfyState, job: Job, now: number) {
   const s: JobSnapshot = comfy.tracker.snapshot(job);

@@ -3,6 +3,7 @@
  * memory and disks, podscope's own memory and every ring buffer's fill, and a recent VRAM timeline.
  */
 import type { PodState } from '../state/pod.js';
+import { round } from '../format.js';
 
 const MIB = 1024 * 1024;
 
@@ -45,16 +46,16 @@ export function memoryView(state: PodState, opts: { timelinePoints?: number } = 
           disks: host.disks.map((d) => ({
             role: d.role,
             path: d.path,
-            total_gb: round1(d.total_bytes / 1024 ** 3),
-            free_gb: round1(d.free_bytes / 1024 ** 3),
-            used_percent: round1(d.used_ratio * 100),
+            total_gb: round(d.total_bytes / 1024 ** 3),
+            free_gb: round(d.free_bytes / 1024 ** 3),
+            used_percent: round(d.used_ratio * 100),
           })),
         }
       : null,
     podscope: {
-      rss_mb: host?.process ? round1(host.process.rss_bytes / MIB) : null,
-      heap_used_mb: host?.process ? round1(host.process.heap_used_bytes / MIB) : null,
-      heap_total_mb: host?.process ? round1(host.process.heap_total_bytes / MIB) : null,
+      rss_mb: host?.process ? round(host.process.rss_bytes / MIB) : null,
+      heap_used_mb: host?.process ? round(host.process.heap_used_bytes / MIB) : null,
+      heap_total_mb: host?.process ? round(host.process.heap_total_bytes / MIB) : null,
       buffers: state.buffers(),
     },
     timeline: {
@@ -67,8 +68,4 @@ export function memoryView(state: PodState, opts: { timelinePoints?: number } = 
     },
     sampled_at: new Date(now).toISOString(),
   };
-}
-
-function round1(n: number): number {
-  return Math.round(n * 10) / 10;
 }

@@ -1,103 +1,376 @@
-"""podscope tap: mirror ComfyUI's execution events to podscope.
+"""podscope tap (v2): tell podscope what ComfyUI's executor does, for prompts from every client.
 
-ComfyUI sends a prompt's execution events only to the websocket of the client that submitted it.
-This custom node wraps ``PromptServer.send_sync`` so that every execution event sent to one
-client is also sent to each connected socket whose clientId starts with ``podscope-`` (podscope's
-own sockets). Nothing else changes: the submitter and every other client receive exactly what
-they received before, in the same order.
+ComfyUI sends a prompt's execution events only to the websocket of the client that submitted it,
+and sends most of them to nobody when the prompt has no client_id. This custom node reports to
+podscope's own sockets (clientIds starting with ``podscope-``) from inside ComfyUI:
 
-It never blocks ComfyUI: mirroring only enqueues (as ComfyUI itself does), nothing is mirrored
-while no podscope socket is connected, and when ComfyUI's outgoing queue is already long the
-mirror copies are dropped and counted instead of piling up. If ComfyUI's internals are not what
-the tap expects, it disables itself with one log line and ComfyUI runs as if it were absent.
+- ``podscope.prompt_queued`` / ``podscope.prompt_rejected``: when ``POST /prompt`` validates a
+  prompt, with its prompt_id, the scalar ``extra_data`` (the platform's job id among them) and, for
+  a rejection, ComfyUI's error and ``node_errors``;
+- ``podscope.prompt_start``: when the executor takes a prompt, with its ids, its nodes (class
+  types, titles, links, ``steps``) and the outputs it will run;
+- ``podscope.node_start`` / ``podscope.node_end``: each executed node, with ComfyUI's clock and,
+  where CUDA is present, the node's peak allocated VRAM (absent on CPU);
+- ``execution_start``, ``execution_cached``, ``execution_success``, ``execution_error`` and
+  ``execution_interrupted`` exactly as the executor records them (with its timestamps), and the
+  submitter's ``progress``, ``progress_state`` and ``executed`` frames.
+
+What every other client receives is unchanged: originals are sent first and untouched, copies go
+only to podscope's sockets, and nothing is queued while none is connected. When ComfyUI's outgoing
+queue is already long, copies are dropped and counted. Any failure inside the tap is counted, never
+raised. A hook whose ComfyUI internal is missing or shaped differently is left out, and the tap
+says so in one log line; with none left, ComfyUI runs as if the tap were absent.
 
 Install: copy this folder into ``ComfyUI/custom_nodes/``. Standard library only.
 """
 
+import contextvars
+import inspect
 import logging
 import os
+import re
+import time
 
-__version__ = "1"
-
-EVENTS = frozenset(
-    {
-        "execution_start",
-        "execution_cached",
-        "executing",
-        "progress",
-        "progress_state",
-        "executed",
-        "execution_success",
-        "execution_error",
-        "execution_interrupted",
-    }
-)
+__version__ = "2"
 
 CLIENT_PREFIX = os.environ.get("PODSCOPE_TAP_CLIENT_PREFIX", "podscope-")
 MAX_QUEUE = int(os.environ.get("PODSCOPE_TAP_MAX_QUEUE", "2000"))
+
+# Frames ComfyUI sends only to the submitter that podscope copies as they are.
+MIRRORED_FRAMES = frozenset({"progress", "progress_state", "executed"})
+SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|PRIVATE", re.IGNORECASE)
+MAX_SCALAR = 256
 
 log = logging.getLogger("podscope_tap")
 
 NODE_CLASS_MAPPINGS = {}
 NODE_DISPLAY_NAME_MAPPINGS = {}
 
+# The job-related extra_data of the POST /prompt being handled (set by the on-prompt handler,
+# read by the validate_prompt hook that the same request awaits next).
+_posted = contextvars.ContextVar("podscope_posted", default=None)
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
 
 class TapStats:
     def __init__(self):
-        self.mirrored = 0
+        self.sent = 0
         self.dropped = 0
         self.errors = 0
+        self.hooks = {}
 
     def as_dict(self):
-        return {"mirrored": self.mirrored, "dropped": self.dropped, "errors": self.errors}
+        return {"sent": self.sent, "dropped": self.dropped, "errors": self.errors, "hooks": dict(self.hooks)}
 
 
-def install(server, prefix=CLIENT_PREFIX, max_queue=MAX_QUEUE):
-    """Wraps ``server.send_sync``. Returns the stats object, or None when the tap disabled itself."""
-    send_sync = getattr(server, "send_sync", None)
-    sockets = getattr(server, "sockets", None)
-    if not callable(send_sync) or not isinstance(sockets, dict):
-        log.warning("[podscope-tap] disabled: PromptServer has no send_sync or sockets; ComfyUI runs without the tap")
-        return None
-    existing = getattr(send_sync, "_podscope_tap_stats", None)
-    if existing is not None:
-        return existing
+def scalar_extra(extra):
+    """extra_data's scalar entries that are not secrets by name (the job id, client_id, trace ids)."""
+    out = {}
+    if not isinstance(extra, dict):
+        return out
+    for k, v in extra.items():
+        if not isinstance(k, str) or SECRET_NAME.search(k):
+            continue
+        if isinstance(v, bool) or isinstance(v, (int, float)) or v is None:
+            out[k] = v
+        elif isinstance(v, str):
+            out[k] = v[:MAX_SCALAR]
+    return out
 
-    stats = TapStats()
-    messages = getattr(server, "messages", None)
 
-    def backlog():
+def graph_outline(prompt):
+    """Each node's class type, title, links to its inputs and numeric ``steps``: enough to order
+    the nodes and weigh their work, without prompt texts or other input values."""
+    out = {}
+    if not isinstance(prompt, dict):
+        return out
+    for node_id, node in prompt.items():
+        if not isinstance(node, dict):
+            continue
+        inputs = node.get("inputs") if isinstance(node.get("inputs"), dict) else {}
+        kept = {}
+        for name, v in inputs.items():
+            if isinstance(v, (list, tuple)) and len(v) == 2 and isinstance(v[0], (str, int)) and isinstance(v[1], int):
+                kept[name] = [str(v[0]), v[1]]
+            elif name == "steps" and isinstance(v, int) and not isinstance(v, bool):
+                kept[name] = v
+        meta = node.get("_meta") if isinstance(node.get("_meta"), dict) else {}
+        entry = {"class_type": str(node.get("class_type", "")), "inputs": kept}
+        if isinstance(meta.get("title"), str):
+            entry["_meta"] = {"title": meta["title"][:MAX_SCALAR]}
+        out[str(node_id)] = entry
+    return out
+
+
+class Tap:
+    """Sends events to podscope's sockets through ComfyUI's own (original) send_sync."""
+
+    def __init__(self, server, send, prefix, max_queue):
+        self.server = server
+        self.send = send
+        self.prefix = prefix
+        self.max_queue = max_queue
+        self.stats = TapStats()
+
+    def targets(self, exclude=None):
+        sockets = getattr(self.server, "sockets", None) or {}
+        return [s for s in list(sockets.keys()) if isinstance(s, str) and s.startswith(self.prefix) and s != exclude]
+
+    def backlog(self):
         try:
+            messages = getattr(self.server, "messages", None)
             return messages.qsize() if messages is not None else 0
         except Exception:
             return 0
 
-    def tapped_send_sync(event, data, sid=None):
-        # The original first: what every other client receives is unchanged.
-        send_sync(event, data, sid)
-        if sid is None or event not in EVENTS:
-            return  # broadcasts already reach podscope; binary and custom events are not mirrored
+    def emit(self, event, data, exclude=None):
+        """Sends one event to every podscope socket; never raises."""
         try:
-            targets = [s for s in list(sockets.keys()) if isinstance(s, str) and s.startswith(prefix) and s != sid]
+            targets = self.targets(exclude)
             if not targets:
                 return  # podscope is away: nothing is queued for it
-            if backlog() > max_queue:
-                stats.dropped += len(targets)
+            if self.backlog() > self.max_queue:
+                self.stats.dropped += len(targets)
                 return
             for target in targets:
-                send_sync(event, data, target)
-                stats.mirrored += 1
-        except Exception:  # the tap must never break ComfyUI
-            stats.errors += 1
+                self.send(event, data, target)
+                self.stats.sent += 1
+        except Exception:
+            self.stats.errors += 1
 
-    tapped_send_sync._podscope_tap_stats = stats
-    server.send_sync = tapped_send_sync
-    _add_route(server, stats, prefix)
-    log.info("[podscope-tap] mirroring execution events to clients named %s*", prefix)
-    return stats
+    def guard(self, fn):
+        """Runs a reporting step; a failure is counted, never raised into ComfyUI."""
+        try:
+            fn()
+        except Exception:
+            self.stats.errors += 1
 
 
-def _add_route(server, stats, prefix):
+def _params(fn):
+    try:
+        return list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return []
+
+
+def hook_send_sync(tap):
+    """Copies the submitter's progress, progress_state and executed frames to podscope."""
+    original = tap.send
+
+    def tapped_send_sync(event, data, sid=None):
+        original(event, data, sid)  # first, and unchanged
+        if sid is not None and event in MIRRORED_FRAMES:
+            tap.emit(event, data, exclude=sid)
+
+    tapped_send_sync._podscope_tap = tap
+    tap.server.send_sync = tapped_send_sync
+    return True
+
+
+def hook_executor(tap, execution):
+    """PromptExecutor.add_message (outcome events for every prompt) and execute_async (prompt start)."""
+    executor = getattr(execution, "PromptExecutor", None)
+    add_message = getattr(executor, "add_message", None)
+    execute_async = getattr(executor, "execute_async", None)
+    ok = {"add_message": False, "execute_async": False}
+    if callable(add_message) and _params(add_message)[:4] == ["self", "event", "data", "broadcast"]:
+
+        def tapped_add_message(self, event, data, broadcast):
+            add_message(self, event, data, broadcast)
+
+            def report():
+                # podscope already has it when ComfyUI broadcast it (a prompt without client_id).
+                client = getattr(self.server, "client_id", None)
+                if broadcast and client is None:
+                    return
+                messages = getattr(self, "status_messages", None)
+                recorded = messages[-1][1] if messages and messages[-1][0] == event else data
+                tap.emit(event, recorded, exclude=client)
+
+            tap.guard(report)
+
+        executor.add_message = tapped_add_message
+        ok["add_message"] = True
+    if callable(execute_async) and _params(execute_async)[:5] == ["self", "prompt", "prompt_id", "extra_data", "execute_outputs"]:
+
+        async def tapped_execute_async(self, prompt, prompt_id, extra_data={}, execute_outputs=[], *args, **kwargs):
+            tap.guard(
+                lambda: tap.emit(
+                    "podscope.prompt_start",
+                    {
+                        "prompt_id": prompt_id,
+                        "extra": scalar_extra(extra_data),
+                        "graph": graph_outline(prompt),
+                        "outputs": [str(o) for o in (execute_outputs or [])],
+                        "t": now_ms(),
+                    },
+                )
+            )
+            return await execute_async(self, prompt, prompt_id, extra_data, execute_outputs, *args, **kwargs)
+
+        executor.execute_async = tapped_execute_async
+        ok["execute_async"] = True
+    return ok
+
+
+class _Vram:
+    """Peak allocated VRAM of one node, from torch's allocator; None without CUDA."""
+
+    def __init__(self):
+        self.torch = None
+        try:
+            import torch  # ComfyUI's own dependency
+
+            if torch.cuda.is_available():
+                self.torch = torch
+        except Exception:
+            self.torch = None
+
+    def reset(self):
+        if self.torch is not None:
+            self.torch.cuda.reset_peak_memory_stats()
+
+    def peak(self):
+        return int(self.torch.cuda.max_memory_allocated()) if self.torch is not None else None
+
+
+def hook_execute(tap, execution):
+    """execution.execute (one node): start and end times, outcome and peak VRAM of every executed node."""
+    execute = getattr(execution, "execute", None)
+    names = _params(execute) if callable(execute) else []
+    wanted = ["server", "dynprompt", "caches", "current_item"]
+    if names[:4] != wanted or "prompt_id" not in names or not inspect.iscoroutinefunction(execute):
+        return False
+    at = {name: i for i, name in enumerate(names)}
+    vram = _Vram()
+    success = getattr(getattr(execution, "ExecutionResult", None), "SUCCESS", None)
+    pending = getattr(getattr(execution, "ExecutionResult", None), "PENDING", None)
+
+    async def tapped_execute(*args, **kwargs):
+        def arg(name):
+            return kwargs[name] if name in kwargs else (args[at[name]] if at[name] < len(args) else None)
+
+        node = {}
+
+        def before():
+            dynprompt, caches, node_id = arg("dynprompt"), arg("caches"), arg("current_item")
+            if caches.outputs.get(node_id) is not None:
+                return  # cached: execution_cached already names it
+            node.update(
+                prompt_id=arg("prompt_id"),
+                node_id=str(node_id),
+                display_node_id=str(dynprompt.get_display_node_id(node_id)),
+                class_type=str(dynprompt.get_node(node_id).get("class_type", "")),
+            )
+            vram.reset()
+            tap.emit("podscope.node_start", {**node, "t": now_ms()})
+
+        tap.guard(before)
+        outcome = "error"
+        try:
+            result = await execute(*args, **kwargs)
+            first = result[0] if isinstance(result, tuple) and result else result
+            outcome = "success" if first == success else "pending" if first == pending else "error"
+            return result
+        finally:
+            if node:
+
+                def after():
+                    end = {**node, "t": now_ms(), "outcome": outcome}
+                    peak = vram.peak()
+                    if peak is not None:
+                        end["peak_vram_bytes"] = peak
+                    tap.emit("podscope.node_end", end)
+
+                tap.guard(after)
+
+    tapped_execute._podscope_tap = tap
+    execution.execute = tapped_execute
+    return True
+
+
+def hook_validation(tap, server, execution):
+    """POST /prompt: the on-prompt handler keeps the request's extra_data, the validate_prompt hook
+    reports the verdict with it (queued, or rejected with ComfyUI's error and node_errors)."""
+    add_handler = getattr(server, "add_on_prompt_handler", None)
+    validate = getattr(execution, "validate_prompt", None)
+    if not callable(add_handler) or not callable(validate) or not inspect.iscoroutinefunction(validate):
+        return False
+    if _params(validate)[:2] != ["prompt_id", "prompt"]:
+        return False
+
+    def on_prompt(json_data):
+        def keep():
+            extra = scalar_extra(json_data.get("extra_data")) if isinstance(json_data, dict) else {}
+            if isinstance(json_data, dict) and isinstance(json_data.get("client_id"), str):
+                extra["client_id"] = json_data["client_id"][:MAX_SCALAR]
+            _posted.set({"extra": extra, "t": now_ms()})
+
+        tap.guard(keep)
+        return json_data
+
+    async def tapped_validate_prompt(prompt_id, prompt, *args, **kwargs):
+        result = await validate(prompt_id, prompt, *args, **kwargs)
+        posted = _posted.get()
+        if posted is not None:
+            _posted.set(None)
+
+            def report():
+                ok = bool(result[0])
+                data = {"prompt_id": str(prompt_id), "extra": posted["extra"], "t": posted["t"]}
+                if not ok:
+                    data["error"] = result[1] if len(result) > 1 else None
+                    data["node_errors"] = result[3] if len(result) > 3 else {}
+                tap.emit("podscope.prompt_queued" if ok else "podscope.prompt_rejected", data)
+
+            tap.guard(report)
+        return result
+
+    add_handler(on_prompt)
+    tapped_validate_prompt._podscope_tap = tap
+    execution.validate_prompt = tapped_validate_prompt
+    return True
+
+
+def install(server, execution=None, prefix=CLIENT_PREFIX, max_queue=MAX_QUEUE):
+    """Installs every hook that fits this ComfyUI. Returns the Tap, or None when none could be installed."""
+    send_sync = getattr(server, "send_sync", None)
+    if not callable(send_sync) or not isinstance(getattr(server, "sockets", None), dict):
+        log.warning("[podscope-tap] disabled: PromptServer has no send_sync or sockets; ComfyUI runs without the tap")
+        return None
+    existing = getattr(send_sync, "_podscope_tap", None)
+    if existing is not None:
+        return existing
+    tap = Tap(server, send_sync, prefix, max_queue)
+    hooks = tap.stats.hooks
+    for name, install_hook in (
+        ("send_sync", lambda: hook_send_sync(tap)),
+        ("executor", lambda: hook_executor(tap, execution) if execution is not None else {"add_message": False, "execute_async": False}),
+        ("execute", lambda: execution is not None and hook_execute(tap, execution)),
+        ("validate_prompt", lambda: execution is not None and hook_validation(tap, server, execution)),
+    ):
+        try:
+            got = install_hook()
+        except Exception as err:  # an internal shaped differently: leave that hook out
+            log.debug("[podscope-tap] %s hook failed: %s", name, err)
+            got = False
+        if isinstance(got, dict):
+            hooks.update(got)
+        else:
+            hooks[name] = bool(got)
+    _add_route(server, tap)
+    missing = sorted(k for k, v in hooks.items() if not v)
+    if missing:
+        log.warning("[podscope-tap] v%s installed without %s (this ComfyUI's internals differ); podscope sees less", __version__, ", ".join(missing))
+    else:
+        log.info("[podscope-tap] v%s reporting to clients named %s*", __version__, prefix)
+    return tap
+
+
+def _add_route(server, tap):
     routes = getattr(server, "routes", None)
     if routes is None or not hasattr(routes, "get"):
         return
@@ -108,20 +381,21 @@ def _add_route(server, stats, prefix):
 
     @routes.get("/podscope/tap")
     async def podscope_tap_info(request):
-        return web.json_response({"tap": True, "version": __version__, "client_prefix": prefix, **stats.as_dict()})
+        return web.json_response({"tap": True, "version": __version__, "client_prefix": tap.prefix, **tap.stats.as_dict()})
 
 
 def _install_into_comfyui():
     try:
-        from server import PromptServer  # ComfyUI's module
+        from server import PromptServer  # ComfyUI's modules
+        import execution
     except Exception as err:
-        log.warning("[podscope-tap] disabled: cannot import ComfyUI's PromptServer (%s)", err)
+        log.warning("[podscope-tap] disabled: cannot import ComfyUI's server and execution modules (%s)", err)
         return None
     instance = getattr(PromptServer, "instance", None)
     if instance is None:
         log.warning("[podscope-tap] disabled: PromptServer.instance does not exist yet")
         return None
-    return install(instance)
+    return install(instance, execution)
 
 
 if __name__ != "__main__" and not os.environ.get("PODSCOPE_TAP_NO_AUTOINSTALL"):

@@ -8,20 +8,26 @@ import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { PodState } from '../state/pod.js';
 import { ComfyState } from '../state/comfy.js';
-import { isRecord, parseQueueItem, type QueueItem } from '../state/jobs.js';
+import { isRecord } from '../state/jobs.js';
+import { decodeFrame, type ComfyEvent } from '../sources/comfy-events.js';
+import { applyHistoryEntryAnswer, applyHistoryListAnswer, applyQueueAnswer, type RawInput } from './comfy-inputs.js';
+
+export type { RawInput } from './comfy-inputs.js';
 import type { CheckResult } from '../state/readiness.js';
-import { httpJson } from '../sources/http-json.js';
+import { httpJson, type HttpResult } from '../sources/http-json.js';
 import { ComfyWsClient, type ComfyFrame } from '../sources/comfy-ws.js';
 import { sleep, tracked, type Collector } from './collector.js';
 import { iso } from '../format.js';
 
-const EXECUTION_FRAMES = new Set(['execution_start', 'execution_cached', 'executing', 'executed', 'execution_success', 'execution_error', 'execution_interrupted']);
+const TERMINAL = new Set(['execution_success', 'execution_error', 'execution_interrupted']);
 
 export interface ComfyCollectorOptions {
   config: Config;
   state: PodState;
   logger: Logger;
   now?: () => number;
+  /** Receives every frame and HTTP answer from ComfyUI before it is decoded (recordings). */
+  onRaw?: (raw: RawInput) => void;
 }
 
 /** Log entries as ComfyUI's `logs` frame and /internal/logs/raw carry them. */
@@ -35,6 +41,8 @@ export class ComfyCollector implements Collector {
   private loop: Promise<void> | null = null;
   private queueSoon: NodeJS.Timeout | null = null;
   private polling: Promise<void> | null = null;
+  /** A poll was asked for while one ran: run one more after it, so no change is missed. */
+  private pollAgain = false;
   private lastStatsAt = 0;
   /** Set when HTTP failed, so the next success reconciles as after a restart. */
   private recovering = false;
@@ -133,10 +141,17 @@ export class ComfyCollector implements Collector {
 
   /** One poll: /queue (and /history for prompts that left it), /system_stats now and then, stall check. Single-flight. */
   poll(): Promise<void> {
-    this.polling ??= (async () => {
+    if (this.polling) {
+      this.pollAgain = true;
+      return this.polling;
+    }
+    this.polling = (async () => {
       try {
-        await tracked(this.opts.state.health, this.name, () => this.pollOnce());
-        this.checkLiveness();
+        do {
+          this.pollAgain = false;
+          await tracked(this.opts.state.health, this.name, () => this.pollOnce());
+          this.checkLiveness();
+        } while (this.pollAgain && !this.signal?.aborted);
       } finally {
         this.polling = null;
       }
@@ -144,15 +159,20 @@ export class ComfyCollector implements Collector {
     return this.polling;
   }
 
+  /** GET a path of ComfyUI as JSON, handing the answer to the recorder. */
+  private async get(path: string, maxBytes: number): Promise<HttpResult> {
+    const r = await httpJson<unknown>(this.url(path), { timeoutMs: this.timeoutMs, maxBytes, signal: this.signal ?? undefined });
+    if (this.opts.onRaw) this.opts.onRaw({ t: this.now(), kind: 'http', path, body: r.ok ? r.body : { error: r.code, status: r.status ?? null } });
+    return r;
+  }
+
   private async pollOnce(): Promise<{ ok: true } | { ok: false; code: string; message: string }> {
     const { health } = this.opts.state;
     const now = this.now();
-    const q = await httpJson<unknown>(this.url('/queue'), { timeoutMs: this.timeoutMs, maxBytes: 64 * 1024 * 1024, signal: this.signal ?? undefined });
+    const q = await this.get('/queue', 64 * 1024 * 1024);
     if (!q.ok) return this.httpFailed(`/queue: ${q.message}`, q.code);
-    const body = isRecord(q.body) ? q.body : null;
-    if (!body || !Array.isArray(body.queue_running) || !Array.isArray(body.queue_pending)) {
-      return this.httpFailed('/queue answered, but not with queue_running and queue_pending lists', 'COMFYUI_BAD_ANSWER');
-    }
+    const left = applyQueueAnswer(this.comfy.tracker, now, q.body);
+    if (!left) return this.httpFailed('/queue answered, but not with queue_running and queue_pending lists', 'COMFYUI_BAD_ANSWER');
     const restarted = this.recovering;
     this.recovering = false;
     this.httpOk(now);
@@ -160,11 +180,9 @@ export class ComfyCollector implements Collector {
       this.jobsApi = null; // a restarted ComfyUI may be another version
       for (const l of this.restartListeners) l(now);
     }
-    const running = body.queue_running.map(parseQueueItem).filter((i): i is QueueItem => i !== null);
-    const pending = body.queue_pending.map(parseQueueItem).filter((i): i is QueueItem => i !== null);
-    const left = this.comfy.tracker.applyQueue(now, running, pending);
     await this.resolveLeft(left, restarted);
     await this.discoverFromHistory();
+    await this.completeFromHistory();
     if (now - this.lastStatsAt >= 10_000 || this.comfy.systemStatsRaw === null) await this.pollSystemStats();
     health.clear('comfyui', 'COMFYUI_BAD_ANSWER');
     return { ok: true };
@@ -173,17 +191,22 @@ export class ComfyCollector implements Collector {
   /** Asks /history for prompts that left the queue; those it does not know are missing (lost after two looks, or at once after a restart). */
   private async resolveLeft(left: string[], restarted: boolean): Promise<void> {
     for (const id of left.slice(0, 50)) {
-      const h = await httpJson<unknown>(this.url(`/history/${encodeURIComponent(id)}`), { timeoutMs: this.timeoutMs, maxBytes: 64 * 1024 * 1024 });
+      const h = await this.get(`/history/${encodeURIComponent(id)}`, 64 * 1024 * 1024);
       if (!h.ok) return;
-      const now = this.now();
-      const entry = isRecord(h.body) ? h.body[id] : undefined;
-      if (entry !== undefined) {
-        this.comfy.tracker.applyHistory(now, id, entry);
-      } else {
-        const reason = restarted ? 'ComfyUI restarted; the job vanished without an outcome' : 'the job left the queue without an entry in history (deleted, or ComfyUI restarted)';
-        this.comfy.tracker.applyMissing(now, id, reason);
-        if (restarted) this.comfy.tracker.applyMissing(now, id, reason);
-      }
+      applyHistoryEntryAnswer(this.comfy.tracker, this.now(), id, h.body, { restarted });
+    }
+  }
+
+  /**
+   * Jobs whose outcome came from frames or the tap still get ComfyUI's record: it carries the
+   * graph and extra_data (so the job id) when the prompt was too quick to be seen in the queue,
+   * and the outputs.
+   */
+  private async completeFromHistory(): Promise<void> {
+    for (const id of this.comfy.tracker.withoutHistory(20)) {
+      const h = await this.get(`/history/${encodeURIComponent(id)}`, 64 * 1024 * 1024);
+      if (!h.ok) return;
+      applyHistoryEntryAnswer(this.comfy.tracker, this.now(), id, h.body);
     }
   }
 
@@ -205,13 +228,9 @@ export class ComfyCollector implements Collector {
       this.historyBaselined = true;
       return;
     }
-    const h = await httpJson<unknown>(this.url(`/history?max_items=${n}`), { timeoutMs: this.timeoutMs, maxBytes: 64 * 1024 * 1024 });
-    if (!h.ok || !isRecord(h.body)) return;
-    const now = this.now();
-    for (const [id, entry] of Object.entries(h.body)) {
-      if (this.comfy.tracker.isFinished(id)) continue;
-      this.comfy.tracker.applyHistory(now, id, entry, { silent });
-    }
+    const h = await this.get(`/history?max_items=${n}`, 64 * 1024 * 1024);
+    if (!h.ok) return;
+    applyHistoryListAnswer(this.comfy.tracker, this.now(), h.body, silent);
     this.historyBaselined = true;
   }
 
@@ -221,10 +240,7 @@ export class ComfyCollector implements Collector {
    * such API (ComfyUI before it), so /history is used instead.
    */
   private async discoverFromJobsApi(n: number, silent: boolean): Promise<boolean> {
-    const r = await httpJson<unknown>(this.url(`/api/jobs?status=completed,failed,cancelled&sort_by=created_at&sort_order=desc&limit=${n}`), {
-      timeoutMs: this.timeoutMs,
-      maxBytes: 16 * 1024 * 1024,
-    });
+    const r = await this.get(`/api/jobs?status=completed,failed,cancelled&sort_by=created_at&sort_order=desc&limit=${n}`, 16 * 1024 * 1024);
     const jobs = r.ok && isRecord(r.body) && Array.isArray(r.body.jobs) ? r.body.jobs : null;
     if (!jobs) {
       if (this.jobsApi === null || (!r.ok && r.code === 'HTTP_STATUS')) this.jobsApi = false;
@@ -233,15 +249,14 @@ export class ComfyCollector implements Collector {
     this.jobsApi = true;
     const ids = jobs.map((j) => (isRecord(j) && typeof j.id === 'string' ? j.id : null)).filter((id): id is string => id !== null && !this.comfy.tracker.isFinished(id));
     for (const id of ids) {
-      const h = await httpJson<unknown>(this.url(`/history/${encodeURIComponent(id)}`), { timeoutMs: this.timeoutMs, maxBytes: 64 * 1024 * 1024 });
-      if (!h.ok || !isRecord(h.body) || h.body[id] === undefined) continue;
-      this.comfy.tracker.applyHistory(this.now(), id, h.body[id], { silent });
+      const h = await this.get(`/history/${encodeURIComponent(id)}`, 64 * 1024 * 1024);
+      if (h.ok) applyHistoryEntryAnswer(this.comfy.tracker, this.now(), id, h.body, { silent });
     }
     return true;
   }
 
   private async pollSystemStats(): Promise<void> {
-    const r = await httpJson<unknown>(this.url('/system_stats'), { timeoutMs: this.timeoutMs, maxBytes: 4 * 1024 * 1024 });
+    const r = await this.get('/system_stats', 4 * 1024 * 1024);
     this.lastStatsAt = this.now();
     if (!r.ok || !isRecord(r.body)) return;
     this.comfy.systemStatsRaw = r.body;
@@ -249,8 +264,11 @@ export class ComfyCollector implements Collector {
     const system = isRecord(r.body.system) ? r.body.system : {};
     if (typeof system.comfyui_version === 'string') this.comfy.version = system.comfyui_version;
     // The tap node answers here when it is installed.
-    const tap = await httpJson<unknown>(this.url('/podscope/tap'), { timeoutMs: this.timeoutMs, maxBytes: 64 * 1024 });
-    this.comfy.tap = tap.ok && isRecord(tap.body) && tap.body.tap === true;
+    const tap = await this.get('/podscope/tap', 64 * 1024);
+    const info = tap.ok && isRecord(tap.body) && tap.body.tap === true ? tap.body : null;
+    this.comfy.tap = info !== null;
+    this.comfy.tapVersion = typeof info?.version === 'string' ? info.version : null;
+    this.comfy.argv = Array.isArray(system.argv) ? system.argv.filter((a): a is string => typeof a === 'string').slice(0, 200) : null;
   }
 
   private httpOk(now: number): void {
@@ -264,6 +282,7 @@ export class ComfyCollector implements Collector {
     this.comfy.lastHttpOkAt = now;
     this.comfy.lastHttpError = null;
     this.comfy.httpFailingSince = null;
+    this.comfy.refusedSince = null;
     health.clear('comfyui', 'COMFYUI_UNREACHABLE');
   }
 
@@ -272,17 +291,37 @@ export class ComfyCollector implements Collector {
     const now = this.now();
     const first = this.comfy.httpFailingSince === null;
     this.comfy.httpFailingSince ??= now;
+    if (first) this.comfy.lastDownAt = now;
     this.comfy.lastHttpError = message;
+    if (code === 'HTTP_UNREACHABLE') this.comfy.refusedSince ??= now;
+    else this.comfy.refusedSince = null;
     if (this.comfy.reachedAt !== null) this.recovering = true;
     const text = `ComfyUI at ${this.opts.config.comfyuiUrl} does not answer: ${message}`;
     if (code === 'COMFYUI_BAD_ANSWER') health.raise('comfyui', code, `ComfyUI answered ${message}`);
     else health.raise('comfyui', 'COMFYUI_UNREACHABLE', text, this.comfy.reachedAt === null ? 'warning' : 'error');
     if (first && this.comfy.reachedAt !== null) this.opts.logger.warn({ data: { code } }, text);
-    // ComfyUI gone for longer than the stall limit: its unfinished jobs will not come back.
-    if (this.comfy.reachedAt !== null && now - this.comfy.httpFailingSince > this.opts.config.stallS * 1000) {
-      this.comfy.tracker.loseUnfinished(now, `ComfyUI has not answered for ${this.opts.config.stallS} s`);
-    }
+    this.loseJobsOfGoneComfy(now);
     return { ok: false, code, message };
+  }
+
+  /**
+   * A ComfyUI whose port refuses connections and whose websocket is closed has exited: its jobs
+   * will not finish. They become lost after PODSCOPE_COMFYUI_GONE_S (a restart that comes back
+   * sooner loses them at once). One that merely does not answer in time may be busy: its jobs
+   * are lost only after the stall limit.
+   */
+  private loseJobsOfGoneComfy(now: number): void {
+    const c = this.comfy;
+    if (c.reachedAt === null || c.httpFailingSince === null || c.tracker.unfinished().length === 0) return;
+    const { comfyuiGoneS, stallS } = this.opts.config;
+    const refused = c.refusedSince !== null && !c.wsConnected && now - c.refusedSince >= comfyuiGoneS * 1000;
+    const silent = now - c.httpFailingSince > stallS * 1000;
+    if (!refused && !silent) return;
+    const since = new Date(c.httpFailingSince).toISOString();
+    const reason = refused
+      ? `ComfyUI stopped while this job was queued or running: its port has refused connections since ${since} and its websocket is closed`
+      : `ComfyUI has not answered since ${since} (${c.lastHttpError ?? 'no answer'}), longer than PODSCOPE_STALL_S`;
+    for (const job of c.tracker.loseUnfinished(now, reason)) this.opts.logger.warn({ job_id: job.job_id, data: { prompt_id: job.prompt_id } }, `job ${job.job_id} lost: ${reason}`);
   }
 
   private onOpen(clientId: string): void {
@@ -316,6 +355,7 @@ export class ComfyCollector implements Collector {
     this.comfy.wsDownSince ??= this.now();
     this.comfy.wsLastCloseReason = reason;
     if (wasConnected) {
+      this.comfy.lastDownAt = this.now();
       this.comfy.wsReconnects++;
       this.opts.logger.warn({ data: { reason } }, `websocket to ComfyUI closed: ${reason}`);
       // A closed socket may mean ComfyUI went away: look now rather than at the next idle poll.
@@ -341,32 +381,39 @@ export class ComfyCollector implements Collector {
       if (frame.text) tracker.applyLogActivity(now);
       return;
     }
-    const { type, data } = frame;
-    this.comfy.countFrame(type);
-    switch (type) {
-      case 'status': {
-        const status = isRecord(data.status) ? data.status : {};
-        const exec = isRecord(status.exec_info) ? status.exec_info : {};
-        if (typeof exec.queue_remaining === 'number') this.comfy.queueRemaining = exec.queue_remaining;
+    if (this.opts.onRaw && frame.type !== 'logs') this.opts.onRaw({ t: now, kind: 'frame', type: frame.type, data: frame.data });
+    this.comfy.countFrame(frame.type);
+    const event = decodeFrame(frame.type, frame.data);
+    if (event) this.onEvent(event, now);
+  }
+
+  private onEvent(event: ComfyEvent, now: number): void {
+    const tracker = this.comfy.tracker;
+    switch (event.type) {
+      case 'status':
+        if (event.queue_remaining !== null) this.comfy.queueRemaining = event.queue_remaining;
         this.statusFramesSinceHistory++;
         this.scheduleQueuePoll();
-        break;
-      }
-      case 'progress':
-        tracker.applyProgress(now, data);
-        break;
-      case 'progress_state':
-        tracker.applyProgressState(now, data);
-        break;
+        return;
       case 'logs':
-        if (Array.isArray(data.entries)) this.emitLogs(data.entries, 'stream');
-        break;
+        this.emitLogs(event.entries, 'stream');
+        return;
+      case 'other':
+        return;
+      case 'prompt_rejected': {
+        tracker.apply(now, event);
+        const job = tracker.get(event.prompt_id);
+        const reasons = (job?.error?.rejection as { reasons?: string[] } | undefined)?.reasons ?? [];
+        this.comfy.addRejection({ at: event.t ?? now, job_id: job?.job_id ?? null, prompt_id: event.prompt_id, reasons, lines: [], source: 'tap' });
+        return;
+      }
       default:
-        if (EXECUTION_FRAMES.has(type)) {
-          tracker.applyFrame(now, type, data);
-          if (type === 'execution_success' || type === 'execution_error' || type === 'execution_interrupted') this.scheduleQueuePoll();
-        }
+        break;
     }
+    // A prompt podscope has not seen yet: read /queue now for its graph and ids.
+    const unknown = 'prompt_id' in event && !tracker.has(event.prompt_id);
+    tracker.apply(now, event);
+    if (unknown || TERMINAL.has(event.type)) this.scheduleQueuePoll();
   }
 
   /** Debounced /queue poll after a status frame: a burst of frames costs one request. */

@@ -25,7 +25,8 @@ export function registerArtifactMetrics(registry: Registry, ledger: ArtifactLedg
   });
   oom.inc({ kind: 'gpu' }, 0);
   oom.inc({ kind: 'ram_probable' }, 0);
-  comfy.tracker.onFinish((job) => {
+  comfy.tracker.onFinish((job, refined) => {
+    if (refined) return;
     if (job.status === 'error' && isGpuOom(job)) oom.inc({ kind: 'gpu' });
     else if (job.error?.exception_type === 'ProbableSystemRamOom') oom.inc({ kind: 'ram_probable' });
   });

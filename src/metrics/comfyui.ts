@@ -30,7 +30,8 @@ export function registerComfyMetrics(registry: Registry, source: { comfy: ComfyS
     gpuSeconds.inc({ status: s }, 0);
   }
   const classTypes = new Set<string>();
-  comfy.tracker.onFinish((job) => {
+  comfy.tracker.onFinish((job, refined) => {
+    if (refined) return; // counted once, when it first ended
     jobs.inc({ status: job.status });
     if (job.started_at !== null && job.finished_at !== null) duration.observe({ status: job.status }, Math.max(0, job.finished_at - job.started_at) / 1000);
     if (job.usage) gpuSeconds.inc({ status: job.status }, job.usage.gpu_seconds);

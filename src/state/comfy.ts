@@ -32,12 +32,43 @@ export const KNOWN_FRAME_TYPES = new Set([
   'display_component',
 ]);
 
+/** A prompt ComfyUI refused with HTTP 400: never queued, known from the tap and from the log. */
+export interface Rejection {
+  at: number;
+  /** The platform's job id and the prompt_id ComfyUI gave it (tap only). */
+  job_id: string | null;
+  prompt_id: string | null;
+  /** ComfyUI's reasons as sentences (`KSampler 3: Value smaller than min: steps: -1`). */
+  reasons: string[];
+  /** The log block ComfyUI printed for it. */
+  lines: string[];
+  source: 'tap' | 'log' | 'tap+log';
+}
+
+export const PROGRESS_UNKNOWN = "the prompt's graph has not been read yet, so the work left is unknown";
+
+/**
+ * A job's ids as answers show them: `job_id` is null (with the reason) until the prompt's
+ * extra_data has been read, so an answer never shows a prompt_id that later turns into a job id.
+ */
+export function jobIdentity(job: Job): { job_id: string | null; prompt_id: string; job_id_unknown_reason?: string } {
+  if (job.identity_known) return { job_id: job.job_id, prompt_id: job.prompt_id };
+  return { job_id: null, prompt_id: job.prompt_id, job_id_unknown_reason: "the prompt's extra_data has not been read yet" };
+}
+
+/** How close a log block and a tap report of one rejection arrive. */
+const SAME_REJECTION_MS = 5000;
+
 export class ComfyState {
   readonly tracker: JobTracker;
   reachedAt: number | null = null;
   lastHttpOkAt: number | null = null;
   lastHttpError: string | null = null;
   httpFailingSince: number | null = null;
+  /** When ComfyUI was last seen going away (websocket closed, or HTTP failing). */
+  lastDownAt: number | null = null;
+  /** Since when ComfyUI's port refuses connections (the process is gone), else null. */
+  refusedSince: number | null = null;
   wsConnected = false;
   wsDownSince: number | null = null;
   wsEverConnected = false;
@@ -51,12 +82,15 @@ export class ComfyState {
   systemStatsAt: number | null = null;
   /** Whether the ComfyUI tap node mirrors execution events to podscope. */
   tap = false;
+  tapVersion: string | null = null;
+  /** ComfyUI's command line, from /system_stats (where its output and temp directories are). */
+  argv: string[] | null = null;
   readonly framesByType = new Map<string, number>();
   malformedFrames = 0;
   binaryFrames = 0;
   private readonly previews = new Map<string, Preview>();
-  /** Prompts ComfyUI refused with HTTP 400 (seen only in its log), newest last. */
-  readonly rejections: Array<{ at: number; message: string; lines: string[] }> = [];
+  /** Prompts ComfyUI refused with HTTP 400, newest last. */
+  readonly rejections: Rejection[] = [];
 
   constructor(
     readonly url: string,
@@ -66,7 +100,15 @@ export class ComfyState {
     this.tracker = new JobTracker(opts);
   }
 
-  addRejection(r: { at: number; message: string; lines: string[] }): void {
+  /** Records a rejection; the tap's report and the log's block of one rejection become one entry. */
+  addRejection(r: Rejection): void {
+    const twin = this.rejections.find((x) => x.source !== r.source && x.source !== 'tap+log' && Math.abs(x.at - r.at) <= SAME_REJECTION_MS);
+    if (twin) {
+      const tap = r.source === 'tap' ? r : twin;
+      const log = r.source === 'tap' ? twin : r;
+      Object.assign(twin, { at: tap.at, job_id: tap.job_id, prompt_id: tap.prompt_id, reasons: tap.reasons.length > 0 ? tap.reasons : log.reasons, lines: log.lines, source: 'tap+log' });
+      return;
+    }
     this.rejections.push(r);
     if (this.rejections.length > 20) this.rejections.shift();
   }
@@ -98,6 +140,30 @@ export class ComfyState {
     return this.reachedAt !== null;
   }
 
+  /**
+   * Whether ComfyUI is known to be up now: HTTP answers, and the websocket is open or HTTP answered
+   * after it closed. Log lines are charged to the running job only while this holds.
+   */
+  alive(): boolean {
+    if (this.httpFailingSince !== null || this.lastHttpOkAt === null) return false;
+    return this.wsConnected || (this.wsDownSince !== null && this.lastHttpOkAt > this.wsDownSince);
+  }
+
+  /** What podscope can see of other clients' prompts, in one sentence. */
+  visibility(): { mode: 'tap' | 'observer'; sees: string } {
+    if (this.tap) {
+      return {
+        mode: 'tap',
+        sees: 'every prompt from every client, node by node, with ComfyUI\'s own times, job ids from the POST on, and rejected prompts with their reasons',
+      };
+    }
+    return {
+      mode: 'observer',
+      sees:
+        "without the tap node: other clients' prompts through /queue and /history (ids, outcome, error, outputs, ComfyUI's start and end times) and the log (a sampler's tqdm steps); node start times only where progress frames or the log show them, otherwise null; rejected prompts only from the log, without their job id",
+    };
+  }
+
   info() {
     return {
       connected: this.wsConnected && this.httpFailingSince === null && this.lastHttpOkAt !== null,
@@ -106,6 +172,8 @@ export class ComfyState {
       http_ok: this.httpFailingSince === null && this.lastHttpOkAt !== null,
       websocket: this.wsConnected,
       tap: this.tap,
+      tap_version: this.tapVersion,
+      visibility: this.visibility(),
       last_frame_at: this.lastFrameAt ? new Date(this.lastFrameAt).toISOString() : null,
     };
   }
@@ -128,9 +196,9 @@ export class ComfyState {
     const node = job.current_node ? job.nodes.get(job.current_node) : undefined;
     const usage = this.usageFor(job, now);
     return {
-      job_id: job.job_id,
-      prompt_id: job.prompt_id,
+      ...jobIdentity(job),
       progress_percent: job.progress,
+      ...(job.progress === null ? { progress_unknown_reason: PROGRESS_UNKNOWN } : {}),
       started_at: job.started_at ? new Date(job.started_at).toISOString() : null,
       elapsed_s: job.started_at ? round((now - job.started_at) / 1000) : null,
       current_node: node

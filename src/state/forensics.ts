@@ -50,7 +50,7 @@ export function attachForensics(job: Job, src: ForensicsSources, now: number): v
   if (job.status === 'lost' && job.started_at !== null && !job.error) {
     const lines = lastLines(src.logs, job, 20);
     const loggedError = src.logs?.query({ lines: 1, jobIds: new Set([job.job_id]), level: 'error' }).length ?? 0;
-    if (/restarted|has not answered/.test(job.lost_reason ?? '') && loggedError === 0) {
+    if (/restarted|stopped|has not answered/.test(job.lost_reason ?? '') && loggedError === 0) {
       job.error = {
         node_id: job.current_node,
         class_type: job.current_node ? (job.nodes.get(job.current_node)?.class_type ?? null) : null,

@@ -1,108 +1,32 @@
 /**
- * Job reconstruction: a pure, synchronous reducer over everything podscope can see of ComfyUI.
+ * The job reducer: typed ComfyUI events (sources/comfy-events.ts) and the caller's clock in, jobs
+ * out. Pure and synchronous; no input can make it throw.
  *
  * ComfyUI sends a prompt's execution frames only to the client that submitted it, so a job is
- * rebuilt from several partial sources: /queue (graph, ids, running or pending), broadcast
- * progress frames, execution frames when they do reach podscope (the tap node, or prompts without
- * a client), /history when the prompt leaves the queue, and log lines. Every input is optional;
- * none may throw. Time comes from the caller.
+ * rebuilt from partial sources. When they disagree, this is who wins:
+ *
+ * 1. /history: ComfyUI's own record of the outcome, its timestamps and outputs. It can turn a job
+ *    podscope inferred to be lost into its real outcome; nothing overrides it.
+ * 2. The tap node and execution frames: ComfyUI's own events, with its clock (`t`, `timestamp`).
+ *    Their times replace observed ones.
+ * 3. /queue: what runs and waits now, the graph, the ids, extra_data.
+ * 4. Inference: a node started ⇒ its inputs are done; a tqdm bar in the log ⇒ a sampler's steps;
+ *    ComfyUI gone ⇒ its jobs lost. Inferred facts carry no invented times: a node known to have
+ *    finished only because a later one started has null start, end and duration.
+ *
+ * A new prompt with the same job id as an old one (a retry) takes the id over: lookups by job id
+ * find the newest prompt, and the old one stays reachable by its prompt_id.
  */
 import { REDACTED, isSecretName } from '../secrets.js';
+import type { ComfyEvent, ErrorInfo, ExecutionEvent, HistoryRecord, ProgressNode } from '../sources/comfy-events.js';
+import { ancestors, neededNodes, plannedSteps, topologicalOrder } from './job-graph.js';
+import { isFinal, isRecord, type Job, type JobError, type JobNode, type JobSnapshot, type JobStatus, type NodeStatus, type QueueItem, type TimeSource } from './job-types.js';
 
-export type JobStatus = 'queued' | 'running' | 'success' | 'error' | 'interrupted' | 'lost';
-export type NodeStatus = 'pending' | 'running' | 'completed' | 'cached' | 'error' | 'skipped';
+export * from './job-types.js';
+export { ancestors, neededNodes, topologicalOrder } from './job-graph.js';
 
-export interface JobNode {
-  node_id: string;
-  class_type: string;
-  title: string | null;
-  status: NodeStatus;
-  steps: number | null;
-  total: number | null;
-  started_at: number | null;
-  finished_at: number | null;
-  /** Whether the node feeds an output the prompt executes (others never run). */
-  needed: boolean;
-}
-
-export interface JobError {
-  node_id: string | null;
-  class_type: string | null;
-  exception_type: string;
-  exception_message: string;
-  traceback: string[];
-  /** Extra evidence attached later (OOM forensics). */
-  [extra: string]: unknown;
-}
-
-export interface Output {
-  node_id: string;
-  /** The ui dict as ComfyUI reported it (images, gifs, audio, …). */
-  ui: Record<string, unknown>;
-  /** Replayed from cache: the files come from an earlier run. */
-  cached: boolean;
-}
-
-export interface Job {
-  prompt_id: string;
-  job_id: string;
-  trace_id: string | null;
-  client_id: string | null;
-  number: number | null;
-  status: JobStatus;
-  queued_at: number | null;
-  started_at: number | null;
-  finished_at: number | null;
-  nodes: Map<string, JobNode>;
-  /** Node ids in graph order. */
-  order: string[];
-  outputs_to_execute: string[];
-  error: JobError | null;
-  outputs: Output[];
-  /** 0..100, never decreasing within a job. */
-  progress: number;
-  current_node: string | null;
-  /** Last sign of life: a frame, a log line, a queue change. */
-  last_activity: number;
-  /** Where the outcome came from: history, frames, queue. */
-  source: Set<string>;
-  /** Times this job was found missing from both queue and history. */
-  missing_checks: number;
-  /** Extra data with secrets removed, for /debug/queue. */
-  extra: Record<string, unknown>;
-  lost_reason: string | null;
-  /** Whether the prompt's graph has been read (from /queue or /history). */
-  graph_known: boolean;
-  /** Every node's transitive inputs, from the graph. */
-  upstream: Map<string, Set<string>>;
-  /** GPU use over the job's run, from the GPU collector; null without GPU data. */
-  usage: { gpu_seconds: number; busy_gpu_seconds: number; peak_vram_mb: number | null } | null;
-}
-
-export interface QueueItem {
-  number: number | null;
-  prompt_id: string;
-  graph: Record<string, unknown>;
-  extra_data: Record<string, unknown>;
-  outputs_to_execute: string[];
-}
-
-/** `[number, prompt_id, graph, extra_data, outputs_to_execute, …]` → QueueItem, or null. */
-export function parseQueueItem(raw: unknown): QueueItem | null {
-  if (!Array.isArray(raw) || raw.length < 2 || typeof raw[1] !== 'string') return null;
-  const [number, promptId, graph, extra, outputs] = raw as unknown[];
-  return {
-    number: typeof number === 'number' && Number.isFinite(number) ? number : null,
-    prompt_id: promptId as string,
-    graph: isRecord(graph) ? graph : {},
-    extra_data: isRecord(extra) ? extra : {},
-    outputs_to_execute: Array.isArray(outputs) ? outputs.filter((o): o is string | number => typeof o === 'string' || typeof o === 'number').map(String) : [],
-  };
-}
-
-export function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+/** A running job's progress stays below this until ComfyUI reports its outcome. */
+export const RUNNING_PROGRESS_CAP = 94;
 
 const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}/;
 
@@ -110,15 +34,10 @@ const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}/;
 export function redactExtra(extra: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(extra)) {
-    if (k === 'extra_pnginfo') {
-      out[k] = '[omitted]';
-      continue;
-    }
-    if (isSecretName(k)) {
-      out[k] = REDACTED;
-      continue;
-    }
-    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' || v === null) out[k] = typeof v === 'string' && v.length > 200 ? `${v.slice(0, 200)}…` : v;
+    if (k === 'extra_pnginfo') out[k] = '[omitted]';
+    else if (isSecretName(k)) out[k] = REDACTED;
+    else if (typeof v === 'string') out[k] = v.length > 200 ? `${v.slice(0, 200)}…` : v;
+    else if (typeof v === 'number' || typeof v === 'boolean' || v === null) out[k] = v;
     else out[k] = '[object]';
   }
   return out;
@@ -130,34 +49,65 @@ function str(v: unknown): string | null {
   return null;
 }
 
+/**
+ * ComfyUI's validation verdict as sentences: one per failing input (`KSampler 3: Value smaller
+ * than min: steps: -1`), else the prompt-level message.
+ */
+export function rejectionReasons(error: Record<string, unknown> | null, nodeErrors: Record<string, unknown>): string[] {
+  const out: string[] = [];
+  for (const [nodeId, v] of Object.entries(nodeErrors)) {
+    if (!isRecord(v)) continue;
+    const who = `${str(v.class_type) ?? 'node'} ${nodeId}`;
+    for (const err of Array.isArray(v.errors) ? v.errors : []) {
+      if (!isRecord(err)) continue;
+      const message = str(err.message) ?? str(err.type) ?? 'invalid';
+      const details = str(err.details);
+      out.push(`${who}: ${message}${details ? `: ${details}` : ''}`.slice(0, 500));
+    }
+  }
+  if (out.length === 0 && error) out.push((str(error.message) ?? str(error.type) ?? 'ComfyUI rejected the prompt').slice(0, 500));
+  return out.slice(0, 20);
+}
+
 export interface JobTrackerOptions {
   jobIdKey: string;
   historyLimit: number;
 }
 
-/** Snapshot of one job for the views, with times as ms epoch. */
-export type JobSnapshot = Omit<Job, 'nodes' | 'source'> & { nodes: JobNode[]; source: string[]; nodes_total: number; nodes_completed: number };
+const done = (s: NodeStatus) => s === 'completed' || s === 'cached';
 
 export class JobTracker {
   /** Every known job by prompt_id; finished ones are bounded by historyLimit. */
   private readonly jobs = new Map<string, Job>();
   /** Finished prompt ids, oldest first (for eviction). */
   private readonly finished: string[] = [];
+  /** Platform job id → the newest prompt carrying it. */
   private readonly byJobId = new Map<string, string>();
   private pendingOrder: string[] = [];
   private runningIds: string[] = [];
-  private lastSeenJob: string | null = null;
-  /** Listeners told when a job reaches an outcome (metrics, artifacts). */
-  private readonly finishListeners: Array<(job: Job) => void> = [];
+  private readonly finishListeners: Array<(job: Job, refined: boolean) => void> = [];
+  /** Bumped on every change, so views can tell whether a snapshot is stale. */
+  version = 0;
+  /** When the state last changed, by the caller's clock. */
+  updatedAt: number | null = null;
 
   constructor(private readonly opts: JobTrackerOptions) {}
 
-  onFinish(listener: (job: Job) => void): void {
+  /**
+   * Told when a job reaches an outcome (metrics, artifacts, forensics): once, and again with
+   * `refined` when ComfyUI's record later turns a job podscope inferred lost into its real outcome.
+   */
+  onFinish(listener: (job: Job, refined: boolean) => void): void {
     this.finishListeners.push(listener);
   }
 
   get size(): number {
     return this.jobs.size;
+  }
+
+  private touch(now: number): void {
+    this.version++;
+    this.updatedAt = now;
   }
 
   private ensure(promptId: string, now: number): Job {
@@ -166,88 +116,376 @@ export class JobTracker {
       job = {
         prompt_id: promptId,
         job_id: promptId,
+        identity_known: false,
         trace_id: null,
         client_id: null,
         number: null,
         status: 'queued',
-        queued_at: now,
+        queued_at: null,
+        first_seen_at: now,
         started_at: null,
+        started_timing: null,
         finished_at: null,
         nodes: new Map(),
         order: [],
         outputs_to_execute: [],
         error: null,
         outputs: [],
-        progress: 0,
+        progress: null,
         current_node: null,
+        seen_running_at: null,
         last_activity: now,
         source: new Set(),
+        history_read: false,
         missing_checks: 0,
         extra: {},
         lost_reason: null,
         graph_known: false,
         upstream: new Map(),
         usage: null,
+        retry_of: null,
       };
       this.jobs.set(promptId, job);
-      this.byJobId.set(promptId, promptId);
     }
     return job;
   }
 
-  private isFinal(job: Job): boolean {
-    return job.status === 'success' || job.status === 'error' || job.status === 'interrupted' || job.status === 'lost';
+  /** Whether a prompt with this id is known to podscope. */
+  has(promptId: string): boolean {
+    return this.jobs.has(promptId);
   }
 
-  /** Fills graph, ids and extra data from a queue item (first time only for the graph). */
-  private absorbItem(job: Job, item: QueueItem): void {
-    job.number = item.number ?? job.number;
-    const extra = item.extra_data;
-    const jobId = str(extra[this.opts.jobIdKey]);
-    if (jobId && jobId !== job.job_id) {
+  // ── identity and graph ─────────────────────────────────────────────────────────────────────
+
+  /** Reads the ids a prompt's extra_data carries: job id, client id, trace id, creation time. */
+  private absorbExtra(job: Job, extra: Record<string, unknown>): void {
+    const jobId = str(extra[this.opts.jobIdKey]) ?? job.prompt_id;
+    job.identity_known = true;
+    if (jobId !== job.job_id || !this.byJobId.has(jobId)) {
+      if (this.byJobId.get(job.job_id) === job.prompt_id && job.job_id !== jobId) this.byJobId.delete(job.job_id);
       job.job_id = jobId;
-      this.byJobId.set(jobId, job.prompt_id);
+      this.link(job);
     }
     job.client_id = str(extra.client_id) ?? job.client_id;
     const tp = typeof extra.traceparent === 'string' ? TRACEPARENT.exec(extra.traceparent) : null;
     job.trace_id = tp ? tp[1]! : (str(extra.trace_id) ?? job.trace_id);
-    job.extra = redactExtra(extra);
-    if (item.outputs_to_execute.length > 0) job.outputs_to_execute = item.outputs_to_execute;
-    if (!job.graph_known && Object.keys(item.graph).length > 0) this.absorbGraph(job, item.graph);
+    // Newer ComfyUI stamps the POST time (ms) into extra_data.
+    const created = typeof extra.create_time === 'number' && Number.isFinite(extra.create_time) ? extra.create_time : null;
+    if (created !== null && job.queued_at === null) job.queued_at = created;
+    job.extra = { ...job.extra, ...redactExtra(extra) };
   }
 
-  /** Learns the graph once: class types and titles, which nodes run, and a dependency order. */
-  private absorbGraph(job: Job, graph: Record<string, unknown>): void {
+  /** Points the job id at this prompt unless a newer prompt already carries it. */
+  private link(job: Job): void {
+    const other = this.jobs.get(this.byJobId.get(job.job_id) ?? '');
+    if (other && other !== job) {
+      const newer = other.number !== null && job.number !== null ? job.number > other.number : job.first_seen_at >= other.first_seen_at;
+      if (!newer) return;
+      job.retry_of = other.prompt_id;
+    }
+    this.byJobId.set(job.job_id, job.prompt_id);
+  }
+
+  private absorbItem(job: Job, item: QueueItem): void {
+    job.number = item.number ?? job.number;
+    this.absorbExtra(job, item.extra_data);
+    this.absorbGraph(job, item.graph, item.outputs_to_execute);
+  }
+
+  /** Learns the graph once: class types, titles, planned steps, which nodes run, a dependency order. */
+  private absorbGraph(job: Job, graph: Record<string, unknown>, outputs: string[]): void {
+    if (outputs.length > 0 && job.outputs_to_execute.length === 0) job.outputs_to_execute = outputs;
+    if (job.graph_known || Object.keys(graph).length === 0) return;
     job.graph_known = true;
     const needed = neededNodes(graph, job.outputs_to_execute);
     for (const id of Object.keys(graph)) {
-      const n = graph[id];
-      const classType = isRecord(n) ? (str(n.class_type) ?? 'unknown') : 'unknown';
-      const meta = isRecord(n) && isRecord(n._meta) ? n._meta : null;
-      const known = job.nodes.get(id);
-      if (known) {
-        // Seen in progress frames before the graph: keep its status, learn what it is.
-        known.class_type = classType;
-        known.title = meta ? str(meta.title) : null;
-        known.needed = needed === null || needed.has(id);
-      } else {
-        job.nodes.set(id, {
-          node_id: id,
-          class_type: classType,
-          title: meta ? str(meta.title) : null,
-          status: 'pending',
-          steps: null,
-          total: null,
-          started_at: null,
-          finished_at: null,
-          needed: needed === null || needed.has(id),
-        });
-      }
+      const raw = graph[id];
+      const node = this.node(job, id);
+      node.class_type = (isRecord(raw) ? str(raw.class_type) : null) ?? node.class_type;
+      node.title = isRecord(raw) && isRecord(raw._meta) ? str(raw._meta.title) : node.title;
+      node.planned_steps = plannedSteps(raw);
+      node.needed = needed === null || needed.has(id);
     }
     job.upstream = ancestors(graph);
     const ordered = topologicalOrder(graph);
     job.order = [...ordered, ...job.order.filter((id) => !(id in graph))];
+    this.recompute(job);
   }
+
+  private node(job: Job, nodeId: string): JobNode {
+    let node = job.nodes.get(nodeId);
+    if (!node) {
+      node = { node_id: nodeId, class_type: 'unknown', title: null, status: 'pending', steps: null, total: null, planned_steps: null, started_at: null, finished_at: null, timing: null, peak_vram_bytes: null, needed: true };
+      job.nodes.set(nodeId, node);
+      job.order.push(nodeId);
+    }
+    return node;
+  }
+
+  // ── events ─────────────────────────────────────────────────────────────────────────────────
+
+  /** One decoded event (frames and tap events; /queue and /history have their own methods). */
+  apply(now: number, e: ComfyEvent): void {
+    switch (e.type) {
+      case 'queue':
+        this.applyQueue(now, e.running, e.pending);
+        return;
+      case 'history':
+        this.applyHistory(now, e.record);
+        return;
+      case 'prompt_rejected':
+        this.applyRejection(now, e);
+        return;
+      case 'status':
+      case 'logs':
+      case 'other':
+        return;
+      default:
+        break;
+    }
+    const job = this.ensure(e.prompt_id, now);
+    switch (e.type) {
+      case 'prompt_queued':
+        job.source.add('tap');
+        job.queued_at ??= e.t ?? now;
+        this.absorbExtra(job, e.extra);
+        break;
+      case 'prompt_start':
+        job.source.add('tap');
+        this.absorbExtra(job, e.extra);
+        this.absorbGraph(job, e.graph, e.outputs);
+        this.markStarted(job, e.t ?? now, e.t !== null ? 'comfyui' : 'observed');
+        break;
+      case 'node_start': {
+        if (isFinal(job.status)) break;
+        job.source.add('tap');
+        const t = e.t ?? now;
+        this.markStarted(job, t, 'observed');
+        const node = this.node(job, e.node_id);
+        if (e.class_type && node.class_type === 'unknown') node.class_type = e.class_type;
+        this.startNode(job, node, t, e.t !== null ? 'comfyui' : 'observed');
+        break;
+      }
+      case 'node_end': {
+        job.source.add('tap');
+        const node = this.node(job, e.node_id);
+        if (e.peak_vram_bytes !== null) node.peak_vram_bytes = Math.max(node.peak_vram_bytes ?? 0, e.peak_vram_bytes);
+        if (e.outcome === 'success') this.completeNode(node, e.t ?? now, e.t !== null ? 'comfyui' : 'observed');
+        else if (e.outcome === 'error' && e.t !== null && node.status === 'running') node.finished_at = e.t;
+        if (job.current_node === node.node_id && node.status !== 'running') job.current_node = null;
+        break;
+      }
+      case 'executing': {
+        if (isFinal(job.status) || e.node === null) break; // node null is the end marker; the outcome decides
+        job.source.add('frames');
+        this.markStarted(job, now, 'observed');
+        // A new node starting means the one running before it finished.
+        for (const n of job.nodes.values()) if (n.status === 'running' && n.node_id !== e.node) this.completeNode(n, now, 'observed');
+        this.startNode(job, this.node(job, e.node), now, 'observed');
+        break;
+      }
+      case 'executed': {
+        job.source.add('frames');
+        const node = this.node(job, e.node);
+        if (node.status !== 'cached') this.completeNode(node, now, 'observed');
+        if (e.output) this.addOutput(job, e.node, e.output);
+        break;
+      }
+      case 'progress':
+        if (isFinal(job.status)) break;
+        job.source.add('progress');
+        this.progressTick(job, e.node, e.value, e.max, now);
+        break;
+      case 'progress_state':
+        if (isFinal(job.status)) break;
+        job.source.add('progress_state');
+        this.progressState(job, e.nodes, now);
+        break;
+      default:
+        job.source.add('frames');
+        this.execution(job, e, now);
+    }
+    if (!isFinal(job.status)) job.last_activity = now;
+    this.recompute(job);
+    this.touch(now);
+  }
+
+  private markStarted(job: Job, t: number, timing: TimeSource): void {
+    if (job.status === 'queued') job.status = 'running';
+    if (job.started_at === null || (timing === 'comfyui' && job.started_timing !== 'comfyui')) {
+      job.started_at = t;
+      job.started_timing = timing;
+    }
+    if (job.queued_at !== null && job.queued_at > job.started_at) job.queued_at = job.started_at;
+  }
+
+  private execution(job: Job, e: ExecutionEvent, now: number): void {
+    const ts = e.ts ?? now;
+    switch (e.type) {
+      case 'execution_start':
+        if (!isFinal(job.status)) this.markStarted(job, ts, e.ts !== null ? 'comfyui' : 'observed');
+        else if (e.ts !== null) job.started_at = e.ts;
+        break;
+      case 'execution_cached':
+        for (const id of e.nodes) {
+          const node = this.node(job, id);
+          // Completion inferred from a later node may in truth have been a cache hit.
+          if (node.status === 'pending' || node.status === 'running' || (node.status === 'completed' && node.timing === null)) {
+            node.status = 'cached';
+            node.started_at = null;
+            node.finished_at = null;
+            node.timing = null;
+          }
+        }
+        break;
+      case 'execution_success':
+        this.finish(job, 'success', ts);
+        break;
+      case 'execution_error':
+        if (e.blocker) break;
+        this.setError(job, e.error, e.executed, ts);
+        this.finish(job, 'error', ts);
+        break;
+      case 'execution_interrupted':
+        this.setInterrupted(job, e.node_id, e.node_type, e.executed, ts);
+        this.finish(job, 'interrupted', ts);
+        break;
+    }
+  }
+
+  /** `progress`: one ProgressBar tick of a node (it runs now). */
+  private progressTick(job: Job, nodeId: string, value: number | null, max: number | null, now: number): void {
+    this.markStarted(job, now, 'observed');
+    const node = this.node(job, nodeId);
+    this.startNode(job, node, now, 'observed');
+    if (value !== null) node.steps = value;
+    if (max !== null) node.total = max;
+  }
+
+  /** `progress_state`: a snapshot of every node that is not pending. */
+  private progressState(job: Job, nodes: ProgressNode[], now: number): void {
+    this.markStarted(job, now, 'observed');
+    for (const p of nodes) {
+      if (p.parent_node_id) continue; // subgraph internals: the parent node stands for them
+      const node = this.node(job, p.node_id);
+      if (p.state === 'finished') {
+        if (node.status !== 'cached') this.completeNode(node, now, 'observed');
+      } else if (p.state === 'running') {
+        this.startNode(job, node, now, 'observed');
+      }
+      // A 0/1 placeholder at node start says nothing about steps.
+      if (p.max !== null && !(p.max === 1 && node.total !== null && node.total > 1)) {
+        node.total = p.max;
+        if (p.value !== null) node.steps = p.value;
+      }
+    }
+  }
+
+  private startNode(job: Job, node: JobNode, t: number, timing: TimeSource): void {
+    if (node.status === 'pending') {
+      node.status = 'running';
+      node.started_at = t;
+      node.timing = timing;
+      // A node runs only once all its inputs exist: everything upstream is done. When it was seen
+      // running, it finished by now; when it was never seen, its times are unknown.
+      for (const up of job.upstream.get(node.node_id) ?? []) {
+        const n = job.nodes.get(up);
+        if (n && n.status === 'running') this.completeNode(n, t, timing);
+        else if (n && n.status === 'pending') n.status = 'completed';
+      }
+    } else if (node.status === 'running' && timing === 'comfyui' && node.timing !== 'comfyui') {
+      node.started_at = t;
+      node.timing = timing;
+    }
+    if (node.status === 'running') job.current_node = node.node_id;
+  }
+
+  /** A node finished at `t`. A node never seen running gets no times: they are unknown. */
+  private completeNode(node: JobNode, t: number | null, timing: TimeSource): void {
+    if (node.status === 'cached' || node.status === 'error' || node.status === 'interrupted') return;
+    if (node.status === 'completed' && !(timing === 'comfyui' && node.started_at !== null && node.timing !== 'comfyui')) return;
+    const seen = node.started_at !== null;
+    node.status = 'completed';
+    node.finished_at = seen ? t : null;
+    if (seen && timing === 'comfyui') node.timing = 'comfyui';
+    if (node.total !== null) node.steps = node.total;
+  }
+
+  private setError(job: Job, info: ErrorInfo, executed: string[], ts: number): void {
+    const nodeId = info.node_id;
+    job.error = {
+      ...(job.error ?? {}),
+      node_id: nodeId,
+      class_type: info.node_type ?? (nodeId ? (job.nodes.get(nodeId)?.class_type ?? null) : null),
+      exception_type: info.exception_type ?? 'unknown',
+      exception_message: info.exception_message,
+      traceback: info.traceback,
+    };
+    this.settleNodes(job, executed, nodeId, 'error', ts);
+  }
+
+  private setInterrupted(job: Job, nodeId: string | null, nodeType: string | null, executed: string[], ts: number): void {
+    job.error = {
+      node_id: nodeId,
+      class_type: nodeType ?? (nodeId ? (job.nodes.get(nodeId)?.class_type ?? null) : null),
+      exception_type: 'Interrupted',
+      exception_message: 'Processing interrupted',
+      traceback: [],
+    };
+    this.settleNodes(job, executed, nodeId, 'interrupted', ts);
+  }
+
+  /** After an error or interrupt: executed nodes completed, the node it happened in marked. */
+  private settleNodes(job: Job, executed: string[], failed: string | null, status: 'error' | 'interrupted', ts: number): void {
+    for (const id of executed) {
+      const node = this.node(job, id);
+      if (node.status === 'pending' || node.status === 'running') this.completeNode(node, node.status === 'running' ? ts : null, 'observed');
+    }
+    if (failed) {
+      const node = this.node(job, failed);
+      if (node.status === 'completed' || node.status === 'cached') return;
+      node.status = status;
+      if (node.started_at !== null) node.finished_at = Math.max(node.finished_at ?? ts, node.started_at);
+    }
+  }
+
+  private addOutput(job: Job, nodeId: string, ui: Record<string, unknown>): void {
+    const cached = job.nodes.get(nodeId)?.status === 'cached';
+    const existing = job.outputs.find((o) => o.node_id === nodeId);
+    if (existing) {
+      existing.ui = ui;
+      existing.cached = cached;
+    } else {
+      job.outputs.push({ node_id: nodeId, ui, cached });
+    }
+  }
+
+  /**
+   * A prompt ComfyUI refused at POST /prompt (the tap saw it): never queued, it is a job that
+   * failed validation, findable by its job id, with ComfyUI's reasons as the error. Not counted in
+   * job metrics (it never ran).
+   */
+  private applyRejection(now: number, e: Extract<ComfyEvent, { type: 'prompt_rejected' }>): void {
+    const job = this.ensure(e.prompt_id, now);
+    if (isFinal(job.status)) return;
+    job.source.add('tap');
+    job.queued_at = null;
+    this.absorbExtra(job, e.extra);
+    const reasons = rejectionReasons(e.error, e.node_errors);
+    const first = Object.entries(e.node_errors).find(([, v]) => isRecord(v));
+    job.error = {
+      node_id: first ? first[0] : null,
+      class_type: first && isRecord(first[1]) ? str(first[1].class_type) : null,
+      exception_type: 'PromptRejected',
+      exception_message: reasons.join('\n'),
+      traceback: [],
+      rejection: { type: e.error ? str(e.error.type) : null, reasons },
+    };
+    this.finish(job, 'error', e.t ?? now, true);
+    this.touch(now);
+  }
+
+  // ── /queue and /history ────────────────────────────────────────────────────────────────────
 
   /**
    * A /queue answer. Returns the prompt ids that left the queue without a known outcome: the
@@ -259,13 +497,9 @@ export class JobTracker {
       present.add(item.prompt_id);
       const job = this.ensure(item.prompt_id, now);
       this.absorbItem(job, item);
-      if (!this.isFinal(job) && job.status !== 'running') {
-        job.status = 'running';
-        job.started_at ??= now;
-        job.last_activity = now;
-      }
+      if (!isFinal(job.status)) this.markStarted(job, now, 'observed');
+      job.seen_running_at = now;
       job.source.add('queue');
-      this.lastSeenJob = job.prompt_id;
     }
     const sorted = [...pending].sort((a, b) => (a.number ?? 0) - (b.number ?? 0) || a.prompt_id.localeCompare(b.prompt_id));
     for (const item of sorted) {
@@ -276,360 +510,180 @@ export class JobTracker {
     }
     const left: string[] = [];
     for (const job of this.jobs.values()) {
-      if (!this.isFinal(job) && !present.has(job.prompt_id)) left.push(job.prompt_id);
-      else if (present.has(job.prompt_id)) job.missing_checks = 0;
+      if (present.has(job.prompt_id)) job.missing_checks = 0;
+      else if (!isFinal(job.status)) left.push(job.prompt_id);
     }
-    const changed = this.runningIds.join() !== running.map((r) => r.prompt_id).join() || this.pendingOrder.join() !== sorted.map((p) => p.prompt_id).join();
-    if (changed) for (const id of [...running.map((r) => r.prompt_id)]) this.jobs.get(id)!.last_activity = now;
-    this.runningIds = running.map((r) => r.prompt_id);
-    this.pendingOrder = sorted.map((p) => p.prompt_id);
+    const runningIds = running.map((r) => r.prompt_id);
+    const pendingIds = sorted.map((p) => p.prompt_id);
+    if (this.runningIds.join() !== runningIds.join() || this.pendingOrder.join() !== pendingIds.join()) {
+      for (const id of runningIds) this.jobs.get(id)!.last_activity = now;
+    }
+    this.runningIds = runningIds;
+    this.pendingOrder = pendingIds;
+    this.touch(now);
     return left;
   }
 
-  /** Ids ComfyUI lists as running or pending, in execution order. */
+  /**
+   * Ids running and pending, in execution order: what /queue listed, plus a job that frames or
+   * the tap show running before the next /queue look does (so every answer names the same job).
+   */
   queueOrder(): { running: string[]; pending: string[] } {
-    return { running: [...this.runningIds], pending: [...this.pendingOrder] };
+    const running = [...this.runningIds];
+    const current = this.running();
+    if (current && !running.includes(current.prompt_id)) running.push(current.prompt_id);
+    return { running, pending: this.pendingOrder.filter((id) => !running.includes(id)) };
   }
 
   /**
-   * A /history entry for a prompt that finished. `silent` imports it without telling finish
-   * listeners (jobs that ended before podscope started are shown, not counted in metrics).
+   * ComfyUI's record of a finished prompt. `silent` imports it without telling finish listeners
+   * (jobs that ended before podscope started are shown, not counted in metrics).
    */
-  applyHistory(now: number, promptId: string, entry: unknown, opts: { silent?: boolean } = {}): void {
-    if (!isRecord(entry)) return;
-    const job = this.ensure(promptId, now);
-    if (Array.isArray(entry.prompt)) {
-      const item = parseQueueItem(entry.prompt);
-      if (item) this.absorbItem(job, item);
-    }
+  applyHistory(now: number, record: HistoryRecord, opts: { silent?: boolean } = {}): void {
+    const job = this.ensure(record.prompt_id, now);
+    if (record.item) this.absorbItem(job, record.item);
     job.source.add('history');
-    const status = isRecord(entry.status) ? entry.status : {};
-    const messages = Array.isArray(status.messages) ? status.messages : [];
+    job.history_read = true;
     let outcome: JobStatus | null = null;
-    for (const m of messages) {
-      if (!Array.isArray(m) || typeof m[0] !== 'string' || !isRecord(m[1])) continue;
-      const [type, data] = m as [string, Record<string, unknown>];
-      const ts = typeof data.timestamp === 'number' ? data.timestamp : null;
-      switch (type) {
+    let end: number | null = null;
+    for (const m of record.messages) {
+      switch (m.type) {
         case 'execution_start':
-          if (ts) job.started_at = ts;
+          if (m.ts !== null) {
+            job.started_at = m.ts;
+            job.started_timing = 'comfyui';
+            if (job.queued_at !== null && job.queued_at > m.ts) job.queued_at = m.ts;
+          }
           break;
         case 'execution_cached':
-          this.markCached(job, data.nodes, ts ?? now);
+          this.execution(job, m, now);
           break;
         case 'execution_success':
           outcome = 'success';
-          if (ts) job.finished_at = ts;
+          end = m.ts;
           break;
         case 'execution_error':
+          if (m.blocker) break;
           outcome = 'error';
-          this.setError(job, data, ts ?? now);
-          if (ts) job.finished_at = ts;
+          end = m.ts;
+          this.setError(job, m.error, m.executed, m.ts ?? now);
           break;
         case 'execution_interrupted':
           outcome = 'interrupted';
-          this.setInterrupted(job, data, ts ?? now);
-          if (ts) job.finished_at = ts;
+          end = m.ts;
+          this.setInterrupted(job, m.node_id, m.node_type, m.executed, m.ts ?? now);
           break;
       }
     }
-    if (isRecord(entry.outputs)) {
-      for (const [nodeId, ui] of Object.entries(entry.outputs)) if (isRecord(ui)) this.addOutput(job, nodeId, ui);
-    }
+    for (const o of record.outputs) this.addOutput(job, o.node_id, o.ui);
     if (!outcome) {
-      const s = str(status.status_str);
-      if (s === 'success') outcome = 'success';
-      else if (s === 'error') outcome = 'error';
-      else if (status.completed === true) outcome = 'success';
+      if (record.status_str === 'success' || record.completed === true) outcome = 'success';
+      else if (record.status_str === 'error') outcome = 'error';
     }
-    if (!outcome) return; // history without an outcome yet: wait for the next look
-    this.finish(job, outcome, job.finished_at ?? now, opts.silent);
+    if (outcome) {
+      if (end !== null) job.finished_at = end;
+      this.finish(job, outcome, end ?? job.finished_at ?? now, opts.silent);
+    }
+    this.recompute(job);
+    this.touch(now);
   }
 
   /** A prompt left the queue and history does not know it. Two misses in a row make it lost. */
-  applyMissing(now: number, promptId: string, reason: string): void {
+  applyMissing(now: number, promptId: string, reason: string, opts: { atOnce?: boolean } = {}): void {
     const job = this.jobs.get(promptId);
-    if (!job || this.isFinal(job)) return;
+    if (!job || isFinal(job.status)) return;
     job.missing_checks++;
-    if (job.missing_checks >= 2) {
+    if (opts.atOnce || job.missing_checks >= 2) {
       job.lost_reason = reason;
       this.finish(job, 'lost', now);
+      this.touch(now);
     }
   }
 
-  /** ComfyUI restarted (or vanished for good): every unfinished job is lost. */
+  /** ComfyUI restarted or is gone: every unfinished job is lost, with the reason. */
   loseUnfinished(now: number, reason: string): Job[] {
     const lost: Job[] = [];
     for (const job of this.jobs.values()) {
-      if (this.isFinal(job)) continue;
+      if (isFinal(job.status)) continue;
       job.lost_reason = reason;
       this.finish(job, 'lost', now);
       lost.push(job);
     }
     this.runningIds = [];
     this.pendingOrder = [];
+    if (lost.length > 0) this.touch(now);
     return lost;
   }
 
-  /** Broadcast `progress`: one ProgressBar tick of a node. */
-  applyProgress(now: number, data: Record<string, unknown>): void {
-    const promptId = str(data.prompt_id);
-    const nodeId = str(data.node);
-    if (!promptId || !nodeId) return;
-    const job = this.ensure(promptId, now);
-    if (this.isFinal(job)) return;
-    this.markRunning(job, now);
-    const node = this.node(job, nodeId);
-    const value = typeof data.value === 'number' ? data.value : null;
-    const max = typeof data.max === 'number' ? data.max : null;
-    this.startNode(job, node, now);
-    if (value !== null) node.steps = value;
-    if (max !== null) node.total = max;
-    job.source.add('progress');
-    this.bump(job);
-  }
-
-  /** Broadcast `progress_state`: a snapshot of every non-pending node. */
-  applyProgressState(now: number, data: Record<string, unknown>): void {
-    const promptId = str(data.prompt_id);
-    if (!promptId || !isRecord(data.nodes)) return;
-    const job = this.ensure(promptId, now);
-    if (this.isFinal(job)) return;
-    this.markRunning(job, now);
-    for (const [id, raw] of Object.entries(data.nodes)) {
-      if (!isRecord(raw)) continue;
-      const nodeId = str(raw.display_node_id) ?? str(raw.node_id) ?? id;
-      if (str(raw.parent_node_id)) continue; // subgraph internals: the parent node stands for them
-      const node = this.node(job, nodeId);
-      const value = typeof raw.value === 'number' ? raw.value : null;
-      const max = typeof raw.max === 'number' ? raw.max : null;
-      if (raw.state === 'finished') {
-        if (node.status !== 'cached') this.completeNode(node, now);
-      } else if (raw.state === 'running') {
-        this.startNode(job, node, now);
-      }
-      // A 0/1 placeholder at node start says nothing about steps.
-      if (max !== null && !(max === 1 && node.total !== null && node.total > 1)) {
-        node.total = max;
-        if (value !== null) node.steps = value;
-      }
+  /** Finished jobs ComfyUI's /history has not been read for (learned from frames or the tap), newest first. */
+  withoutHistory(limit: number): string[] {
+    const out: string[] = [];
+    for (let i = this.finished.length - 1; i >= 0 && out.length < limit; i--) {
+      const job = this.jobs.get(this.finished[i]!);
+      if (job && !job.history_read && job.status !== 'lost') out.push(job.prompt_id);
     }
-    job.source.add('progress_state');
-    this.bump(job);
+    return out;
   }
 
-  /** An execution frame that reached podscope (the tap, or a prompt without a client_id). */
-  applyFrame(now: number, type: string, data: Record<string, unknown>): void {
-    const promptId = str(data.prompt_id);
-    if (!promptId) return;
-    const job = this.ensure(promptId, now);
-    job.source.add('frames');
-    const ts = typeof data.timestamp === 'number' ? data.timestamp : now;
-    switch (type) {
-      case 'execution_start':
-        if (!this.isFinal(job)) {
-          job.status = 'running';
-          job.started_at = ts;
-        }
-        break;
-      case 'execution_cached':
-        this.markCached(job, data.nodes, ts);
-        break;
-      case 'executing': {
-        if (this.isFinal(job)) break;
-        const nodeId = str(data.display_node) ?? str(data.node);
-        if (data.node === null) break; // the end marker; the outcome frame or history decides
-        if (!nodeId) break;
-        this.markRunning(job, now);
-        // A new node starting means the previous running one finished.
-        for (const n of job.nodes.values()) if (n.status === 'running' && n.node_id !== nodeId) this.completeNode(n, now);
-        this.startNode(job, this.node(job, nodeId), now);
-        break;
-      }
-      case 'executed': {
-        const nodeId = str(data.display_node) ?? str(data.node);
-        if (!nodeId) break;
-        const node = this.node(job, nodeId);
-        if (node.status !== 'cached') this.completeNode(node, now);
-        if (isRecord(data.output)) this.addOutput(job, nodeId, data.output);
-        break;
-      }
-      case 'execution_success':
-        this.finish(job, 'success', ts);
-        break;
-      case 'execution_error':
-        // An ExecutionBlocker error has no timestamp and does not stop the prompt.
-        if (typeof data.timestamp !== 'number' && Array.isArray(data.current_inputs)) break;
-        this.setError(job, data, ts);
-        this.finish(job, 'error', ts);
-        break;
-      case 'execution_interrupted':
-        this.setInterrupted(job, data, ts);
-        this.finish(job, 'interrupted', ts);
-        break;
-    }
-    this.bump(job);
-    if (!this.isFinal(job)) job.last_activity = now;
+  /** Marks a job whose history entry cannot be had (ComfyUI forgot it), so it is not asked again. */
+  historyUnavailable(promptId: string): void {
+    const job = this.jobs.get(promptId);
+    if (job) job.history_read = true;
   }
 
-  /** A log line while a job runs counts as a sign of life; a tqdm step feeds the running node. */
+  // ── the log ────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * A log line while a job runs: a sign of life. A tqdm step (`value`/`total`) feeds the running
+   * node; when no frame says which node runs (another client's prompt, no tap), it goes to the
+   * first pending node that plans that many steps, else to the first pending sampler.
+   */
   applyLogActivity(now: number, step?: { value: number; total: number }): void {
     const job = this.running();
     if (!job) return;
     job.last_activity = now;
-    if (step && !job.current_node) {
-      // No frame says which node runs: a tqdm bar comes from a sampler, so take the first one not done.
-      const sampler = job.order.map((id) => job.nodes.get(id)!).find((n) => n && n.needed && n.status === 'pending' && /Sampler/i.test(n.class_type));
-      if (sampler) this.startNode(job, sampler, now);
+    if (!step) return;
+    let node = job.current_node ? job.nodes.get(job.current_node) : undefined;
+    if (node && node.total !== null && node.total > 1 && node.total !== step.total) return; // another bar (a tiled op): not this node's steps
+    if (!node || node.status !== 'running') {
+      const candidates = job.order.map((id) => job.nodes.get(id)!).filter((n) => n && n.needed && n.status === 'pending');
+      node = candidates.find((n) => n.planned_steps === step.total) ?? candidates.find((n) => /sampler/i.test(n.class_type));
+      if (!node) return;
+      this.startNode(job, node, now, 'observed');
     }
-    if (step && job.current_node) {
-      const node = job.nodes.get(job.current_node);
-      if (node && node.status === 'running' && (node.total === null || node.total === step.total || node.total <= 1)) {
-        node.steps = step.value;
-        node.total = step.total;
-        job.source.add('logs');
-        this.bump(job);
-      }
-    }
+    if (node.status !== 'running') return;
+    node.steps = step.value;
+    node.total = step.total;
+    job.source.add('logs');
+    this.recompute(job);
+    this.touch(now);
   }
 
   /** Attaches extra fields to a job's error (forensics); creates a minimal error when none exists. */
   annotateError(promptId: string, extra: Record<string, unknown>): void {
     const job = this.jobs.get(promptId);
     if (!job) return;
-    job.error ??= { node_id: job.current_node, class_type: job.current_node ? (job.nodes.get(job.current_node)?.class_type ?? null) : null, exception_type: 'unknown', exception_message: '', traceback: [] };
+    job.error ??= { node_id: job.current_node, class_type: job.current_node ? (job.nodes.get(job.current_node)?.class_type ?? null) : null, exception_type: 'unknown', exception_message: '', traceback: [] } satisfies JobError;
     Object.assign(job.error, extra);
+    this.version++;
   }
 
-  private markRunning(job: Job, now: number): void {
-    if (job.status === 'queued') {
-      job.status = 'running';
-      job.started_at ??= now;
-    }
-    job.last_activity = now;
-  }
-
-  private node(job: Job, nodeId: string): JobNode {
-    let node = job.nodes.get(nodeId);
-    if (!node) {
-      node = { node_id: nodeId, class_type: 'unknown', title: null, status: 'pending', steps: null, total: null, started_at: null, finished_at: null, needed: true };
-      job.nodes.set(nodeId, node);
-      job.order.push(nodeId);
-    }
-    return node;
-  }
-
-  private startNode(job: Job, node: JobNode, now: number): void {
-    if (node.status === 'pending') {
-      node.status = 'running';
-      node.started_at = now;
-      // A node runs only once all its inputs exist: everything upstream is done (or cached).
-      for (const up of job.upstream.get(node.node_id) ?? []) {
-        const n = job.nodes.get(up);
-        if (n && (n.status === 'pending' || n.status === 'running')) {
-          n.status = 'completed';
-          n.finished_at ??= now;
-        }
-      }
-    }
-    if (node.status === 'running') job.current_node = node.node_id;
-  }
-
-  private completeNode(node: JobNode, now: number): void {
-    if (node.status === 'completed' || node.status === 'cached' || node.status === 'error') return;
-    node.started_at ??= now;
-    node.status = 'completed';
-    node.finished_at = now;
-    if (node.total !== null) node.steps = node.total;
-  }
-
-  private markCached(job: Job, nodes: unknown, ts: number): void {
-    if (!Array.isArray(nodes)) return;
-    for (const id of nodes) {
-      const nodeId = str(id);
-      if (!nodeId) continue;
-      const node = this.node(job, nodeId);
-      // An inferred completion (never seen starting) may in truth have been cached.
-      if (node.status === 'pending' || node.status === 'running' || (node.status === 'completed' && node.started_at === null)) {
-        node.status = 'cached';
-        node.finished_at = ts;
-      }
-    }
-    this.bump(job);
-  }
-
-  private setError(job: Job, data: Record<string, unknown>, ts: number): void {
-    const nodeId = str(data.node_id);
-    const tb = Array.isArray(data.traceback) ? data.traceback.filter((t): t is string => typeof t === 'string') : typeof data.traceback === 'string' ? [data.traceback] : [];
-    job.error = {
-      ...(job.error ?? {}),
-      node_id: nodeId,
-      class_type: str(data.node_type) ?? (nodeId ? (job.nodes.get(nodeId)?.class_type ?? null) : null),
-      exception_type: str(data.exception_type) ?? 'unknown',
-      exception_message: typeof data.exception_message === 'string' ? data.exception_message.replace(/\n+$/, '') : '',
-      traceback: tb,
-    };
-    this.settleNodes(job, data.executed, nodeId, 'error', ts);
-  }
-
-  private setInterrupted(job: Job, data: Record<string, unknown>, ts: number): void {
-    const nodeId = str(data.node_id);
-    job.error = {
-      node_id: nodeId,
-      class_type: str(data.node_type) ?? (nodeId ? (job.nodes.get(nodeId)?.class_type ?? null) : null),
-      exception_type: 'Interrupted',
-      exception_message: 'Processing interrupted',
-      traceback: [],
-    };
-    this.settleNodes(job, data.executed, nodeId, 'skipped', ts);
-  }
-
-  /** After an error or interrupt: executed nodes completed, the failing node marked, the rest skipped. */
-  private settleNodes(job: Job, executed: unknown, failed: string | null, failedStatus: NodeStatus, ts: number): void {
-    if (Array.isArray(executed)) {
-      for (const id of executed) {
-        const nodeId = str(id);
-        if (nodeId) this.completeNode(this.node(job, nodeId), ts);
-      }
-    }
-    if (failed) {
-      const node = this.node(job, failed);
-      node.started_at ??= ts;
-      node.status = failedStatus;
-      node.finished_at = ts;
-    }
-  }
-
-  private addOutput(job: Job, nodeId: string, ui: Record<string, unknown>): void {
-    const node = job.nodes.get(nodeId);
-    const cached = node?.status === 'cached';
-    const existing = job.outputs.find((o) => o.node_id === nodeId);
-    if (existing) {
-      existing.ui = ui;
-      existing.cached = cached;
-    } else {
-      job.outputs.push({ node_id: nodeId, ui, cached });
-    }
-  }
+  // ── outcome ────────────────────────────────────────────────────────────────────────────────
 
   private finish(job: Job, outcome: JobStatus, ts: number, silent = false): void {
-    if (this.isFinal(job)) {
-      // History may refine an outcome first learned from frames; never the other way round.
-      if (job.status === outcome || job.status === 'lost') return;
-    }
-    const wasFinal = this.isFinal(job);
+    const wasFinal = isFinal(job.status);
+    // ComfyUI's record refines an outcome podscope inferred (lost); one ComfyUI reported stands.
+    if (wasFinal && (job.status === outcome || job.status !== 'lost')) return;
     job.status = outcome;
-    job.finished_at = ts;
+    job.lost_reason = outcome === 'lost' ? job.lost_reason : null;
+    job.finished_at = Math.max(ts, job.started_at ?? ts);
     job.current_node = null;
     for (const node of job.nodes.values()) {
-      if (outcome === 'success') {
-        if (node.status === 'pending' || node.status === 'running') {
-          if (node.needed) this.completeNode(node, ts);
-          else node.status = 'skipped';
-        }
-      } else if (node.status === 'pending' || node.status === 'running') {
-        node.status = node.status === 'running' && outcome === 'error' && !job.error?.node_id ? 'error' : 'skipped';
-        node.finished_at = ts;
+      if (node.status === 'running') {
+        if (outcome === 'success') this.completeNode(node, ts, 'observed');
+        else node.status = 'interrupted'; // it started and never finished
+      } else if (node.status === 'pending') {
+        node.status = outcome === 'success' && node.needed ? 'completed' : 'skipped';
       }
     }
     if (outcome === 'success') job.progress = 100;
@@ -638,8 +692,8 @@ export class JobTracker {
     if (!wasFinal) {
       this.finished.push(job.prompt_id);
       this.evict();
-      if (!silent) for (const l of this.finishListeners) l(job);
     }
+    if (!silent) for (const l of this.finishListeners) l(job, wasFinal);
   }
 
   private evict(): void {
@@ -648,33 +702,46 @@ export class JobTracker {
       const job = this.jobs.get(id);
       this.jobs.delete(id);
       if (job && this.byJobId.get(job.job_id) === id) this.byJobId.delete(job.job_id);
-      this.byJobId.delete(id);
-      if (this.lastSeenJob === id) this.lastSeenJob = null;
     }
   }
 
-  /** Recomputes progress: settled nodes plus the running node's step fraction; never goes down. */
-  private bump(job: Job): void {
-    const counted = [...job.nodes.values()].filter((n) => n.needed);
-    const total = counted.length;
-    if (total === 0) return;
-    let done = 0;
-    for (const n of counted) {
-      if (n.status === 'completed' || n.status === 'cached') done += 1;
-      else if (n.status === 'running' && n.total && n.total > 0 && n.steps !== null) done += Math.min(1, n.steps / n.total);
+  /**
+   * Progress from the work done: each needed node weighs the steps it runs (its ProgressBar's
+   * total, else the `steps` input in the graph), 1 without steps; a running node counts its step
+   * fraction. Unknown (null) until the graph is known; below {@link RUNNING_PROGRESS_CAP} until
+   * the outcome; 100 on success; never lower than before.
+   */
+  private recompute(job: Job): void {
+    if (job.status === 'success') {
+      job.progress = 100;
+      return;
     }
-    const pct = job.status === 'success' ? 100 : Math.min(99, Math.floor((done / total) * 1000) / 10);
-    if (pct > job.progress) job.progress = pct;
+    if (!job.graph_known || isFinal(job.status)) return;
+    let total = 0;
+    let work = 0;
+    for (const n of job.nodes.values()) {
+      if (!n.needed) continue;
+      const planned = n.total !== null && n.total > 1 ? n.total : (n.planned_steps ?? 1);
+      total += planned;
+      if (done(n.status)) work += planned;
+      else if (n.status === 'running' && n.steps !== null) work += planned * Math.min(1, n.steps / planned);
+    }
+    if (total === 0) return;
+    const pct = Math.min(RUNNING_PROGRESS_CAP, Math.floor((work / total) * 1000) / 10);
+    job.progress = Math.max(job.progress ?? 0, pct);
   }
+
+  // ── reads ──────────────────────────────────────────────────────────────────────────────────
 
   /** Whether the job is known and has its outcome. */
   isFinished(promptId: string): boolean {
     const j = this.jobs.get(promptId);
-    return j !== undefined && this.isFinal(j);
+    return j !== undefined && isFinal(j.status);
   }
 
+  /** A job by platform job id (the newest prompt carrying it) or by prompt_id. */
   get(idOrJobId: string): Job | undefined {
-    return this.jobs.get(idOrJobId) ?? this.jobs.get(this.byJobId.get(idOrJobId) ?? '');
+    return this.jobs.get(this.byJobId.get(idOrJobId) ?? '') ?? this.jobs.get(idOrJobId);
   }
 
   /** The running job (the one ComfyUI runs now), if any. */
@@ -693,7 +760,7 @@ export class JobTracker {
     const r = this.running();
     if (r) return r;
     let best: Job | undefined;
-    const key = (j: Job) => Math.max(j.finished_at ?? 0, j.started_at ?? 0, j.queued_at ?? 0);
+    const key = (j: Job) => Math.max(j.finished_at ?? 0, j.started_at ?? 0, j.first_seen_at);
     for (const j of this.jobs.values()) if (!best || key(j) >= key(best)) best = j;
     return best;
   }
@@ -703,7 +770,7 @@ export class JobTracker {
   }
 
   unfinished(): Job[] {
-    return [...this.jobs.values()].filter((j) => !this.isFinal(j));
+    return [...this.jobs.values()].filter((j) => !isFinal(j.status));
   }
 
   snapshot(job: Job): JobSnapshot {
@@ -714,97 +781,7 @@ export class JobTracker {
       nodes,
       source: [...job.source],
       nodes_total: needed.length,
-      nodes_completed: needed.filter((n) => n.status === 'completed' || n.status === 'cached').length,
+      nodes_completed: needed.filter((n) => done(n.status)).length,
     };
   }
-}
-
-/** Node ids ordered so each comes after its inputs; ties go to the lower id (numeric when ids are numbers). */
-export function topologicalOrder(graph: Record<string, unknown>): string[] {
-  const ids = Object.keys(graph);
-  const deps = new Map<string, Set<string>>();
-  const users = new Map<string, string[]>();
-  for (const id of ids) {
-    const node = graph[id];
-    const inputs = isRecord(node) && isRecord(node.inputs) ? node.inputs : {};
-    const set = new Set<string>();
-    for (const v of Object.values(inputs)) {
-      if (Array.isArray(v) && v.length === 2 && (typeof v[0] === 'string' || typeof v[0] === 'number')) {
-        const up = String(v[0]);
-        if (up in graph && up !== id) set.add(up);
-      }
-    }
-    deps.set(id, set);
-    for (const up of set) users.set(up, [...(users.get(up) ?? []), id]);
-  }
-  const cmp = (a: string, b: string) => (Number(a) - Number(b)) || a.localeCompare(b);
-  const ready = ids.filter((id) => deps.get(id)!.size === 0).sort(cmp);
-  const out: string[] = [];
-  while (ready.length > 0) {
-    const id = ready.shift()!;
-    out.push(id);
-    for (const u of users.get(id) ?? []) {
-      const d = deps.get(u)!;
-      d.delete(id);
-      if (d.size === 0) {
-        ready.push(u);
-        ready.sort(cmp);
-      }
-    }
-  }
-  // A cycle (invalid graph) leaves nodes behind: keep them, in id order.
-  for (const id of ids.sort(cmp)) if (!out.includes(id)) out.push(id);
-  return out;
-}
-
-/** For each node, every node upstream of it (its inputs, their inputs, …). */
-export function ancestors(graph: Record<string, unknown>): Map<string, Set<string>> {
-  const direct = new Map<string, string[]>();
-  for (const id of Object.keys(graph)) {
-    const node = graph[id];
-    const inputs = isRecord(node) && isRecord(node.inputs) ? node.inputs : {};
-    const ups: string[] = [];
-    for (const v of Object.values(inputs)) {
-      if (Array.isArray(v) && v.length === 2 && (typeof v[0] === 'string' || typeof v[0] === 'number') && String(v[0]) in graph) ups.push(String(v[0]));
-    }
-    direct.set(id, ups);
-  }
-  const out = new Map<string, Set<string>>();
-  for (const id of direct.keys()) {
-    const seen = new Set<string>();
-    const stack = [...direct.get(id)!];
-    while (stack.length > 0) {
-      const up = stack.pop()!;
-      if (seen.has(up) || up === id) continue;
-      seen.add(up);
-      stack.push(...(direct.get(up) ?? []));
-    }
-    out.set(id, seen);
-  }
-  return out;
-}
-
-/**
- * The nodes an execution needs: the outputs and everything upstream of them (inputs given as
- * `[node_id, slot]` links). Null when the graph does not say which outputs run.
- */
-export function neededNodes(graph: Record<string, unknown>, outputs: readonly string[]): Set<string> | null {
-  if (outputs.length === 0) return null;
-  const needed = new Set<string>();
-  const stack = outputs.filter((o) => o in graph);
-  if (stack.length === 0) return null;
-  while (stack.length > 0) {
-    const id = stack.pop()!;
-    if (needed.has(id)) continue;
-    needed.add(id);
-    const node = graph[id];
-    const inputs = isRecord(node) && isRecord(node.inputs) ? node.inputs : {};
-    for (const v of Object.values(inputs)) {
-      if (Array.isArray(v) && v.length === 2 && (typeof v[0] === 'string' || typeof v[0] === 'number') && typeof v[1] === 'number') {
-        const up = String(v[0]);
-        if (up in graph && !needed.has(up)) stack.push(up);
-      }
-    }
-  }
-  return needed;
 }

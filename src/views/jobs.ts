@@ -1,7 +1,7 @@
 /**
  * /debug/workflow (contract 2.4) and /debug/queue (contract 2.6).
  */
-import type { ComfyState } from '../state/comfy.js';
+import { jobIdentity, PROGRESS_UNKNOWN, type ComfyState } from '../state/comfy.js';
 import type { Job, JobSnapshot } from '../state/jobs.js';
 import { iso } from '../format.js';
 
@@ -11,12 +11,12 @@ export function workflowView(comfy: ComfyState, job: Job, now: number) {
   const usage = job.usage ?? comfy.usageFor(job, now);
   const end = job.finished_at ?? now;
   return {
-    job_id: s.job_id,
-    prompt_id: s.prompt_id,
+    ...jobIdentity(job),
     trace_id: s.trace_id,
     client_id: s.client_id,
     status: s.status,
     progress_percent: s.progress,
+    ...(s.progress === null ? { progress_unknown_reason: PROGRESS_UNKNOWN } : {}),
     nodes_total: s.nodes_total,
     nodes_completed: s.nodes_completed,
     nodes: s.nodes.map((n) => ({
@@ -27,32 +27,39 @@ export function workflowView(comfy: ComfyState, job: Job, now: number) {
       status: n.status,
       progress: n.total !== null ? { steps: n.steps ?? 0, total: n.total } : null,
       started_at: iso(n.started_at),
+      finished_at: iso(n.finished_at),
       duration_ms: n.started_at !== null && n.finished_at !== null ? Math.max(0, n.finished_at - n.started_at) : null,
+      timing: n.timing,
+      ...(n.peak_vram_bytes !== null ? { peak_vram_mb: Math.round(n.peak_vram_bytes / 1024 / 1024) } : {}),
       ...(n.needed ? {} : { needed: false }),
     })),
     error: s.error,
     queued_at: iso(s.queued_at),
+    first_seen_at: iso(s.first_seen_at),
     started_at: iso(s.started_at),
+    started_timing: s.started_timing,
     finished_at: iso(s.finished_at),
     duration_s: s.started_at !== null ? Math.round((end - s.started_at) / 100) / 10 : null,
     gpu_seconds: usage?.gpu_seconds ?? null,
     busy_gpu_seconds: usage?.busy_gpu_seconds ?? null,
     peak_vram_mb: usage?.peak_vram_mb ?? null,
     lost_reason: s.lost_reason,
+    retry_of: s.retry_of,
     outputs: s.outputs.length,
     sources: s.source,
     last_activity_at: iso(s.last_activity),
+    sampled_at: iso(now),
   };
 }
 
 function queueJob(job: Job) {
   return {
-    job_id: job.job_id,
-    prompt_id: job.prompt_id,
+    ...jobIdentity(job),
     number: job.number,
     client_id: job.client_id,
     status: job.status,
     queued_at: iso(job.queued_at),
+    first_seen_at: iso(job.first_seen_at),
     started_at: iso(job.started_at),
     nodes_total: [...job.nodes.values()].filter((n) => n.needed).length,
     extra_data: job.extra,
@@ -66,7 +73,9 @@ export function queueView(comfy: ComfyState, now: number) {
     running: pick(order.running).map(queueJob),
     pending: pick(order.pending).map((j, i) => ({ ...queueJob(j), position: i + 1 })),
     queue_remaining: comfy.queueRemaining ?? order.running.length + order.pending.length,
-    rejected: comfy.rejections.map((r) => ({ at: iso(r.at), message: r.message, lines: r.lines })),
-    as_of: iso(comfy.lastHttpOkAt) ?? iso(now),
+    rejected: comfy.rejections.map((r) => ({ at: iso(r.at), job_id: r.job_id, prompt_id: r.prompt_id, reasons: r.reasons, lines: r.lines, source: r.source })),
+    // The time of the newest fact this answer holds (a /queue poll, a frame), so answers can be ordered.
+    as_of: iso(comfy.tracker.updatedAt ?? comfy.lastHttpOkAt) ?? iso(now),
+    sampled_at: iso(now),
   };
 }

@@ -100,13 +100,17 @@ export function renderWorkflow(w: J): string {
 
 export function renderQueue(q: J): string {
   const rows = [
-    ...(q.running ?? []).map((j: J) => ['running', '-', j.job_id, j.prompt_id, dash(j.client_id), dash(j.started_at)]),
-    ...(q.pending ?? []).map((j: J) => ['pending', String(j.position), j.job_id, j.prompt_id, dash(j.client_id), dash(j.queued_at)]),
+    ...(q.running ?? []).map((j: J) => ['running', '-', dash(j.job_id), j.prompt_id, dash(j.client_id), dash(j.started_at)]),
+    ...(q.pending ?? []).map((j: J) => ['pending', String(j.position), dash(j.job_id), j.prompt_id, dash(j.client_id), dash(j.queued_at ?? j.first_seen_at)]),
   ];
   const out = [rows.length > 0 ? table(rows, ['STATE', 'POS', 'JOB', 'PROMPT', 'CLIENT', 'SINCE']) : 'queue empty', `queue_remaining ${q.queue_remaining} (as of ${dash(q.as_of)})`];
   if (Array.isArray(q.rejected) && q.rejected.length > 0) {
     out.push('', 'rejected prompts (HTTP 400, never queued):');
-    for (const r of q.rejected) out.push(`  ${r.at}: ${r.message}`);
+    for (const r of q.rejected) {
+      const who = r.job_id ? `job ${r.job_id}` : 'a prompt';
+      const reasons: string[] = Array.isArray(r.reasons) && r.reasons.length > 0 ? r.reasons : ['(reason not reported)'];
+      out.push(`  ${r.at}: ${who} was rejected: ${reasons[0]}`, ...reasons.slice(1).map((x) => `    also: ${x}`));
+    }
   }
   return `${out.join('\n')}\n`;
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { JobTracker, neededNodes, parseQueueItem, redactExtra, topologicalOrder } from '../../src/state/jobs.js';
+import { JobTracker, neededNodes, redactExtra, rejectionReasons, topologicalOrder, type QueueItem } from '../../src/state/jobs.js';
+import { decodeFrame, decodeHistoryEntry, decodeQueueItem as parseQueueItem, type ComfyEvent } from '../../src/sources/comfy-events.js';
 
 const fx = (name: string) => readFileSync(new URL(`../fixtures/comfyui/${name}`, import.meta.url), 'utf8');
 const frames = (name: string) => fx(name).trim().split('\n').map((l) => JSON.parse(l) as { type: string; data: Record<string, unknown> });
@@ -10,14 +11,15 @@ function tracker() {
   return new JobTracker({ jobIdKey: 'job_id', historyLimit: 3 });
 }
 
-/** Feeds frames the way the collector does. */
+/** Feeds frames through the real decoder, as the collector does. */
 function feed(t: JobTracker, seq: Array<{ type: string; data: Record<string, unknown> }>, now = 1000) {
   for (const f of seq) {
-    if (f.type === 'progress') t.applyProgress(now, f.data);
-    else if (f.type === 'progress_state') t.applyProgressState(now, f.data);
-    else if (f.type !== 'status') t.applyFrame(now, f.type, f.data);
+    const e = decodeFrame(f.type, f.data);
+    if (e) t.apply(now, e);
   }
 }
+
+const history = (id: string, entry: unknown) => decodeHistoryEntry(id, entry)!;
 
 describe('job reconstruction from execution frames (the tap, or the submitter view)', () => {
   it('follows a prompt with a cached loader to success, every node settled', () => {
@@ -88,7 +90,7 @@ describe('job reconstruction from /queue and /history (another client\'s prompt)
     const t = tracker();
     t.applyQueue(1000, queue.queue_running.map((i) => parseQueueItem(i)!), []);
     expect(t.applyQueue(2000, [], [])).toEqual(['P']);
-    t.applyHistory(2100, 'P', JSON.parse(fx('history-success-cached.json')).P);
+    t.applyHistory(2100, history('P', JSON.parse(fx('history-success-cached.json')).P));
     const s = t.snapshot(t.get('P')!);
     expect(s.status).toBe('success');
     expect(s.nodes.map((n) => n.status)).toEqual(['cached', 'completed', 'completed']);
@@ -97,7 +99,7 @@ describe('job reconstruction from /queue and /history (another client\'s prompt)
 
   it('takes an error and its node from history', () => {
     const t = tracker();
-    t.applyHistory(2100, 'P', JSON.parse(fx('history-oom.json')).P);
+    t.applyHistory(2100, history('P', JSON.parse(fx('history-oom.json')).P));
     const s = t.snapshot(t.get('job_1')!);
     expect(s.status).toBe('error');
     expect(s.error).toMatchObject({ node_id: '3', exception_type: 'torch.OutOfMemoryError' });
@@ -114,14 +116,14 @@ describe('job reconstruction from /queue and /history (another client\'s prompt)
 
   it('sorts pending prompts by number, not in heap order', () => {
     const t = tracker();
-    const item = (n: number, id: string) => parseQueueItem([n, id, {}, {}, []])!;
+    const item = (n: number, id: string): QueueItem => parseQueueItem([n, id, {}, {}, []])!;
     t.applyQueue(1000, [], [item(5, 'e'), item(2, 'b'), item(3, 'c')]);
     expect(t.queueOrder().pending).toEqual(['b', 'c', 'e']);
   });
 
   it('remembers at most historyLimit finished jobs', () => {
     const t = tracker();
-    for (let i = 0; i < 10; i++) t.applyHistory(1000 + i, `p${i}`, JSON.parse(fx('history-success-cached.json')).P);
+    for (let i = 0; i < 10; i++) t.applyHistory(1000 + i, history(`p${i}`, JSON.parse(fx('history-success-cached.json')).P));
     expect(t.all().map((j) => j.prompt_id)).toEqual(['p7', 'p8', 'p9']);
   });
 
@@ -130,9 +132,9 @@ describe('job reconstruction from /queue and /history (another client\'s prompt)
     const done: string[] = [];
     t.onFinish((j) => done.push(j.prompt_id));
     const h = JSON.parse(fx('history-success-cached.json')).P;
-    t.applyHistory(1, 'old', h, { silent: true });
-    t.applyHistory(2, 'new', h);
-    t.applyHistory(3, 'new', h);
+    t.applyHistory(1, history('old', h), { silent: true });
+    t.applyHistory(2, history('new', h));
+    t.applyHistory(3, history('new', h));
     expect(done).toEqual(['new']);
   });
 
@@ -140,11 +142,11 @@ describe('job reconstruction from /queue and /history (another client\'s prompt)
     const t = tracker();
     expect(parseQueueItem('nope')).toBeNull();
     expect(parseQueueItem([1])).toBeNull();
-    t.applyHistory(1, 'x', 'not an object');
-    t.applyProgress(1, { value: 'a' });
-    t.applyProgressState(1, { prompt_id: 'x', nodes: 'no' });
-    t.applyFrame(1, 'execution_error', {});
-    expect(t.get('x')).toBeUndefined();
+    expect(decodeHistoryEntry('x', 'not an object')).toBeNull();
+    expect(decodeFrame('progress', { value: 'a' })).toBeNull();
+    expect(decodeFrame('execution_error', {})).toEqual({ type: 'other', name: 'execution_error' });
+    feed(t, [{ type: 'progress_state', data: { prompt_id: 'x', nodes: 'no' } }]);
+    expect(t.get('x')!.nodes.size).toBe(0);
   });
 });
 
@@ -167,5 +169,130 @@ describe('helpers', () => {
   it('knows which nodes feed the outputs', () => {
     const g = { '1': { inputs: {} }, '2': { inputs: { x: ['1', 0] } }, '3': { inputs: {} } };
     expect([...neededNodes(g, ['2'])!].sort()).toEqual(['1', '2']);
+  });
+});
+
+describe('the job model: what is known, what is not', () => {
+  const graph = {
+    '1': { class_type: 'EmptyImage', inputs: {} },
+    '2': { class_type: 'Loader', inputs: { image: ['1', 0] } },
+    '3': { class_type: 'KSampler', inputs: { image: ['2', 0], steps: 20 } },
+    '4': { class_type: 'SaveImage', inputs: { images: ['3', 0] } },
+  };
+  const item = (id: string, jobId: string, number = 1): QueueItem => parseQueueItem([number, id, graph, { job_id: jobId, client_id: 'w' }, ['4']])!;
+  const ev = (e: ComfyEvent) => e;
+
+  it('keeps progress unknown (null) until the graph is known', () => {
+    const t = tracker();
+    t.apply(1000, ev({ type: 'progress', prompt_id: 'P', node: '3', value: 15, max: 60 }));
+    expect(t.get('P')!.progress).toBeNull();
+    t.applyQueue(1010, [item('P', 'J')], []);
+    expect(t.get('P')!.progress).not.toBeNull();
+    expect(t.get('P')!.progress!).toBeLessThan(95);
+  });
+
+  it("weighs nodes by the steps they plan, so a sampler's steps move progress most", () => {
+    const t = tracker();
+    t.applyQueue(1000, [item('P', 'J')], []);
+    t.apply(1001, ev({ type: 'progress', prompt_id: 'P', node: '3', value: 10, max: 20 }));
+    // 1 + 1 done (inputs of the running sampler), 10 of 20 steps, the saver to go: 12 of 23.
+    expect(t.get('P')!.progress).toBe(52.1);
+  });
+
+  it('stays below 95 while the job runs, whatever is done, and reads 100 on success', () => {
+    const t = tracker();
+    t.applyQueue(1000, [item('P', 'J')], []);
+    t.apply(1001, ev({ type: 'progress', prompt_id: 'P', node: '3', value: 20, max: 20 }));
+    t.apply(1002, ev({ type: 'executing', prompt_id: 'P', node: '4' }));
+    expect(t.get('P')!.progress).toBe(94);
+    t.apply(1003, ev({ type: 'execution_success', prompt_id: 'P', ts: 1003 }));
+    expect(t.get('P')!.progress).toBe(100);
+  });
+
+  it('shows no job id until the prompt\u2019s extra_data is read, then the platform\u2019s', () => {
+    const t = tracker();
+    t.apply(1000, ev({ type: 'progress', prompt_id: 'P', node: '3', value: 1, max: 20 }));
+    expect(t.get('P')!.identity_known).toBe(false);
+    t.applyQueue(1010, [item('P', 'J')], []);
+    expect(t.get('J')!.prompt_id).toBe('P');
+    expect(t.get('P')!.identity_known).toBe(true);
+  });
+
+  it('gives a retried job id to the newest prompt, which names the one it replaced', () => {
+    const t = tracker();
+    t.applyQueue(1000, [item('old', 'J', 1)], []);
+    t.apply(1100, ev({ type: 'execution_success', prompt_id: 'old', ts: 1100 }));
+    t.applyQueue(1200, [], [item('new', 'J', 2)]);
+    expect(t.get('J')!.prompt_id).toBe('new');
+    expect(t.get('J')!.retry_of).toBe('old');
+    expect(t.get('old')!.status).toBe('success');
+  });
+
+  it('leaves the times of a node known to be done only by inference null', () => {
+    const t = tracker();
+    t.applyQueue(1000, [item('P', 'J')], []);
+    t.apply(2000, ev({ type: 'progress', prompt_id: 'P', node: '3', value: 1, max: 20 }));
+    const loader = t.get('P')!.nodes.get('2')!;
+    expect(loader).toMatchObject({ status: 'completed', started_at: null, finished_at: null, timing: null });
+    const sampler = t.get('P')!.nodes.get('3')!;
+    expect(sampler).toMatchObject({ status: 'running', started_at: 2000, timing: 'observed' });
+  });
+
+  it('takes node times from the tap on ComfyUI\u2019s clock, with peak VRAM when reported', () => {
+    const t = tracker();
+    t.apply(5000, ev({ type: 'prompt_start', prompt_id: 'P', extra: { job_id: 'J' }, graph, outputs: ['4'], t: 1000 }));
+    t.apply(5001, ev({ type: 'node_start', prompt_id: 'P', node_id: '2', class_type: 'Loader', t: 1100 }));
+    t.apply(5002, ev({ type: 'node_end', prompt_id: 'P', node_id: '2', class_type: 'Loader', t: 1600, outcome: 'success', peak_vram_bytes: 2048 }));
+    const loader = t.get('J')!.nodes.get('2')!;
+    expect(loader).toMatchObject({ status: 'completed', started_at: 1100, finished_at: 1600, timing: 'comfyui', peak_vram_bytes: 2048 });
+    expect(t.get('J')!).toMatchObject({ started_at: 1000, started_timing: 'comfyui' });
+  });
+
+  it('marks a node that started and never finished interrupted, and nodes that never ran skipped', () => {
+    const t = tracker();
+    t.applyQueue(1000, [item('P', 'J')], []);
+    t.apply(2000, ev({ type: 'progress', prompt_id: 'P', node: '3', value: 5, max: 20 }));
+    t.loseUnfinished(3000, 'ComfyUI stopped');
+    const s = t.snapshot(t.get('J')!);
+    expect(s.nodes.map((n) => [n.node_id, n.status])).toEqual([['1', 'completed'], ['2', 'completed'], ['3', 'interrupted'], ['4', 'skipped']]);
+    expect(s.nodes[2]!.steps).toBe(5);
+  });
+
+  it('lets ComfyUI\u2019s record turn an inferred loss into the real outcome, telling listeners it is a refinement', () => {
+    const t = tracker();
+    const calls: Array<[string, boolean]> = [];
+    t.onFinish((j, refined) => calls.push([j.status, refined]));
+    t.applyQueue(1000, [item('P', 'J')], []);
+    t.loseUnfinished(2000, 'ComfyUI stopped');
+    t.applyHistory(3000, history('P', { prompt: [1, 'P', graph, { job_id: 'J' }, ['4']], outputs: {}, status: { status_str: 'success', completed: true, messages: [['execution_success', { timestamp: 1900 }]] } }));
+    expect(t.get('J')!.status).toBe('success');
+    expect(calls).toEqual([['lost', false], ['success', true]]);
+  });
+
+  it('never shows a queued time after the start', () => {
+    const t = tracker();
+    t.apply(1000, ev({ type: 'prompt_queued', prompt_id: 'P', extra: { job_id: 'J' }, t: 900 }));
+    t.apply(1001, ev({ type: 'execution_start', prompt_id: 'P', ts: 950 }));
+    expect(t.get('J')).toMatchObject({ queued_at: 900, started_at: 950 });
+    const other = tracker();
+    other.applyQueue(5000, [item('Q', 'K')], []);
+    expect(other.get('K')!.queued_at).toBeNull(); // first seen already running: when it was queued is unknown
+  });
+
+  it('turns a rejection the tap saw into a failed job with ComfyUI\u2019s reasons as sentences', () => {
+    const t = tracker();
+    const nodeErrors = { '3': { class_type: 'KSampler', dependent_outputs: ['4'], errors: [{ type: 'value_smaller_than_min', message: 'Value 0 smaller than min of 1', details: 'steps', extra_info: {} }] } };
+    t.apply(1000, ev({ type: 'prompt_rejected', prompt_id: 'R', extra: { job_id: 'J' }, t: 990, error: { type: 'prompt_outputs_failed_validation', message: 'Prompt outputs failed validation' }, node_errors: nodeErrors }));
+    const j = t.get('J')!;
+    expect(j.status).toBe('error');
+    expect(j.error).toMatchObject({ exception_type: 'PromptRejected', node_id: '3', class_type: 'KSampler', exception_message: 'KSampler 3: Value 0 smaller than min of 1: steps' });
+    expect(rejectionReasons({ type: 'no_prompt', message: 'No prompt provided' }, {})).toEqual(['No prompt provided']);
+  });
+
+  it("gives a tqdm bar's steps to the pending node that plans that many steps", () => {
+    const t = tracker();
+    t.applyQueue(1000, [item('P', 'J')], []);
+    t.applyLogActivity(1100, { value: 7, total: 20 });
+    expect(t.get('J')!.nodes.get('3')).toMatchObject({ status: 'running', steps: 7, total: 20 });
   });
 });

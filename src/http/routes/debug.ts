@@ -35,17 +35,21 @@ function answer<T>(c: Context, state: PodState, view: T, render: (v: T) => strin
 }
 
 /**
- * A view built at most once per `ttlMs`: a harness polling /debug/status from many workers gets
- * the same snapshot within that window (its `sampled_at` says when) instead of one build per request.
+ * A view built at most once per `ttlMs` while `version()` stays the same: a harness polling
+ * /debug/status from many workers shares one build (its `sampled_at` says when), and a change of
+ * jobs or queue shows at once, so /debug/status never lags /debug/queue or /debug/workflow.
  */
-function snapshot<T extends object>(ttlMs: number, build: () => T): () => T {
+function snapshot<T extends object>(ttlMs: number, build: () => T, version: () => number = () => 0): () => T {
   let at = -Infinity;
+  let built = -1;
   let value: T;
   return () => {
     const now = performance.now();
-    if (now - at >= ttlMs) {
+    const v = version();
+    if (now - at >= ttlMs || v !== built) {
       value = markSnapshot(build());
       at = now;
+      built = v;
     }
     return value;
   };
@@ -53,7 +57,7 @@ function snapshot<T extends object>(ttlMs: number, build: () => T): () => T {
 
 export function debugRoutes(state: PodState): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  const status = snapshot(100, () => statusView(state));
+  const status = snapshot(100, () => statusView(state), () => state.comfy?.tracker.version ?? 0);
   const memory = snapshot(250, () => memoryView(state));
   app.get('/status', (c) => answer(c, state, status(), renderStatus));
   app.get('/memory', (c) => answer(c, state, memory(), renderMemory));
@@ -79,7 +83,7 @@ export function debugRoutes(state: PodState): Hono<AppEnv> {
   app.get('/artifacts/file', downloadHandler(state));
 
   app.get('/queue', (c) => {
-    const view = state.comfy ? queueView(state.comfy, state.now()) : { running: [], pending: [], queue_remaining: 0, rejected: [], as_of: null };
+    const view = state.comfy ? queueView(state.comfy, state.now()) : { running: [], pending: [], queue_remaining: 0, rejected: [], as_of: null, sampled_at: new Date(state.now()).toISOString() };
     return answer(c, state, view, renderQueue);
   });
   return app;

@@ -84,6 +84,7 @@ export const ENV_SCHEMA = {
   COMFYUI_URL: httpUrl,
   COMFYUI_LOG_FILE: optionalText(),
   COMFYUI_OUTPUT_DIR: optionalText(),
+  COMFYUI_TEMP_DIR: optionalText(),
   PODSCOPE_NVIDIA_SMI: text('nvidia-smi'),
   PODSCOPE_GPU: z
     .enum(['on', 'off'], { message: 'must be "on" or "off"' })
@@ -97,6 +98,7 @@ export const ENV_SCHEMA = {
   PODSCOPE_JOB_HISTORY: int(1, 10_000, 200),
   PODSCOPE_ARTIFACTS: int(1, 100_000, 2000),
   PODSCOPE_STALL_S: int(5, 86_400, 300),
+  PODSCOPE_COMFYUI_GONE_S: int(1, 3600, 15),
   PODSCOPE_COMFYUI_POLL_MS: int(100, 60_000, 2000),
   PODSCOPE_COMFYUI_TIMEOUT_MS: int(100, 60_000, 3000),
   PODSCOPE_WS_PING_MS: int(100, 120_000, 10_000),
@@ -124,6 +126,8 @@ export interface Config {
   readonly comfyuiUrl: string;
   readonly comfyuiLogFile: string | undefined;
   readonly comfyuiOutputDir: string | undefined;
+  /** ComfyUI's temp directory (where PreviewImage writes), when given; else learned from ComfyUI's argv. */
+  readonly comfyuiTempDir: string | undefined;
   readonly nvidiaSmi: string;
   readonly gpuEnabled: boolean;
   readonly gpuIntervalMs: number;
@@ -134,6 +138,8 @@ export interface Config {
   readonly jobHistory: number;
   readonly artifacts: number;
   readonly stallS: number;
+  /** Seconds a ComfyUI that refuses connections (and whose websocket is closed) may stay away before its jobs are lost. */
+  readonly comfyuiGoneS: number;
   readonly comfyuiPollMs: number;
   readonly comfyuiTimeoutMs: number;
   readonly wsPingMs: number;
@@ -168,6 +174,7 @@ function toConfig(p: Parsed, fallbackHost: string): Config {
     comfyuiUrl: p.COMFYUI_URL,
     comfyuiLogFile: p.COMFYUI_LOG_FILE,
     comfyuiOutputDir: p.COMFYUI_OUTPUT_DIR,
+    comfyuiTempDir: p.COMFYUI_TEMP_DIR,
     nvidiaSmi: p.PODSCOPE_NVIDIA_SMI,
     gpuEnabled: p.PODSCOPE_GPU === 'on' && p.RUNPOD_GPU_COUNT !== 0,
     gpuIntervalMs: p.PODSCOPE_GPU_INTERVAL_MS,
@@ -178,6 +185,7 @@ function toConfig(p: Parsed, fallbackHost: string): Config {
     jobHistory: p.PODSCOPE_JOB_HISTORY,
     artifacts: p.PODSCOPE_ARTIFACTS,
     stallS: p.PODSCOPE_STALL_S,
+    comfyuiGoneS: p.PODSCOPE_COMFYUI_GONE_S,
     comfyuiPollMs: p.PODSCOPE_COMFYUI_POLL_MS,
     comfyuiTimeoutMs: p.PODSCOPE_COMFYUI_TIMEOUT_MS,
     wsPingMs: p.PODSCOPE_WS_PING_MS,

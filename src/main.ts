@@ -13,7 +13,7 @@ import { createCoreMetrics } from './metrics/registry.js';
 import { registerGpuMetrics } from './metrics/gpu.js';
 import { GpuCollector } from './collectors/gpu.js';
 import { HostCollector } from './collectors/host.js';
-import { ComfyCollector } from './collectors/comfyui.js';
+import { ComfyCollector, type RawInput } from './collectors/comfyui.js';
 import { registerComfyMetrics } from './metrics/comfyui.js';
 import { registerLogMetrics } from './metrics/logs.js';
 import { registerArtifactMetrics } from './metrics/artifacts.js';
@@ -42,6 +42,8 @@ export interface StartOptions {
   env: Record<string, string | undefined>;
   /** Extra log sinks (tests); stdout is always one unless `sinks` replaces it. */
   sinks?: LineSink[];
+  /** Receives every raw frame and HTTP answer from ComfyUI (the conformance suite records them). */
+  recordComfy?: (raw: RawInput) => void;
 }
 
 /** Builds and starts podscope. Throws ConfigError on a bad environment. */
@@ -84,7 +86,7 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
   registerHostMetrics(metrics.registry, host);
   collectors.push(host);
 
-  const comfy = new ComfyCollector({ config, state, logger: componentLogger(logger, 'comfyui') });
+  const comfy = new ComfyCollector({ config, state, logger: componentLogger(logger, 'comfyui'), onRaw: opts.recordComfy });
   registerComfyMetrics(metrics.registry, comfy);
   collectors.push(comfy);
 
@@ -103,7 +105,12 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
   const ledger = new ArtifactLedger(config.artifacts);
   state.artifacts = ledger;
   state.addBuffer('artifacts', () => ledger.ring.stats());
-  const artifacts = new ArtifactCollector({ ledger, tracker: comfy.comfy.tracker, outputDir: config.comfyuiOutputDir });
+  const artifacts = new ArtifactCollector({
+    ledger,
+    tracker: comfy.comfy.tracker,
+    dirs: () => ({ outputDir: config.comfyuiOutputDir, tempDir: config.comfyuiTempDir, argv: comfy.comfy.argv }),
+    comfyuiUrl: config.comfyuiUrl,
+  });
   comfy.onRestart((at) => artifacts.comfyRestarted(at));
   registerArtifactMetrics(metrics.registry, ledger, comfy.comfy);
   collectors.push(artifacts);

@@ -5,7 +5,7 @@
  */
 import type { ArtifactLedger, Artifact } from '../state/artifacts.js';
 import type { JobTracker } from '../state/jobs.js';
-import { directoryFor, nameProblem, resolveInside } from '../sources/artifact-files.js';
+import { directoryFor, nameProblem, resolveInside, type ComfyDirs } from '../sources/artifact-files.js';
 import type { Collector } from './collector.js';
 
 export class ArtifactCollector implements Collector {
@@ -14,7 +14,15 @@ export class ArtifactCollector implements Collector {
   private checking: Promise<void> | null = null;
 
   constructor(
-    private readonly opts: { ledger: ArtifactLedger; tracker: JobTracker; outputDir: string | undefined; now?: () => number },
+    private readonly opts: {
+      ledger: ArtifactLedger;
+      tracker: JobTracker;
+      /** Where outputs live (the argv part is read when a check runs: ComfyUI reports it late). */
+      dirs: () => ComfyDirs;
+      /** ComfyUI's base URL: files in a directory podscope cannot see are checked through /view. */
+      comfyuiUrl: string;
+      now?: () => number;
+    },
   ) {
     opts.tracker.onFinish((job) => {
       const added = opts.ledger.addJob(job, (opts.now ?? Date.now)());
@@ -32,22 +40,46 @@ export class ArtifactCollector implements Collector {
     await this.checking;
   }
 
+  private async checkThroughComfy(a: Artifact): Promise<void> {
+    const q = new URLSearchParams({ filename: a.filename, subfolder: a.subfolder, type: a.type });
+    try {
+      const res = await fetch(`${this.opts.comfyuiUrl}/view?${q}`, { method: 'HEAD', signal: AbortSignal.timeout(5000) });
+      if (res.status === 200) {
+        a.exists = true;
+        const len = Number(res.headers.get('content-length'));
+        a.size_bytes = Number.isFinite(len) && len >= 0 ? len : null;
+      } else if (res.status === 404) {
+        a.exists = false;
+      }
+    } catch {
+      /* ComfyUI away: existence stays unknown */
+    }
+  }
+
   /** ComfyUI restarted: its temp directory was wiped. */
   comfyRestarted(at: number): void {
     this.opts.ledger.markTempWiped(at);
   }
 
-  /** Stats each artifact's file (never two checks at once). */
+  /**
+   * Stats each artifact's file (never two checks at once): on disk when podscope knows the
+   * directory, else with a HEAD request to ComfyUI's /view (size from Content-Length).
+   */
   check(items: Artifact[]): Promise<void> {
-    const dir = this.opts.outputDir;
-    if (!dir || items.length === 0) return Promise.resolve();
+    if (items.length === 0) return Promise.resolve();
     const run = async () => {
+      const dirs = this.opts.dirs();
       for (const a of items) {
         if (a.wiped || (a.type !== 'output' && a.type !== 'temp') || nameProblem(a.filename, a.subfolder)) continue;
-        const facts = await resolveInside(directoryFor(dir, a.type), a.subfolder, a.filename);
-        a.exists = facts !== null;
-        a.size_bytes = facts?.size ?? null;
-        a.mtime = facts ? facts.mtime.toISOString() : null;
+        const dir = directoryFor(dirs, a.type);
+        if (dir) {
+          const facts = await resolveInside(dir, a.subfolder, a.filename);
+          a.exists = facts !== null;
+          a.size_bytes = facts?.size ?? null;
+          a.mtime = facts ? facts.mtime.toISOString() : null;
+        } else {
+          await this.checkThroughComfy(a);
+        }
       }
     };
     const previous = this.checking ?? Promise.resolve();

@@ -29,21 +29,52 @@ import type { Collector } from './collector.js';
 
 type Origin = 'stream' | 'file';
 
-/** A prompt ComfyUI refused (HTTP 400): it never reaches the queue or history, only the log. */
-export interface Rejection {
-  at: number;
-  message: string;
-  lines: string[];
+/**
+ * The reasons in ComfyUI's validation block, as sentences: `* CheckpointLoaderSimple 4:` followed
+ * by `  - Value not in list: ckpt_name: 'x' not in [...]` reads `CheckpointLoaderSimple 4: Value not
+ * in list: ckpt_name: 'x' not in [...]`. Lines without that shape (prompt-level errors) give none.
+ */
+export function reasonsFromLog(lines: string[]): string[] {
+  const out: string[] = [];
+  let node: string | null = null;
+  for (const line of lines.flatMap((l) => l.split('\n'))) {
+    const header = /^\* (.+?):\s*$/.exec(line);
+    if (header) {
+      node = header[1]!;
+      continue;
+    }
+    const item = /^\s+- (.+)$/.exec(line);
+    if (item && node) out.push(`${node}: ${item[1]!.trim()}`.slice(0, 500));
+    else if (!item) node = null;
+  }
+  return [...new Set(out)].slice(0, 20);
 }
 
 const MAX_LINE = 16 * 1024;
-const DEDUPE_WINDOW_MS = 10_000;
 const REJECTION_TTL_MS = 10 * 60_000;
 
 interface Pipeline {
   assembler: LineAssembler;
   grouper: RecordGrouper;
   lastChunkAt: number;
+  /** ComfyUI's time of the chunk being read (stream entries carry it), else null. */
+  chunkTs: number | null;
+}
+
+/** Lines ComfyUI prints only while it starts: seen fresh while a job runs, they mean ComfyUI restarted. */
+const STARTUP_LINE = /^(Starting server$|To see the GUI go to: |Total VRAM \d+ MB, total RAM \d+ MB|ComfyUI version: )/;
+/** Lines ComfyUI logs right after a prompt's outcome ("Prompt executed in …") still belong to it. */
+const FINISH_SLACK_MS = 50;
+/** How far apart in time two copies of one line (file and stream) may be. */
+const SAME_LINE_MS = 3000;
+/** How long a line is remembered for matching its copy from the other origin. */
+const DEDUPE_RETENTION_MS = 10 * 60_000;
+
+/** ComfyUI's entry time (`datetime.now().isoformat()`: local time, no zone) in ms, or null. */
+export function entryTime(t: string): number | null {
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}/.test(t)) return null;
+  const ms = new Date(t.slice(0, 23)).getTime();
+  return Number.isFinite(ms) ? ms : null;
 }
 
 export interface LogCollectorOptions {
@@ -62,17 +93,19 @@ export class LogCollector implements Collector {
   private readonly follower: LogFileFollower | null;
   /** Keys of ComfyUI entries already taken from the stream or the backlog. */
   private readonly seenEntries = new Set<string>();
-  /** Recent lines by text, to keep a line that came by both stream and file once. */
-  private readonly recent = new Map<string, { origin: Origin; count: number; at: number }>();
+  /** Recent lines by text with their times, to keep a line that came by both stream and file once. */
+  private readonly recent = new Map<string, Array<{ origin: Origin; ts: number; matched: boolean }>>();
   private timer: NodeJS.Timeout | null = null;
   private validation: string[] | null = null;
   private readonly importFailures = new Set<string>();
   /** The job that ran last, for the "Prompt executed in" line that closes its range. */
-  private lastJob: { jobId: string; at: number } | null = null;
+  private lastJob: { jobId: string; promptId: string; at: number } | null = null;
+  /** The newest finished jobs' run windows by ComfyUI's clock, for lines that arrive after the outcome. */
+  private readonly finishedWindows: Array<{ jobId: string; promptId: string; from: number; to: number }> = [];
 
   constructor(private readonly opts: LogCollectorOptions) {
     this.now = opts.now ?? Date.now;
-    const pipeline = (): Pipeline => ({ assembler: new LineAssembler(MAX_LINE), grouper: new RecordGrouper(), lastChunkAt: 0 });
+    const pipeline = (): Pipeline => ({ assembler: new LineAssembler(MAX_LINE), grouper: new RecordGrouper(), lastChunkAt: 0, chunkTs: null });
     this.pipelines = { stream: pipeline(), file: pipeline() };
     const path = opts.config.comfyuiLogFile;
     this.follower = path
@@ -86,6 +119,16 @@ export class LogCollector implements Collector {
         })
       : null;
     opts.health.declare(this.name);
+    // A prompt podscope never saw running (too quick, or another client's without the tap): ComfyUI's
+    // own start and end times say which lines were its own, before and after they arrive.
+    opts.comfy.tracker.onFinish((job) => {
+      // Only ComfyUI's own outcome has an end on its clock: a lost job's end is when podscope gave up.
+      if (job.status === 'lost' || job.started_timing !== 'comfyui' || job.started_at === null || job.finished_at === null) return;
+      const window = { jobId: job.job_id, promptId: job.prompt_id, from: job.started_at, to: job.finished_at + FINISH_SLACK_MS };
+      opts.store.attribute(window.jobId, window.from, window.to);
+      this.finishedWindows.push(window);
+      if (this.finishedWindows.length > 8) this.finishedWindows.shift();
+    });
   }
 
   start(): void {
@@ -106,7 +149,7 @@ export class LogCollector implements Collector {
       if (this.seenEntries.has(key)) continue;
       this.seenEntries.add(key);
       if (this.seenEntries.size > 4000) this.seenEntries.delete(this.seenEntries.values().next().value!);
-      this.ingest('stream', e.m);
+      this.ingest('stream', e.m, entryTime(e.t));
     }
   }
 
@@ -130,9 +173,10 @@ export class LogCollector implements Collector {
     };
   }
 
-  private ingest(origin: Origin, chunk: string): void {
+  private ingest(origin: Origin, chunk: string, ts: number | null = null): void {
     const p = this.pipelines[origin];
     p.lastChunkAt = this.now();
+    p.chunkTs = ts;
     // A stream entry is one write: a write that does not redraw an open bar ends the bar's line.
     if (origin === 'stream' && !chunk.startsWith('\r') && p.assembler.pending && parseTqdm(p.assembler.pending)) {
       const bar = p.assembler.flush();
@@ -141,7 +185,7 @@ export class LogCollector implements Collector {
     for (const line of p.assembler.push(chunk)) this.line(origin, line);
     // A bar being redrawn reports its step before its line ends.
     const bar = parseTqdm(stripAnsi(p.assembler.pending || p.assembler.lastRewritten || ''));
-    if (bar) this.opts.comfy.tracker.applyLogActivity(this.now(), bar);
+    if (bar && this.attributableJob(ts ?? p.lastChunkAt)) this.opts.comfy.tracker.applyLogActivity(this.now(), bar);
   }
 
   private reset(origin: Origin): void {
@@ -164,14 +208,16 @@ export class LogCollector implements Collector {
 
   private record(origin: Origin, text: string, ts: number | null): void {
     if (text.trim() === '') return;
-    if (this.duplicate(origin, text)) return;
     const now = this.now();
+    const at = ts ?? this.pipelines[origin].chunkTs ?? now;
+    if (this.duplicate(origin, text, at)) return;
     const { level, text: body } = detectLevel(text);
-    const job = this.jobFor(body, now);
+    this.restartSignal(body, at, now);
+    const job = this.jobFor(body, at, now);
     const bar = parseTqdm(body);
-    this.opts.comfy.tracker.applyLogActivity(now, bar ?? undefined);
+    if (job) this.opts.comfy.tracker.applyLogActivity(now, bar ?? undefined);
     this.signals(body, job);
-    this.store({ ts: ts ?? now, level, source: 'comfyui', message: body, job_id: job?.jobId ?? null });
+    this.store({ ts: at, level, source: 'comfyui', message: body, job_id: job?.jobId ?? null });
   }
 
   private store(r: LogRecord): void {
@@ -179,37 +225,65 @@ export class LogCollector implements Collector {
     this.opts.store.append({ ...r, message });
   }
 
-  /** True when the same line already came by the other way (stream versus file). */
-  private duplicate(origin: Origin, text: string): boolean {
+  /**
+   * True when the same line already came by the other way (stream versus file) at about the same
+   * time by ComfyUI's clock: a backlog replayed after a reconnect carries the entries' own times,
+   * so it matches the file lines written then, however long ago they arrived.
+   */
+  private duplicate(origin: Origin, text: string, ts: number): boolean {
     if (!this.follower) return false;
-    const now = this.now();
-    const seen = this.recent.get(text);
-    if (seen && seen.origin !== origin && seen.count > 0 && now - seen.at < DEDUPE_WINDOW_MS) {
-      seen.count--;
-      if (seen.count === 0) this.recent.delete(text);
+    const copies = this.recent.get(text) ?? [];
+    const twin = copies.find((c) => c.origin !== origin && !c.matched && Math.abs(c.ts - ts) <= SAME_LINE_MS);
+    if (twin) {
+      twin.matched = true;
       return true;
     }
-    if (seen && seen.origin === origin) {
-      seen.count++;
-      seen.at = now;
-    } else {
-      this.recent.set(text, { origin, count: 1, at: now });
-      if (this.recent.size > 20_000) this.recent.delete(this.recent.keys().next().value!);
-    }
+    copies.push({ origin, ts, matched: false });
+    if (copies.length > 16) copies.shift();
+    this.recent.delete(text);
+    this.recent.set(text, copies);
+    if (this.recent.size > 20_000) this.recent.delete(this.recent.keys().next().value!);
     return false;
   }
 
-  private jobFor(text: string, now: number): { jobId: string; promptId: string } | null {
-    const running = this.opts.comfy.tracker.running();
+  /**
+   * ComfyUI's start-up lines, fresh (from the file as they are written, or a live stream entry),
+   * while jobs are unfinished: ComfyUI restarted under them, and they are lost now rather than at
+   * the next poll.
+   */
+  private restartSignal(text: string, at: number, now: number): void {
+    if (!STARTUP_LINE.test(text) || now - at > 5000) return;
+    const tracker = this.opts.comfy.tracker;
+    if (!tracker.unfinished().some((j) => j.first_seen_at < at)) return;
+    tracker.loseUnfinished(now, 'ComfyUI restarted while this job was queued or running (its start-up lines appeared in the log); the job vanished without an outcome');
+  }
+
+  /**
+   * The job a line belongs to: the running one, while ComfyUI is known to be up and has been seen
+   * running it since it last went away (so a restarted ComfyUI's lines are never charged to a job
+   * of the one that died).
+   */
+  private attributableJob(at: number) {
+    const { comfy } = this.opts;
+    const running = comfy.tracker.running();
+    if (!running || !comfy.alive()) return undefined;
+    const down = comfy.lastDownAt;
+    return down === null || at < down || (running.seen_running_at ?? 0) > down ? running : undefined;
+  }
+
+  private jobFor(text: string, at: number, now: number): { jobId: string; promptId: string } | null {
+    const running = this.attributableJob(at);
     if (running) {
-      this.lastJob = { jobId: running.job_id, at: now };
+      this.lastJob = { jobId: running.job_id, promptId: running.prompt_id, at: now };
       return { jobId: running.job_id, promptId: running.prompt_id };
     }
+    const window = this.finishedWindows.find((w) => at >= w.from && at <= w.to);
+    if (window) return { jobId: window.jobId, promptId: window.promptId };
     // "Prompt executed in" may arrive just after podscope saw the job end: it still closes that job's range.
     if (isPromptEnd(text) && this.lastJob && now - this.lastJob.at < 10_000) {
-      const job = this.opts.comfy.tracker.get(this.lastJob.jobId);
+      const last = this.lastJob;
       this.lastJob = null;
-      return job ? { jobId: job.job_id, promptId: job.prompt_id } : null;
+      return { jobId: last.jobId, promptId: last.promptId };
     }
     return null;
   }
@@ -237,9 +311,10 @@ export class LogCollector implements Collector {
     if (/^invalid prompt:/.test(text)) {
       const lines = [...(this.validation ?? []), text].map((l) => this.opts.scrubber.scrub(l));
       this.validation = null;
-      const summary = text.replace(/^invalid prompt:\s*/, '').slice(0, 300);
-      comfy.addRejection({ at: this.now(), message: summary, lines });
-      health.raise('comfyui', 'PROMPT_REJECTED', `ComfyUI rejected a prompt (HTTP 400, never queued): ${summary}`, 'warning');
+      const reasons = reasonsFromLog(lines);
+      const summary = reasons.length > 0 ? reasons.join('; ') : text.replace(/^invalid prompt:\s*/, '').slice(0, 300);
+      comfy.addRejection({ at: this.now(), job_id: null, prompt_id: null, reasons, lines, source: 'log' });
+      health.raise('comfyui', 'PROMPT_REJECTED', `ComfyUI rejected a prompt (HTTP 400, never queued): ${summary.slice(0, 500)}`, 'warning');
     }
   }
 
@@ -269,7 +344,10 @@ export class LogCollector implements Collector {
         if (g) this.record(origin, g, null);
       }
     }
-    for (const [k, v] of this.recent) if (now - v.at > DEDUPE_WINDOW_MS) this.recent.delete(k);
+    for (const [k, copies] of this.recent) {
+      if (now - copies[copies.length - 1]!.ts <= DEDUPE_RETENTION_MS) break; // kept in insertion order
+      this.recent.delete(k);
+    }
     if (this.opts.comfy.pruneRejections(now, REJECTION_TTL_MS) === 0) this.opts.health.clear('comfyui', 'PROMPT_REJECTED');
   }
 

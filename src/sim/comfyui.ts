@@ -85,6 +85,12 @@ class NodeFailure extends Error {
   }
 }
 
+/** Python's `datetime.now().isoformat()`: local time, microseconds, no zone (as ComfyUI stamps log entries). */
+function localIso(d: Date): string {
+  const p = (n: number, w = 2) => String(n).padStart(w, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}000`;
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class SimComfyUI {
@@ -263,7 +269,7 @@ export class SimComfyUI {
 
   /** One write to stdout/stderr as ComfyUI's LogInterceptor sees it. */
   log(m: string): void {
-    const entry = { t: new Date().toISOString().replace('Z', ''), m };
+    const entry = { t: localIso(new Date()), m };
     if (m.startsWith('\r') && this.lastTqdmOpen && this.logBuffer.length > 0) this.logBuffer[this.logBuffer.length - 1] = entry;
     else this.logBuffer.push(entry);
     this.lastTqdmOpen = !m.endsWith('\n');
@@ -351,7 +357,8 @@ export class SimComfyUI {
         }
         return json(200, {});
       }
-      if (req.method === 'GET' && path === '/view') return this.view(url, res);
+      // aiohttp answers HEAD on every GET route, as ComfyUI's /view does.
+      if ((req.method === 'GET' || req.method === 'HEAD') && path === '/view') return this.view(url, res, req.method === 'HEAD');
       if (req.method === 'GET' && path === '/podscope/tap' && this.opts.tap) return json(200, { tap: true, version: '1', client_prefix: 'podscope-', mirrored: 0, dropped: 0, errors: 0 });
       if (req.method === 'GET' && path === '/') return void res.writeHead(200, { 'content-type': 'text/html' }).end('<html>ComfyUI (simulated)</html>');
       json(404, { error: 'not found' });
@@ -407,7 +414,7 @@ export class SimComfyUI {
     };
   }
 
-  private view(url: URL, res: ServerResponse): void {
+  private view(url: URL, res: ServerResponse, head = false): void {
     const type = url.searchParams.get('type') ?? 'output';
     const dir = type === 'temp' ? this.opts.tempDir : this.opts.outputDir;
     const filename = url.searchParams.get('filename') ?? '';
@@ -416,8 +423,9 @@ export class SimComfyUI {
     const full = resolve(dir, subfolder, filename);
     if (!full.startsWith(resolve(dir) + sep)) return void res.writeHead(403).end();
     if (!existsSync(full) || !statSync(full).isFile()) return void res.writeHead(404).end();
-    res.writeHead(200, { 'content-type': filename.endsWith('.png') ? 'image/png' : 'application/octet-stream' });
-    createReadStream(full).pipe(res);
+    res.writeHead(200, { 'content-type': filename.endsWith('.png') ? 'image/png' : 'application/octet-stream', 'content-length': String(statSync(full).size) });
+    if (head) res.end();
+    else createReadStream(full).pipe(res);
   }
 
   /** POST /prompt: validate, enqueue, answer like ComfyUI. */

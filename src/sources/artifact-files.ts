@@ -4,13 +4,48 @@
  * symlinks the file must still be inside the directory.
  */
 import { realpath, stat } from 'node:fs/promises';
-import { dirname, join, resolve, sep } from 'node:path';
+import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
 
 export type ArtifactType = 'output' | 'temp';
 
-/** ComfyUI's temp directory sits beside its output directory (`<comfy>/temp`). */
-export function directoryFor(outputDir: string, type: ArtifactType): string {
-  return type === 'output' ? resolve(outputDir) : join(dirname(resolve(outputDir)), 'temp');
+/** The value of `--name V` or `--name=V` in a command line. */
+function argValue(argv: readonly string[], name: string): string | null {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === name && i + 1 < argv.length) return argv[i + 1]!;
+    if (a.startsWith(`${name}=`)) return a.slice(name.length + 1);
+  }
+  return null;
+}
+
+export interface ComfyDirs {
+  outputDir?: string | undefined;
+  /** COMFYUI_TEMP_DIR: the temp directory itself. */
+  tempDir?: string | undefined;
+  /** ComfyUI's command line (from /system_stats), null until known. */
+  argv: readonly string[] | null;
+}
+
+/**
+ * Where ComfyUI keeps temp outputs (PreviewImage), or null when podscope cannot tell (then
+ * ComfyUI's /view serves them). ComfyUI puts them in `<temp-directory>/temp` with
+ * `--temp-directory`, `<base-directory>/temp` with `--base-directory`, else `<ComfyUI>/temp`,
+ * which is the output directory's sibling only when `--output-directory` was not given.
+ */
+export function tempDirFor(d: ComfyDirs): string | null {
+  if (d.tempDir) return resolve(d.tempDir);
+  if (!d.argv) return null;
+  const temp = argValue(d.argv, '--temp-directory');
+  if (temp !== null) return isAbsolute(temp) ? join(temp, 'temp') : null;
+  const base = argValue(d.argv, '--base-directory');
+  if (base !== null) return isAbsolute(base) ? join(base, 'temp') : null;
+  if (d.outputDir && argValue(d.argv, '--output-directory') === null) return join(dirname(resolve(d.outputDir)), 'temp');
+  return null;
+}
+
+/** The directory holding outputs of `type`, or null when podscope does not know it. */
+export function directoryFor(d: ComfyDirs, type: ArtifactType): string | null {
+  return type === 'output' ? (d.outputDir ? resolve(d.outputDir) : null) : tempDirFor(d);
 }
 
 /** Why a filename or subfolder is refused, or null when it is acceptable. */

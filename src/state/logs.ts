@@ -68,6 +68,24 @@ export class LogStore {
       (needle === undefined || r.message.toLowerCase().includes(needle));
   }
 
+  /**
+   * Charges ComfyUI's unattributed lines logged between `from` and `to` (ComfyUI's clock) to a job:
+   * for a prompt too quick for podscope to see running, its /history timestamps say which lines
+   * were its own. Walks back from the newest line and stops at the first older than `from`.
+   */
+  attribute(jobId: string, from: number, to: number): number {
+    let n = 0;
+    this.ring.walkBack((r) => {
+      if (r.ts < from) return false;
+      if (r.source === 'comfyui' && r.job_id === null && r.ts <= to) {
+        r.job_id = jobId;
+        n++;
+      }
+      return undefined;
+    });
+    return n;
+  }
+
   /** The newest `lines` matching records (after the cursor), oldest first. */
   query(q: LogQuery): RingEntry<LogRecord>[] {
     return this.ring.select(this.matcher(q), q.lines, q.after ?? 0);

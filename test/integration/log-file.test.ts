@@ -109,8 +109,13 @@ describe('following COMFYUI_LOG_FILE', () => {
 
   it('stores a line that came by both the stream and the file once', async () => {
     const r = rig('');
-    r.collector.ingestComfy([{ t: '1', m: 'got prompt\n' }]);
-    appendFileSync(r.path, '[2026-11-22 09:14:09.455] got prompt\n');
+    // ComfyUI stamps a stream entry with its local time; ComfyUI-Manager prefixes the file's copy with the same time.
+    const at = new Date(Date.now() - 60_000);
+    const pad = (n: number, w = 2) => String(n).padStart(w, '0');
+    const day = `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())}`;
+    const time = `${pad(at.getHours())}:${pad(at.getMinutes())}:${pad(at.getSeconds())}.${pad(at.getMilliseconds(), 3)}`;
+    r.collector.ingestComfy([{ t: `${day}T${time}123`, m: 'got prompt\n' }]);
+    appendFileSync(r.path, `[${day} ${time}] got prompt\n`);
     appendFileSync(r.path, 'only in the file\n');
     await r.waitFor(() => r.lines().includes('only in the file'));
     expect(r.lines().filter((l) => l === 'got prompt')).toHaveLength(1);

@@ -64,7 +64,7 @@ describe('ComfyUI logs through the live stream', () => {
       const s = await rig!.get('/debug/status');
       return s.body.problems.find((p: { code: string }) => p.code === 'PROMPT_REJECTED');
     });
-    expect(status.message).toMatch(/prompt_outputs_failed_validation/);
+    expect(status.message).toMatch(/CheckpointLoaderSimple 4: Value not in list: ckpt_name: 'missing.safetensors'/);
     const q = await rig.get('/debug/queue');
     expect(q.body.rejected[0].lines).toContain("  - Value not in list: ckpt_name: 'missing.safetensors' not in ['sd_xl_base_1.0.safetensors', 'v1-5-pruned-emaonly.safetensors']");
   });

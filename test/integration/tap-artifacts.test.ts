@@ -142,8 +142,12 @@ describe('artifacts', () => {
     rig = await startRig({ outputDir: d.output, tempDir: d.temp });
     await until(async () => (await rig!.get('/ready')).status === 200);
     await submit(rig.sim.url, txt2img({ steps: 2, seed: 8 }), { clientId: 'w', extra: { job_id: 'proxied' } });
-    const art = await until(async () => (await rig!.get('/debug/artifacts?job_id=proxied')).body.artifacts?.[0]);
-    expect(art.exists).toBeNull();
+    // Existence and size come from a HEAD request to ComfyUI's /view.
+    const art = await until(async () => {
+      const a = (await rig!.get('/debug/artifacts?job_id=proxied')).body.artifacts?.[0];
+      return a?.exists === true ? a : undefined;
+    });
+    expect(art.size_bytes).toBeGreaterThan(0);
     const res = await fetch(`${rig.base}${art.url}`);
     expect(res.status).toBe(200);
     expect(await res.text()).toContain('simulated png');

@@ -67,6 +67,7 @@ describe('configuration', () => {
     ['PODSCOPE_JOB_HISTORY', '0', /at least 1/],
     ['PODSCOPE_ARTIFACTS', 'many', /integer/],
     ['PODSCOPE_STALL_S', '1', /at least 5/],
+    ['PODSCOPE_COMFYUI_GONE_S', '0', /at least 1/],
     ['PODSCOPE_COMFYUI_POLL_MS', '1', /at least 100/],
     ['PODSCOPE_COMFYUI_TIMEOUT_MS', 'x', /integer/],
     ['PODSCOPE_WS_PING_MS', '999999999', /at most/],
@@ -88,7 +89,7 @@ describe('configuration', () => {
 
   it('covers every variable with a bad-value case', () => {
     const tested = new Set(bad.map(([v]) => v));
-    const untestable = ['COMFYUI_LOG_FILE', 'COMFYUI_OUTPUT_DIR', 'RUNPOD_POD_ID'];
+    const untestable = ['COMFYUI_LOG_FILE', 'COMFYUI_OUTPUT_DIR', 'COMFYUI_TEMP_DIR', 'RUNPOD_POD_ID'];
     expect(CONFIG_VARIABLES.filter((v) => !tested.has(v) && !untestable.includes(v))).toEqual([]);
   });
 

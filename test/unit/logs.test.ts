@@ -5,7 +5,7 @@ import { LogCollector } from '../../src/collectors/logs.js';
 import { LogStore } from '../../src/state/logs.js';
 import { ComfyState } from '../../src/state/comfy.js';
 import { HealthBoard } from '../../src/state/health.js';
-import { parseQueueItem } from '../../src/state/jobs.js';
+import { decodeQueueItem as parseQueueItem } from '../../src/sources/comfy-events.js';
 import { loadConfig } from '../../src/config.js';
 import { Scrubber } from '../../src/secrets.js';
 
@@ -17,6 +17,9 @@ function rig(opts: { secrets?: string[]; lines?: number; bytes?: number } = {}) 
   const health = new HealthBoard();
   const collector = new LogCollector({ config: loadConfig({}, 'h'), store, comfy, health, scrubber: new Scrubber(opts.secrets ?? []) });
   const feed = (text: string) => collector.ingestComfy(text.split(/(?<=\n)/).map((m, i) => ({ t: `t${Math.random()}${i}`, m })));
+  // A live ComfyUI (HTTP answers, websocket open): lines are charged to the job it runs.
+  comfy.lastHttpOkAt = Date.now();
+  comfy.wsConnected = true;
   const run = (jobId: string) => comfy.tracker.applyQueue(Date.now(), [parseQueueItem([1, `p-${jobId}`, { '3': { class_type: 'KSampler', inputs: {} } }, { job_id: jobId }, ['3']])!], []);
   const messages = () => store.ring.toArray().map((e) => e.value);
   return { store, comfy, health, collector, feed, run, messages };

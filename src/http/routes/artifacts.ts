@@ -61,7 +61,9 @@ export function artifactsHandler(state: PodState) {
     let items: ReturnType<typeof present>[];
     if (q.job_id) {
       const job = state.comfy?.tracker.get(q.job_id);
-      const recorded = ledger?.ring.select((a) => a.job_id === q.job_id || a.prompt_id === q.job_id || a.prompt_id === job?.prompt_id, Number.POSITIVE_INFINITY).map((e) => e.value) ?? [];
+      // A known job is one prompt (the newest carrying a retried job id): only its outputs.
+      const mine = job ? (a: Artifact) => a.prompt_id === job.prompt_id : (a: Artifact) => a.job_id === q.job_id || a.prompt_id === q.job_id;
+      const recorded = ledger?.ring.select(mine, Number.POSITIVE_INFINITY).map((e) => e.value) ?? [];
       if (!job && recorded.length === 0) {
         throw new ApiError(404, 'JOB_NOT_FOUND', `No job with id ${q.job_id} is known.`, { details: { job_id: q.job_id } });
       }
@@ -98,14 +100,14 @@ export function downloadHandler(state: PodState) {
       'Cache-Control': 'no-store',
       ...(size !== undefined ? { 'Content-Length': String(size) } : {}),
     });
-    const outputDir = state.config.comfyuiOutputDir;
-    if (outputDir) {
-      const facts = await resolveInside(directoryFor(outputDir, type), subfolder, q.filename);
+    const dir = directoryFor({ outputDir: state.config.comfyuiOutputDir, tempDir: state.config.comfyuiTempDir, argv: state.comfy?.argv ?? null }, type);
+    if (dir) {
+      const facts = await resolveInside(dir, subfolder, q.filename);
       if (!facts) throw notFound();
       const stream = Readable.toWeb(createReadStream(facts.path)) as ReadableStream<Uint8Array>;
       return c.body(stream, 200, headers(facts.size));
     }
-    // No output directory known: ask ComfyUI, which applies its own checks too.
+    // The directory is not known here: ask ComfyUI, which applies its own checks too.
     const url = `${state.config.comfyuiUrl}/view?${new URLSearchParams({ filename: q.filename, subfolder, type })}`;
     let res: Response;
     try {

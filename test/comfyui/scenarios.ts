@@ -1,0 +1,374 @@
+/**
+ * The conformance scenarios, run against a real ComfyUI with the tap node installed and without
+ * it. Each scenario submits prompts as the platform's worker does, polls podscope as a harness
+ * does, and holds podscope's answers to what ComfyUI really did.
+ */
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RealComfy } from './real-comfy.js';
+import { failingGraph, invalidGraph, markerGraph, quickGraph, samplerGraph, saveRecording, startPod, Submitter, until, Watcher, type Pod, type Sample } from './harness.js';
+
+export type Mode = 'tap' | 'observer';
+
+/** The issue's goals: found by job id within 1 s of the POST; the outcome within 1 s (200 ms with the tap) of the submitter's terminal event. */
+const FOUND_MS = 1000;
+const outcomeMs = (mode: Mode) => (mode === 'tap' ? 200 : 1000);
+
+const jobId = (what: string) => `job-${what}-${randomUUID().slice(0, 8)}`;
+
+/** The first sample at or after `from` that satisfies `pred`. */
+function firstAfter(samples: Sample[], from: number, pred: (s: Sample) => boolean): Sample | undefined {
+  return samples.find((s) => s.at >= from && pred(s));
+}
+
+export function conformance(mode: Mode): void {
+  describe(`podscope against the real ComfyUI 0.3.64 (${mode === 'tap' ? 'with the tap node' : 'without the tap node'})`, () => {
+    let comfy: RealComfy;
+    let pod: Pod;
+    let worker: Submitter;
+
+    beforeAll(async () => {
+      comfy = new RealComfy({ tap: mode === 'tap' });
+      await comfy.start();
+      pod = await startPod(comfy);
+      worker = await new Submitter(comfy.url).connect();
+      await until(async () => (await pod.get('/ready')).status === 200 || null, 30_000);
+      await until(async () => (await pod.get('/debug/status')).body.comfyui.tap === (mode === 'tap') || null, 30_000);
+    }, 180_000);
+
+    afterAll(async () => {
+      worker?.close();
+      await pod?.close();
+      await comfy?.stop();
+    });
+
+    /** Submits, watches /debug/workflow?job_id= until the job ends, and returns everything seen. */
+    async function run(graph: ReturnType<typeof samplerGraph>, id: string, opts: { client?: boolean; name?: string } = {}) {
+      const watcher = new Watcher(pod, `/debug/workflow?job_id=${id}`);
+      const status = new Watcher(pod, '/debug/status', 50);
+      const posted = await worker.submit(graph, id, opts);
+      expect(posted.status).toBe(200);
+      const promptId = posted.promptId!;
+      const end = await until(async () => {
+        const r = await pod.get(`/debug/workflow?job_id=${id}`);
+        return r.status === 200 && ['success', 'error', 'interrupted', 'lost'].includes(r.body.status) && r.body.prompt_id === promptId ? r : null;
+      }, 60_000);
+      await new Promise((r) => setTimeout(r, 100));
+      const samples = await watcher.stop();
+      const statuses = await status.stop();
+      if (opts.name) saveRecording(`${mode}-${opts.name}`, pod.raw, posted.postedAt - 50);
+      return { promptId, posted, end, samples, statuses };
+    }
+
+    it('finds a job by its job id within 1 s of the POST, and never shows it under another id', async () => {
+      const id = jobId('found');
+      const { posted, samples, statuses } = await run(samplerGraph({ steps: 8, stepMs: 100 }), id, { name: 'success' });
+      const found = firstAfter(samples, posted.postedAt, (s) => s.status === 200);
+      expect(found, 'never found by its job id').toBeDefined();
+      expect(found!.at - posted.postedAt).toBeLessThanOrEqual(FOUND_MS + 100);
+      for (const s of samples.filter((x) => x.status === 200)) expect(s.body.job_id).toBe(id);
+      for (const s of statuses) if (s.body.current_job) expect([id, null]).toContain(s.body.current_job.job_id);
+    });
+
+    it("reports the outcome soon after the submitter's terminal event", async () => {
+      const id = jobId('outcome');
+      const { promptId, samples } = await run(samplerGraph({ steps: 5, stepMs: 80 }), id);
+      const terminal = await worker.terminal(promptId);
+      const done = firstAfter(samples, 0, (s) => s.status === 200 && s.body.status === 'success');
+      expect(done, 'success never shown').toBeDefined();
+      expect(done!.at - terminal.at).toBeLessThanOrEqual(outcomeMs(mode) + 50);
+    });
+
+    it('raises progress with the work, never lowers it, and stays below 95 until the last 10 % of the run', async () => {
+      const id = jobId('progress');
+      const { samples, end } = await run(samplerGraph({ steps: 20, stepMs: 100, loadMs: 300 }), id);
+      expect(end.body.progress_percent).toBe(100);
+      const seen = samples.filter((s) => s.status === 200 && s.body.status === 'running');
+      const values = seen.map((s) => s.body.progress_percent).filter((p): p is number => p !== null);
+      for (let i = 1; i < values.length; i++) expect(values[i]!).toBeGreaterThanOrEqual(values[i - 1]!);
+      // Rises with the work: several distinct values between the first and the last step.
+      expect(new Set(values.filter((v) => v > 5 && v < 95)).size).toBeGreaterThanOrEqual(3);
+      const started = Date.parse(end.body.started_at);
+      const finished = Date.parse(end.body.finished_at);
+      const lastTenth = finished - 0.1 * (finished - started);
+      for (const s of seen) if (s.at < lastTenth && s.body.progress_percent !== null) expect(s.body.progress_percent).toBeLessThan(95);
+    });
+
+    it('shows the running sampler and its steps live', async () => {
+      const id = jobId('live');
+      const { samples } = await run(samplerGraph({ steps: 12, stepMs: 120 }), id);
+      const live = samples.filter((s) => s.status === 200 && s.body.status === 'running').flatMap((s) => s.body.nodes.filter((n: { status: string }) => n.status === 'running'));
+      const sampler = live.filter((n: { class_type: string; progress: { steps: number; total: number } | null }) => n.class_type === 'PodscopeTqdmSampler' && n.progress && n.progress.steps > 0 && n.progress.steps < 12);
+      expect(sampler.length).toBeGreaterThan(0);
+    });
+
+    it('gives the same running job in /debug/status and /debug/queue, and an as_of no older than what the queue holds', async () => {
+      const id = jobId('agree');
+      const posted = await worker.submit(samplerGraph({ steps: 10, stepMs: 100 }), id);
+      const pairs: Array<{ status: Sample['body']; queue: Sample['body'] }> = [];
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const [status, queue] = await Promise.all([pod.get('/debug/status'), pod.get('/debug/queue')]);
+        pairs.push({ status: status.body, queue: queue.body });
+        const w = await pod.get(`/debug/workflow?job_id=${id}`);
+        if ((w.body.status === 'success' && w.body.prompt_id === posted.promptId) || Date.now() > deadline) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      let compared = 0;
+      for (const { status, queue } of pairs) {
+        const running = status.current_job?.prompt_id ?? null;
+        const queued = queue.running[0]?.prompt_id ?? null;
+        // Two requests a few ms apart may straddle a change; a settled pair must agree.
+        if (running === posted.promptId || queued === posted.promptId) {
+          compared++;
+          if (running !== null && queued !== null) expect(queued).toBe(running);
+        }
+        const asOf = Date.parse(queue.as_of);
+        for (const j of [...queue.running, ...queue.pending]) {
+          if (j.started_at) expect(asOf).toBeGreaterThanOrEqual(Date.parse(j.started_at));
+          expect(asOf).toBeGreaterThanOrEqual(Date.parse(j.first_seen_at));
+        }
+      }
+      expect(compared).toBeGreaterThan(5);
+      const both = pairs.filter((p) => p.status.current_job && p.queue.running[0]);
+      const disagree = both.filter((p) => p.status.current_job.prompt_id !== p.queue.running[0].prompt_id || p.status.queue.running !== p.queue.running.length);
+      expect(disagree).toHaveLength(0);
+    });
+
+    it('keeps times in order and leaves unknown node times null, never invented', async () => {
+      const id = jobId('times');
+      const { end } = await run(samplerGraph({ steps: 5, stepMs: 60, loadMs: 500 }), id);
+      const w = end.body;
+      const t = (v: string | null) => (v === null ? null : Date.parse(v));
+      if (w.queued_at !== null) expect(t(w.queued_at)!).toBeLessThanOrEqual(t(w.started_at)!);
+      expect(t(w.started_at)!).toBeLessThanOrEqual(t(w.finished_at)!);
+      for (const n of w.nodes) {
+        if (n.duration_ms !== null) expect(n.duration_ms).toBeGreaterThanOrEqual(0);
+        if (n.started_at !== null) {
+          expect(t(n.started_at)!).toBeGreaterThanOrEqual(t(w.started_at)! - 5);
+          expect(t(n.started_at)!).toBeLessThanOrEqual(t(w.finished_at)!);
+        }
+        // A node that ran for a measurable time never shows 0 ms.
+        if (n.duration_ms === 0) expect(n.class_type).not.toBe('PodscopeSlowLoad');
+      }
+      const loader = w.nodes.find((n: { class_type: string }) => n.class_type === 'PodscopeSlowLoad');
+      if (mode === 'tap') {
+        expect(loader.duration_ms).toBeGreaterThanOrEqual(450);
+        expect(loader.timing).toBe('comfyui');
+        expect(w.queued_at).not.toBeNull();
+      } else {
+        // Without the tap nothing shows when the loader started: unknown, not zero.
+        expect(loader.status).toBe('completed');
+        expect(loader.duration_ms).toBeNull();
+        expect(loader.started_at).toBeNull();
+      }
+    });
+
+    it('reports a node that raises, with its exception and traceback', async () => {
+      const id = jobId('error');
+      const { end } = await run(failingGraph(), id, { name: 'error' });
+      expect(end.body.status).toBe('error');
+      expect(end.body.error.exception_type).toMatch(/RuntimeError/);
+      expect(end.body.error.exception_message).toBe('podscope test node failed on purpose');
+      expect(end.body.error.traceback.length).toBeGreaterThan(0);
+      const node = end.body.nodes.find((n: { node_id: string }) => n.node_id === '2');
+      expect(node.status).toBe('error');
+      expect(end.body.nodes.find((n: { node_id: string }) => n.node_id === '3').status).toBe('skipped');
+    });
+
+    it('links a fully cached re-run to its own job id and marks its nodes cached', async () => {
+      const graph = quickGraph();
+      await run(graph, jobId('first'));
+      const id = jobId('cached');
+      const { end } = await run(graph, id, { name: 'cached' });
+      expect(end.body.status).toBe('success');
+      expect(end.body.job_id).toBe(id);
+      expect(end.body.nodes.every((n: { status: string }) => n.status === 'cached')).toBe(true);
+      const arts = await pod.get(`/debug/artifacts?job_id=${id}`);
+      expect(arts.status).toBe(200);
+      expect(arts.body.artifacts.every((a: { from_cache: boolean }) => a.from_cache)).toBe(true);
+    });
+
+    it('finds a 20 ms prompt by its job id', async () => {
+      const id = jobId('quick');
+      const { posted, samples, end } = await run(quickGraph(), id, { name: 'quick' });
+      expect(end.body.status).toBe('success');
+      const found = firstAfter(samples, posted.postedAt, (s) => s.status === 200);
+      expect(found!.at - posted.postedAt).toBeLessThanOrEqual(FOUND_MS + 100);
+      const arts = await pod.get(`/debug/artifacts?job_id=${id}`);
+      expect(arts.body.artifacts).toHaveLength(1);
+      expect(arts.body.artifacts[0].kind).toBe('image');
+      await until(async () => (await pod.get(`/debug/artifacts?job_id=${id}`)).body.artifacts[0].exists === true || null, 10_000);
+    });
+
+    it('tells a rejected prompt apart, with the reason', async () => {
+      const id = jobId('rejected');
+      const posted = await worker.submit(invalidGraph(), id);
+      expect(posted.status).toBe(400);
+      const q = await until(async () => {
+        const r = await pod.get('/debug/queue');
+        return r.body.rejected.find((x: { at: string; reasons: string[] }) => Date.parse(x.at) >= posted.postedAt - 1000 && x.reasons.length > 0);
+      }, 10_000);
+      expect(q.reasons.join(' ')).toMatch(/PodscopeTqdmSampler 3: Value 0 smaller than min of 1: steps/);
+      if (mode === 'tap') {
+        expect(q.job_id).toBe(id);
+        const w = await pod.get(`/debug/workflow?job_id=${id}`);
+        expect(w.status).toBe(200);
+        expect(w.body.status).toBe('error');
+        expect(w.body.error.exception_type).toBe('PromptRejected');
+        expect(w.body.error.exception_message).toMatch(/steps/);
+      }
+    });
+
+    it('marks the node an interrupt cut off as interrupted, and the nodes after it as skipped', async () => {
+      const id = jobId('interrupt');
+      const watcher = new Watcher(pod, `/debug/workflow?job_id=${id}`);
+      const posted = await worker.submit(samplerGraph({ steps: 60, stepMs: 100, loadMs: 100 }), id);
+      await until(() => worker.frames.find((f) => f.type === 'progress' && f.data.prompt_id === posted.promptId && (f.data.value as number) >= 3), 30_000, 10);
+      await fetch(`${comfy.url}/interrupt`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      const end = await until(async () => {
+        const r = await pod.get(`/debug/workflow?job_id=${id}`);
+        return r.body.status === 'interrupted' ? r : null;
+      }, 30_000);
+      await watcher.stop();
+      saveRecording(`${mode}-interrupt`, pod.raw, posted.postedAt - 50);
+      const byId = (nid: string) => end.body.nodes.find((n: { node_id: string }) => n.node_id === nid);
+      expect(byId('3').status).toBe('interrupted');
+      expect(byId('3').progress.steps).toBeGreaterThanOrEqual(3);
+      expect(byId('4').status).toBe('skipped');
+      expect(end.body.error.exception_type).toBe('Interrupted');
+    });
+
+    it('shows a second prompt pending behind the first, with its job id, and runs both', async () => {
+      const a = jobId('first-of-two');
+      const b = jobId('second-of-two');
+      const pa = await worker.submit(samplerGraph({ steps: 10, stepMs: 100 }), a);
+      const pb = await worker.submit(samplerGraph({ steps: 3, stepMs: 50 }), b);
+      const q = await until(async () => {
+        const r = await pod.get('/debug/queue');
+        return r.body.pending.find((p: { prompt_id: string }) => p.prompt_id === pb.promptId) ? r : null;
+      }, 5000);
+      expect(q.body.running.map((r: { job_id: string }) => r.job_id)).toEqual([a]);
+      expect(q.body.pending[0]).toMatchObject({ job_id: b, position: 1 });
+      for (const [id, p] of [[a, pa], [b, pb]] as const) {
+        const w = await until(async () => {
+          const r = await pod.get(`/debug/workflow?job_id=${id}`);
+          return r.body.status === 'success' ? r : null;
+        }, 30_000);
+        expect(w.body.prompt_id).toBe(p.promptId);
+      }
+    });
+
+    it('answers for the new prompt as soon as a job id is retried, with only its own outputs', async () => {
+      const id = jobId('retried');
+      const first = await run(samplerGraph({ steps: 2, stepMs: 20 }), id);
+      const watcher = new Watcher(pod, `/debug/workflow?job_id=${id}`);
+      const second = await worker.submit(samplerGraph({ steps: 6, stepMs: 100 }), id);
+      await until(async () => {
+        const r = await pod.get(`/debug/workflow?job_id=${id}`);
+        return r.body.prompt_id === second.promptId && r.body.status === 'success' ? r : null;
+      }, 30_000);
+      const samples = await watcher.stop();
+      const switched = firstAfter(samples, second.postedAt, (s) => s.body.prompt_id === second.promptId);
+      expect(switched!.at - second.postedAt).toBeLessThanOrEqual(FOUND_MS + 100);
+      // After it switched, never the old prompt's answer again.
+      for (const s of samples.filter((x) => x.at >= switched!.at)) expect(s.body.prompt_id).toBe(second.promptId);
+      expect(switched!.body.retry_of).toBe(first.promptId);
+      const arts = await pod.get(`/debug/artifacts?job_id=${id}`);
+      expect(arts.body.artifacts.map((a: { prompt_id: string }) => a.prompt_id)).toEqual([second.promptId]);
+    });
+
+    it('follows a prompt that has no client_id', async () => {
+      const id = jobId('no-client');
+      const { end, samples } = await run(samplerGraph({ steps: 10, stepMs: 100 }), id, { client: false, name: 'no-client' });
+      expect(end.body.status).toBe('success');
+      const values = samples.filter((s) => s.status === 200 && s.body.status === 'running').map((s) => s.body.progress_percent).filter((p): p is number => p !== null);
+      expect(Math.max(...values)).toBeLessThan(95);
+      expect(new Set(values.filter((v) => v > 5)).size).toBeGreaterThanOrEqual(3);
+    });
+
+    it('finds a PreviewImage output in ComfyUI\u2019s temp directory and serves it', async () => {
+      const id = jobId('preview');
+      const { end } = await run(samplerGraph({ steps: 1, stepMs: 10, loadMs: 10, output: 'PreviewImage' }), id, { name: 'preview' });
+      expect(end.body.status).toBe('success');
+      const art = await until(async () => {
+        const r = await pod.get(`/debug/artifacts?job_id=${id}`);
+        return r.body.artifacts[0]?.exists === true ? r.body.artifacts[0] : null;
+      }, 10_000);
+      expect(art.type).toBe('temp');
+      const file = await fetch(`${pod.base}${art.url}`);
+      expect(file.status).toBe(200);
+      expect(file.headers.get('content-type')).toBe('image/png');
+      expect((await file.arrayBuffer()).byteLength).toBeGreaterThan(50);
+    });
+
+    it('keeps each log line once, from the file and the websocket, at ComfyUI\u2019s time', async () => {
+      const marker = `podscope-marker-${randomUUID()}`;
+      const id = jobId('marker');
+      const { posted, end } = await run(markerGraph(marker), id);
+      const logs = await until(async () => {
+        const r = await pod.get(`/debug/logs?q=${marker}&lines=100`);
+        return r.body.lines.length > 0 ? r : null;
+      }, 10_000);
+      await new Promise((r) => setTimeout(r, 1500)); // the other origin's copy has had time to arrive
+      const again = await pod.get(`/debug/logs?q=${marker}&lines=100`);
+      expect(again.body.lines).toHaveLength(1);
+      const line = logs.body.lines[0];
+      expect(line.job_id).toBe(id);
+      expect(Date.parse(line.ts)).toBeGreaterThanOrEqual(posted.postedAt - 50);
+      expect(Date.parse(line.ts)).toBeLessThanOrEqual(Date.parse(end.body.finished_at) + 50);
+    });
+
+    it('declares a job of a ComfyUI that died and stayed down lost within 30 s, and says why', async () => {
+      const id = jobId('killed');
+      const posted = await worker.submit(samplerGraph({ steps: 200, stepMs: 100, loadMs: 50 }), id);
+      await until(async () => (await pod.get(`/debug/workflow?job_id=${id}`)).body.status === 'running' || null, 10_000);
+      await until(() => worker.frames.find((f) => f.type === 'progress' && f.data.prompt_id === posted.promptId), 20_000, 10);
+      await comfy.kill();
+      const killedAt = Date.now();
+      const lost = await until(async () => {
+        const r = await pod.get(`/debug/workflow?job_id=${id}`);
+        return r.body.status === 'lost' ? r : null;
+      }, 40_000, 100);
+      expect(lost.at - killedAt).toBeLessThanOrEqual(30_000);
+      expect(lost.body.lost_reason).toMatch(/ComfyUI stopped/);
+      expect(lost.body.error.exception_type).toBe('ProbableSystemRamOom');
+      expect(lost.body.nodes.find((n: { node_id: string }) => n.node_id === '3').status).toBe('interrupted');
+      worker.close();
+      await comfy.start();
+      worker = await new Submitter(comfy.url).connect();
+      await until(async () => (await pod.get('/ready')).status === 200 || null, 30_000);
+    }, 120_000);
+
+    it('after a restart under a job, charges none of the new ComfyUI\u2019s lines to it and still diagnoses it', async () => {
+      const id = jobId('restarted');
+      const posted = await worker.submit(samplerGraph({ steps: 200, stepMs: 100, loadMs: 50 }), id);
+      await until(() => worker.frames.find((f) => f.type === 'progress' && f.data.prompt_id === posted.promptId), 20_000, 10);
+      await until(async () => (await pod.get(`/debug/workflow?job_id=${id}`)).body.status === 'running' || null, 10_000);
+      worker.close();
+      await comfy.kill();
+      const restartAt = Date.now();
+      await comfy.start();
+      worker = await new Submitter(comfy.url).connect();
+      const lost = await until(async () => {
+        const r = await pod.get(`/debug/workflow?job_id=${id}`);
+        return r.body.status === 'lost' ? r : null;
+      }, 30_000, 100);
+      expect(lost.body.lost_reason).toMatch(/restarted|stopped/);
+      expect(lost.body.error.exception_type).toBe('ProbableSystemRamOom');
+      await until(async () => (await pod.get('/ready')).status === 200 || null, 30_000);
+      await new Promise((r) => setTimeout(r, 2000)); // the new ComfyUI's start-up lines are in by now
+      const charged = await pod.get(`/debug/logs?job_id=${id}&lines=1000&source=comfyui`);
+      const late = charged.body.lines.filter((l: { ts: string }) => Date.parse(l.ts) >= restartAt);
+      expect(late.map((l: { message: string }) => l.message)).toEqual([]);
+      // The start-up lines are kept once each (file and replayed websocket backlog).
+      const gui = await pod.get('/debug/logs?q=To%20see%20the%20GUI&lines=100');
+      const since = gui.body.lines.filter((l: { ts: string }) => Date.parse(l.ts) >= restartAt);
+      expect(since).toHaveLength(1);
+      // And the new ComfyUI runs jobs that podscope follows.
+      const next = jobId('after-restart');
+      const after = await run(quickGraph(), next);
+      expect(after.end.body.status).toBe('success');
+    }, 120_000);
+  });
+}

@@ -1,0 +1,3 @@
+import { conformance } from './scenarios.js';
+
+conformance('tap');

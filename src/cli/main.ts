@@ -132,7 +132,7 @@ async function wait(args: Args, env: Record<string, string | undefined>): Promis
     const { status, body } = await getJson(opts, `/debug/workflow?job_id=${encodeURIComponent(job)}`);
     if (status === 200) {
       const s = body.status as string;
-      if (s !== last && !args.flags.has('json')) process.stderr.write(`job ${job}: ${s}${s === 'running' ? ` ${body.progress_percent}%` : ''}\n`);
+      if (s !== last && !args.flags.has('json')) process.stderr.write(`job ${job}: ${s}${s === 'running' && body.progress_percent !== null ? ` ${body.progress_percent}%` : ''}\n`);
       last = s;
       if (s === 'success') {
         out(args.flags.has('json') ? JSON.stringify(body, null, 2) : `job ${job} succeeded in ${body.duration_s ?? '?'} s`);
@@ -142,6 +142,11 @@ async function wait(args: Args, env: Record<string, string | undefined>): Promis
         if (args.flags.has('json')) out(JSON.stringify(body, null, 2));
         else {
           const e = body.error;
+          if (e?.exception_type === 'PromptRejected') {
+            // ComfyUI refused it at POST /prompt: every reason, one per line.
+            out(`job ${job} was rejected by ComfyUI (HTTP 400, never queued):\n${String(e.exception_message).split('\n').map((r) => `  ${r}`).join('\n')}`);
+            return 1;
+          }
           const where = e?.node_id ? ` in node ${e.node_id} (${e.class_type})` : '';
           out(`job ${job} ${s}${where}: ${e ? `${e.exception_type}: ${String(e.exception_message).split('\n')[0]}` : (body.lost_reason ?? 'no error recorded')}`);
         }

@@ -31,7 +31,7 @@ export interface SimOptions {
   nodeMs?: number;
   /** '0.3.64' routes progress_state to the submitter only; '0.3.50' broadcasts it. */
   version?: string;
-  /** Behave as if the podscope tap node were installed: mirror execution events to `podscope-` sockets, answer /podscope/tap. */
+  /** Behave as if the podscope tap node (v2) were installed: report prompts, nodes and outcomes to `podscope-` sockets, answer /podscope/tap. */
   tap?: boolean;
   /** Send a binary preview after each sampler step. */
   previews?: boolean;
@@ -70,7 +70,16 @@ const KNOWN_CLASSES = new Set([
   'VHS_VideoCombine',
   'SaveAudio',
   'SimSleep',
+  // The conformance suite's nodes (test/comfyui/nodes) and the core nodes its workflows use.
+  'EmptyImage',
+  'ImageInvert',
+  'PodscopeTqdmSampler',
+  'PodscopeSlowLoad',
+  'PodscopeRaise',
+  'PodscopeMarker',
 ]);
+/** Inputs with a minimum that validation checks (`INPUT_TYPES` min), by class. */
+const MINIMUMS: Record<string, Array<[string, number]>> = { PodscopeTqdmSampler: [['steps', 1]], EmptyImage: [['width', 1], ['height', 1]], KSampler: [['steps', 1]] };
 const OUTPUT_CLASSES = new Set(['SaveImage', 'PreviewImage', 'SaveAnimatedWEBP', 'VHS_VideoCombine', 'SaveAudio']);
 export const CHECKPOINTS = ['sd_xl_base_1.0.safetensors', 'v1-5-pruned-emaonly.safetensors'];
 
@@ -240,16 +249,29 @@ export class SimComfyUI {
     if (ws.readyState === WebSocket.OPEN) ws.send(payload);
   }
 
-  /** An execution event as the prompt's submitter gets it, plus the tap's mirror to podscope. */
+  /**
+   * An execution event as the prompt's submitter gets it (`executing` and `executed` only when it
+   * has a client_id, as ComfyUI does), plus the tap's copy to podscope: the executor's events for
+   * every prompt, the submitter's progress and outputs, never `executing`.
+   */
   private exec(type: string, data: Record<string, unknown>, task: Task, broadcastWithoutClient = false): void {
     const clientId = typeof task.extra.client_id === 'string' ? task.extra.client_id : null;
     if (clientId !== null) this.send(type, data, clientId);
     else if (broadcastWithoutClient) this.send(type, data, null);
-    if (this.opts.tap) {
-      for (const [sid] of this.sockets) {
-        if (sid.startsWith('podscope') && sid !== clientId && !(clientId === null && broadcastWithoutClient)) this.send(type, data, sid);
-      }
+    if (this.opts.tap && type !== 'executing' && !(clientId === null && broadcastWithoutClient)) {
+      if (clientId !== null || type.startsWith('execution_')) this.tapEmit(type, data, clientId);
     }
+  }
+
+  /** What the tap node sends podscope's sockets. */
+  private tapEmit(type: string, data: Record<string, unknown>, except: string | null = null): void {
+    if (!this.opts.tap) return;
+    for (const [sid] of this.sockets) if (sid.startsWith('podscope') && sid !== except) this.send(type, data, sid);
+  }
+
+  /** extra_data as the tap reports it: scalars whose names are not secrets. */
+  private static tapExtra(extra: Record<string, unknown>): Record<string, unknown> {
+    return Object.fromEntries(Object.entries(extra).filter(([k, v]) => !/KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|PRIVATE/i.test(k) && (v === null || ['string', 'number', 'boolean'].includes(typeof v))));
   }
 
   /** Send a raw frame to every socket (fault injection: unknown types, garbage, huge frames). */
@@ -359,7 +381,10 @@ export class SimComfyUI {
       }
       // aiohttp answers HEAD on every GET route, as ComfyUI's /view does.
       if ((req.method === 'GET' || req.method === 'HEAD') && path === '/view') return this.view(url, res, req.method === 'HEAD');
-      if (req.method === 'GET' && path === '/podscope/tap' && this.opts.tap) return json(200, { tap: true, version: '1', client_prefix: 'podscope-', mirrored: 0, dropped: 0, errors: 0 });
+      if (req.method === 'GET' && path === '/podscope/tap' && this.opts.tap) {
+        const hooks = { send_sync: true, add_message: true, execute_async: true, execute: true, validate_prompt: true };
+        return json(200, { tap: true, version: '2', client_prefix: 'podscope-', sent: 0, dropped: 0, errors: 0, hooks });
+      }
       if (req.method === 'GET' && path === '/') return void res.writeHead(200, { 'content-type': 'text/html' }).end('<html>ComfyUI (simulated)</html>');
       json(404, { error: 'not found' });
     } catch {
@@ -434,15 +459,19 @@ export class SimComfyUI {
     const graph = (b.prompt ?? {}) as Graph;
     const extra: Record<string, unknown> = { ...((b.extra_data as Record<string, unknown>) ?? {}) };
     if (typeof b.client_id === 'string') extra.client_id = b.client_id;
+    const promptId = typeof b.prompt_id === 'string' ? b.prompt_id : randomUUID();
+    const posted = { prompt_id: promptId, extra: SimComfyUI.tapExtra(extra), t: Date.now() };
     const errors = this.validate(graph);
     if (errors) {
       for (const line of errors.lines) this.log(`${line}\n`);
+      const body = errors.body as { error: unknown; node_errors: unknown };
+      this.tapEmit('podscope.prompt_rejected', { ...posted, error: body.error, node_errors: body.node_errors });
       return json(400, errors.body);
     }
+    this.tapEmit('podscope.prompt_queued', posted);
     const outputs = Object.entries(graph)
       .filter(([, n]) => OUTPUT_CLASSES.has(n.class_type))
       .map(([id]) => id);
-    const promptId = typeof b.prompt_id === 'string' ? b.prompt_id : randomUUID();
     const number = typeof b.number === 'number' ? b.number : b.front ? -++this.counter : ++this.counter;
     this.queue.push({ number, promptId, graph, extra, outputs });
     this.queue.sort((a, c) => a.number - c.number);
@@ -463,6 +492,17 @@ export class SimComfyUI {
           body: { error: { type: 'invalid_prompt', message: `Cannot execute because node ${n.class_type} does not exist.`, details: `Node ID '#${id}'`, extra_info: {} }, node_errors: {} },
           lines: [`invalid prompt: Cannot execute because node ${n.class_type} does not exist.`],
         };
+      }
+      for (const [input, min] of MINIMUMS[n.class_type] ?? []) {
+        const value = n.inputs[input];
+        if (typeof value !== 'number' || value >= min) continue;
+        const out = ids.find((o) => OUTPUT_CLASSES.has(graph[o]!.class_type)) ?? id;
+        nodeErrors[id] = {
+          errors: [{ type: 'value_smaller_than_min', message: `Value ${value} smaller than min of ${min}`, details: input, extra_info: { input_name: input, received_value: value } }],
+          dependent_outputs: [out],
+          class_type: n.class_type,
+        };
+        lines.push(`Failed to validate prompt for output ${out}:`, `* ${n.class_type} ${id}:`, `  - Value ${value} smaller than min of ${min}: ${input}`, 'Output will be ignored');
       }
       if (n.class_type === 'CheckpointLoaderSimple' && !CHECKPOINTS.includes(String(n.inputs.ckpt_name))) {
         const out = ids.find((o) => OUTPUT_CLASSES.has(graph[o]!.class_type)) ?? id;
@@ -536,6 +576,13 @@ export class SimComfyUI {
     const memo = new Map<string, string>();
     const cached = order.filter((id) => this.cache.has(this.signature(task.graph, id, memo)));
     const progressState: Record<string, Record<string, unknown>> = {};
+    const outline = Object.fromEntries(
+      Object.entries(task.graph).map(([id, n]) => [
+        id,
+        { class_type: n.class_type, inputs: Object.fromEntries(Object.entries(n.inputs).filter(([k, v]) => (Array.isArray(v) && v.length === 2) || (k === 'steps' && typeof v === 'number'))) },
+      ]),
+    );
+    this.tapEmit('podscope.prompt_start', { prompt_id: task.promptId, extra: SimComfyUI.tapExtra(task.extra), graph: outline, outputs: task.outputs, t: Date.now() });
     const startMsg = { prompt_id: task.promptId, timestamp: Date.now() };
     messages.push(['execution_start', startMsg]);
     this.exec('execution_start', startMsg, task);
@@ -577,11 +624,20 @@ export class SimComfyUI {
         nodeState(id, 0, 1, 'running');
         sendState();
         this.exec('executing', { node: id, display_node: id, prompt_id: task.promptId }, task);
-        const ui = await this.runNode(task, id, node, (value, max) => {
-          nodeState(id, value, max, 'running');
-          sendState();
-          this.exec('progress', { value, max, prompt_id: task.promptId, node: id }, task, true);
-        });
+        const tapNode = { prompt_id: task.promptId, node_id: id, display_node_id: id, class_type: node.class_type };
+        this.tapEmit('podscope.node_start', { ...tapNode, t: Date.now() });
+        let ui: Record<string, unknown> | null;
+        try {
+          ui = await this.runNode(task, node, (value, max) => {
+            nodeState(id, value, max, 'running');
+            sendState();
+            this.exec('progress', { value, max, prompt_id: task.promptId, node: id }, task, true);
+          });
+        } catch (err) {
+          if (!this.stopped) this.tapEmit('podscope.node_end', { ...tapNode, t: Date.now(), outcome: 'error' });
+          throw err;
+        }
+        this.tapEmit('podscope.node_end', { ...tapNode, t: Date.now(), outcome: 'success' });
         nodeState(id, (progressState[id]!.max as number) ?? 1, (progressState[id]!.max as number) ?? 1, 'finished');
         sendState();
         executed.push(id);
@@ -657,7 +713,7 @@ export class SimComfyUI {
     return 1;
   }
 
-  private async runNode(task: Task, id: string, node: Graph[string], progress: (v: number, m: number) => void): Promise<Record<string, unknown> | null> {
+  private async runNode(task: Task, node: Graph[string], progress: (v: number, m: number) => void): Promise<Record<string, unknown> | null> {
     const { nodeMs, stepMs } = this.opts;
     switch (node.class_type) {
       case 'CheckpointLoaderSimple':
@@ -699,12 +755,40 @@ export class SimComfyUI {
       case 'SimSleep':
         await this.tick(Number(node.inputs.seconds ?? 1) * 1000);
         return null;
+      case 'PodscopeSlowLoad':
+        await this.tick(Number(node.inputs.ms ?? 500));
+        return null;
+      case 'PodscopeTqdmSampler': {
+        const steps = Math.max(1, Number(node.inputs.steps ?? 10));
+        const ms = Number(node.inputs.step_ms ?? 50);
+        this.log(`\r  0%|          | 0/${steps} [00:00<?, ?it/s]`);
+        for (let s = 1; s <= steps; s++) {
+          await this.tick(ms);
+          progress(s, steps);
+          const pct = Math.round((s / steps) * 100);
+          this.log(`\r${String(pct).padStart(3)}%|${'█'.repeat(Math.round(pct / 10)).padEnd(10, ' ')}| ${s}/${steps} [00:00<00:00, ${(1000 / Math.max(1, ms)).toFixed(2)}it/s]`);
+        }
+        this.log('\n');
+        return null;
+      }
+      case 'PodscopeRaise': {
+        await this.tick(nodeMs);
+        const message = String(node.inputs.message ?? 'podscope test node failed on purpose');
+        throw new NodeFailure('RuntimeError', message, [
+          '  File "/comfyui/execution.py", line 496, in execute\n    output_data, output_ui, has_subgraph, has_pending_tasks = await get_output_data(prompt_id, unique_id, obj, input_data_all, execution_block_cb=execution_block_cb, pre_execute_cb=pre_execute_cb, hidden_inputs=hidden_inputs)\n',
+          `  File "/comfyui/custom_nodes/podscope_test_nodes/__init__.py", line 78, in run\n    raise RuntimeError(message)\n`,
+        ]);
+      }
+      case 'PodscopeMarker':
+        this.log(`${String(node.inputs.marker ?? 'podscope-marker')}\n`);
+        return null;
       case 'SaveImage':
       case 'PreviewImage':
       case 'SaveAnimatedWEBP': {
         await this.tick(nodeMs);
         const temp = node.class_type === 'PreviewImage';
-        const prefix = temp ? `ComfyUI_temp_${id}` : String(node.inputs.filename_prefix ?? 'ComfyUI');
+        // PreviewImage names its files ComfyUI_temp_<5 random letters>_00001_.png.
+        const prefix = temp ? `ComfyUI_temp_${randomUUID().replace(/[^a-f]/g, '').padEnd(5, 'a').slice(0, 5)}` : String(node.inputs.filename_prefix ?? 'ComfyUI');
         const ext = node.class_type === 'SaveAnimatedWEBP' ? 'webp' : 'png';
         const file = this.writeOutput(prefix, ext, temp ? 'temp' : 'output');
         return node.class_type === 'SaveAnimatedWEBP' ? { images: [file], animated: [true] } : { images: [file] };

@@ -10,7 +10,13 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { startPodscope, type Podscope } from '../../src/main.js';
 import type { RawInput } from '../../src/collectors/comfyui.js';
-import type { RealComfy } from './real-comfy.js';
+
+/** What podscope is pointed at: the real ComfyUI or the simulator. */
+export interface ComfyTarget {
+  url: string;
+  logFile: string;
+  outputDir: string;
+}
 
 export type Graph = Record<string, { class_type: string; inputs: Record<string, unknown> }>;
 
@@ -23,7 +29,7 @@ export interface Pod {
   close(): Promise<void>;
 }
 
-export async function startPod(comfy: RealComfy, env: Record<string, string> = {}): Promise<Pod> {
+export async function startPod(comfy: ComfyTarget, env: Record<string, string> = {}): Promise<Pod> {
   const raw: RawInput[] = [];
   const pod = await startPodscope({
     env: {

@@ -3,12 +3,16 @@
  * it. Each scenario submits prompts as the platform's worker does, polls podscope as a harness
  * does, and holds podscope's answers to what ComfyUI really did.
  */
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RealComfy } from './real-comfy.js';
 import { failingGraph, invalidGraph, markerGraph, quickGraph, samplerGraph, saveRecording, startPod, Submitter, until, Watcher, type Pod, type Sample } from './harness.js';
 
 export type Mode = 'tap' | 'observer';
+
+const BIN = fileURLToPath(new URL('../../bin/podscope.js', import.meta.url));
 
 /** The issue's goals: found by job id within 1 s of the POST; the outcome within 1 s (200 ms with the tap) of the submitter's terminal event. */
 const FOUND_MS = 1000;
@@ -217,6 +221,17 @@ export function conformance(mode: Mode): void {
         expect(w.body.status).toBe('error');
         expect(w.body.error.exception_type).toBe('PromptRejected');
         expect(w.body.error.exception_message).toMatch(/steps/);
+        // The harness's `podscope wait` ends at once with exit 1 and the reason.
+        const started = Date.now();
+        // podscope serves from this process: the CLI runs as an async child, never blocking it.
+        const cli = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+          execFile(process.execPath, [BIN, 'wait', '--url', pod.base, '--job', id, '--timeout', '30'], (err, stdout) =>
+            resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout }),
+          );
+        });
+        expect(cli.code).toBe(1);
+        expect(cli.stdout).toMatch(/rejected by ComfyUI[\s\S]*PodscopeTqdmSampler 3: Value 0 smaller than min of 1: steps/);
+        expect(Date.now() - started).toBeLessThan(10_000);
       }
     });
 

@@ -7,9 +7,9 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import WebSocket from 'ws';
 import { startPodscope, type Podscope } from '../../src/main.js';
 import type { RawInput } from '../../src/collectors/comfyui.js';
+import { jsonGetter, SubmitterClient, until as untilCondition } from '../helpers/comfy-rig.js';
 
 /** What podscope is pointed at: the real ComfyUI or the simulator. */
 export interface ComfyTarget {
@@ -48,17 +48,7 @@ export async function startPod(comfy: ComfyTarget, env: Record<string, string> =
     },
   });
   const base = `http://127.0.0.1:${pod.port}`;
-  return {
-    pod,
-    base,
-    raw,
-    async get(path) {
-      const res = await fetch(`${base}${path}`);
-      const text = await res.text();
-      return { status: res.status, body: text.startsWith('{') ? JSON.parse(text) : text, at: Date.now() };
-    },
-    close: () => pod.close(),
-  };
+  return { pod, base, raw, get: jsonGetter(base), close: () => pod.close() };
 }
 
 /** Keeps the raw inputs of one scenario as JSONL under test-results/recordings/ (for fixtures and debugging). */
@@ -70,14 +60,9 @@ export function saveRecording(name: string, raw: RawInput[], from: number): stri
   return path;
 }
 
-export async function until<T>(probe: () => Promise<T | undefined | false | null> | T | undefined | false | null, ms = 30_000, every = 25): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false && v !== null) return v;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, every));
-  }
+/** Waits on a condition with the suite's generous defaults (30 s deadline, 25 ms polls). */
+export function until<T>(probe: () => Promise<T | undefined | false | null> | T | undefined | false | null, ms = 30_000, every = 25): Promise<T> {
+  return untilCondition(probe, ms, every);
 }
 
 export interface Frame {
@@ -87,26 +72,9 @@ export interface Frame {
 }
 
 /** A client like RunPod's worker: a fresh clientId and its own socket, receiving its own prompts' events. */
-export class Submitter {
-  readonly clientId = `harness-${randomUUID()}`;
-  readonly frames: Frame[] = [];
-  private ws!: WebSocket;
-
-  constructor(readonly url: string) {}
-
-  async connect(): Promise<this> {
-    this.ws = new WebSocket(`${this.url.replace('http', 'ws')}/ws?clientId=${this.clientId}`);
-    this.ws.on('message', (d, binary) => {
-      if (binary) return;
-      const m = JSON.parse(d.toString()) as { type: string; data: Record<string, unknown> };
-      this.frames.push({ ...m, at: Date.now() });
-    });
-    this.ws.on('error', () => undefined);
-    await new Promise((r, j) => {
-      this.ws.once('open', r);
-      this.ws.once('error', j);
-    });
-    return this;
+export class Submitter extends SubmitterClient {
+  constructor(url: string) {
+    super(url, `harness-${randomUUID()}`);
   }
 
   /** POSTs a prompt; `client: false` sends no client_id (a script's prompt). */
@@ -124,7 +92,7 @@ export class Submitter {
     return until(() => this.frames.find((f) => /^execution_(success|error|interrupted)$/.test(f.type) && f.data.prompt_id === promptId), ms, 5);
   }
 
-  close(): void {
+  override close(): void {
     this.ws?.terminate();
   }
 }

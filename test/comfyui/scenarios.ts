@@ -47,9 +47,9 @@ export function conformance(mode: Mode): void {
     });
 
     /** Submits, watches /debug/workflow?job_id= until the job ends, and returns everything seen. */
-    async function run(graph: ReturnType<typeof samplerGraph>, id: string, opts: { client?: boolean; name?: string } = {}) {
+    async function run(graph: ReturnType<typeof samplerGraph>, id: string, opts: { client?: boolean; name?: string; statusEvery?: number } = {}) {
       const watcher = new Watcher(pod, `/debug/workflow?job_id=${id}`);
-      const status = new Watcher(pod, '/debug/status', 50);
+      const status = new Watcher(pod, '/debug/status', opts.statusEvery ?? 50);
       const posted = await worker.submit(graph, id, opts);
       expect(posted.status).toBe(200);
       const promptId = posted.promptId!;
@@ -64,9 +64,17 @@ export function conformance(mode: Mode): void {
       return { promptId, posted, end, samples, statuses };
     }
 
+    it('says plainly what it can see of other clients’ prompts in this mode', async () => {
+      const s = await pod.get('/debug/status');
+      expect(s.body.comfyui.visibility.mode).toBe(mode);
+      expect(s.body.comfyui.visibility.sees).toMatch(mode === 'tap' ? /every prompt from every client, node by node/ : /without the tap node/);
+      if (mode === 'tap') expect(s.body.comfyui.tap_version).toBe('2');
+    });
+
     it('finds a job by its job id within 1 s of the POST, and never shows it under another id', async () => {
       const id = jobId('found');
-      const { posted, samples, statuses } = await run(samplerGraph({ steps: 8, stepMs: 100 }), id, { name: 'success' });
+      // /debug/status polled every 10 ms: the window between a prompt's first frame and the /queue look is short.
+      const { posted, samples, statuses } = await run(samplerGraph({ steps: 8, stepMs: 100 }), id, { name: 'success', statusEvery: 10 });
       const found = firstAfter(samples, posted.postedAt, (s) => s.status === 200);
       expect(found, 'never found by its job id').toBeDefined();
       expect(found!.at - posted.postedAt).toBeLessThanOrEqual(FOUND_MS + 100);

@@ -35,11 +35,7 @@ export async function startRig(simOpts: SimOptions = {}, env: Record<string, str
     sim,
     pod,
     base,
-    async get(path) {
-      const res = await fetch(`${base}${path}`);
-      const text = await res.text();
-      return { status: res.status, body: text.startsWith('{') ? JSON.parse(text) : text };
-    },
+    get: jsonGetter(base),
     async close() {
       await pod.close();
       await sim.stop();
@@ -47,12 +43,22 @@ export async function startRig(simOpts: SimOptions = {}, env: Record<string, str
   };
 }
 
-/** Polls until `probe` returns a value, or fails after `ms`. */
-export async function until<T>(probe: () => Promise<T | undefined | false>, ms = 5000, every = 20): Promise<T> {
+/** GETs a path of a server and parses the body when it is JSON; `at` is when the answer came. */
+export function jsonGetter(base: string) {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  return async (path: string): Promise<{ status: number; body: any; at: number }> => {
+    const res = await fetch(`${base}${path}`);
+    const text = await res.text();
+    return { status: res.status, body: text.startsWith('{') ? JSON.parse(text) : text, at: Date.now() };
+  };
+}
+
+/** Polls until `probe` returns a value (not undefined, false or null), or fails after `ms`. */
+export async function until<T>(probe: () => Promise<T | undefined | false | null> | T | undefined | false | null, ms = 5000, every = 20): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await probe();
-    if (v !== undefined && v !== false) return v;
+    if (v !== undefined && v !== false && v !== null) return v;
     if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`);
     await new Promise((r) => setTimeout(r, every));
   }
@@ -61,7 +67,7 @@ export async function until<T>(probe: () => Promise<T | undefined | false>, ms =
 /** A client like the platform's worker: its own socket under its own id, receiving its own prompt's events. */
 export class SubmitterClient {
   readonly frames: Array<{ type: string; data: Record<string, unknown>; at: number }> = [];
-  private ws!: WebSocket;
+  protected ws!: WebSocket;
 
   constructor(
     readonly url: string,
@@ -75,7 +81,11 @@ export class SubmitterClient {
       const m = JSON.parse(d.toString()) as { type: string; data: Record<string, unknown> };
       this.frames.push({ ...m, at: Date.now() });
     });
-    await new Promise((r) => this.ws.once('open', r));
+    this.ws.on('error', () => undefined); // a refused or dropped socket must not crash the test run
+    await new Promise((resolve, reject) => {
+      this.ws.once('open', resolve);
+      this.ws.once('error', reject);
+    });
     return this;
   }
 

@@ -29,6 +29,10 @@ export interface LoggerOptions {
  * write at the next (or at once past 64 KiB), instead of one system call per line. Whatever is
  * pending is written before the process exits.
  */
+/** Every buffered sink's flush, run once when the process exits (one listener, however many sinks). */
+const flushAtExit = new Set<() => void>();
+let exitHooked = false;
+
 export function bufferedStdout(write: (text: string) => void = (t) => process.stdout.write(t)): LineSink {
   let pending: string[] = [];
   let size = 0;
@@ -41,7 +45,13 @@ export function bufferedStdout(write: (text: string) => void = (t) => process.st
     size = 0;
     write(text);
   };
-  process.once('exit', flush);
+  flushAtExit.add(flush);
+  if (!exitHooked) {
+    exitHooked = true;
+    process.once('exit', () => {
+      for (const f of flushAtExit) f();
+    });
+  }
   return {
     write(line) {
       pending.push(line);

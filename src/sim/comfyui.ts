@@ -289,6 +289,11 @@ export class SimComfyUI {
 
   // ---- logs --------------------------------------------------------------------------------
 
+  /** The clientIds subscribed to the log stream (PATCH /internal/logs/subscribe). */
+  subscriberIds(): string[] {
+    return [...this.subscribed];
+  }
+
   /** One write to stdout/stderr as ComfyUI's LogInterceptor sees it. */
   log(m: string): void {
     const entry = { t: localIso(new Date()), m };

@@ -4,6 +4,7 @@
 import WebSocket from 'ws';
 import { SimComfyUI, type SimOptions } from '../../src/sim/comfyui.js';
 import { startPodscope, type Podscope } from '../../src/main.js';
+import { until } from './wait.js';
 
 export interface Rig {
   sim: SimComfyUI;
@@ -53,16 +54,7 @@ export function jsonGetter(base: string) {
   };
 }
 
-/** Polls until `probe` returns a value (not undefined, false or null), or fails after `ms`. */
-export async function until<T>(probe: () => Promise<T | undefined | false | null> | T | undefined | false | null, ms = 5000, every = 20): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false && v !== null) return v;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, every));
-  }
-}
+export { until } from './wait.js';
 
 /** A client like the platform's worker: its own socket under its own id, receiving its own prompt's events. */
 export class SubmitterClient {

@@ -1,6 +1,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN } from '../helpers/spawn.js';
+import { alive, until } from '../helpers/wait.js';
 
 const TOKEN = 'demo-token-0123456789';
 let demo: ChildProcess;
@@ -20,14 +21,6 @@ function descendants(pid: number): number[] {
   return all;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -171,7 +164,6 @@ describe('stopping the demo', () => {
     const exited = new Promise<number | null>((r) => demo.once('exit', (code) => r(code)));
     demo.kill('SIGINT');
     expect(await exited).toBe(0);
-    await new Promise((r) => setTimeout(r, 300));
-    expect(kids.filter(alive)).toEqual([]);
+    await until(() => kids.filter(alive).length === 0);
   }, 15_000);
 });

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { startPodscope } from '../../src/main.js';
 import { BIN } from '../helpers/spawn.js';
+import { alive, until } from '../helpers/wait.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const have = (cmd: string, arg = '--version') => spawnSync(cmd, [arg]).status === 0;
@@ -145,14 +146,6 @@ describe('deploy/runpod/entrypoint.sh', () => {
     return { dir, child, exited, waitFor, out: () => out };
   }
 
-  const alive = (pid: number) => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  };
 
   it('starts both, sends ComfyUI output to the log file, and stops both on SIGTERM', async () => {
     const e = start('echo $$ > DIR/comfy.pid; echo comfy says hi; exec sleep 300');
@@ -162,8 +155,7 @@ describe('deploy/runpod/entrypoint.sh', () => {
     e.child.kill('SIGTERM');
     const code = await e.exited;
     expect(code).not.toBeNull();
-    await new Promise((r) => setTimeout(r, 200));
-    expect(alive(comfyPid)).toBe(false);
+    await until(() => !alive(comfyPid));
     expect(e.out()).not.toMatch(/podscope listening[\s\S]*podscope listening/);
   }, 20_000);
 

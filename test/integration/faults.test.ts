@@ -162,12 +162,11 @@ describe('nvidia-smi hanging 100 times in a row', () => {
     });
     const fds = () => readdirSync('/proc/self/fd').length;
     await collector.tick(); // warm up lazily opened descriptors
-    await new Promise((r) => setTimeout(r, 200));
+    await until(() => fake.leftovers().length === 0);
     const before = fds();
     for (let i = 0; i < 100; i++) await collector.tick();
-    await new Promise((r) => setTimeout(r, 500));
-    expect(fake.leftovers()).toEqual([]);
-    expect(fds()).toBeLessThanOrEqual(before + 2);
+    await until(() => fake.leftovers().length === 0);
+    await until(() => fds() <= before + 2);
   }, 60_000);
 });
 
@@ -191,10 +190,12 @@ describe('SIGTERM under load', () => {
       p.child.kill('SIGKILL');
     });
     let polling = true;
+    let answered = 0;
     const pollers = Array.from({ length: 50 }, async () => {
       while (polling) {
         const r = await fetch(`${p.url}/debug/status`).catch(() => null);
         await r?.arrayBuffer().catch(() => undefined);
+        if (r) answered++;
       }
     });
     const follow = await fetch(`${p.url}/debug/logs?follow=1`);
@@ -202,7 +203,8 @@ describe('SIGTERM under load', () => {
     void (async () => {
       for (;;) if ((await reader.read().catch(() => ({ done: true }))).done) break;
     })();
-    await new Promise((r) => setTimeout(r, 500));
+    // Under load for real: every poller has been answered at least once on average.
+    await until(async () => answered >= 50, 20_000);
     const sent = Date.now();
     p.child.kill('SIGTERM');
     const { code, at } = await p.exited;

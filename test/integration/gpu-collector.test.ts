@@ -1,3 +1,4 @@
+import { until } from '../helpers/wait.js';
 import { describe, expect, it } from 'vitest';
 import { GpuCollector } from '../../src/collectors/gpu.js';
 import { GpuState } from '../../src/state/gpu.js';
@@ -51,23 +52,21 @@ describe('GPU collector against a real child process', () => {
     expect(r.codes()).toContain('NVIDIA_SMI_TIMEOUT');
     expect(r.health.problems()[0]!.message).toMatch(/did not answer within 300 ms and was killed/);
     expect(r.collector.readiness().ok).toBe(false);
-    await new Promise((res) => setTimeout(res, 200));
-    expect(r.fake.leftovers()).toEqual([]);
+    await until(() => r.fake.leftovers().length === 0);
   });
 
   it('sees a hung child while it runs (the leftover check works)', async () => {
-    const r = rig({ mode: 'hang', spawn_child: true }, { timeoutMs: 1500 });
+    const r = rig({ mode: 'hang', spawn_child: true }, { timeoutMs: 8000 });
     const tick = r.collector.tick();
-    await new Promise((res) => setTimeout(res, 700));
-    expect(r.fake.leftovers().length).toBe(2);
+    await until(() => r.fake.leftovers().length === 2, 7000);
     await tick;
+    await until(() => r.fake.leftovers().length === 0);
   });
 
   it('leaves no child behind after 50 hangs in a row', async () => {
     const r = rig({ mode: 'hang', ignore_term: true, spawn_child: true }, { timeoutMs: 100 });
     for (let i = 0; i < 50; i++) await r.collector.tick();
-    await new Promise((res) => setTimeout(res, 300));
-    expect(r.fake.leftovers()).toEqual([]);
+    await until(() => r.fake.leftovers().length === 0);
     expect(r.health.get('gpu')!.consecutive_failures).toBe(50);
   }, 60_000);
 

@@ -48,7 +48,8 @@ describe('following COMFYUI_LOG_FILE', () => {
   it('waits for a partial last line to end', async () => {
     const r = rig('');
     appendFileSync(r.path, 'half a ');
-    await new Promise((res) => setTimeout(res, 400));
+    // The follower has read the partial line (so it could have stored it), and did not.
+    await r.waitFor(() => (r.collector.describe().file as { bytes_read: number }).bytes_read >= 'half a '.length);
     expect(r.lines()).toEqual([]);
     appendFileSync(r.path, 'line\n');
     await r.waitFor(() => r.lines().includes('half a line'));

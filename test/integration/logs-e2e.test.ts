@@ -87,7 +87,9 @@ describe('ComfyUI logs through the live stream', () => {
     await until(async () => rig!.pod.state.comfy!.wsReconnects >= 1, 3000);
     rig.sim.silence(false);
     await until(async () => (await rig!.get('/ready')).status === 200);
-    await new Promise((r) => setTimeout(r, 200));
+    // podscope subscribes again right after connecting: wait for ComfyUI to have it.
+    const clientId = () => rig!.pod.state.comfy!.wsClientId;
+    await until(async () => rig!.sim.subscriberIds().includes(clientId() ?? ''));
     rig.sim.log('a line after the reconnect\n');
     await until(async () => (await rig!.get('/debug/logs?q=after%20the%20reconnect')).body.lines.length === 1);
   });

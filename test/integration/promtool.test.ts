@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { startPodscope } from '../../src/main.js';
+import { until } from '../helpers/wait.js';
 
 const hasPromtool = spawnSync('promtool', ['--version']).status === 0;
 
@@ -12,9 +13,12 @@ describe('/metrics under promtool', () => {
       sinks: [],
     });
     try {
-      await new Promise((r) => setTimeout(r, 300));
       await fetch(`http://127.0.0.1:${pod.port}/health`);
-      const text = await (await fetch(`http://127.0.0.1:${pod.port}/metrics`)).text();
+      // The process metrics come from the host collector's first sample.
+      const text = await until(async () => {
+        const t = await (await fetch(`http://127.0.0.1:${pod.port}/metrics`)).text();
+        return /^process_resident_memory_bytes \d+/m.test(t) ? t : null;
+      });
       // Process memory and descriptors come from the host collector's sample: no /proc read during the scrape.
       expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
       expect(text).toMatch(/^process_open_fds \d+/m);

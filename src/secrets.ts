@@ -10,9 +10,15 @@ export const REDACTED = '[REDACTED]';
 
 const SECRET_NAME = /KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|PRIVATE/i;
 
+/**
+ * podscope's own variables whose names say KEY but whose values are not secrets. The name rule
+ * would otherwise scrub PODSCOPE_JOB_ID_KEY's value (`job_id`) out of every log line and answer.
+ */
+const NOT_SECRET = new Set(['PODSCOPE_JOB_ID_KEY']);
+
 /** True when a variable or field name says it holds a secret. */
 export function isSecretName(name: string): boolean {
-  return SECRET_NAME.test(name);
+  return SECRET_NAME.test(name) && !NOT_SECRET.has(name);
 }
 
 const URL_USERINFO = /([a-z][a-z0-9+.-]*:\/\/)([^/@\s:]*):([^/@\s]*)@/gi;

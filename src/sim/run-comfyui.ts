@@ -4,7 +4,9 @@
  */
 import { SimComfyUI } from './comfyui.js';
 
-const sim = new SimComfyUI({ stepMs: Number(process.argv[2] ?? 50), port: Number(process.env.SIM_PORT ?? 0) });
+// SIM_LOG_STDOUT=1 prints the log to stdout, as ComfyUI does (the fake base images redirect it to a file).
+const onLog = process.env.SIM_LOG_STDOUT === '1' ? (m: string) => void process.stdout.write(m) : undefined;
+const sim = new SimComfyUI({ stepMs: Number(process.argv[2] ?? 50), port: Number(process.env.SIM_PORT ?? 0), onLog });
 await sim.start();
 process.stdout.write(`SIM_URL=${sim.url}\n`);
 const stop = () => void sim.stop().then(() => process.exit(0));

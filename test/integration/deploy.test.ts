@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { startPodscope } from '../../src/main.js';
-import { BIN } from '../helpers/spawn.js';
-import { alive, until } from '../helpers/wait.js';
+import { z } from 'zod';
+import { isSecretName } from '../../src/secrets.js';
+import { SimComfyUI } from '../../src/sim/comfyui.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const have = (cmd: string, arg = '--version') => spawnSync(cmd, [arg]).status === 0;
@@ -60,28 +61,47 @@ describe('deploy/grafana', () => {
   });
 });
 
-describe('runpod.toml', () => {
-  const parsed = JSON.parse(
-    spawnSync('python3', ['-c', 'import json,sys,tomllib; print(json.dumps(tomllib.load(open(sys.argv[1],"rb"))))', join(root, 'runpod.toml')], { encoding: 'utf8' }).stdout,
-  ) as { name: string; project: Record<string, unknown> & { env_vars: Record<string, unknown> } };
+/**
+ * RunPod's REST API template body (POST https://rest.runpod.io/v1/templates, TemplateCreateInput),
+ * transcribed from its documented OpenAPI schema (docs.runpod.io, api-reference templates): name
+ * and imageName required; category NVIDIA | AMD | CPU; ports as "port/http|tcp" strings; env as a
+ * string map. Unknown fields are refused, as they are by the schema.
+ */
+const TemplateCreateInput = z
+  .object({
+    name: z.string().min(1),
+    imageName: z.string().min(1),
+    category: z.enum(['NVIDIA', 'AMD', 'CPU']).optional(),
+    containerDiskInGb: z.number().int().min(1).optional(),
+    containerRegistryAuthId: z.string().optional(),
+    dockerEntrypoint: z.array(z.string()).optional(),
+    dockerStartCmd: z.array(z.string()).optional(),
+    env: z.record(z.string(), z.string()).optional(),
+    isPublic: z.boolean().optional(),
+    isServerless: z.boolean().optional(),
+    ports: z.array(z.string().regex(/^\d{1,5}\/(http|tcp)$/)).optional(),
+    readme: z.string().optional(),
+    volumeInGb: z.number().int().min(0).optional(),
+    volumeMountPath: z.string().optional(),
+  })
+  .strict();
 
-  it('has what runpodctl reads, with the right types', () => {
-    expect(typeof parsed.name).toBe('string');
-    const p = parsed.project;
-    expect(p.uuid).toMatch(/^[0-9a-f]{8}$/);
-    expect(typeof p.base_image).toBe('string');
-    expect(Array.isArray(p.gpu_types) && (p.gpu_types as unknown[]).every((g) => typeof g === 'string')).toBe(true);
-    expect(Number.isInteger(p.gpu_count)).toBe(true);
-    expect(p.volume_mount_path).toBe('/workspace');
-    expect(Number.isInteger(p.container_disk_size_gb)).toBe(true);
-    const ports = String(p.ports).replace(/\s/g, '').split(',');
-    expect(ports).toEqual(expect.arrayContaining(['8188/http', '9188/http']));
+describe('deploy/runpod/template.json', () => {
+  const template = JSON.parse(readFileSync(join(root, 'deploy/runpod/template.json'), 'utf8'));
+
+  it('is a valid body for RunPod\u2019s REST API template endpoint', () => {
+    expect(TemplateCreateInput.safeParse(template).error?.issues ?? []).toEqual([]);
   });
 
-  it('has string env values and the token from a RunPod secret', () => {
-    const env = parsed.project.env_vars;
-    expect(Object.values(env).every((v) => typeof v === 'string')).toBe(true);
-    expect(env.PODSCOPE_TOKEN).toBe('{{ RUNPOD_SECRET_podscope_token }}');
+  it('describes a pod: ComfyUI and podscope over the proxy, the base image\u2019s own ports kept, a volume at /workspace', () => {
+    expect(template.isServerless).toBe(false);
+    expect(template.ports).toEqual(expect.arrayContaining(['8188/http', '9188/http', '8080/http', '8888/http', '22/tcp']));
+    expect(template.volumeMountPath).toBe('/workspace');
+  });
+
+  it('takes the token from a RunPod secret, never a literal', () => {
+    expect(template.env.PODSCOPE_TOKEN).toBe('{{ RUNPOD_SECRET_podscope_token }}');
+    for (const [k, v] of Object.entries(template.env as Record<string, string>)) if (isSecretName(k)) expect(v).toMatch(/^\{\{ RUNPOD_SECRET_\w+ \}\}$/);
   });
 });
 
@@ -95,12 +115,18 @@ describe('Dockerfile.runpod', () => {
     expect(df).toMatch(/^FROM \$\{COMFYUI_IMAGE\}$/m);
   });
 
-  it('adds the Node runtime, podscope, the tap, the entrypoint, ports and a health check', () => {
+  it('adds the Node runtime, podscope, the tap, ports and a health check on the workload', () => {
     expect(df).toContain('COPY --from=node-runtime /usr/local/bin/node /usr/local/bin/node');
     expect(df).toContain('COPY comfyui/podscope_tap ./comfyui/podscope_tap');
     expect(df).toMatch(/^EXPOSE 8188 9188$/m);
-    expect(df).toMatch(/^HEALTHCHECK .*\n.*\/health/m);
-    expect(df).toMatch(/^ENTRYPOINT \["\/opt\/podscope\/entrypoint\.sh"\]$/m);
+    expect(df).toMatch(/^HEALTHCHECK .*\n\s+CMD \["node", "\/opt\/podscope\/healthcheck\.mjs"\]$/m);
+  });
+
+  it("wraps the base's start-up instead of replacing it: the wrapper is the entrypoint, the base's command is recorded", () => {
+    expect(df).toMatch(/^ENTRYPOINT \["\/opt\/podscope\/wrap\.sh"\]$/m);
+    expect(df).toMatch(/^ARG BASE_CMD=\/start\.sh$/m);
+    expect(df).toMatch(/^ENV PODSCOPE_WRAPPED_CMD=\$\{BASE_CMD\}/m);
+    expect(df).not.toMatch(/^CMD /m); // a CMD would replace the base's; the wrapper runs BASE_CMD itself
   });
 
   it('copies only files that exist', () => {
@@ -108,64 +134,30 @@ describe('Dockerfile.runpod', () => {
   });
 });
 
-describe('deploy/runpod/entrypoint.sh', () => {
-  const entry = join(root, 'deploy/runpod/entrypoint.sh');
+describe('the health check', () => {
+  const check = join(root, 'deploy/runpod/healthcheck.mjs');
+  const run = (url: string) => new Promise<number | null>((resolve) => spawn(process.execPath, [check], { env: { COMFYUI_URL: url }, stdio: 'ignore' }).once('exit', resolve));
 
-  it.skipIf(!have('shellcheck') && !inCI)('passes shellcheck', () => {
-    const r = spawnSync('shellcheck', [entry], { encoding: 'utf8' });
+  it("is healthy while ComfyUI answers, whatever podscope's state", async () => {
+    const sim = new SimComfyUI();
+    await sim.start();
+    try {
+      expect(await run(sim.url)).toBe(0);
+    } finally {
+      await sim.stop();
+    }
+  });
+
+  it('is unhealthy when ComfyUI does not answer', async () => {
+    expect(await run('http://127.0.0.1:9')).toBe(1);
+  });
+});
+
+describe('shell scripts', () => {
+  it.skipIf(!have('shellcheck') && !inCI)('pass shellcheck: the wrapper and the fake base images', () => {
+    const scripts = [join(root, 'deploy/runpod/wrap.sh'), ...['runpod-comfyui', 'worker-comfyui', 'supervisord'].map((b) => join(root, `test/fixtures/bases/${b}.sh`))];
+    const r = spawnSync('shellcheck', scripts, { encoding: 'utf8' });
     expect(r.stdout + r.stderr).toBe('');
     expect(r.status).toBe(0);
   });
-
-  function start(comfyCmd: string) {
-    const dir = mkdtempSync(join(tmpdir(), 'podscope-entry-'));
-    const child = spawn('bash', [entry], {
-      env: {
-        PATH: `${process.env.PATH}`,
-        COMFYUI_START_CMD: comfyCmd.replaceAll('DIR', dir),
-        PODSCOPE_BIN: BIN,
-        PODSCOPE_PORT: '0',
-        PODSCOPE_HOST: '127.0.0.1',
-        PODSCOPE_GPU: 'off',
-        COMFYUI_URL: 'http://127.0.0.1:9',
-        COMFYUI_LOG_FILE: join(dir, 'logs/comfyui.log'),
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-    const waitFor = async (re: RegExp) => {
-      const deadline = Date.now() + 10_000;
-      while (!re.test(out)) {
-        if (Date.now() > deadline) throw new Error(out);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    };
-    return { dir, child, exited, waitFor, out: () => out };
-  }
-
-
-  it('starts both, sends ComfyUI output to the log file, and stops both on SIGTERM', async () => {
-    const e = start('echo $$ > DIR/comfy.pid; echo comfy says hi; exec sleep 300');
-    await e.waitFor(/podscope listening/);
-    const comfyPid = Number(readFileSync(join(e.dir, 'comfy.pid'), 'utf8'));
-    expect(readFileSync(join(e.dir, 'logs/comfyui.log'), 'utf8')).toContain('comfy says hi');
-    e.child.kill('SIGTERM');
-    const code = await e.exited;
-    expect(code).not.toBeNull();
-    await until(() => !alive(comfyPid));
-    expect(e.out()).not.toMatch(/podscope listening[\s\S]*podscope listening/);
-  }, 20_000);
-
-  it('exits, stopping podscope, when ComfyUI dies', async () => {
-    const e = start('echo $$ > DIR/comfy.pid; exec sleep 300');
-    await e.waitFor(/podscope listening/);
-    const comfyPid = Number(readFileSync(join(e.dir, 'comfy.pid'), 'utf8'));
-    process.kill(comfyPid, 'SIGKILL');
-    const code = await e.exited;
-    expect(code).not.toBe(0);
-    expect(e.out()).toMatch(/received SIGTERM, shutting down/);
-  }, 20_000);
 });

@@ -177,3 +177,29 @@ describe('fuzzing every /debug endpoint', () => {
     expect(r.status).toBe(431);
   });
 });
+
+describe('variables whose names say KEY but hold no secret', () => {
+  it('keeps PODSCOPE_JOB_ID_KEY=job_id out of the scrubber: "job_id" survives in answers and logs', async () => {
+    const lines: string[] = [];
+    const sim = new SimComfyUI({ stepMs: 5 });
+    await sim.start();
+    const pod = await startPodscope({
+      env: { PODSCOPE_PORT: '0', PODSCOPE_HOST: '127.0.0.1', COMFYUI_URL: sim.url, PODSCOPE_GPU: 'off', PODSCOPE_JOB_ID_KEY: 'job_id', LOG_LEVEL: 'info' },
+      sinks: [{ write: (l: string) => void lines.push(l) }],
+    });
+    try {
+      await submit(sim.url, txt2img({ steps: 1, seed: 77 }), { clientId: 'w', extra: { job_id: 'kept-job' } });
+      const body = await until(async () => {
+        const r = await fetch(`http://127.0.0.1:${pod.port}/debug/workflow?job_id=kept-job`);
+        const j = r.ok ? ((await r.json()) as { status: string; job_id: string }) : null;
+        return j?.status === 'success' ? j : undefined;
+      }, 15_000);
+      expect(body.job_id).toBe('kept-job');
+      expect(lines.join('\n')).toContain('"job_id":"kept-job"');
+      expect(lines.join('\n')).not.toContain('[REDACTED]');
+    } finally {
+      await pod.close();
+      await sim.stop();
+    }
+  });
+});

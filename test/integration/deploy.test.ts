@@ -155,7 +155,7 @@ describe('the health check', () => {
 
 describe('shell scripts', () => {
   it.skipIf(!have('shellcheck') && !inCI)('pass shellcheck: the wrapper and the fake base images', () => {
-    const scripts = [join(root, 'deploy/runpod/wrap.sh'), ...['runpod-comfyui', 'worker-comfyui', 'supervisord'].map((b) => join(root, `test/fixtures/bases/${b}.sh`))];
+    const scripts = [join(root, 'deploy/runpod/wrap.sh'), ...['runpod-comfyui', 'worker-comfyui', 'supervisord', 'runpod-base'].map((b) => join(root, `test/fixtures/bases/${b}.sh`))];
     const r = spawnSync('shellcheck', scripts, { encoding: 'utf8' });
     expect(r.stdout + r.stderr).toBe('');
     expect(r.status).toBe(0);

@@ -20,7 +20,7 @@ const TAP = join(ROOT, 'comfyui/podscope_tap');
 const SIM = join(ROOT, 'dist/sim/run-comfyui.js');
 const BASES = join(ROOT, 'test/fixtures/bases');
 
-type Base = 'runpod-comfyui' | 'worker-comfyui' | 'supervisord';
+type Base = 'runpod-comfyui' | 'worker-comfyui' | 'supervisord' | 'runpod-base';
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -68,9 +68,10 @@ function layout(root: string): void {
   mkdirSync(join(root, 'tmp'));
 }
 
-async function wrap(base: Base, env: Record<string, string> = {}): Promise<Wrapped> {
+async function wrap(base: Base, env: Record<string, string> = {}, prepare: (root: string) => void = () => undefined): Promise<Wrapped> {
   const root = mkdtempSync(join(tmpdir(), 'podscope-base-'));
   layout(root);
+  prepare(root);
   const [comfyPort, podPort] = [await freePort(), await freePort()];
   const mark = `m${Math.random().toString(36).slice(2)}`;
   const child = spawn('bash', [WRAP], {
@@ -195,6 +196,20 @@ describe('wrapping runpod/worker-comfyui (serverless: the handler in the foregro
     await until(() => answers(`${w.pod}/health`), 20_000);
     expect(existsSync(join(w.root, 'comfyui/custom_nodes/podscope_tap/__init__.py'))).toBe(true);
     expect(await w.exited).toBe(3);
+    await until(() => w.processes().length === 0, 10_000);
+  }, 40_000);
+});
+
+describe('wrapping runpod/base with a ComfyUI started from /post_start.sh', () => {
+  it('runs its services and post-start hook unchanged, with podscope and the tap beside them; SIGTERM ends it', async () => {
+    const w = await wrap('runpod-base', {}, (root) =>
+      writeFileSync(join(root, 'post_start.sh'), 'cd "$FAKE_ROOT/ComfyUI" && nohup $FAKE_COMFY_CMD >>"$FAKE_ROOT/comfyui.log" 2>&1 &\n'),
+    );
+    await until(async () => (await answers(`${w.comfy}/system_stats`)) && (await answers(`${w.pod}/health`)), 20_000);
+    for (const svc of ['nginx', 'sshd', 'jupyter-lab', 'sleep-infinity']) expect(w.processes().some((p) => p.args.includes(`fake-${svc}-${w.mark}`)), svc).toBe(true);
+    await until(() => existsSync(join(w.root, 'ComfyUI/custom_nodes/podscope_tap/__init__.py')), 10_000);
+    process.kill(w.child.pid!, 'SIGTERM');
+    expect(await w.exited).toBe(143); // `sleep infinity`, killed by SIGTERM, as without podscope
     await until(() => w.processes().length === 0, 10_000);
   }, 40_000);
 });

@@ -3,7 +3,12 @@
 // podscope's entry point: the compiled CLI in dist/ (built by `npm ci` through the prepare script).
 import { cli } from '../dist/cli/main.js';
 
-const code = await cli(process.argv.slice(2), process.env);
+// The server and the demo are loaded only by the commands that run them.
+const runners = {
+  serve: async (env) => (await import('../dist/main.js')).runServe(env),
+  demo: async (env, opts) => (await import('../dist/demo.js')).runDemo(env, opts),
+};
+const code = await cli(process.argv.slice(2), process.env, runners);
 process.exitCode = code;
 // Let stdout drain; if anything still holds the event loop after that, leave anyway.
 setTimeout(() => process.exit(code), 500).unref();

@@ -13,7 +13,9 @@ import { createCoreMetrics } from './metrics/registry.js';
 import { registerGpuMetrics } from './metrics/gpu.js';
 import { GpuCollector } from './collectors/gpu.js';
 import { HostCollector } from './collectors/host.js';
+import { HostState } from './state/host.js';
 import { ComfyCollector, type RawInput } from './collectors/comfyui.js';
+import { ComfyState } from './state/comfy.js';
 import { registerComfyMetrics } from './metrics/comfyui.js';
 import { registerLogMetrics } from './metrics/logs.js';
 import { registerArtifactMetrics } from './metrics/artifacts.js';
@@ -21,7 +23,7 @@ import { registerHostMetrics } from './metrics/host.js';
 import { LogCollector } from './collectors/logs.js';
 import { LogStore } from './state/logs.js';
 import { ArtifactLedger } from './state/artifacts.js';
-import { ArtifactCollector } from './collectors/artifacts.js';
+import { ArtifactCollector, ArtifactFileService } from './collectors/artifacts.js';
 import { attachForensics } from './state/forensics.js';
 import type { Collector } from './collectors/collector.js';
 import { createApp } from './http/app.js';
@@ -81,12 +83,19 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
     state.readiness.set('gpu', () => ({ ok: true }));
   }
 
-  const host = new HostCollector({ health: state.health, outputDir: config.comfyuiOutputDir, workspaceDir: config.workspaceDir });
-  state.host = host;
-  registerHostMetrics(metrics.registry, host);
+  const hostState = new HostState();
+  state.host = hostState;
+  registerHostMetrics(metrics.registry, hostState);
+  const host = new HostCollector({ health: state.health, outputDir: config.comfyuiOutputDir, workspaceDir: config.workspaceDir, state: hostState });
   collectors.push(host);
 
-  const comfy = new ComfyCollector({ config, state, logger: componentLogger(logger, 'comfyui'), onRaw: opts.recordComfy });
+  const comfyState = new ComfyState(config.comfyuiUrl, { jobIdKey: config.jobIdKey, historyLimit: config.jobHistory }, state.gpu);
+  state.comfy = comfyState;
+  state.readiness.set('comfyui', () => comfyState.httpCheck());
+  state.readiness.set('websocket', () => comfyState.websocketCheck());
+  state.addBuffer('jobs', () => ({ entries: comfyState.tracker.size, bytes: 0, capacity_entries: config.jobHistory, capacity_bytes: 0, dropped: 0, next_seq: 0 }));
+  const comfy = new ComfyCollector({ config, state, comfy: comfyState, logger: componentLogger(logger, 'comfyui'), onRaw: opts.recordComfy });
+  state.addConnections('comfyui', () => comfy.describe());
   registerComfyMetrics(metrics.registry, comfy);
   collectors.push(comfy);
 
@@ -105,12 +114,9 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
   const ledger = new ArtifactLedger(config.artifacts);
   state.artifacts = ledger;
   state.addBuffer('artifacts', () => ledger.ring.stats());
-  const artifacts = new ArtifactCollector({
-    ledger,
-    tracker: comfy.comfy.tracker,
-    dirs: () => ({ outputDir: config.comfyuiOutputDir, tempDir: config.comfyuiTempDir, argv: comfy.comfy.argv }),
-    comfyuiUrl: config.comfyuiUrl,
-  });
+  const dirs = () => ({ outputDir: config.comfyuiOutputDir, tempDir: config.comfyuiTempDir, argv: comfy.comfy.argv });
+  const artifacts = new ArtifactCollector({ ledger, tracker: comfy.comfy.tracker, dirs, comfyuiUrl: config.comfyuiUrl });
+  state.artifactFiles = new ArtifactFileService({ dirs, comfyuiUrl: config.comfyuiUrl });
   comfy.onRestart((at) => artifacts.comfyRestarted(at));
   registerArtifactMetrics(metrics.registry, ledger, comfy.comfy);
   collectors.push(artifacts);

@@ -3,9 +3,8 @@
  * podscope; the other commands are clients of a running pod, human-readable by default and raw
  * JSON with --json.
  */
-import { runServe } from '../main.js';
 import { VERSION } from '../version.js';
-import { renderArtifacts, renderLogLine, renderMemory, renderQueue, renderStatus, renderWorkflow } from '../views/text.js';
+import { renderArtifacts, renderLogLine, renderMemory, renderQueue, renderStatus, renderWorkflow } from '../shared/text-views.js';
 import { CliError, errorMessage, getJson, type ClientOptions } from './client.js';
 
 const USAGE = `podscope ${VERSION}: debug sidecar for ComfyUI on RunPod GPU pods
@@ -163,7 +162,16 @@ async function wait(args: Args, env: Record<string, string | undefined>): Promis
   }
 }
 
-export async function cli(argv: string[], env: Record<string, string | undefined>): Promise<number> {
+/**
+ * The commands that run podscope itself rather than talk to one: given by the entry point
+ * (bin/podscope.js), which composes them, so the client never imports the server.
+ */
+export interface Runners {
+  serve(env: Record<string, string | undefined>): Promise<number>;
+  demo(env: Record<string, string | undefined>, opts: { gpus: number; stepMs: number }): Promise<number>;
+}
+
+export async function cli(argv: string[], env: Record<string, string | undefined>, runners: Runners): Promise<number> {
   let args: Args;
   try {
     args = parseArgs(argv);
@@ -182,14 +190,13 @@ export async function cli(argv: string[], env: Record<string, string | undefined
   try {
     switch (args.command) {
       case 'serve':
-        return await runServe(env);
+        return await runners.serve(env);
       case 'demo': {
-        const { runDemo } = await import('../demo.js');
         const gpus = Number(str(args, 'gpus') ?? 2);
         const stepMs = Number(str(args, 'step-ms') ?? 150);
         if (!Number.isInteger(gpus) || gpus < 1 || gpus > 16) throw new CliError('--gpus must be an integer from 1 to 16', 64);
         if (!Number.isFinite(stepMs) || stepMs < 1 || stepMs > 10_000) throw new CliError('--step-ms must be from 1 to 10000', 64);
-        return await runDemo(env, { gpus, stepMs });
+        return await runners.demo(env, { gpus, stepMs });
       }
       case 'status':
         return await view(args, env, '/debug/status', renderStatus);

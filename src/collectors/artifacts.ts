@@ -3,9 +3,11 @@
  * file on disk (size, existence, modification time) when COMFYUI_OUTPUT_DIR is set, again every
  * 30 s for the newest ones. Temp outputs written before a ComfyUI restart are marked wiped.
  */
-import type { ArtifactLedger, Artifact } from '../state/artifacts.js';
+import { createReadStream } from 'node:fs';
+import { Readable } from 'node:stream';
+import type { ArtifactFiles, ArtifactLedger, Artifact, OpenedFile } from '../state/artifacts.js';
 import type { JobTracker } from '../state/jobs.js';
-import { directoryFor, nameProblem, resolveInside, type ComfyDirs } from '../sources/artifact-files.js';
+import { contentTypeFor, directoryFor, nameProblem, resolveInside, type ComfyDirs } from '../sources/artifact-files.js';
 import type { Collector } from './collector.js';
 
 export class ArtifactCollector implements Collector {
@@ -88,5 +90,35 @@ export class ArtifactCollector implements Collector {
       if (this.checking === next) this.checking = null;
     });
     return next;
+  }
+}
+
+/**
+ * Opens output files for downloads: from ComfyUI's output or temp directory when podscope knows it
+ * (never outside it: see sources/artifact-files.ts), else through ComfyUI's /view, which applies
+ * its own checks too.
+ */
+export class ArtifactFileService implements ArtifactFiles {
+  constructor(private readonly opts: { dirs: () => ComfyDirs; comfyuiUrl: string }) {}
+
+  async open(type: 'output' | 'temp', subfolder: string, filename: string): Promise<OpenedFile> {
+    const problem = nameProblem(filename, subfolder);
+    if (problem) return { kind: 'refused', problem };
+    const contentType = contentTypeFor(filename);
+    const dir = directoryFor(this.opts.dirs(), type);
+    if (dir) {
+      const facts = await resolveInside(dir, subfolder, filename);
+      if (!facts) return { kind: 'missing' };
+      return { kind: 'file', body: Readable.toWeb(createReadStream(facts.path)) as ReadableStream<Uint8Array>, size: facts.size, contentType };
+    }
+    let res: Response;
+    try {
+      res = await fetch(`${this.opts.comfyuiUrl}/view?${new URLSearchParams({ filename, subfolder, type })}`, { signal: AbortSignal.timeout(30_000) });
+    } catch {
+      return { kind: 'unavailable', status: 503, message: 'ComfyUI did not answer the download; set COMFYUI_OUTPUT_DIR to serve files directly.' };
+    }
+    if (res.status === 404 || res.status === 403) return { kind: 'missing' };
+    if (!res.ok || !res.body) return { kind: 'unavailable', status: res.status === 400 ? 400 : 503, message: `ComfyUI answered ${res.status} for this file.` };
+    return { kind: 'file', body: res.body, size: null, contentType };
   }
 }

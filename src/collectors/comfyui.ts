@@ -7,13 +7,12 @@
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { PodState } from '../state/pod.js';
-import { ComfyState } from '../state/comfy.js';
+import type { ComfyState } from '../state/comfy.js';
 import { isRecord } from '../state/jobs.js';
 import { decodeFrame, type ComfyEvent } from '../sources/comfy-events.js';
 import { applyHistoryEntryAnswer, applyHistoryListAnswer, applyQueueAnswer, type RawInput } from './comfy-inputs.js';
 
 export type { RawInput } from './comfy-inputs.js';
-import type { CheckResult } from '../state/readiness.js';
 import { httpJson, type HttpResult } from '../sources/http-json.js';
 import { ComfyWsClient, type ComfyFrame } from '../sources/comfy-ws.js';
 import { sleep, tracked, type Collector } from './collector.js';
@@ -24,6 +23,8 @@ const TERMINAL = new Set(['execution_success', 'execution_error', 'execution_int
 export interface ComfyCollectorOptions {
   config: Config;
   state: PodState;
+  /** What it writes: connection state, jobs, queue (composed in main.ts). */
+  comfy: ComfyState;
   logger: Logger;
   now?: () => number;
   /** Receives every frame and HTTP answer from ComfyUI before it is decoded (recordings). */
@@ -58,8 +59,7 @@ export class ComfyCollector implements Collector {
   constructor(private readonly opts: ComfyCollectorOptions) {
     const { config, state } = opts;
     this.now = opts.now ?? state.now;
-    this.comfy = new ComfyState(config.comfyuiUrl, { jobIdKey: config.jobIdKey, historyLimit: config.jobHistory }, state.gpu);
-    state.comfy = this.comfy;
+    this.comfy = opts.comfy;
     state.health.declare(this.name);
     this.comfy.tracker.onFinish((job) => {
       job.usage = this.comfy.usageFor(job, job.finished_at ?? this.now());
@@ -80,17 +80,6 @@ export class ComfyCollector implements Collector {
         onClose: (reason) => this.onClose(reason),
       },
     });
-    state.readiness.set('comfyui', () => this.comfyuiCheck());
-    state.readiness.set('websocket', () => this.websocketCheck());
-    state.addConnections('comfyui', () => this.describe());
-    state.addBuffer('jobs', () => ({
-      entries: this.comfy.tracker.size,
-      bytes: 0,
-      capacity_entries: config.jobHistory,
-      capacity_bytes: 0,
-      dropped: 0,
-      next_seq: 0,
-    }));
   }
 
   /** Told when ComfyUI comes back after being unreachable (a restart: temp wiped, history gone). */
@@ -446,22 +435,6 @@ export class ComfyCollector implements Collector {
     const where = node ? `node ${node.node_id} (${node.class_type})` : 'an unknown node';
     const cause = this.comfy.httpFailingSince !== null ? 'ComfyUI does not answer over HTTP' : !this.comfy.wsConnected ? 'the websocket is down' : 'no progress, log line or queue change';
     health.raise('comfyui', 'STALLED', `job ${job.job_id} has shown no sign of life for ${Math.round((now - job.last_activity) / 1000)} s at ${where}: ${cause}`);
-  }
-
-  private comfyuiCheck(): CheckResult {
-    const c = this.comfy;
-    if (c.lastHttpOkAt === null) {
-      return { ok: false, message: `ComfyUI at ${this.opts.config.comfyuiUrl} has not answered yet${c.lastHttpError ? ` (${c.lastHttpError})` : ''}`, starting: true };
-    }
-    if (c.httpFailingSince !== null) return { ok: false, message: `ComfyUI at ${this.opts.config.comfyuiUrl} does not answer: ${c.lastHttpError}` };
-    return { ok: true };
-  }
-
-  private websocketCheck(): CheckResult {
-    const c = this.comfy;
-    if (c.wsConnected) return { ok: true };
-    if (!c.wsEverConnected) return { ok: false, message: `websocket to ComfyUI not connected yet${c.wsLastCloseReason ? ` (${c.wsLastCloseReason})` : ''}`, starting: true };
-    return { ok: false, message: `websocket to ComfyUI is down: ${c.wsLastCloseReason ?? 'closed'}` };
   }
 
   describe(): Record<string, unknown> {

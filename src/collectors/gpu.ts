@@ -10,19 +10,8 @@ import type { HealthBoard } from '../state/health.js';
 import type { GpuState } from '../state/gpu.js';
 import type { CheckResult } from '../state/readiness.js';
 import { runBounded, type RunningProcess, type RunResult } from '../sources/process.js';
-import {
-  classifyFailure,
-  COMPUTE_APP_FIELDS,
-  parseComputeApps,
-  parseCsvRows,
-  parseHelpQueryGpu,
-  planFields,
-  rejectedField,
-  REQUIRED_KEYS,
-  toGpuRow,
-  type FieldPlan,
-  type GpuRow,
-} from '../sources/nvidia-smi.js';
+import { classifyFailure, COMPUTE_APP_FIELDS, parseComputeApps, parseCsvRows, parseHelpQueryGpu, planFields, rejectedField, REQUIRED_KEYS, toGpuRow, type FieldPlan } from '../sources/nvidia-smi.js';
+import { type GpuRow } from '../shared/gpu-readings.js';
 import { sleep, tracked, type Collector } from './collector.js';
 
 export interface GpuCollectorOptions {

@@ -6,33 +6,17 @@
 import { readdir, statfs } from 'node:fs/promises';
 import { mem } from 'systeminformation';
 import type { HealthBoard } from '../state/health.js';
+import { nearlyFull, type DiskReading, type HostSnapshot } from '../shared/host.js';
+import { HostState } from '../state/host.js';
 import { sleep, tracked, type Collector } from './collector.js';
-
-export interface DiskReading {
-  path: string;
-  role: 'comfyui_output' | 'workspace';
-  total_bytes: number;
-  free_bytes: number;
-  used_ratio: number;
-}
-
-export interface HostSnapshot {
-  sampled_at: string | null;
-  memory: { total_bytes: number; available_bytes: number; used_bytes: number; swap_total_bytes: number; swap_used_bytes: number } | null;
-  disks: DiskReading[];
-  process: { rss_bytes: number; heap_used_bytes: number; heap_total_bytes: number; external_bytes: number; array_buffers_bytes: number; open_fds: number | null } | null;
-}
-
-/** Free space under which a disk counts as nearly full: 5 %, or 2 GiB, whichever is larger. */
-export function nearlyFull(d: { total_bytes: number; free_bytes: number }): boolean {
-  return d.free_bytes < Math.max(0.05 * d.total_bytes, 2 * 1024 ** 3) && d.total_bytes > 0;
-}
 
 export interface HostCollectorOptions {
   health: HealthBoard;
   intervalMs?: number;
   outputDir: string | undefined;
   workspaceDir: string;
+  /** Where the samples go (composed in main.ts). */
+  state?: HostState;
   /** Seams for tests. */
   readMemory?: typeof mem;
   readFs?: (path: string) => Promise<{ bsize: number; blocks: number; bavail: number }>;
@@ -40,15 +24,17 @@ export interface HostCollectorOptions {
 
 export class HostCollector implements Collector {
   readonly name = 'host';
-  private snap: HostSnapshot = { sampled_at: null, memory: null, disks: [], process: null };
+  /** Where the samples go; its own when none is given (tests). */
+  private readonly state: HostState;
   private loop: Promise<void> | null = null;
 
   constructor(private readonly opts: HostCollectorOptions) {
     opts.health.declare(this.name);
+    this.state = opts.state ?? new HostState();
   }
 
   snapshot(): HostSnapshot {
-    return this.snap;
+    return this.state.snapshot();
   }
 
   start(signal: AbortSignal): void {
@@ -97,14 +83,14 @@ export class HostCollector implements Collector {
       const pm = process.memoryUsage();
       // Minus one: the descriptor readdir itself holds.
       const fds = await readdir('/proc/self/fd').then((l) => l.length - 1, () => null);
-      this.snap = {
+      this.state.set({
         sampled_at: new Date().toISOString(),
         memory: m
           ? { total_bytes: m.total, available_bytes: m.available, used_bytes: m.total - m.available, swap_total_bytes: m.swaptotal, swap_used_bytes: m.swapused }
           : null,
         disks,
         process: { rss_bytes: pm.rss, heap_used_bytes: pm.heapUsed, heap_total_bytes: pm.heapTotal, external_bytes: pm.external, array_buffers_bytes: pm.arrayBuffers, open_fds: fds },
-      };
+      });
       return m ? { ok: true } : { ok: false, code: 'HOST_MEMORY_UNREADABLE', message: 'host memory could not be read' };
     });
   }

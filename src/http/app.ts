@@ -3,8 +3,8 @@
  *
  * Routes never do I/O: they read state the collectors keep and serialize a snapshot.
  */
-import { Hono, type Context } from 'hono';
-import type { HttpBindings } from '@hono/node-server';
+import { Hono } from 'hono';
+import type { AppContext, AppEnv } from './env.js';
 import { routePath } from 'hono/route';
 import type { Logger } from '../log.js';
 import type { CoreMetrics } from '../metrics/registry.js';
@@ -16,12 +16,7 @@ import { sendJson } from './respond.js';
 import { debugRoutes, DEBUG_ENDPOINTS } from './routes/debug.js';
 import { devRoutes, DEV_ENDPOINTS } from './routes/dev.js';
 
-export type AppEnv = {
-  Bindings: Partial<HttpBindings>;
-  Variables: { requestId: string; traceId: string; spanId: string; log: Logger; started: number };
-};
-
-export type AppContext = Context<AppEnv>;
+export type { AppContext, AppEnv } from './env.js';
 
 export interface AppDeps {
   state: PodState;

@@ -4,10 +4,10 @@
  * for every line, and the signals podscope acts on (OOM, prompt end, validation failure, custom
  * node import failure, tqdm steps).
  */
+import { isOomText, type Level } from '../shared/log-levels.js';
 
-export type Level = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
-export const LEVELS: readonly Level[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
-export const LEVEL_RANK: Record<Level, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 };
+export { LEVELS, LEVEL_RANK, isOomText, type Level } from '../shared/log-levels.js';
+
 
 // CSI sequences, OSC sequences and lone escapes.
 const ANSI = /\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]/g;
@@ -29,11 +29,6 @@ export function stripManagerPrefix(line: string): { ts: number | null; text: str
 }
 
 const LEVEL_PREFIX = /^\[(TRACE|DEBUG|INFO|WARN|WARNING|ERROR|CRITICAL|FATAL)\] /;
-const OOM = /OutOfMemoryError|CUDA out of memory|Allocation on device|Got an OOM, unloading all loaded models/;
-
-export function isOomText(text: string): boolean {
-  return OOM.test(text);
-}
 
 /** A level for a ComfyUI line (its own format carries none). */
 export function detectLevel(text: string): { level: Level; text: string } {
@@ -43,7 +38,7 @@ export function detectLevel(text: string): { level: Level; text: string } {
     const level: Level = name === 'WARNING' ? 'warn' : name === 'CRITICAL' ? 'fatal' : (name.toLowerCase() as Level);
     return { level, text: text.slice(p[0].length) };
   }
-  if (/^!!! Exception during processing/.test(text) || /^Traceback \(most recent call last\)/.test(text) || OOM.test(text)) return { level: 'error', text };
+  if (/^!!! Exception during processing/.test(text) || /^Traceback \(most recent call last\)/.test(text) || isOomText(text)) return { level: 'error', text };
   if (/^\s*(Error|Exception)\b/.test(text) || /^[\w.]*(Error|Exception): /.test(text) || /\(IMPORT FAILED\)/.test(text) || /^Cannot import /.test(text)) {
     return { level: 'error', text };
   }

@@ -5,7 +5,7 @@
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { GpuReading, GpuState } from '../state/gpu.js';
-import { CLOCK_EVENT_REASONS } from '../sources/nvidia-smi.js';
+import { CLOCK_EVENT_REASONS } from '../shared/gpu-readings.js';
 
 const MIB = 1024 * 1024;
 const L = ['gpu', 'uuid'] as const;
@@ -35,17 +35,18 @@ export function registerGpuMetrics(registry: Registry, state: GpuState, now: () 
       },
     });
 
-  const counter = (name: string, help: string, pick: (uuid: string) => number | undefined, labelNames: readonly string[] = L) =>
+  // Scrapes read the state as of now; they never move it (the collector does, at each sample).
+  const counter = (name: string, help: string, pick: (uuid: string, at: number) => number | undefined, labelNames: readonly string[] = L) =>
     new Counter({
       name,
       help,
       labelNames,
       registers: [registry],
       collect() {
-        state.advance(now());
         this.reset();
+        const at = now();
         for (const g of state.readings()) {
-          const v = pick(g.uuid);
+          const v = pick(g.uuid, at);
           if (v !== undefined) this.inc(labels(g), v);
         }
       },
@@ -56,12 +57,11 @@ export function registerGpuMetrics(registry: Registry, state: GpuState, now: () 
     help: 'GPU-seconds held by the pod since podscope started: wall seconds times GPUs held (RUNPOD_GPU_COUNT or the GPUs seen), what RunPod bills.',
     registers: [registry],
     collect() {
-      state.advance(now());
       this.reset();
-      this.inc(state.podGpuSeconds());
+      this.inc(state.podGpuSeconds(now()));
     },
   });
-  counter('podscope_gpu_allocated_seconds_total', 'Wall seconds each GPU was held while podscope watched it.', (u) => state.totals(u)?.allocated_s);
+  counter('podscope_gpu_allocated_seconds_total', 'Wall seconds each GPU was held while podscope watched it.', (u, at) => state.totals(u, at)?.allocated_s);
   counter(
     'podscope_gpu_busy_seconds_total',
     'Utilization-weighted seconds per GPU (integral of utilization.gpu/100); gaps over three intervals, lost GPUs and null readings earn nothing.',

@@ -3,7 +3,7 @@
  * collector's sample (every 5 s), so a scrape does no I/O.
  */
 import { Gauge, type Registry } from 'prom-client';
-import type { HostSnapshot } from '../collectors/host.js';
+import type { HostSnapshot } from '../shared/host.js';
 
 export function registerHostMetrics(registry: Registry, host: { snapshot(): HostSnapshot }): void {
   new Gauge({

@@ -27,6 +27,21 @@ export interface Artifact {
   at: number;
 }
 
+/** One output file opened for a download, or why it could not be. */
+export type OpenedFile =
+  | { kind: 'file'; body: ReadableStream<Uint8Array>; size: number | null; contentType: string }
+  | { kind: 'refused'; problem: string }
+  | { kind: 'missing' }
+  | { kind: 'unavailable'; status: 400 | 503; message: string };
+
+/**
+ * Output files for downloads: the only disk and network reads behind a route, done by a service
+ * the composition root (main.ts) gives the state, never by the route itself.
+ */
+export interface ArtifactFiles {
+  open(type: 'output' | 'temp', subfolder: string, filename: string): Promise<OpenedFile>;
+}
+
 /** Reads the outputs of one node's ui dict. */
 export function artifactsFromUi(ui: Record<string, unknown>): Array<Pick<Artifact, 'filename' | 'subfolder' | 'type' | 'kind' | 'format'>> {
   const animated = Array.isArray(ui.animated) && ui.animated.some((a) => a === true);

@@ -5,6 +5,7 @@
 import type { GpuState } from './gpu.js';
 import { JobTracker, type Job } from './jobs.js';
 import { round } from '../format.js';
+import type { CheckResult } from './readiness.js';
 
 export interface Preview {
   prompt_id: string | null;
@@ -147,6 +148,22 @@ export class ComfyState {
   alive(): boolean {
     if (this.httpFailingSince !== null || this.lastHttpOkAt === null) return false;
     return this.wsConnected || (this.wsDownSince !== null && this.lastHttpOkAt > this.wsDownSince);
+  }
+
+  /** The `comfyui` check of /ready: ComfyUI answers over HTTP. */
+  httpCheck(): CheckResult {
+    if (this.lastHttpOkAt === null) {
+      return { ok: false, message: `ComfyUI at ${this.url} has not answered yet${this.lastHttpError ? ` (${this.lastHttpError})` : ''}`, starting: true };
+    }
+    if (this.httpFailingSince !== null) return { ok: false, message: `ComfyUI at ${this.url} does not answer: ${this.lastHttpError}` };
+    return { ok: true };
+  }
+
+  /** The `websocket` check of /ready. */
+  websocketCheck(): CheckResult {
+    if (this.wsConnected) return { ok: true };
+    if (!this.wsEverConnected) return { ok: false, message: `websocket to ComfyUI not connected yet${this.wsLastCloseReason ? ` (${this.wsLastCloseReason})` : ''}`, starting: true };
+    return { ok: false, message: `websocket to ComfyUI is down: ${this.wsLastCloseReason ?? 'closed'}` };
   }
 
   /** What podscope can see of other clients' prompts, in one sentence. */

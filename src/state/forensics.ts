@@ -8,7 +8,7 @@ import type { GpuState } from './gpu.js';
 import type { Job } from './jobs.js';
 import type { LogStore } from './logs.js';
 import type { ComfyState } from './comfy.js';
-import { isOomText } from '../logs/normalize.js';
+import { isOomText } from '../shared/log-levels.js';
 
 export function isGpuOom(job: Job): boolean {
   const e = job.error;

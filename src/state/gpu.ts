@@ -2,7 +2,7 @@
  * GPU state: the latest reading per GPU (keyed by UUID), a bounded timeline, and the integrals
  * behind GPU-seconds and energy. Pure and synchronous; the clock is whatever the caller passes.
  */
-import type { ComputeApp, GpuRow } from '../sources/nvidia-smi.js';
+import type { ComputeApp, GpuRow } from '../shared/gpu-readings.js';
 import { RingBuffer } from './ring-buffer.js';
 
 export interface GpuReading extends GpuRow {
@@ -217,14 +217,24 @@ export class GpuState {
     return [...this.tracks.values()].map((t) => t.reading).sort((a, b) => a.index - b.index || a.uuid.localeCompare(b.uuid));
   }
 
-  totals(uuid: string): GpuTotals | undefined {
-    const t = this.tracks.get(uuid);
-    return t ? { ...t.totals } : undefined;
+  /**
+   * Wall seconds since the last {@link advance} that will be credited as held, read without moving
+   * the state (a scrape reads, never writes). Zero while the GPU count is not known yet.
+   */
+  private unadvanced(now: number | undefined): number {
+    if (now === undefined || (this.heldCount() === 0 && this.opts.heldCount === undefined)) return 0;
+    return Math.max(0, now - this.lastAdvance) / 1000;
   }
 
-  /** Pod GPU-seconds (what RunPod bills) as of the last {@link advance}. */
-  podGpuSeconds(): number {
-    return this.podAllocated;
+  /** A GPU's totals as of the last sample, or as of `now` for the allocated seconds when given. */
+  totals(uuid: string, now?: number): GpuTotals | undefined {
+    const t = this.tracks.get(uuid);
+    return t ? { ...t.totals, allocated_s: t.totals.allocated_s + this.unadvanced(now) } : undefined;
+  }
+
+  /** Pod GPU-seconds (what RunPod bills) as of the last {@link advance}, or as of `now` when given. */
+  podGpuSeconds(now?: number): number {
+    return this.podAllocated + this.unadvanced(now) * this.heldCount();
   }
 
   computeApps(uuid: string): ComputeApp[] {

@@ -3,7 +3,7 @@
  * execution: the order nodes can run in, what each depends on, which ones an execution needs, and
  * how much work each plans (`steps`).
  */
-import { isRecord } from './job-types.js';
+import { isRecord } from '../shared/job-types.js';
 
 /** The ids a node's inputs link to (`[node_id, slot]`), restricted to nodes of the graph. */
 function links(graph: Record<string, unknown>, id: string): string[] {

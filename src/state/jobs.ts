@@ -18,11 +18,11 @@
  * find the newest prompt, and the old one stays reachable by its prompt_id.
  */
 import { REDACTED, isSecretName } from '../secrets.js';
-import type { ComfyEvent, ErrorInfo, ExecutionEvent, HistoryRecord, ProgressNode } from '../sources/comfy-events.js';
+import type { ComfyEvent, ErrorInfo, ExecutionEvent, HistoryRecord, ProgressNode } from '../shared/comfy-events.js';
 import { ancestors, neededNodes, plannedSteps, topologicalOrder } from './job-graph.js';
-import { isFinal, isRecord, type Job, type JobError, type JobNode, type JobSnapshot, type JobStatus, type NodeStatus, type QueueItem, type TimeSource } from './job-types.js';
+import { isFinal, isRecord, type Job, type JobError, type JobNode, type JobSnapshot, type JobStatus, type NodeStatus, type QueueItem, type TimeSource } from '../shared/job-types.js';
 
-export * from './job-types.js';
+export * from '../shared/job-types.js';
 export { ancestors, neededNodes, topologicalOrder } from './job-graph.js';
 
 /** A running job's progress stays below this until ComfyUI reports its outcome. */

@@ -3,7 +3,7 @@
  * searchable by level, job, source, text and seq cursor, with live subscribers for follow mode.
  */
 import { RingBuffer, type RingEntry } from './ring-buffer.js';
-import { LEVEL_RANK, type Level } from '../logs/normalize.js';
+import { LEVEL_RANK, type Level } from '../shared/log-levels.js';
 
 export type LogSource = 'comfyui' | 'podscope';
 

@@ -4,11 +4,11 @@
  */
 import type { Config } from '../config.js';
 import { redactEnvValue, type Scrubber } from '../secrets.js';
-import type { HostSnapshot } from '../collectors/host.js';
+import type { HostState } from './host.js';
 import type { ComfyState } from './comfy.js';
 import type { GpuState } from './gpu.js';
 import type { LogStore } from './logs.js';
-import type { ArtifactLedger } from './artifacts.js';
+import type { ArtifactFiles, ArtifactLedger } from './artifacts.js';
 import { HealthBoard } from './health.js';
 import { Readiness } from './readiness.js';
 import type { RingStats } from './ring-buffer.js';
@@ -43,6 +43,8 @@ export class PodState {
   gpu: GpuState | null = null;
   /** Outputs of finished jobs; null until wired. */
   artifacts: ArtifactLedger | null = null;
+  /** Opens output files for downloads; null until wired. */
+  artifactFiles: ArtifactFiles | null = null;
   /** The log buffer; null until the log collector is wired. */
   logs: LogStore | null = null;
   /** Open streams (log follow) to end when podscope stops. */
@@ -50,7 +52,7 @@ export class PodState {
   /** Jobs, queue and ComfyUI connection; null until the ComfyUI side is wired. */
   comfy: ComfyState | null = null;
   /** Host memory, disks and podscope's own memory, as last sampled. */
-  host: { snapshot(): HostSnapshot } | null = null;
+  host: HostState | null = null;
 
   constructor(opts: PodStateOptions) {
     this.config = opts.config;

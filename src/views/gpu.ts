@@ -2,7 +2,7 @@
  * GPU objects as /debug/status and /debug/memory show them (contract 2.3, 2.7).
  */
 import type { GpuReading } from '../state/gpu.js';
-import { activeReasons } from '../sources/nvidia-smi.js';
+import { activeReasons } from '../shared/gpu-readings.js';
 
 const STATUS_FIELDS = ['memory_used_mb', 'memory_total_mb', 'utilization_percent', 'temperature_c', 'power_w'] as const;
 

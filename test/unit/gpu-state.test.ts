@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { GpuState } from '../../src/state/gpu.js';
-import type { GpuRow } from '../../src/sources/nvidia-smi.js';
+import type { GpuRow } from '../../src/shared/gpu-readings.js';
 
 const T0 = 1_700_000_000_000;
 

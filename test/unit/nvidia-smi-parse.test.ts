@@ -1,19 +1,8 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { answer, DEFAULT_FIXTURES_DIR } from '../../src/sim/fake-nvidia-smi.js';
-import {
-  COMPUTE_APP_FIELDS,
-  activeReasons,
-  classifyFailure,
-  numberCell,
-  parseComputeApps,
-  parseCsvRows,
-  parseHelpQueryGpu,
-  parseLostGpuLine,
-  planFields,
-  toGpuRow,
-  type GpuRow,
-} from '../../src/sources/nvidia-smi.js';
+import { COMPUTE_APP_FIELDS, classifyFailure, numberCell, parseComputeApps, parseCsvRows, parseHelpQueryGpu, parseLostGpuLine, planFields, toGpuRow } from '../../src/sources/nvidia-smi.js';
+import { activeReasons, type GpuRow } from '../../src/shared/gpu-readings.js';
 
 const dir = DEFAULT_FIXTURES_DIR;
 const fixture = (name: string) => readFileSync(`${dir}${name}`, 'utf8');

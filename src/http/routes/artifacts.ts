@@ -5,14 +5,11 @@
  * ComfyUI's output or temp directory when COMFYUI_OUTPUT_DIR is set, else through ComfyUI's /view.
  * Nothing outside those directories can be reached: see sources/artifact-files.ts.
  */
-import { createReadStream } from 'node:fs';
-import { Readable } from 'node:stream';
 import { z } from 'zod';
 import type { Context } from 'hono';
 import type { PodState } from '../../state/pod.js';
 import { artifactsFromUi, type Artifact } from '../../state/artifacts.js';
-import { contentTypeFor, directoryFor, nameProblem, resolveInside } from '../../sources/artifact-files.js';
-import { renderArtifacts } from '../../views/text.js';
+import { renderArtifacts } from '../../shared/text-views.js';
 import { ApiError } from '../errors.js';
 import { jobIdParam, parseQuery, querySpec } from '../query.js';
 import { sendJson, sendText } from '../respond.js';
@@ -90,33 +87,23 @@ export function downloadHandler(state: PodState) {
     const q = parseQuery(c, fileQuery);
     const subfolder = q.subfolder ?? '';
     const type = q.type ?? 'output';
-    const problem = nameProblem(q.filename, subfolder);
-    if (problem) throw new ApiError(400, 'INVALID_PARAMETER', `${problem}.`, { details: { parameter: problem.split(' ')[0], problem } });
-    const notFound = () => new ApiError(404, 'NOT_FOUND', `No ${type} file ${subfolder ? `${subfolder}/` : ''}${q.filename}.`);
-    const headers = (size?: number) => ({
-      'Content-Type': contentTypeFor(q.filename),
-      'Content-Disposition': `inline; filename="${q.filename.replace(/[^\w.\- ]/g, '_')}"`,
-      'X-Content-Type-Options': 'nosniff',
-      'Cache-Control': 'no-store',
-      ...(size !== undefined ? { 'Content-Length': String(size) } : {}),
-    });
-    const dir = directoryFor({ outputDir: state.config.comfyuiOutputDir, tempDir: state.config.comfyuiTempDir, argv: state.comfy?.argv ?? null }, type);
-    if (dir) {
-      const facts = await resolveInside(dir, subfolder, q.filename);
-      if (!facts) throw notFound();
-      const stream = Readable.toWeb(createReadStream(facts.path)) as ReadableStream<Uint8Array>;
-      return c.body(stream, 200, headers(facts.size));
+    if (!state.artifactFiles) throw new ApiError(503, 'UNAVAILABLE', 'Downloads are not available.');
+    const file = await state.artifactFiles.open(type, subfolder, q.filename);
+    switch (file.kind) {
+      case 'refused':
+        throw new ApiError(400, 'INVALID_PARAMETER', `${file.problem}.`, { details: { parameter: file.problem.split(' ')[0], problem: file.problem } });
+      case 'missing':
+        throw new ApiError(404, 'NOT_FOUND', `No ${type} file ${subfolder ? `${subfolder}/` : ''}${q.filename}.`);
+      case 'unavailable':
+        throw new ApiError(file.status, file.status === 400 ? 'INVALID_PARAMETER' : 'UNAVAILABLE', file.message);
+      case 'file':
+        return c.body(file.body, 200, {
+          'Content-Type': file.contentType,
+          'Content-Disposition': `inline; filename="${q.filename.replace(/[^\w.\- ]/g, '_')}"`,
+          'X-Content-Type-Options': 'nosniff',
+          'Cache-Control': 'no-store',
+          ...(file.size !== null ? { 'Content-Length': String(file.size) } : {}),
+        });
     }
-    // The directory is not known here: ask ComfyUI, which applies its own checks too.
-    const url = `${state.config.comfyuiUrl}/view?${new URLSearchParams({ filename: q.filename, subfolder, type })}`;
-    let res: Response;
-    try {
-      res = await fetch(url, { signal: AbortSignal.timeout(30_000) });
-    } catch {
-      throw new ApiError(503, 'UNAVAILABLE', 'ComfyUI did not answer the download; set COMFYUI_OUTPUT_DIR to serve files directly.');
-    }
-    if (res.status === 404 || res.status === 403) throw notFound();
-    if (!res.ok || !res.body) throw new ApiError(res.status === 400 ? 400 : 503, res.status === 400 ? 'INVALID_PARAMETER' : 'UNAVAILABLE', `ComfyUI answered ${res.status} for this file.`);
-    return c.body(res.body, 200, headers());
   };
 }

@@ -9,11 +9,11 @@ import { workflowView, queueView } from '../../views/jobs.js';
 import { ApiError } from '../errors.js';
 import { jobIdParam, parseQuery, querySpec } from '../query.js';
 import { markSnapshot, sendJson, sendText } from '../respond.js';
-import { renderMemory, renderQueue, renderStatus, renderWorkflow } from '../../views/text.js';
+import { renderMemory, renderQueue, renderStatus, renderWorkflow } from '../../shared/text-views.js';
 import { z } from 'zod';
 import { logsHandler } from './logs.js';
 import { artifactsHandler, downloadHandler } from './artifacts.js';
-import type { AppEnv } from '../app.js';
+import type { AppEnv } from '../env.js';
 
 export const DEBUG_ENDPOINTS = [
   { path: '/debug/status', methods: ['GET'], description: 'pod status: GPU, current job, ComfyUI, queue, problems' },

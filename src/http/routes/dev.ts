@@ -8,7 +8,7 @@ import type { PodState } from '../../state/pod.js';
 import { redactUrlCredentials, REDACTED } from '../../secrets.js';
 import { ApiError } from '../errors.js';
 import { sendJson } from '../respond.js';
-import type { AppEnv } from '../app.js';
+import type { AppEnv } from '../env.js';
 
 export const DEV_ENDPOINTS = [
   { path: '/debug/config', methods: ['GET'], description: 'development only: the effective configuration, secrets redacted' },

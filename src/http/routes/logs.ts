@@ -8,7 +8,7 @@ import type { Context } from 'hono';
 import type { PodState } from '../../state/pod.js';
 import type { LogRecord } from '../../state/logs.js';
 import type { RingEntry } from '../../state/ring-buffer.js';
-import { LEVELS } from '../../logs/normalize.js';
+import { LEVELS } from '../../shared/log-levels.js';
 import { jobIdParam, parseQuery, querySpec } from '../query.js';
 import { sendJson, sendText } from '../respond.js';
 import { ApiError } from '../errors.js';

@@ -1,0 +1,61 @@
+/**
+ * What nvidia-smi tells about a GPU, as the sampler (sources), the state, the views and the metrics
+ * all read it: one row per GPU, per-process memory, and the clock-event reason bits.
+ */
+
+/** One GPU as read from one row. */
+export interface GpuRow {
+  index: number;
+  uuid: string;
+  name: string;
+  pci_bus_id: string | null;
+  driver_version: string | null;
+  pstate: string | null;
+  persistence_mode: string | null;
+  mig_mode: string | null;
+  utilization_percent: number | null;
+  memory_utilization_percent: number | null;
+  memory_total_mb: number | null;
+  memory_used_mb: number | null;
+  memory_free_mb: number | null;
+  memory_reserved_mb: number | null;
+  temperature_c: number | null;
+  memory_temperature_c: number | null;
+  power_w: number | null;
+  power_instant_w: number | null;
+  power_limit_w: number | null;
+  sm_clock_mhz: number | null;
+  sm_clock_max_mhz: number | null;
+  fan_percent: number | null;
+  /** The active clock-event (throttle) reasons bitmask. */
+  clock_event_reasons: number | null;
+  ecc_uncorrected_volatile: number | null;
+  /** Why each null numeric field is null (`N/A`, `Not Supported`, `not queried`, …). */
+  null_reasons: Record<string, string>;
+}
+
+/** Active clock-event reasons named from the bitmask (nvml's clocksEventReasons constants). */
+export const CLOCK_EVENT_REASONS: ReadonlyArray<[number, string]> = [
+  [0x1, 'gpu_idle'],
+  [0x2, 'applications_clocks_setting'],
+  [0x4, 'sw_power_cap'],
+  [0x8, 'hw_slowdown'],
+  [0x10, 'sync_boost'],
+  [0x20, 'sw_thermal_slowdown'],
+  [0x40, 'hw_thermal_slowdown'],
+  [0x80, 'hw_power_brake_slowdown'],
+  [0x100, 'display_clock_setting'],
+];
+
+export function activeReasons(mask: number | null): string[] {
+  if (mask === null) return [];
+  return CLOCK_EVENT_REASONS.filter(([bit]) => (mask & bit) !== 0).map(([, name]) => name);
+}
+
+export interface ComputeApp {
+  gpu_uuid: string;
+  pid: number | null;
+  used_memory_mb: number | null;
+  process_name: string;
+}
+

@@ -1,0 +1,14 @@
+/** Host memory, disks and podscope's own memory as the host collector last sampled them. */
+import type { HostSnapshot } from '../shared/host.js';
+
+export class HostState {
+  private snap: HostSnapshot = { sampled_at: null, memory: null, disks: [], process: null };
+
+  snapshot(): HostSnapshot {
+    return this.snap;
+  }
+
+  set(snapshot: HostSnapshot): void {
+    this.snap = snapshot;
+  }
+}

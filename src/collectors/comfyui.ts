@@ -62,7 +62,6 @@ export class ComfyCollector implements Collector {
     this.comfy = opts.comfy;
     state.health.declare(this.name);
     this.comfy.tracker.onFinish((job) => {
-      job.usage = this.comfy.usageFor(job, job.finished_at ?? this.now());
       state.health.clear('comfyui', `STALLED`);
       const level = job.status === 'success' ? 'info' : 'warn';
       opts.logger[level](

@@ -99,6 +99,10 @@ export class ComfyState {
     private readonly gpu: GpuState | null,
   ) {
     this.tracker = new JobTracker(opts);
+    // A finished job keeps its GPU use over its own run (first listener: metrics and forensics read it).
+    this.tracker.onFinish((job) => {
+      if (job.finished_at !== null) job.usage = this.usageFor(job, job.finished_at);
+    });
   }
 
   /** Records a rejection; the tap's report and the log's block of one rejection become one entry. */

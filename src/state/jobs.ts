@@ -76,6 +76,17 @@ export interface JobTrackerOptions {
 
 const done = (s: NodeStatus) => s === 'completed' || s === 'cached';
 
+/**
+ * Whether a tqdm bar of `total` steps can be this running node's: its ProgressBar or its `steps`
+ * input says that many, or nothing says otherwise and it is a sampler. A SaveImage that started
+ * while the sampler's last line was still on its way is not.
+ */
+function ownsBar(node: JobNode, total: number): boolean {
+  if (node.total !== null && node.total > 1) return node.total === total;
+  if (node.planned_steps !== null) return node.planned_steps === total;
+  return /sampler/i.test(node.class_type);
+}
+
 export class JobTracker {
   /** Every known job by prompt_id; finished ones are bounded by historyLimit. */
   private readonly jobs = new Map<string, Job>();
@@ -644,10 +655,12 @@ export class JobTracker {
     job.last_activity = now;
     if (!step) return;
     let node = job.current_node ? job.nodes.get(job.current_node) : undefined;
-    if (node && node.total !== null && node.total > 1 && node.total !== step.total) return; // another bar (a tiled op): not this node's steps
-    if (!node || node.status !== 'running') {
+    if (!node || node.status !== 'running' || !ownsBar(node, step.total)) {
+      // No running node can own this bar (a line that arrived late, after its sampler finished, or
+      // another client's prompt seen without frames): a pending node that plans that many steps,
+      // else the first pending sampler, starts; otherwise the line says nothing about any node.
       const candidates = job.order.map((id) => job.nodes.get(id)!).filter((n) => n && n.needed && n.status === 'pending');
-      node = candidates.find((n) => n.planned_steps === step.total) ?? candidates.find((n) => /sampler/i.test(n.class_type));
+      node = candidates.find((n) => n.planned_steps === step.total) ?? candidates.find((n) => /sampler/i.test(n.class_type) && n.planned_steps === null);
       if (!node) return;
       this.startNode(job, node, now, 'observed');
     }

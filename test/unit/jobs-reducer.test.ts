@@ -296,3 +296,20 @@ describe('the job model: what is known, what is not', () => {
     expect(t.get('J')!.nodes.get('3')).toMatchObject({ status: 'running', steps: 7, total: 20 });
   });
 });
+
+describe('tqdm lines that arrive late', () => {
+  it("never give a finished sampler's steps to the node that started after it", () => {
+    const t = new JobTracker({ jobIdKey: 'job_id', historyLimit: 3 });
+    const graph = {
+      '1': { class_type: 'EmptyImage', inputs: {} },
+      '3': { class_type: 'KSampler', inputs: { image: ['1', 0], steps: 6 } },
+      '4': { class_type: 'SaveImage', inputs: { images: ['3', 0] } },
+    };
+    t.applyQueue(1000, [parseQueueItem([1, 'P', graph, { job_id: 'J' }, ['4']])!], []);
+    t.apply(1100, { type: 'node_start', prompt_id: 'P', node_id: '3', class_type: 'KSampler', t: 1100 });
+    t.apply(1200, { type: 'node_end', prompt_id: 'P', node_id: '3', class_type: 'KSampler', t: 1200, outcome: 'success', peak_vram_bytes: null });
+    t.apply(1210, { type: 'progress_state', prompt_id: 'P', nodes: [{ node_id: '4', value: 0, max: 1, state: 'running', parent_node_id: null }] });
+    t.applyLogActivity(1220, { value: 6, total: 6 }); // the sampler's last bar, from the log file
+    expect(t.get('J')!.nodes.get('4')).toMatchObject({ status: 'running', steps: 0, total: 1 });
+  });
+});

@@ -117,7 +117,7 @@ describe('Dockerfile.runpod', () => {
 
   it('adds the Node runtime, podscope, the tap, ports and a health check on the workload', () => {
     expect(df).toContain('COPY --from=node-runtime /usr/local/bin/node /usr/local/bin/node');
-    expect(df).toContain('COPY comfyui/podscope_tap ./comfyui/podscope_tap');
+    expect(df).toContain('COPY comfyui/podscope_tap /opt/podscope/comfyui/podscope_tap');
     expect(df).toMatch(/^EXPOSE 8188 9188$/m);
     expect(df).toMatch(/^HEALTHCHECK .*\n\s+CMD \["node", "\/opt\/podscope\/healthcheck\.mjs"\]$/m);
   });
@@ -127,6 +127,8 @@ describe('Dockerfile.runpod', () => {
     expect(df).toMatch(/^ARG BASE_CMD=\/start\.sh$/m);
     expect(df).toMatch(/^ENV PODSCOPE_WRAPPED_CMD=\$\{BASE_CMD\}/m);
     expect(df).not.toMatch(/^CMD /m); // a CMD would replace the base's; the wrapper runs BASE_CMD itself
+    const final = df.slice(df.indexOf('FROM ${COMFYUI_IMAGE}'));
+    expect(final).not.toMatch(/^WORKDIR /m); // the base's working directory stays its own
   });
 
   it('copies only files that exist', () => {

@@ -3,7 +3,7 @@
  * real H200 capture) and a workload generator submitting varied prompts from several clients,
  * then the real sidecar against them. Every /debug endpoint shows live data within seconds.
  */
-import { mkdtempSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -122,9 +122,10 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
   // Simulated GPUs: the fake nvidia-smi reads this file on every run; it follows the workload.
   const gpus = opts.gpus ?? 2;
   const smiConfig = join(dir, 'fake-nvidia-smi.json');
-  const writeGpus = (busy: boolean) =>
+  // Written whole then renamed: the fake reads it on every run and must never see half a file.
+  const writeGpus = (busy: boolean) => {
     writeFileSync(
-      smiConfig,
+      `${smiConfig}.new`,
       JSON.stringify({
         fixture: 'h200-x1.drv590.load',
         gpus,
@@ -133,6 +134,8 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
         power_w: busy ? 600 + Math.random() * 40 : 74 + Math.random() * 3,
       }),
     );
+    renameSync(`${smiConfig}.new`, smiConfig);
+  };
   writeGpus(false);
   process.env.FAKE_NVIDIA_SMI = smiConfig;
 
@@ -165,9 +168,11 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
         `and podscope watching them at ${url}`,
         '',
         'Try:',
-        `  curl ${url}/debug/status`,
-        `  curl '${url}/debug/workflow?format=text'`,
-        `  curl '${url}/debug/logs?lines=20&format=text'`,
+        // With a token set, the lines carry it (from the environment, never printed).
+        ...['/debug/status', '/debug/workflow?format=text', '/debug/logs?lines=20&format=text'].map(
+          (path) => `  curl${pod.config.token ? ' -H "Authorization: Bearer $PODSCOPE_TOKEN"' : ''} '${url}${path}'`,
+        ),
+        `  npx podscope status --url ${url}`,
         '',
         'Ctrl-C stops everything.',
         '',

@@ -27,6 +27,7 @@ import { ArtifactCollector, ArtifactFileService } from './collectors/artifacts.j
 import { attachForensics } from './state/forensics.js';
 import type { Collector } from './collectors/collector.js';
 import { createApp } from './http/app.js';
+import { answerClientError } from './http/client-errors.js';
 import { VERSION } from './version.js';
 
 export interface Podscope {
@@ -129,6 +130,7 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
     const s = serveHttp({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
     s.once('error', reject);
   });
+  (server as Server).on('clientError', answerClientError);
   const address = (server as Server).address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   logger.info({ data: { host: config.host, port, version: VERSION, comfyui_url: config.comfyuiUrl, gpu: config.gpuEnabled } }, `podscope listening on ${config.host}:${port}`);

@@ -41,7 +41,8 @@ const BASE_ENDPOINTS = [
 export function createApp(deps: AppDeps): Hono<AppEnv> {
   const { state, logger, metrics } = deps;
   const { config } = state;
-  const app = new Hono<AppEnv>();
+  // A trailing slash names the same route (`/debug/status/` is /debug/status, not a 405).
+  const app = new Hono<AppEnv>({ strict: false });
   const devEnabled = config.env === 'development';
   const endpoints = [...BASE_ENDPOINTS, ...DEBUG_ENDPOINTS, ...(devEnabled ? DEV_ENDPOINTS : [])];
   const allowed = allowedMethods(endpoints);

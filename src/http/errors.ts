@@ -12,7 +12,9 @@ export type ErrorCode =
   | 'METHOD_NOT_ALLOWED'
   | 'PAYLOAD_TOO_LARGE'
   | 'INTERNAL'
-  | 'UNAVAILABLE';
+  | 'UNAVAILABLE'
+  | 'HEADERS_TOO_LARGE'
+  | 'BAD_REQUEST';
 
 export interface ErrorBody {
   error: {
@@ -32,7 +34,7 @@ export class ApiError extends Error {
   readonly headers: Record<string, string>;
 
   constructor(
-    readonly status: 400 | 401 | 403 | 404 | 405 | 413 | 500 | 503,
+    readonly status: 400 | 401 | 403 | 404 | 405 | 413 | 431 | 500 | 503,
     readonly code: ErrorCode,
     message: string,
     opts: { details?: Record<string, unknown>; help?: string; headers?: Record<string, string> } = {},

@@ -42,3 +42,16 @@ export function parseQuery<T extends z.ZodRawShape>(c: Context, spec: QuerySpec<
     help: 'GET /debug lists each endpoint; see the README for the parameters it takes.',
   });
 }
+
+/**
+ * An integer query parameter from `min` to `max`, with one sentence for every way to get it wrong
+ * (letters, a sign, a fraction, or more digits than any integer podscope takes).
+ */
+export function intParam(min: number, max: number) {
+  const message = `must be an integer from ${min} to ${max}`;
+  return z
+    .string()
+    .regex(/^\d{1,15}$/, { message })
+    .transform(Number)
+    .pipe(z.number().int().min(min, { message }).max(max, { message }));
+}

@@ -31,9 +31,11 @@ function lastLines(logs: LogStore | null, job: Job, n: number): string[] {
 export function attachForensics(job: Job, src: ForensicsSources, now: number): void {
   const at = job.finished_at ?? now;
   if (job.status === 'error' && isGpuOom(job)) {
-    const points = src.gpu ? src.gpu.timeline.select((p) => p.t >= at - 60_000 && p.t <= now, 240).map((e) => e.value) : [];
-    let peak: number | null = null;
-    for (const p of points) for (const mb of p.used_mb) if (mb !== null && (peak === null || mb > peak)) peak = mb;
+    // The job's own run: the same window as the job's peak, so the two always agree.
+    const from = job.started_at ?? at - 60_000;
+    const points = src.gpu ? src.gpu.timeline.select((p) => p.t >= from && p.t <= at, 240).map((e) => e.value) : [];
+    let peak: number | null = job.usage?.peak_vram_mb ?? null;
+    if (peak === null) for (const p of points) for (const mb of p.used_mb) if (mb !== null && (peak === null || mb > peak)) peak = mb;
     const node = job.error!.node_id ? job.nodes.get(job.error!.node_id) : undefined;
     job.error!.forensics = {
       kind: 'gpu_oom',

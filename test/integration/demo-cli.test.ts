@@ -62,6 +62,15 @@ describe('the demo', () => {
     expect(out.match(/^ {2}curl /gm)).toHaveLength(3);
   });
 
+  it('suggests curl lines that work with the token it runs with, without printing the token', async () => {
+    const lines = out.match(/^ {2}curl .*$/gm)!;
+    for (const line of lines) expect(line).toContain('-H "Authorization: Bearer $PODSCOPE_TOKEN"');
+    expect(out).not.toContain(TOKEN);
+    // What the line asks for, with the token it names, answers.
+    const path = /'(http:\/\/[^']+)'/.exec(lines[0]!)![1]!;
+    expect((await fetch(path, { headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(200);
+  });
+
   it('shows live data on every endpoint within 10 s', async () => {
     const deadline = Date.now() + 10_000;
     for (;;) {

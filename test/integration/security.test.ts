@@ -172,9 +172,12 @@ describe('fuzzing every /debug endpoint', () => {
     }
   }, 60_000);
 
-  it('answers a header larger than Node allows with 431, not a hang', async () => {
+  it('answers a header larger than Node allows with 431 in the error envelope, with a request id', async () => {
     const r = await raw('GET', '/debug/status', { authorization: `Bearer ${TOKEN}`, 'x-big': 'z'.repeat(40_000) });
     expect(r.status).toBe(431);
+    const body = JSON.parse(r.body) as { error: { code: string; request_id: string } };
+    expect(body.error.code).toBe('HEADERS_TOO_LARGE');
+    expect(body.error.request_id).toMatch(/^[0-9a-f-]{36}$/);
   });
 });
 

@@ -15,8 +15,7 @@ import { registerComfyMetrics } from '../../src/metrics/comfyui.js';
 import { registerGpuMetrics } from '../../src/metrics/gpu.js';
 import { Scrubber } from '../../src/secrets.js';
 import { renderLogLine, renderQueue, renderStatus, renderWorkflow } from '../../src/shared/text-views.js';
-import { answer } from '../../src/sim/fake-nvidia-smi.js';
-import { parseCsvRows, parseHelpQueryGpu, planFields, toGpuRow } from '../../src/sources/nvidia-smi.js';
+import { fixtureRows } from '../helpers/gpu-rows.js';
 import { ComfyState } from '../../src/state/comfy.js';
 import { GpuState } from '../../src/state/gpu.js';
 import { PodState } from '../../src/state/pod.js';
@@ -43,12 +42,6 @@ function recording(name: string): RawInput[] {
     .map((l) => JSON.parse(l) as RawInput);
 }
 
-/** The GPUs of a real capture, sampled through the same plan and parser as the collector. */
-function gpuRows(fixture: string) {
-  const plan = planFields(parseHelpQueryGpu(answer(['--help-query-gpu'], { fixture }).stdout));
-  const out = answer([`--query-gpu=${plan.fields.join(',')}`, '--format=csv,noheader,nounits'], { fixture });
-  return parseCsvRows(out.stdout, plan.fields.length).rows.map((cells) => toGpuRow(cells, plan.keys)!);
-}
 
 const T0 = Date.parse('2026-11-23T12:00:00.000Z');
 
@@ -65,7 +58,7 @@ function pod(recordings: string[]) {
   const registry = new Registry();
   registerGpuMetrics(registry, gpu, clock);
   registerComfyMetrics(registry, { comfy });
-  const rows = gpuRows('h200-x1.drv590.load');
+  const rows = fixtureRows('h200-x1.drv590.load');
   gpu.applySample(T0, rows);
   gpu.applySample(T0 + 1000, rows);
   for (const name of recordings) replay(comfy.tracker, recording(name));

@@ -68,8 +68,8 @@ describe('/debug/logs', () => {
     expect(body.error.message).toMatch(new RegExp(`^${parameter} `));
   });
 
-  it('states the allowed range of lines', async () => {
-    const body = await json(await pod().get('?lines=0'));
+  it.each(['lines=0', 'lines=99999999999999999999999', 'lines=1.5', 'lines=1e3'])('states the allowed range of lines in its own words for %s', async (query) => {
+    const body = await json(await pod().get(`?${query}`));
     expect(body.error.message).toBe('lines must be an integer from 1 to 1000.');
   });
 

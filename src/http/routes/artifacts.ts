@@ -11,7 +11,7 @@ import type { PodState } from '../../state/pod.js';
 import { artifactsFromUi, type Artifact } from '../../state/artifacts.js';
 import { renderArtifacts } from '../../shared/text-views.js';
 import { ApiError } from '../errors.js';
-import { jobIdParam, parseQuery, querySpec } from '../query.js';
+import { intParam, jobIdParam, parseQuery, querySpec } from '../query.js';
 import { sendJson, sendText } from '../respond.js';
 
 export function artifactUrl(a: { filename: string; subfolder: string; type: string }): string {
@@ -41,7 +41,7 @@ function present(a: Artifact) {
 
 const listQuery = querySpec({
   job_id: jobIdParam.optional(),
-  limit: z.string().regex(/^\d+$/, { message: 'must be an integer from 1 to 1000' }).transform(Number).pipe(z.number().int().min(1, { message: 'must be an integer from 1 to 1000' }).max(1000, { message: 'must be an integer from 1 to 1000' })).optional(),
+  limit: intParam(1, 1000).optional(),
   format: z.enum(['json', 'text'], { message: 'must be json or text' }).optional(),
 });
 

@@ -56,7 +56,7 @@ function snapshot<T extends object>(ttlMs: number, build: () => T, version: () =
 }
 
 export function debugRoutes(state: PodState): Hono<AppEnv> {
-  const app = new Hono<AppEnv>();
+  const app = new Hono<AppEnv>({ strict: false });
   const status = snapshot(100, () => statusView(state), () => state.comfy?.tracker.version ?? 0);
   const memory = snapshot(250, () => memoryView(state));
   app.get('/status', (c) => answer(c, state, status(), renderStatus));

@@ -19,7 +19,7 @@ export const DEV_ENDPOINTS = [
 const LevelBody = z.object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']) }).strict();
 
 export function devRoutes(state: PodState, logger: Logger): Hono<AppEnv> {
-  const app = new Hono<AppEnv>();
+  const app = new Hono<AppEnv>({ strict: false });
 
   app.get('/config', (c) => {
     const cfg: Record<string, unknown> = { ...state.config };

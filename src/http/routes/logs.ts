@@ -9,7 +9,7 @@ import type { PodState } from '../../state/pod.js';
 import type { LogRecord } from '../../state/logs.js';
 import type { RingEntry } from '../../state/ring-buffer.js';
 import { LEVELS } from '../../shared/log-levels.js';
-import { jobIdParam, parseQuery, querySpec } from '../query.js';
+import { intParam, jobIdParam, parseQuery, querySpec } from '../query.js';
 import { sendJson, sendText } from '../respond.js';
 import { ApiError } from '../errors.js';
 
@@ -29,12 +29,7 @@ function toJson(e: RingEntry<LogRecord>) {
 export function logsHandler(state: PodState) {
   const capacity = state.config.logLines;
   const spec = querySpec({
-      lines: z
-        .string()
-        .regex(/^\d+$/, { message: `must be an integer from 1 to ${capacity}` })
-        .transform(Number)
-        .pipe(z.number().int().min(1, { message: `must be an integer from 1 to ${capacity}` }).max(capacity, { message: `must be an integer from 1 to ${capacity}` }))
-        .optional(),
+      lines: intParam(1, capacity).optional(),
       level: z.enum(LEVELS as [string, ...string[]], { message: `must be one of ${LEVELS.join(', ')}` }).optional(),
       job_id: jobIdParam.optional(),
       source: z.enum(['comfyui', 'podscope'], { message: 'must be comfyui or podscope' }).optional(),
@@ -53,9 +48,13 @@ export function logsHandler(state: PodState) {
     if (!store) throw new ApiError(503, 'UNAVAILABLE', 'The log buffer is not running.');
     let jobIds: Set<string> | undefined;
     if (q.job_id) {
-      // Either id of a job is accepted; lines carry the platform job id.
+      // Either id of a job is accepted; lines carry the platform job id (the prompt_id before it was known).
       const job = state.comfy?.tracker.get(q.job_id);
-      jobIds = new Set([q.job_id, ...(job ? [job.job_id] : [])]);
+      jobIds = new Set([q.job_id, ...(job ? [job.job_id, job.prompt_id] : [])]);
+      // Unknown everywhere, as /debug/workflow and /debug/artifacts say: not a job with no lines.
+      if (!job && store.query({ lines: 1, jobIds }).length === 0) {
+        throw new ApiError(404, 'JOB_NOT_FOUND', `No job with id ${q.job_id} is known, and no log line carries it.`, { details: { job_id: q.job_id } });
+      }
     }
     const filter = { level: q.level as LogRecord['level'] | undefined, jobIds, source: q.source, q: q.q };
     const entries = store.query({ lines: q.lines ?? 100, after: q.after, ...filter });

@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { attachForensics } from '../../src/state/forensics.js';
+import { ComfyState } from '../../src/state/comfy.js';
+import { GpuState } from '../../src/state/gpu.js';
+import { decodeHistoryEntry } from '../../src/sources/comfy-events.js';
+import { gpuRows } from '../helpers/gpu-rows.js';
+
+const T0 = 1_700_000_000_000;
+
+/** One GPU whose used memory is `mb(second)` at each second from T0. */
+function gpuWith(mb: (s: number) => number, seconds: number): GpuState {
+  const gpu = new GpuState({ startedAt: T0, intervalMs: 1000, heldCount: 1, timelineCapacity: 1000 });
+  for (let s = 0; s <= seconds; s++) gpu.applySample(T0 + s * 1000, gpuRows(1, { memory_used_mb: mb(s) }));
+  return gpu;
+}
+
+describe('OOM forensics', () => {
+  it("takes the job's own run as its window, so its peak is the job's peak", () => {
+    // An earlier job peaked at 90 GB at second 3; this one ran from second 10 to 20 and peaked at 40 GB.
+    const gpu = gpuWith((s) => (s === 3 ? 90_000 : s >= 10 ? 30_000 + (s - 10) * 1000 : 10_000), 20);
+    const comfy = new ComfyState('http://x', { jobIdKey: 'job_id', historyLimit: 10 }, gpu);
+    comfy.tracker.onFinish((job) => attachForensics(job, { gpu, logs: null, comfy }, T0 + 20_500));
+    const oom = { exception_type: 'torch.OutOfMemoryError', exception_message: 'Allocation on device ', node_id: '3', node_type: 'KSampler', traceback: [], executed: [], current_inputs: {}, current_outputs: [] };
+    comfy.tracker.applyHistory(
+      T0 + 20_500,
+      decodeHistoryEntry('P', {
+        prompt: [1, 'P', { '3': { class_type: 'KSampler', inputs: {} } }, { job_id: 'J' }, ['3']],
+        outputs: {},
+        status: { status_str: 'error', completed: false, messages: [['execution_start', { timestamp: T0 + 10_000 }], ['execution_error', { ...oom, timestamp: T0 + 20_000 }]] },
+      })!,
+    );
+    const job = comfy.tracker.get('J')!;
+    const forensics = job.error!.forensics as { peak_vram_mb: number; gpu_memory_timeline: Array<{ t: string }> };
+    expect(job.usage!.peak_vram_mb).toBe(40_000);
+    expect(forensics.peak_vram_mb).toBe(40_000);
+    for (const p of forensics.gpu_memory_timeline) expect(Date.parse(p.t)).toBeGreaterThanOrEqual(T0 + 10_000);
+  });
+});

@@ -38,25 +38,68 @@ interface Args {
 
 const BOOLEAN_FLAGS = new Set(['json', 'help', 'follow', 'h', 'version']);
 
+/** The options each command takes (besides --help); anything else is a usage error. */
+const CLIENT = ['url', 'token', 'json'];
+const OPTIONS: Record<string, readonly string[]> = {
+  serve: ['version'],
+  demo: ['gpus', 'step-ms'],
+  status: CLIENT,
+  workflow: [...CLIENT, 'job'],
+  queue: CLIENT,
+  memory: CLIENT,
+  artifacts: [...CLIENT, 'job'],
+  logs: [...CLIENT, 'lines', 'level', 'job', 'source', 'grep', 'follow'],
+  wait: [...CLIENT, 'job', 'timeout', 'interval'],
+  help: [],
+};
+
+/** The known option nearest to a mistyped one (one edit away, or a prefix), for the message. */
+function nearest(name: string, known: readonly string[]): string | undefined {
+  const close = (a: string, b: string) => {
+    if (Math.abs(a.length - b.length) > 1) return false;
+    let i = 0;
+    while (i < a.length && a[i] === b[i]) i++;
+    return a.slice(i + 1) === b.slice(i + 1) || a.slice(i + 1) === b.slice(i) || a.slice(i) === b.slice(i + 1);
+  };
+  return known.find((k) => close(name, k) || k.startsWith(name));
+}
+
 export function parseArgs(argv: string[]): Args {
   const flags = new Map<string, string | true>();
   const rest: string[] = [];
   let command = '';
+  const pending: Array<[string, string | undefined, boolean]> = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a.startsWith('--') || a === '-h') {
       const [name, inline] = a.replace(/^-+/, '').split(/=(.*)/s, 2) as [string, string | undefined];
-      if (inline !== undefined) flags.set(name, inline);
-      else if (BOOLEAN_FLAGS.has(name)) flags.set(name, true);
-      else if (i + 1 < argv.length) flags.set(name, argv[++i]!);
-      else throw new CliError(`--${name} needs a value`, 64);
+      if (inline !== undefined || BOOLEAN_FLAGS.has(name)) pending.push([name, inline, true]);
+      else if (i + 1 < argv.length && !argv[i + 1]!.startsWith('--')) pending.push([name, argv[++i]!, true]);
+      else pending.push([name, undefined, false]);
     } else if (!command) {
       command = a;
     } else {
       rest.push(a);
     }
   }
-  return { command: command || 'serve', flags, rest };
+  command ||= 'serve';
+  const known = OPTIONS[command];
+  if (!known) throw new CliError(`unknown command ${JSON.stringify(command)}`, 64);
+  for (const [name, value, hasValue] of pending) {
+    if (name !== 'help' && name !== 'h' && !known.includes(name)) {
+      const hint = nearest(name, known);
+      throw new CliError(`unknown option --${name} for \`podscope ${command}\`${hint ? ` (did you mean --${hint}?)` : ''}`, 64);
+    }
+    if (BOOLEAN_FLAGS.has(name)) flags.set(name, value ?? true);
+    else if (!hasValue || value === undefined) throw new CliError(`--${name} needs a value`, 64);
+    else flags.set(name, value);
+  }
+  if (rest.length > 0) throw new CliError(`unexpected argument ${JSON.stringify(rest[0])} for \`podscope ${command}\``, 64);
+  const url = flags.get('url');
+  if (typeof url === 'string' && !/^https?:\/\/[^/\s]+/.test(url)) throw new CliError(`--url must be an http:// or https:// URL (got ${JSON.stringify(url.slice(0, 80))})`, 64);
+  const lines = flags.get('lines');
+  if (typeof lines === 'string' && !/^[1-9]\d{0,6}$/.test(lines)) throw new CliError(`--lines must be a whole number from 1 to 1000000 (got ${JSON.stringify(lines.slice(0, 20))})`, 64);
+  return { command, flags, rest };
 }
 
 function str(args: Args, name: string): string | undefined {

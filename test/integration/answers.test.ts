@@ -37,3 +37,23 @@ describe('a trailing slash', () => {
     expect(r.status).toBe(200);
   });
 });
+
+describe('every answer says when it was made', () => {
+  it.each(['/debug/status', '/debug/workflow', '/debug/queue', '/debug/logs', '/debug/memory', '/debug/artifacts'])('%s has sampled_at', async (path) => {
+    const r = await rig.get(path);
+    expect(r.status).toBe(200);
+    expect(Date.parse(r.body.sampled_at)).toBeGreaterThan(0);
+  });
+});
+
+describe('lists people read for the latest', () => {
+  it('/debug/artifacts lists the newest outputs first', async () => {
+    await submit(rig.sim.url, txt2img({ steps: 2, seed: 32 }), { clientId: 'w', extra: { job_id: 'newer-job' } });
+    await until(async () => (await rig.get('/debug/workflow?job_id=newer-job')).body.status === 'success');
+    const r = await until(async () => {
+      const a = await rig.get('/debug/artifacts');
+      return a.body.artifacts.some((x: { job_id: string }) => x.job_id === 'newer-job') ? a : undefined;
+    });
+    expect(r.body.artifacts[0].job_id).toBe('newer-job');
+  });
+});

@@ -154,6 +154,20 @@ describe('the CLI against the demo', () => {
     expect(r.stderr).toMatch(/cannot reach podscope at http:\/\/127\.0\.0\.1:9/);
   });
 
+  it.each([
+    [['status', '--bogus', 'x'], /unknown option --bogus for `podscope status`/],
+    [['status', '--jsn'], /unknown option --jsn for `podscope status` \(did you mean --json\?\)/],
+    [['logs', '--lines', 'abc'], /--lines must be a whole number from 1 to 1000000 \(got "abc"\)/],
+    [['status', '--url', 'notaurl'], /--url must be an http:\/\/ or https:\/\/ URL \(got "notaurl"\)/],
+    [['wait', '--job'], /--job needs a value/],
+    [['frobnicate'], /unknown command "frobnicate"/],
+  ])('usage error %j: exit 64 with the reason and the usage', async (args, message) => {
+    const r = await cli(args as string[]);
+    expect(r.code).toBe(64);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr).toMatch(/podscope wait --job ID/);
+  });
+
   it('wait: exit 3 when the pod refuses the token', async () => {
     const r = await cli(['wait', '--url', url, '--job', 'job_0002'], { PODSCOPE_TOKEN: 'wrong-token-123456' });
     expect(r.code).toBe(3);

@@ -75,9 +75,10 @@ export function artifactsHandler(state: PodState) {
         );
       }
     } else {
-      items = (ledger?.newest(q.limit ?? 100) ?? []).map(present);
+      // The latest first: that is what people look for.
+      items = (ledger?.newest(q.limit ?? 100) ?? []).reverse().map(present);
     }
-    const body = { job_id: q.job_id ?? null, artifacts: items, output_dir_known: state.config.comfyuiOutputDir !== undefined };
+    const body = { job_id: q.job_id ?? null, artifacts: items, output_dir_known: state.config.comfyuiOutputDir !== undefined, sampled_at: new Date(state.now()).toISOString() };
     return q.format === 'text' ? sendText(c, state, renderArtifacts(body)) : sendJson(c, state, body);
   };
 }

@@ -61,7 +61,7 @@ export function logsHandler(state: PodState) {
     const text = q.format === 'text';
     if (q.follow === '1' || q.follow === 'true') return follow(c, state, entries, store.matcher(filter), text);
     if (text) return sendText(c, state, entries.map(formatText).join(''));
-    return sendJson(c, state, { lines: entries.map(toJson), buffered: store.ring.size, dropped: store.ring.dropped });
+    return sendJson(c, state, { lines: entries.map(toJson), buffered: store.ring.size, dropped: store.ring.dropped, sampled_at: new Date(state.now()).toISOString() });
   };
 }
 

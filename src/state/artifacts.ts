@@ -27,6 +27,9 @@ export interface Artifact {
   at: number;
 }
 
+/** What one artifact object costs besides its strings (V8 object header, numbers, booleans). */
+const ARTIFACT_OVERHEAD = 160;
+
 /** One output file opened for a download, or why it could not be. */
 export type OpenedFile =
   | { kind: 'file'; body: ReadableStream<Uint8Array>; size: number | null; contentType: string }
@@ -86,7 +89,8 @@ export class ArtifactLedger {
   readonly producedByKind = new Map<string, number>();
 
   constructor(capacity: number) {
-    this.ring = new RingBuffer<Artifact>(capacity);
+    // Bytes held, estimated: the strings (two bytes a character) and the object around them.
+    this.ring = new RingBuffer<Artifact>(capacity, Number.POSITIVE_INFINITY, (a) => ARTIFACT_OVERHEAD + 2 * (a.job_id.length + a.prompt_id.length + a.node_id.length + a.filename.length + a.subfolder.length + a.type.length + a.kind.length + (a.format?.length ?? 0) + (a.mtime?.length ?? 0)));
   }
 
   /** Adds a finished job's outputs; returns the new entries (to stat on disk). */

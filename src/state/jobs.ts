@@ -97,6 +97,8 @@ export class JobTracker {
   private pendingOrder: string[] = [];
   private runningIds: string[] = [];
   private readonly finishListeners: Array<(job: Job, refined: boolean) => void> = [];
+  /** Size estimates of finished jobs (see {@link approxBytes}). */
+  private readonly sizes = new Map<string, number>();
   /** Bumped on every change, so views can tell whether a snapshot is stale. */
   version = 0;
   /** When the state last changed, by the caller's clock. */
@@ -318,6 +320,7 @@ export class JobTracker {
     }
     if (!isFinal(job.status)) job.last_activity = now;
     this.recompute(job);
+    this.sizes.delete(job.prompt_id);
     this.touch(now);
   }
 
@@ -587,6 +590,7 @@ export class JobTracker {
       }
     }
     for (const o of record.outputs) this.addOutput(job, o.node_id, o.ui);
+    this.sizes.delete(job.prompt_id);
     if (!outcome) {
       if (record.status_str === 'success' || record.completed === true) outcome = 'success';
       else if (record.status_str === 'error') outcome = 'error';
@@ -678,6 +682,7 @@ export class JobTracker {
     if (!job) return;
     job.error ??= { node_id: job.current_node, class_type: job.current_node ? (job.nodes.get(job.current_node)?.class_type ?? null) : null, exception_type: 'unknown', exception_message: '', traceback: [] } satisfies JobError;
     Object.assign(job.error, extra);
+    this.sizes.delete(job.prompt_id);
     this.version++;
   }
 
@@ -714,6 +719,7 @@ export class JobTracker {
       const id = this.finished.shift()!;
       const job = this.jobs.get(id);
       this.jobs.delete(id);
+      this.sizes.delete(id);
       if (job && this.byJobId.get(job.job_id) === id) this.byJobId.delete(job.job_id);
     }
   }
@@ -745,6 +751,27 @@ export class JobTracker {
   }
 
   // ── reads ──────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Bytes the remembered jobs hold, estimated (strings at two bytes a character, a fixed cost per
+   * job and per node, outputs and the error by their JSON size). A finished job's estimate is kept;
+   * only open jobs are measured again.
+   */
+  approxBytes(): number {
+    let total = 0;
+    for (const job of this.jobs.values()) {
+      let bytes = this.sizes.get(job.prompt_id);
+      if (bytes === undefined) {
+        bytes = 600 + 2 * (job.prompt_id.length + job.job_id.length) + 2 * JSON.stringify(job.extra).length;
+        for (const n of job.nodes.values()) bytes += 220 + 2 * (n.class_type.length + (n.title?.length ?? 0));
+        if (job.error) bytes += 2 * JSON.stringify(job.error).length;
+        for (const o of job.outputs) bytes += 64 + 2 * JSON.stringify(o.ui).length;
+        if (isFinal(job.status)) this.sizes.set(job.prompt_id, bytes);
+      }
+      total += bytes;
+    }
+    return total;
+  }
 
   /** Whether the job is known and has its outcome. */
   isFinished(promptId: string): boolean {

@@ -57,3 +57,16 @@ describe('lists people read for the latest', () => {
     expect(r.body.artifacts[0].job_id).toBe('newer-job');
   });
 });
+
+describe('buffer sizes in /debug/memory', () => {
+  it('are real for the jobs and artifacts remembered, not 0', async () => {
+    const r = await until(async () => {
+      const m = await rig.get('/debug/memory');
+      return m.body.podscope.buffers.artifacts.entries > 0 ? m : undefined;
+    });
+    const { jobs, artifacts } = r.body.podscope.buffers;
+    expect(jobs.entries).toBeGreaterThan(0);
+    expect(jobs.bytes).toBeGreaterThan(500 * jobs.entries);
+    expect(artifacts.bytes).toBeGreaterThan(100 * artifacts.entries);
+  });
+});

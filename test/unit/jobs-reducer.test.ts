@@ -313,3 +313,27 @@ describe('tqdm lines that arrive late', () => {
     expect(t.get('J')!.nodes.get('4')).toMatchObject({ status: 'running', steps: 0, total: 1 });
   });
 });
+
+describe('the size of what is remembered', () => {
+  it('grows with the jobs kept, and shrinks when old ones are forgotten', () => {
+    const t = new JobTracker({ jobIdKey: 'job_id', historyLimit: 2 });
+    const h = JSON.parse(fx('history-success-cached.json')).P;
+    expect(t.approxBytes()).toBe(0);
+    t.applyHistory(1, history('a', h));
+    const one = t.approxBytes();
+    expect(one).toBeGreaterThan(1000);
+    t.applyHistory(2, history('b', h));
+    expect(t.approxBytes()).toBeGreaterThan(one);
+    const two = t.approxBytes();
+    t.applyHistory(3, history('c', h)); // the oldest is forgotten
+    expect(t.approxBytes()).toBe(two);
+  });
+
+  it("counts what forensics adds to a finished job's error", () => {
+    const t = new JobTracker({ jobIdKey: 'job_id', historyLimit: 2 });
+    t.applyHistory(1, history('P', JSON.parse(fx('history-oom.json')).P));
+    const before = t.approxBytes();
+    t.annotateError('P', { forensics: { last_log_lines: ['x'.repeat(1000)] } });
+    expect(t.approxBytes()).toBeGreaterThan(before + 1000);
+  });
+});

@@ -6,10 +6,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../helpers/ports.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const TEST_NODES = join(ROOT, 'test/comfyui/nodes/podscope_test_nodes');
@@ -27,17 +27,6 @@ export function comfyLaunch(): { cwd: string; command: string; args: string[]; e
     args: ['main.py', '--cpu'],
     env: { PYTHONUNBUFFERED: '1', ...(stubs ? { PYTHONPATH: stubs } : {}) },
   };
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 export interface RealComfyOptions {

@@ -1,22 +1,13 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startDemo, type Demo } from '../../src/demo.js';
+import { freePort } from '../helpers/ports.js';
 
 const hasPrometheus = spawnSync('prometheus', ['--version']).status === 0;
 const TOKEN = 'scrape-token-0123456789';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 let demo: Demo | null = null;
 let prom: ChildProcess | null = null;

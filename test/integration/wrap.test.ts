@@ -6,13 +6,13 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BIN } from '../helpers/spawn.js';
 import { until } from '../helpers/wait.js';
+import { freePort } from '../helpers/ports.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const WRAP = join(ROOT, 'deploy/runpod/wrap.sh');
@@ -21,16 +21,6 @@ const SIM = join(ROOT, 'dist/sim/run-comfyui.js');
 const BASES = join(ROOT, 'test/fixtures/bases');
 
 type Base = 'runpod-comfyui' | 'worker-comfyui' | 'supervisord' | 'runpod-base';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 interface Wrapped {
   root: string;

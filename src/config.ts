@@ -99,6 +99,7 @@ export const ENV_SCHEMA = {
   PODSCOPE_ARTIFACTS: int(1, 100_000, 2000),
   PODSCOPE_STALL_S: int(5, 86_400, 300),
   PODSCOPE_COMFYUI_GONE_S: int(1, 3600, 15),
+  PODSCOPE_PROBLEM_REMIND_S: int(10, 86_400, 300),
   PODSCOPE_COMFYUI_POLL_MS: int(100, 60_000, 2000),
   PODSCOPE_COMFYUI_TIMEOUT_MS: int(100, 60_000, 3000),
   PODSCOPE_WS_PING_MS: int(100, 120_000, 10_000),
@@ -140,6 +141,8 @@ export interface Config {
   readonly stallS: number;
   /** Seconds a ComfyUI that refuses connections (and whose websocket is closed) may stay away before its jobs are lost. */
   readonly comfyuiGoneS: number;
+  /** Seconds between the log records that say a problem still lasts. */
+  readonly problemRemindS: number;
   readonly comfyuiPollMs: number;
   readonly comfyuiTimeoutMs: number;
   readonly wsPingMs: number;
@@ -186,6 +189,7 @@ function toConfig(p: Parsed, fallbackHost: string): Config {
     artifacts: p.PODSCOPE_ARTIFACTS,
     stallS: p.PODSCOPE_STALL_S,
     comfyuiGoneS: p.PODSCOPE_COMFYUI_GONE_S,
+    problemRemindS: p.PODSCOPE_PROBLEM_REMIND_S,
     comfyuiPollMs: p.PODSCOPE_COMFYUI_POLL_MS,
     comfyuiTimeoutMs: p.PODSCOPE_COMFYUI_TIMEOUT_MS,
     wsPingMs: p.PODSCOPE_WS_PING_MS,

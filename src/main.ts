@@ -26,6 +26,7 @@ import { ArtifactLedger } from './state/artifacts.js';
 import { ArtifactCollector, ArtifactFileService } from './collectors/artifacts.js';
 import { attachForensics } from './state/forensics.js';
 import type { Collector } from './collectors/collector.js';
+import { ProblemJournal } from './collectors/problems.js';
 import { createApp } from './http/app.js';
 import { answerClientError } from './http/client-errors.js';
 import { VERSION } from './version.js';
@@ -60,7 +61,7 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
   const logger = createLogger({ level: config.logLevel, podId: config.podId, environment: config.env, scrubber, sinks: [...(opts.sinks ?? [stdout]), bufferSink] });
   const state = new PodState({ config, version: VERSION, scrubber, env: opts.env });
   const metrics = createCoreMetrics({ version: VERSION, health: state.health });
-  const collectors: Collector[] = [];
+  const collectors: Collector[] = [new ProblemJournal({ health: state.health, logger: componentLogger(logger, 'problems'), remindMs: config.problemRemindS * 1000 })];
 
   if (config.gpuEnabled) {
     const gpu = new GpuState({ startedAt: state.startedAt, intervalMs: config.gpuIntervalMs, heldCount: config.gpuCount, timelineCapacity: config.gpuSamples });

@@ -264,8 +264,6 @@ export class ComfyCollector implements Collector {
     if (this.comfy.reachedAt === null) {
       this.comfy.reachedAt = now;
       this.opts.logger.info(`ComfyUI reached at ${this.opts.config.comfyuiUrl}`);
-    } else if (this.comfy.httpFailingSince !== null) {
-      this.opts.logger.info('ComfyUI answers again');
     }
     this.comfy.lastHttpOkAt = now;
     this.comfy.lastHttpError = null;
@@ -287,7 +285,6 @@ export class ComfyCollector implements Collector {
     const text = `ComfyUI at ${this.opts.config.comfyuiUrl} does not answer: ${message}`;
     if (code === 'COMFYUI_BAD_ANSWER') health.raise('comfyui', code, `ComfyUI answered ${message}`);
     else health.raise('comfyui', 'COMFYUI_UNREACHABLE', text, this.comfy.reachedAt === null ? 'warning' : 'error');
-    if (first && this.comfy.reachedAt !== null) this.opts.logger.warn({ data: { code } }, text);
     this.loseJobsOfGoneComfy(now);
     return { ok: false, code, message };
   }

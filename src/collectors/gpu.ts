@@ -42,7 +42,6 @@ export class GpuCollector implements Collector {
   private stuck: { pid: number | undefined; since: number; exited: boolean } | null = null;
   private lastAppsAt = 0;
   private loop: Promise<void> | null = null;
-  private lastFailure: Failure | null = null;
   private warnings: string[] = [];
 
   constructor(private readonly opts: GpuCollectorOptions) {
@@ -174,7 +173,6 @@ export class GpuCollector implements Collector {
     state.applySample(now, rows, lost);
     // A GPU absent from five runs in a row (not reported lost, simply gone) stops being shown and exported.
     state.forgetOlderThan(now, 5 * this.opts.intervalMs);
-    this.lastFailure = null;
     this.opts.onRun?.(durationMs, null);
     const keep: string[] = [];
     const lostNow = state.readings().filter((g) => g.lost);
@@ -205,13 +203,10 @@ export class GpuCollector implements Collector {
   private fail(f: Failure, durationMs: number): Failure {
     const { state, health } = this.opts;
     state.applyFailure(this.now());
-    const previous = this.lastFailure?.code;
-    this.lastFailure = f;
     this.opts.onRun?.(durationMs, f.code);
     health.clearExcept('gpu', [f.code, 'GPU_DATA_STALE']);
     health.raise('gpu', f.code, f.message);
     this.markStale();
-    if (previous !== f.code) this.opts.logger.warn({ data: { code: f.code } }, `GPU sampling failed: ${f.message}`);
     return f;
   }
 

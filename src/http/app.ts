@@ -33,7 +33,7 @@ function allowedMethods(routes: ReadonlyArray<{ path: string; methods: readonly 
 
 const BASE_ENDPOINTS = [
   { path: '/health', methods: ['GET'], description: 'liveness: 200 whenever the process answers' },
-  { path: '/ready', methods: ['GET'], description: 'readiness: 200 when ComfyUI, its websocket and GPU sampling work, else 503' },
+  { path: '/ready', methods: ['GET'], description: 'readiness: 200 when ComfyUI, its websocket and GPU sampling work and no error problem is raised, else 503' },
   { path: '/metrics', methods: ['GET'], description: 'Prometheus metrics' },
   { path: '/debug', methods: ['GET'], description: 'this index' },
 ] as const;
@@ -92,8 +92,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   );
 
   app.get('/ready', (c) => {
-    const r = state.readiness.report();
-    return sendJson(c, state, { status: r.status, checks: r.checks, version: state.version }, r.ready ? 200 : 503);
+    const r = state.condition();
+    return sendJson(c, state, { status: r.status, checks: r.checks, problems: r.problems, version: state.version }, r.ready ? 200 : 503);
   });
 
   app.get('/metrics', async (c) => {

@@ -31,11 +31,20 @@ export interface CollectorHealth {
   last_error: { code: string; message: string; at: string } | null;
 }
 
+/** What happened to a problem: it started, its severity changed, or it ended. */
+export interface ProblemChange {
+  kind: 'started' | 'severity' | 'ended';
+  problem: Problem;
+  /** Epoch ms of the change. */
+  at: number;
+}
+
 export type RunOutcome = { ok: true; durationMs: number } | { ok: false; durationMs: number; code: string; message: string };
 
 export class HealthBoard {
   private readonly collectors = new Map<string, CollectorHealth>();
   private readonly problemMap = new Map<string, Problem>();
+  private readonly listeners = new Set<(change: ProblemChange) => void>();
 
   constructor(private readonly now: () => number = Date.now) {}
 
@@ -84,31 +93,60 @@ export class HealthBoard {
     return [...this.collectors.values()].map((h) => ({ ...h }));
   }
 
+  /** Calls `listener` on every start, severity change and end of a problem; returns the unsubscribe. */
+  onChange(listener: (change: ProblemChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private emit(kind: ProblemChange['kind'], problem: Problem): void {
+    const change = { kind, problem: { ...problem }, at: this.now() };
+    for (const l of this.listeners) {
+      try {
+        l(change);
+      } catch {
+        /* a listener's failure is its own */
+      }
+    }
+  }
+
   /** Raises (or keeps) a problem; `since` stays at the first time it was raised. */
   raise(component: Component, code: string, message: string, severity: Problem['severity'] = 'error'): void {
     const key = `${component}:${code}`;
     const existing = this.problemMap.get(key);
     if (existing) {
       existing.message = message;
-      existing.severity = severity;
+      if (existing.severity !== severity) {
+        existing.severity = severity;
+        this.emit('severity', existing);
+      }
       return;
     }
-    this.problemMap.set(key, { component, code, message, since: new Date(this.now()).toISOString(), severity });
+    const problem: Problem = { component, code, message, since: new Date(this.now()).toISOString(), severity };
+    this.problemMap.set(key, problem);
+    this.emit('started', problem);
+  }
+
+  private drop(key: string): void {
+    const problem = this.problemMap.get(key);
+    if (!problem) return;
+    this.problemMap.delete(key);
+    this.emit('ended', problem);
   }
 
   /** Clears one problem, or with no code every problem of the component. */
   clear(component: Component, code?: string): void {
     if (code !== undefined) {
-      this.problemMap.delete(`${component}:${code}`);
+      this.drop(`${component}:${code}`);
       return;
     }
-    for (const [key, p] of this.problemMap) if (p.component === component) this.problemMap.delete(key);
+    for (const [key, p] of this.problemMap) if (p.component === component) this.drop(key);
   }
 
   /** Clears the component's problems except the listed codes. */
   clearExcept(component: Component, keep: readonly string[]): void {
     for (const [key, p] of this.problemMap) {
-      if (p.component === component && !keep.includes(p.code)) this.problemMap.delete(key);
+      if (p.component === component && !keep.includes(p.code)) this.drop(key);
     }
   }
 

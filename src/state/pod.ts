@@ -10,7 +10,7 @@ import type { GpuState } from './gpu.js';
 import type { LogStore } from './logs.js';
 import type { ArtifactFiles, ArtifactLedger } from './artifacts.js';
 import { HealthBoard } from './health.js';
-import { Readiness } from './readiness.js';
+import { Readiness, type ReadyReport } from './readiness.js';
 import type { RingStats } from './ring-buffer.js';
 
 /** Environment variables shown in /debug/config: an allowlist of prefixes, never the whole env. */
@@ -67,6 +67,11 @@ export class PodState {
       if (value !== undefined && SHOWN_ENV.test(name)) shown[name] = redactEnvValue(name, value);
     }
     this.environment = Object.freeze(shown);
+  }
+
+  /** /ready's checks and the pod's condition, from the same rule /debug/status uses. */
+  condition(): ReadyReport {
+    return this.readiness.report(this.health.problems());
   }
 
   /** A collector registers what it holds open, for /debug/connections. */

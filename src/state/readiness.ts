@@ -1,7 +1,14 @@
 /**
- * Readiness (contract 2.2): each dependency contributes one check, answered from state the
- * collectors keep. A check is "ok" or a sentence saying what is wrong.
+ * Readiness (contract 2.2) and the pod's condition: one rule that /ready and /debug/status both
+ * answer from, so the two never contradict each other.
+ *
+ * Each dependency contributes one check, answered from state the collectors keep: "ok", or a
+ * sentence saying what is wrong and whether it is merely still coming up. The condition is
+ *   - `degraded` when a check fails for a reason other than start-up, or an error problem is raised;
+ *   - `starting` when the only failing checks are still coming up;
+ *   - `ok` otherwise (which /debug/status refines into `idle` or `processing`).
  */
+import type { Problem } from './health.js';
 
 export type CheckResult = { ok: true } | { ok: false; message: string; /** still coming up, not broken */ starting?: boolean };
 export type CheckFn = () => CheckResult;
@@ -9,10 +16,14 @@ export type CheckFn = () => CheckResult;
 export const READY_CHECKS = ['comfyui', 'websocket', 'gpu'] as const;
 export type CheckName = (typeof READY_CHECKS)[number];
 
+export type Condition = 'ok' | 'starting' | 'degraded';
+
 export interface ReadyReport {
   ready: boolean;
-  status: 'ok' | 'starting' | 'degraded';
+  status: Condition;
   checks: Record<CheckName, string>;
+  /** The error problems that make the pod degraded although every check may pass. */
+  problems: Pick<Problem, 'component' | 'code' | 'message'>[];
 }
 
 export class Readiness {
@@ -22,9 +33,10 @@ export class Readiness {
     this.fns.set(name, fn);
   }
 
-  report(): ReadyReport {
+  /** The checks and the condition they make together with the raised problems. */
+  report(problems: readonly Problem[] = []): ReadyReport {
     const checks = {} as Record<CheckName, string>;
-    let failing = 0;
+    let broken = 0;
     let starting = 0;
     for (const name of READY_CHECKS) {
       const fn = this.fns.get(name);
@@ -38,11 +50,12 @@ export class Readiness {
         checks[name] = 'ok';
       } else {
         checks[name] = r.message;
-        failing++;
         if (r.starting) starting++;
+        else broken++;
       }
     }
-    const status = failing === 0 ? 'ok' : starting === failing ? 'starting' : 'degraded';
-    return { ready: failing === 0, status, checks };
+    const errors = problems.filter((p) => p.severity === 'error').map(({ component, code, message }) => ({ component, code, message }));
+    const status: Condition = broken > 0 || errors.length > 0 ? 'degraded' : starting > 0 ? 'starting' : 'ok';
+    return { ready: status === 'ok', status, checks, problems: errors };
   }
 }

@@ -14,11 +14,9 @@ export function statusView(state: PodState) {
   const comfy = state.comfy;
   const currentJob = comfy ? comfy.currentJob(now) : null;
   const problems = state.health.problems();
-  let status: PodStatus;
-  if (comfy && !comfy.everReached()) status = 'starting';
-  else if (problems.some((p) => p.severity === 'error')) status = 'degraded';
-  else if (currentJob) status = 'processing';
-  else status = 'idle';
+  // The same condition /ready answers; only `ok` is refined by what ComfyUI is doing.
+  const condition = state.condition().status;
+  const status: PodStatus = condition !== 'ok' ? condition : currentJob ? 'processing' : 'idle';
   return {
     pod_id: state.config.podId,
     status,

@@ -217,7 +217,25 @@ describe('health and readiness', () => {
     for (const n of ['comfyui', 'websocket', 'gpu'] as const) pod.state.readiness.set(n, () => ({ ok: true }));
     const res = await pod.app.request('/ready');
     expect(res.status).toBe(200);
-    expect(await json(res)).toEqual({ status: 'ok', checks: { comfyui: 'ok', websocket: 'ok', gpu: 'ok' }, version: '0.0.0-test' });
+    expect(await json(res)).toEqual({ status: 'ok', checks: { comfyui: 'ok', websocket: 'ok', gpu: 'ok' }, problems: [], version: '0.0.0-test' });
+  });
+
+  it('/ready is 503 and degraded while an error problem is raised, though every check passes', async () => {
+    const pod = testPod();
+    for (const n of ['comfyui', 'websocket', 'gpu'] as const) pod.state.readiness.set(n, () => ({ ok: true }));
+    pod.state.health.raise('host', 'DISK_NEARLY_FULL', '/workspace is 99% full');
+    const res = await pod.app.request('/ready');
+    expect(res.status).toBe(503);
+    expect(await json(res)).toMatchObject({ status: 'degraded', problems: [{ component: 'host', code: 'DISK_NEARLY_FULL', message: '/workspace is 99% full' }] });
+  });
+
+  it('/ready stays 200 while only a warning problem is raised', async () => {
+    const pod = testPod();
+    for (const n of ['comfyui', 'websocket', 'gpu'] as const) pod.state.readiness.set(n, () => ({ ok: true }));
+    pod.state.health.raise('logs', 'LOG_FILE_MISSING', 'no log file yet', 'warning');
+    const res = await pod.app.request('/ready');
+    expect(res.status).toBe(200);
+    expect((await json(res)).problems).toEqual([]);
   });
 
   it('/ready says degraded when a dependency broke after start', async () => {

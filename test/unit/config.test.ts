@@ -68,6 +68,7 @@ describe('configuration', () => {
     ['PODSCOPE_ARTIFACTS', 'many', /integer/],
     ['PODSCOPE_STALL_S', '1', /at least 5/],
     ['PODSCOPE_COMFYUI_GONE_S', '0', /at least 1/],
+    ['PODSCOPE_PROBLEM_REMIND_S', '5', /at least 10/],
     ['PODSCOPE_COMFYUI_POLL_MS', '1', /at least 100/],
     ['PODSCOPE_COMFYUI_TIMEOUT_MS', 'x', /integer/],
     ['PODSCOPE_WS_PING_MS', '999999999', /at most/],

@@ -67,6 +67,9 @@ function pod(recordings: string[]) {
   comfy.reachedAt = T0;
   comfy.wsConnected = true;
   comfy.version = '0.3.64';
+  state.readiness.set('comfyui', () => comfy.httpCheck());
+  state.readiness.set('websocket', () => comfy.websocketCheck());
+  state.readiness.set('gpu', () => ({ ok: true }));
   return { state, comfy, registry, at: () => now };
 }
 

@@ -160,6 +160,40 @@ async function logs(args: Args, env: Record<string, string | undefined>): Promis
   }
 }
 
+/**
+ * The prompts ComfyUI rejected while `wait` looked for a job it never saw. Times are the pod's
+ * (`sampled_at` of the first /debug/queue answer), so a client clock that differs does not matter.
+ * A prompt is usually submitted just before the wait starts, so the minute before counts too.
+ */
+class RejectionWatch {
+  private since: number | null = null;
+  private readonly seen = new Map<string, string>();
+
+  /** Sentences for the rejections not reported yet, from one /debug/queue answer. */
+  fresh(answer: { status: number; body: any }): string[] {
+    if (answer.status !== 200 || !Array.isArray(answer.body?.rejected)) return [];
+    const sampled = Date.parse(answer.body.sampled_at ?? answer.body.as_of ?? '');
+    if (this.since === null) this.since = (Number.isFinite(sampled) ? sampled : Date.now()) - 60_000;
+    const found: string[] = [];
+    for (const r of answer.body.rejected as Array<{ at: string; job_id: string | null; reasons?: string[] }>) {
+      const key = `${r.at} ${r.job_id ?? ''}`;
+      if (this.seen.has(key) || !(Date.parse(r.at) >= this.since)) continue;
+      const reasons = Array.isArray(r.reasons) && r.reasons.length > 0 ? r.reasons.map(String) : ['no reason recorded'];
+      const sentence = `ComfyUI rejected a prompt at ${r.at} (HTTP 400, never queued${r.job_id ? `, job ${r.job_id}` : ', job id unknown without the tap'}): ${reasons.join('; ')}`;
+      this.seen.set(key, sentence);
+      found.push(sentence);
+    }
+    return found;
+  }
+
+  /** For the timeout line: the rejections seen, which may explain a job that never appeared. */
+  summary(): string {
+    if (this.seen.size === 0) return '';
+    const n = this.seen.size;
+    return `; meanwhile ${n === 1 ? 'a prompt was' : `${n} prompts were`} rejected, which may have been this job:\n${[...this.seen.values()].map((s) => `  ${s}`).join('\n')}`;
+  }
+}
+
 /** `podscope wait`: polls the job until it ends or the time is up. */
 async function wait(args: Args, env: Record<string, string | undefined>): Promise<number> {
   const job = str(args, 'job');
@@ -170,6 +204,7 @@ async function wait(args: Args, env: Record<string, string | undefined>): Promis
   const deadline = Date.now() + timeoutS * 1000;
   const opts = client(args, env);
   let last = '';
+  const rejections = new RejectionWatch();
   for (;;) {
     const { status, body } = await getJson(opts, `/debug/workflow?job_id=${encodeURIComponent(job)}`);
     if (status === 200) {
@@ -194,11 +229,14 @@ async function wait(args: Args, env: Record<string, string | undefined>): Promis
         }
         return 1;
       }
-    } else if (status !== 404) {
+    } else if (status === 404) {
+      // Never seen: a rejection without a job id (no tap) may be this job's; say so as it appears.
+      if (!last) for (const r of rejections.fresh(await getJson(opts, '/debug/queue'))) if (!args.flags.has('json')) process.stderr.write(`podscope: ${r}\n`);
+    } else {
       process.stderr.write(`podscope: ${errorMessage(body, status)}\n`);
     }
     if (Date.now() >= deadline) {
-      out(`timed out after ${timeoutS} s waiting for job ${job} (last seen: ${last || 'not yet seen'})`);
+      out(`timed out after ${timeoutS} s waiting for job ${job} (last seen: ${last || 'not yet seen'})${last ? '' : rejections.summary()}`);
       return 2;
     }
     await new Promise((r) => setTimeout(r, Math.min(intervalMs, Math.max(0, deadline - Date.now()))));

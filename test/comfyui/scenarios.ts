@@ -240,6 +240,16 @@ export function conformance(mode: Mode): void {
         expect(cli.code).toBe(1);
         expect(cli.stdout).toMatch(/rejected by ComfyUI[\s\S]*PodscopeTqdmSampler 3: Value 0 smaller than min of 1: steps/);
         expect(Date.now() - started).toBeLessThan(10_000);
+      } else {
+        // Without the tap the rejection has no job id: `podscope wait` cannot end early, but when it
+        // times out it names the rejection it saw, with the reason.
+        const cli = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+          execFile(process.execPath, [BIN, 'wait', '--url', pod.base, '--job', id, '--timeout', '3'], (err, stdout) =>
+            resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout }),
+          );
+        });
+        expect(cli.code).toBe(2);
+        expect(cli.stdout).toMatch(/not yet seen\); meanwhile a prompt was rejected[\s\S]*job id unknown without the tap\): PodscopeTqdmSampler 3: Value 0 smaller than min of 1: steps/);
       }
     });
 

@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
+import { BIN } from '../helpers/spawn.js';
 import { submit, txt2img } from '../../src/sim/comfyui.js';
 import { startRig, until, type Rig } from '../helpers/comfy-rig.js';
 
@@ -68,6 +70,24 @@ describe('ComfyUI logs through the live stream', () => {
     const q = await rig.get('/debug/queue');
     expect(q.body.rejected[0].lines).toContain("  - Value not in list: ckpt_name: 'missing.safetensors' not in ['sd_xl_base_1.0.safetensors', 'v1-5-pruned-emaonly.safetensors']");
   });
+
+  it('podscope wait on a job never seen names the rejection seen meanwhile, with its reason', async () => {
+    rig = await startRig();
+    await until(async () => (await rig!.get('/ready')).status === 200);
+    // The CLI runs as an async child: podscope serves from this process.
+    const waiting = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      execFile(process.execPath, [BIN, 'wait', '--url', rig!.base, '--job', 'never-queued', '--timeout', '6', '--interval', '0.2'], (err, stdout, stderr) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr }),
+      );
+    });
+    const r = await submit(rig.sim.url, txt2img({ ckpt: 'missing.safetensors' }), { clientId: 'w', extra: { job_id: 'never-queued' } });
+    expect(r.status).toBe(400);
+    await until(async () => (await rig!.get('/debug/queue')).body.rejected.length > 0);
+    const cli = await waiting;
+    expect(cli.code).toBe(2);
+    expect(cli.stderr).toMatch(/ComfyUI rejected a prompt at \S+ \(HTTP 400, never queued, job id unknown without the tap\): CheckpointLoaderSimple 4: Value not in list: ckpt_name: 'missing.safetensors'/);
+    expect(cli.stdout).toMatch(/timed out after 6 s waiting for job never-queued \(last seen: not yet seen\); meanwhile a prompt was rejected, which may have been this job:\n  ComfyUI rejected a prompt at/);
+  }, 30_000);
 
   it('loads the backlog at connect: lines printed before podscope started are there once', async () => {
     rig = await startRig();

@@ -18,8 +18,10 @@ export interface DemoOptions {
   gpus?: number;
   /** Milliseconds per sampler step (the demo runs at human speed by default). */
   stepMs?: number;
-  /** Print the banner (off in tests). */
+  /** Print the banner and the periodic summary (off in tests). */
   quiet?: boolean;
+  /** Milliseconds between the one-line summaries on the terminal (30 s by default). */
+  summaryMs?: number;
 }
 
 export interface Demo {
@@ -117,7 +119,6 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
     tempDir: join(dir, 'temp'),
     onLog: (line) => appendFileSync(logFile, line),
   });
-  await sim.start();
 
   // Simulated GPUs: the fake nvidia-smi reads this file on every run; it follows the workload.
   const gpus = opts.gpus ?? 2;
@@ -139,20 +140,33 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
   writeGpus(false);
   process.env.FAKE_NVIDIA_SMI = smiConfig;
 
-  const pod = await startPodscope({
-    env: {
-      PODSCOPE_GPU_INTERVAL_MS: '500',
-      PODSCOPE_NVIDIA_SMI: FAKE_SMI,
-      COMFYUI_URL: sim.url,
-      COMFYUI_OUTPUT_DIR: outputDir,
-      COMFYUI_LOG_FILE: logFile,
-      RUNPOD_GPU_COUNT: String(gpus),
-      RUNPOD_POD_ID: opts.env.RUNPOD_POD_ID ?? 'demo-pod',
-      PODSCOPE_ENV: 'development',
-      LOG_LEVEL: opts.env.LOG_LEVEL ?? 'warn',
-      ...Object.fromEntries(Object.entries(opts.env).filter(([k]) => k.startsWith('PODSCOPE_') && k !== 'PODSCOPE_NVIDIA_SMI')),
-    },
-  });
+  // A calm terminal: podscope's JSON log goes to its buffer (/debug/logs) unless LOG_LEVEL asks
+  // for it on stdout; the simulated world's OOMs and rejections are the demo working, not failures.
+  const logToStdout = opts.env.LOG_LEVEL !== undefined;
+  let pod: Podscope;
+  try {
+    await sim.start();
+    pod = await startPodscope({
+      ...(logToStdout ? {} : { sinks: [] }),
+      env: {
+        PODSCOPE_GPU_INTERVAL_MS: '500',
+        PODSCOPE_NVIDIA_SMI: FAKE_SMI,
+        COMFYUI_URL: sim.url,
+        COMFYUI_OUTPUT_DIR: outputDir,
+        COMFYUI_LOG_FILE: logFile,
+        RUNPOD_GPU_COUNT: String(gpus),
+        RUNPOD_POD_ID: opts.env.RUNPOD_POD_ID ?? 'demo-pod',
+        PODSCOPE_ENV: 'development',
+        LOG_LEVEL: opts.env.LOG_LEVEL ?? 'info',
+        ...Object.fromEntries(Object.entries(opts.env).filter(([k]) => k.startsWith('PODSCOPE_') && k !== 'PODSCOPE_NVIDIA_SMI')),
+      },
+    });
+  } catch (err) {
+    // Nothing is left behind by a demo that cannot start (a busy port, a bad variable).
+    await sim.stop().catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   const gpuTimer = setInterval(() => writeGpus(pod.state.comfy?.tracker.running() !== undefined), 500);
   gpuTimer.unref();
 
@@ -160,7 +174,9 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
   workload.start();
   const host = pod.config.host === '0.0.0.0' ? '127.0.0.1' : pod.config.host;
   const url = `http://${host}:${pod.port}`;
+  let summaryTimer: NodeJS.Timeout | null = null;
   if (!opts.quiet) {
+    const auth = pod.config.token ? ' -H "Authorization: Bearer $PODSCOPE_TOKEN"' : '';
     process.stdout.write(
       [
         '',
@@ -169,15 +185,16 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
         '',
         'Try:',
         // With a token set, the lines carry it (from the environment, never printed).
-        ...['/debug/status', '/debug/workflow?format=text', '/debug/logs?lines=20&format=text'].map(
-          (path) => `  curl${pod.config.token ? ' -H "Authorization: Bearer $PODSCOPE_TOKEN"' : ''} '${url}${path}'`,
-        ),
+        ...['/debug/status', '/debug/workflow?format=text', '/debug/logs?lines=20&format=text'].map((path) => `  curl${auth} '${url}${path}'`),
         `  npx podscope status --url ${url}`,
         '',
-        'Ctrl-C stops everything.',
+        logToStdout ? "podscope's log follows as JSON lines." : `podscope's own log: curl${auth} '${url}/debug/logs?source=podscope&format=text' (LOG_LEVEL=info prints it here instead).`,
+        `A summary every ${Math.round((opts.summaryMs ?? 30_000) / 1000)} s; Ctrl-C stops everything.`,
         '',
       ].join('\n'),
     );
+    summaryTimer = setInterval(() => process.stdout.write(`${demoSummary(pod)}\n`), opts.summaryMs ?? 30_000);
+    summaryTimer.unref();
   }
 
   let closing: Promise<void> | null = null;
@@ -188,6 +205,7 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
     close: () =>
       (closing ??= (async () => {
         clearInterval(gpuTimer);
+        if (summaryTimer) clearInterval(summaryTimer);
         await workload.stop();
         await pod.close();
         await sim.stop();
@@ -196,7 +214,26 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
   };
 }
 
-export async function runDemo(env: Record<string, string | undefined>, opts: { gpus?: number; stepMs?: number } = {}): Promise<number> {
+/** One line for the terminal: the pod's condition, its GPUs, the jobs so far and podscope's problems. */
+export function demoSummary(pod: Podscope): string {
+  const { state } = pod;
+  const at = new Date(state.now()).toISOString().slice(11, 19);
+  const condition = state.condition().status;
+  const jobs = state.comfy?.tracker.all() ?? [];
+  const count = (s: string) => jobs.filter((j) => j.status === s).length;
+  const gpus = state.gpu?.readings().filter((g) => !g.lost) ?? [];
+  const busy = gpus.map((g) => g.utilization_percent).filter((u): u is number => u !== null);
+  const util = busy.length > 0 ? `${Math.round(busy.reduce((a, b) => a + b, 0) / busy.length)}% busy` : 'utilization unknown';
+  const problems = state.health.problems();
+  return [
+    `${at} ${state.config.podId} ${condition === 'ok' ? (count('running') > 0 ? 'processing' : 'idle') : condition}`,
+    `${gpus.length} GPU${gpus.length === 1 ? '' : 's'} ${util}`,
+    `jobs: ${count('success')} done, ${count('error')} failed, ${count('interrupted')} interrupted, ${count('lost')} lost, ${count('running')} running, ${count('queued')} queued`,
+    `problems: ${problems.length === 0 ? 'none' : problems.map((p) => `${p.component} ${p.code}`).join(', ')}`,
+  ].join(' · ');
+}
+
+export async function runDemo(env: Record<string, string | undefined>, opts: { gpus?: number; stepMs?: number; summaryMs?: number } = {}): Promise<number> {
   let demo: Demo;
   try {
     demo = await startDemo({ env, ...opts });

@@ -11,7 +11,7 @@ const USAGE = `podscope ${VERSION}: debug sidecar for ComfyUI on RunPod GPU pods
 
 Usage:
   podscope [serve]                   run the sidecar (configured by environment variables; see README)
-  podscope demo [--gpus N] [--step-ms MS]
+  podscope demo [--gpus N] [--step-ms MS] [--summary-s S]
                                      the sidecar against a simulated ComfyUI, GPUs and workload
   podscope status    [options]       pod status, GPUs, current job, problems
   podscope workflow  [options] [--job ID]   a job node by node (the running or latest one by default)
@@ -42,7 +42,7 @@ const BOOLEAN_FLAGS = new Set(['json', 'help', 'follow', 'h', 'version']);
 const CLIENT = ['url', 'token', 'json'];
 const OPTIONS: Record<string, readonly string[]> = {
   serve: ['version'],
-  demo: ['gpus', 'step-ms'],
+  demo: ['gpus', 'step-ms', 'summary-s'],
   status: CLIENT,
   workflow: [...CLIENT, 'job'],
   queue: CLIENT,
@@ -249,7 +249,7 @@ async function wait(args: Args, env: Record<string, string | undefined>): Promis
  */
 export interface Runners {
   serve(env: Record<string, string | undefined>): Promise<number>;
-  demo(env: Record<string, string | undefined>, opts: { gpus: number; stepMs: number }): Promise<number>;
+  demo(env: Record<string, string | undefined>, opts: { gpus: number; stepMs: number; summaryMs: number }): Promise<number>;
 }
 
 export async function cli(argv: string[], env: Record<string, string | undefined>, runners: Runners): Promise<number> {
@@ -277,7 +277,9 @@ export async function cli(argv: string[], env: Record<string, string | undefined
         const stepMs = Number(str(args, 'step-ms') ?? 150);
         if (!Number.isInteger(gpus) || gpus < 1 || gpus > 16) throw new CliError('--gpus must be an integer from 1 to 16', 64);
         if (!Number.isFinite(stepMs) || stepMs < 1 || stepMs > 10_000) throw new CliError('--step-ms must be from 1 to 10000', 64);
-        return await runners.demo(env, { gpus, stepMs });
+        const summaryS = Number(str(args, 'summary-s') ?? 30);
+        if (!Number.isFinite(summaryS) || summaryS < 1 || summaryS > 3600) throw new CliError('--summary-s must be from 1 to 3600', 64);
+        return await runners.demo(env, { gpus, stepMs, summaryMs: summaryS * 1000 });
       }
       case 'status':
         return await view(args, env, '/debug/status', renderStatus);

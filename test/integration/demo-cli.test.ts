@@ -190,3 +190,51 @@ describe('stopping the demo', () => {
     await until(() => kids.filter(alive).length === 0);
   }, 15_000);
 });
+
+describe('the demo on a terminal', () => {
+  it('keeps the terminal calm: a one-line summary per period and no JSON log lines', async () => {
+    const calm = spawn(process.execPath, [BIN, 'demo', '--step-ms', '25', '--summary-s', '1'], {
+      env: { PATH: process.env.PATH ?? '', PODSCOPE_PORT: '0', PODSCOPE_HOST: '127.0.0.1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let text = '';
+    calm.stdout!.on('data', (d: Buffer) => (text += d.toString()));
+    calm.stderr!.on('data', (d: Buffer) => (text += d.toString()));
+    try {
+      // Two summaries, so at least one period of a running workload (OOMs and rejections included) has passed.
+      await until(() => (text.match(/^\d\d:\d\d:\d\d demo-pod /gm)?.length ?? 0) >= 2, 20_000);
+      const summary = text.match(/^\d\d:\d\d:\d\d demo-pod .*$/m)![0];
+      expect(summary).toMatch(/^\d\d:\d\d:\d\d demo-pod (starting|idle|processing|degraded) · 2 GPUs (\d+% busy|utilization unknown) · jobs: \d+ done, \d+ failed, \d+ interrupted, \d+ lost, \d+ running, \d+ queued · problems: .+$/);
+      expect(text).toContain("podscope's own log: curl '");
+      expect(text.split('\n').filter((l) => l.startsWith('{'))).toEqual([]);
+    } finally {
+      calm.kill('SIGINT');
+      await new Promise((r) => calm.once('exit', r));
+    }
+  }, 30_000);
+
+  it('leaves nothing behind when it cannot start (a busy port)', async () => {
+    const { createServer } = await import('node:net');
+    const { mkdtempSync, readdirSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+    const port = (busy.address() as { port: number }).port;
+    const tmp = mkdtempSync(join(tmpdir(), 'demo-tmp-'));
+    try {
+      const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        const c = spawn(process.execPath, [BIN, 'demo'], { env: { PATH: process.env.PATH ?? '', TMPDIR: tmp, PODSCOPE_PORT: String(port), PODSCOPE_HOST: '127.0.0.1' } });
+        let stderr = '';
+        c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        c.on('exit', (code) => resolve({ code, stderr }));
+      });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/podscope demo: cannot start: .*EADDRINUSE/);
+      expect(readdirSync(tmp)).toEqual([]);
+    } finally {
+      busy.close();
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }, 30_000);
+});

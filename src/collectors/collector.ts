@@ -12,22 +12,23 @@ export interface Collector {
   stop(): Promise<void>;
 }
 
+/** What one unit of work ended as; `stopped` is work podscope itself cut short by stopping. */
+export type WorkOutcome = { ok: true } | { ok: false; code: string; message: string } | { stopped: true };
+
 /**
  * Runs one unit of collector work, timing it and recording the outcome on the health board. A
- * thrown error is recorded as a failure (code `EXCEPTION`), never rethrown.
+ * thrown error is recorded as a failure (code `EXCEPTION`), never rethrown. Work cut short because
+ * podscope stops is not a run: nothing is recorded.
  */
-export async function tracked(
-  health: HealthBoard,
-  name: string,
-  work: () => Promise<{ ok: true } | { ok: false; code: string; message: string }>,
-): Promise<boolean> {
+export async function tracked(health: HealthBoard, name: string, work: () => Promise<WorkOutcome>): Promise<boolean> {
   const started = performance.now();
-  let outcome: { ok: true } | { ok: false; code: string; message: string };
+  let outcome: WorkOutcome;
   try {
     outcome = await work();
   } catch (err) {
     outcome = { ok: false, code: 'EXCEPTION', message: err instanceof Error ? err.message : String(err) };
   }
+  if ('stopped' in outcome) return false;
   const durationMs = performance.now() - started;
   health.record(name, outcome.ok ? { ok: true, durationMs } : { ok: false, durationMs, code: outcome.code, message: outcome.message });
   return outcome.ok;

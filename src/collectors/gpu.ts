@@ -43,6 +43,8 @@ export class GpuCollector implements Collector {
   private lastAppsAt = 0;
   private loop: Promise<void> | null = null;
   private warnings: string[] = [];
+  /** Set by stop(): a run killed on the way out is not a failure of nvidia-smi. */
+  private stopping = false;
 
   constructor(private readonly opts: GpuCollectorOptions) {
     this.now = opts.now ?? Date.now;
@@ -55,6 +57,7 @@ export class GpuCollector implements Collector {
 
   async stop(): Promise<void> {
     // A run in flight is killed with its group: stopping must leave no nvidia-smi behind.
+    this.stopping = true;
     const pid = this.current?.pid;
     if (pid !== undefined) {
       try {
@@ -90,6 +93,7 @@ export class GpuCollector implements Collector {
     this.opts.health.clear('gpu', 'NVIDIA_SMI_STUCK');
     const ok = await tracked(this.opts.health, NAME, async () => {
       const failure = await this.sample();
+      if (this.stopping) return { stopped: true };
       return failure ? { ok: false, ...failure } : { ok: true };
     });
     if (ok) await this.maybeComputeApps(this.now());
@@ -126,7 +130,7 @@ export class GpuCollector implements Collector {
       const f = await this.discover();
       if (f) return this.fail(f, 0);
     }
-    for (let attempt = 0; attempt < 8; attempt++) {
+    for (let attempt = 0; attempt < 8 && !this.stopping; attempt++) {
       const plan = this.plan!;
       const started = performance.now();
       const r = await this.exec([`--query-gpu=${plan.fields.join(',')}`, '--format=csv,noheader,nounits']);
@@ -202,6 +206,7 @@ export class GpuCollector implements Collector {
 
   private fail(f: Failure, durationMs: number): Failure {
     const { state, health } = this.opts;
+    if (this.stopping) return f; // killed by podscope's own stop: nothing failed
     state.applyFailure(this.now());
     this.opts.onRun?.(durationMs, f.code);
     health.clearExcept('gpu', [f.code, 'GPU_DATA_STALE']);

@@ -55,6 +55,21 @@ describe('GPU collector against a real child process', () => {
     await until(() => r.fake.leftovers().length === 0);
   });
 
+  it('counts no failure for a run it kills itself while stopping', async () => {
+    const failures: Array<string | null> = [];
+    const r = rig({ mode: 'hang' }, { timeoutMs: 8000 });
+    const collector = new GpuCollector({ bin: r.fake.bin, intervalMs: 1000, timeoutMs: 8000, appsIntervalMs: 60_000, state: r.state, health: r.health, logger, env: r.fake.env(), onRun: (_ms, f) => failures.push(f) });
+    const abort = new AbortController();
+    collector.start(abort.signal);
+    await until(() => r.fake.leftovers().length === 1, 7000); // the run is in flight
+    abort.abort();
+    await collector.stop();
+    await until(() => r.fake.leftovers().length === 0);
+    expect(r.health.get('gpu')).toMatchObject({ runs: 0, failures: 0 });
+    expect(r.codes()).toEqual([]);
+    expect(failures).toEqual([]);
+  });
+
   it('sees a hung child while it runs (the leftover check works)', async () => {
     const r = rig({ mode: 'hang', spawn_child: true }, { timeoutMs: 8000 });
     const tick = r.collector.tick();

@@ -93,6 +93,7 @@ export const ENV_SCHEMA = {
   PODSCOPE_GPU_INTERVAL_MS: int(100, 600_000, 1000),
   PODSCOPE_GPU_TIMEOUT_MS: int(100, 120_000, 5000),
   PODSCOPE_GPU_APPS_INTERVAL_MS: int(1000, 3_600_000, 10_000),
+  PODSCOPE_GPU_HEALTH_INTERVAL_MS: int(1000, 3_600_000, 60_000),
   PODSCOPE_GPU_SAMPLES: int(10, 100_000, 3600),
   PODSCOPE_JOB_ID_KEY: text('job_id', /^[A-Za-z0-9_.-]{1,64}$/, 'must be 1 to 64 letters, digits, "_", "." or "-"'),
   PODSCOPE_JOB_HISTORY: int(1, 10_000, 200),
@@ -134,6 +135,8 @@ export interface Config {
   readonly gpuIntervalMs: number;
   readonly gpuTimeoutMs: number;
   readonly gpuAppsIntervalMs: number;
+  /** Period of the memory-health, `-L` and (under MIG) `-q` runs. */
+  readonly gpuHealthIntervalMs: number;
   readonly gpuSamples: number;
   readonly jobIdKey: string;
   readonly jobHistory: number;
@@ -183,6 +186,7 @@ function toConfig(p: Parsed, fallbackHost: string): Config {
     gpuIntervalMs: p.PODSCOPE_GPU_INTERVAL_MS,
     gpuTimeoutMs: p.PODSCOPE_GPU_TIMEOUT_MS,
     gpuAppsIntervalMs: p.PODSCOPE_GPU_APPS_INTERVAL_MS,
+    gpuHealthIntervalMs: p.PODSCOPE_GPU_HEALTH_INTERVAL_MS,
     gpuSamples: p.PODSCOPE_GPU_SAMPLES,
     jobIdKey: p.PODSCOPE_JOB_ID_KEY,
     jobHistory: p.PODSCOPE_JOB_HISTORY,

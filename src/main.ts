@@ -73,6 +73,7 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
       intervalMs: config.gpuIntervalMs,
       timeoutMs: config.gpuTimeoutMs,
       appsIntervalMs: config.gpuAppsIntervalMs,
+      healthIntervalMs: config.gpuHealthIntervalMs,
       state: gpu,
       health: state.health,
       logger: componentLogger(logger, 'gpu'),

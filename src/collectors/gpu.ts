@@ -10,8 +10,26 @@ import type { HealthBoard } from '../state/health.js';
 import type { GpuState } from '../state/gpu.js';
 import type { CheckResult } from '../state/readiness.js';
 import { runBounded, type RunningProcess, type RunResult } from '../sources/process.js';
-import { classifyFailure, COMPUTE_APP_FIELDS, parseComputeApps, parseCsvRows, parseHelpQueryGpu, planFields, rejectedField, REQUIRED_KEYS, toGpuRow, type FieldPlan } from '../sources/nvidia-smi.js';
-import { type GpuRow } from '../shared/gpu-readings.js';
+import {
+  classifyFailure,
+  COMPUTE_APP_FIELDS,
+  HEALTH_FIELDS,
+  migDevicesOf,
+  parseComputeApps,
+  parseCsvRows,
+  parseGpuList,
+  parseHelpQueryGpu,
+  parseQueryText,
+  planFields,
+  queryProcessesOf,
+  rejectedField,
+  REQUIRED_KEYS,
+  toGpuHealth,
+  toGpuRow,
+  type FieldPlan,
+} from '../sources/nvidia-smi.js';
+import { type GpuHealth, type GpuRow, type MigDevice } from '../shared/gpu-readings.js';
+import { healthVerdict } from '../shared/gpu-health.js';
 import { sleep, tracked, type Collector } from './collector.js';
 
 export interface GpuCollectorOptions {
@@ -19,6 +37,8 @@ export interface GpuCollectorOptions {
   intervalMs: number;
   timeoutMs: number;
   appsIntervalMs: number;
+  /** Period of the memory-health query, `-L` and (under MIG) `-q`; 60 s by default. */
+  healthIntervalMs?: number;
   state: GpuState;
   health: HealthBoard;
   logger: Logger;
@@ -29,6 +49,9 @@ export interface GpuCollectorOptions {
 }
 
 const NAME = 'gpu';
+
+/** Problems the slow health run and the GPU count own; a sampling run leaves them alone. */
+const HEALTH_CODES = ['GPU_LOST', 'GPU_MISSING', 'GPU_NEEDS_RESET', 'GPU_MEMORY_ERRORS'];
 
 type Failure = { code: string; message: string };
 
@@ -41,6 +64,10 @@ export class GpuCollector implements Collector {
   /** A child that outlived SIGKILL; while it lives, no new run starts. */
   private stuck: { pid: number | undefined; since: number; exited: boolean } | null = null;
   private lastAppsAt = 0;
+  private lastHealthAt = Number.NEGATIVE_INFINITY;
+  /** Field names this driver lists in --help-query-gpu; null when it did not say. */
+  private accepted: Set<string> | null = null;
+  private readonly healthRejected = new Set<string>();
   private loop: Promise<void> | null = null;
   private warnings: string[] = [];
   /** Set by stop(): a run killed on the way out is not a failure of nvidia-smi. */
@@ -97,6 +124,7 @@ export class GpuCollector implements Collector {
       return failure ? { ok: false, ...failure } : { ok: true };
     });
     if (ok) await this.maybeComputeApps(this.now());
+    if (ok && !this.stopping) await this.maybeHealth(this.now());
   }
 
   private exec(args: string[]): Promise<RunResult> {
@@ -117,7 +145,8 @@ export class GpuCollector implements Collector {
     if (r.kind === 'spawn-error') return spawnFailure(this.opts.bin, r.errno, r.message);
     if (r.kind === 'timeout') return timeoutFailure(this.opts.timeoutMs, r.died);
     const accepted = r.code === 0 ? parseHelpQueryGpu(r.stdout) : null;
-    this.plan = planFields(accepted && accepted.size > 0 ? accepted : null, this.rejected);
+    this.accepted = accepted && accepted.size > 0 ? accepted : null;
+    this.plan = planFields(this.accepted, this.rejected);
     if (this.plan.missing.length > 0) {
       this.opts.logger.info({ data: { missing: this.plan.missing } }, 'this nvidia-smi offers no field for some readings; they will be null');
     }
@@ -178,11 +207,19 @@ export class GpuCollector implements Collector {
     // A GPU absent from five runs in a row (not reported lost, simply gone) stops being shown and exported.
     state.forgetOlderThan(now, 5 * this.opts.intervalMs);
     this.opts.onRun?.(durationMs, null);
-    const keep: string[] = [];
-    const lostNow = state.readings().filter((g) => g.lost);
+    const keep: string[] = ['GPU_NEEDS_RESET', 'GPU_MEMORY_ERRORS'];
+    const readings = state.readings();
+    const lostNow = readings.filter((g) => g.lost);
     if (lostNow.length > 0) {
       keep.push('GPU_LOST');
-      health.raise('gpu', 'GPU_LOST', lostNow.map((g) => `GPU ${g.index} (${g.uuid}, ${g.pci_bus_id ?? 'bus unknown'}) is lost: ${g.lost_reason}`).join('; '));
+      const name = (g: (typeof lostNow)[number]) => (g.never_seen ? `GPU ${g.index ?? '?'} at ${g.pci_bus_id} (never answered since podscope started)` : `GPU ${g.index} (${g.uuid}, ${g.pci_bus_id ?? 'bus unknown'})`);
+      health.raise('gpu', 'GPU_LOST', lostNow.map((g) => `${name(g)} is lost: ${g.lost_reason}`).join('; '));
+    }
+    // RunPod bills for the GPUs it holds; fewer of them in nvidia-smi's answer (lost ones counted) is a problem.
+    const held = state.heldByRunpod;
+    if (held !== undefined && readings.length < held) {
+      keep.push('GPU_MISSING');
+      health.raise('gpu', 'GPU_MISSING', `RunPod holds ${held} GPUs for this pod (RUNPOD_GPU_COUNT) but nvidia-smi shows ${readings.length}${lostNow.length > 0 ? `, ${lostNow.length} of them lost` : ''}`);
     }
     const junk = parsed.unparsed.length + fromStderr.unparsed.length;
     this.warnings = junk > 0 ? [`${junk} line(s) of nvidia-smi output were not GPU rows: ${[...parsed.unparsed, ...fromStderr.unparsed][0]}`] : [];
@@ -209,7 +246,7 @@ export class GpuCollector implements Collector {
     if (this.stopping) return f; // killed by podscope's own stop: nothing failed
     state.applyFailure(this.now());
     this.opts.onRun?.(durationMs, f.code);
-    health.clearExcept('gpu', [f.code, 'GPU_DATA_STALE']);
+    health.clearExcept('gpu', [f.code, 'GPU_DATA_STALE', ...HEALTH_CODES]);
     health.raise('gpu', f.code, f.message);
     this.markStale();
     return f;
@@ -223,6 +260,75 @@ export class GpuCollector implements Collector {
       const age = Math.round((this.now() - last) / 1000);
       health.raise('gpu', 'GPU_DATA_STALE', `the newest GPU data is ${age} s old; GPU values shown are from then`, 'warning');
     }
+  }
+
+  /**
+   * The slow run: memory health (only the fields this driver offers), `nvidia-smi -L` for MIG
+   * profiles, and `nvidia-smi -q` for MIG devices and their processes when a GPU is in MIG mode.
+   * A failure here leaves the last health in place; the sampling run is what says nvidia-smi works.
+   */
+  private async maybeHealth(now: number): Promise<void> {
+    if (now - this.lastHealthAt < (this.opts.healthIntervalMs ?? 60_000)) return;
+    this.lastHealthAt = now;
+    const { state } = this.opts;
+    const plan = planFields(this.accepted, this.healthRejected, HEALTH_FIELDS);
+    if (plan.keys.length > 1 && plan.keys.includes('uuid')) {
+      if (this.current) await this.current.exited;
+      const r = await this.exec([`--query-gpu=${plan.fields.join(',')}`, '--format=csv,noheader,nounits']);
+      const bad = r.kind === 'exited' ? rejectedField(r.stdout + r.stderr) : null;
+      if (bad) {
+        this.healthRejected.add(bad);
+        this.lastHealthAt = Number.NEGATIVE_INFINITY; // ask again without it on the next run
+      } else if (r.kind === 'exited') {
+        const rows = parseCsvRows(r.stdout, plan.fields.length).rows.map((c) => toGpuHealth(c, plan.keys)).filter((h): h is GpuHealth & { uuid: string } => h !== null);
+        if (rows.length > 0) state.setHealth(this.now(), rows);
+      }
+    }
+    this.raiseHealthProblems();
+    const readings = state.readings();
+    const migGpus = readings.filter((g) => g.mig_mode !== null && /^enabled$/i.test(g.mig_mode));
+    if (migGpus.length === 0 || this.stopping) {
+      state.setMig(this.now(), new Map());
+      return;
+    }
+    if (this.current) await this.current.exited;
+    const listRun = await this.exec(['-L']);
+    const listing = listRun.kind === 'exited' ? parseGpuList(listRun.stdout) : null;
+    if (this.stopping) return;
+    const q = await this.exec(['-q']);
+    if (q.kind !== 'exited' || q.code !== 0) return;
+    const sections = parseQueryText(q.stdout);
+    const byUuid = new Map<string, MigDevice[]>();
+    for (const g of migGpus) {
+      const section = [...sections].find(([bus]) => g.pci_bus_id !== null && sameBus(bus, g.pci_bus_id))?.[1];
+      if (!section) continue;
+      const processes = queryProcessesOf(section);
+      byUuid.set(
+        g.uuid,
+        migDevicesOf(section).map((d) => {
+          const listed = listing?.mig.find((m) => m.gpu_index === g.index && m.device_index === d.index);
+          return { ...d, profile: listed?.profile ?? null, uuid: listed?.uuid ?? null, processes: processes.filter((p) => p.gpu_instance_id === d.gpu_instance_id && p.compute_instance_id === d.compute_instance_id) };
+        }),
+      );
+    }
+    state.setMig(this.now(), byUuid);
+  }
+
+  /** A pending remap or retirement is an error (the GPU needs a reset); lasting memory errors a warning. */
+  private raiseHealthProblems(): void {
+    const { state, health } = this.opts;
+    const errors: string[] = [];
+    const warnings: string[] = [];
+    for (const g of state.readings()) {
+      const h = g.uuid ? state.health(g.uuid) : null;
+      const verdict = h ? healthVerdict(h) : null;
+      if (!verdict) continue;
+      (verdict.severity === 'error' ? errors : warnings).push(`GPU ${g.index} (${g.uuid}): ${verdict.text}`);
+    }
+    if (errors.length > 0) health.raise('gpu', 'GPU_NEEDS_RESET', errors.join('; '));
+    else health.clear('gpu', 'GPU_NEEDS_RESET');
+    if (warnings.length > 0) health.raise('gpu', 'GPU_MEMORY_ERRORS', warnings.join('; '), 'warning');
+    else health.clear('gpu', 'GPU_MEMORY_ERRORS');
   }
 
   /** The `gpu` check of /ready. */
@@ -256,6 +362,12 @@ function spawnFailure(bin: string, errno: string, message: string): Failure {
   if (errno === 'ENOENT') return { code: 'NVIDIA_SMI_MISSING', message: `nvidia-smi not found (${bin}); set PODSCOPE_NVIDIA_SMI, or PODSCOPE_GPU=off on a pod without GPU` };
   if (errno === 'EACCES') return { code: 'NVIDIA_SMI_MISSING', message: `nvidia-smi at ${bin} is not executable` };
   return { code: 'NVIDIA_SMI_FAILED', message: `could not start ${bin}: ${message}` };
+}
+
+/** `00000000:00:09.0` and `0000:00:09.0` name the same device. */
+function sameBus(a: string, b: string): boolean {
+  const norm = (x: string) => x.trim().toLowerCase().replace(/^0+/, '');
+  return norm(a) === norm(b);
 }
 
 function timeoutFailure(timeoutMs: number, died: boolean): Failure {

@@ -4,8 +4,8 @@
  * every family is rebuilt from the current readings on each scrape.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { GpuReading, GpuState } from '../state/gpu.js';
-import { CLOCK_EVENT_REASONS } from '../shared/gpu-readings.js';
+import type { GpuHealthReading, GpuReading, GpuState } from '../state/gpu.js';
+import { CLOCK_EVENT_REASONS, type MigDevice } from '../shared/gpu-readings.js';
 
 const MIB = 1024 * 1024;
 const L = ['gpu', 'uuid'] as const;
@@ -17,8 +17,22 @@ export interface GpuMetricsHooks {
   onRun(durationMs: number, failure: string | null): void;
 }
 
+/** `Enabled` → 1, `Disabled` → 0, anything else unknown. */
+function onOff(text: string | null): number | null {
+  if (text === null) return null;
+  const t = text.trim().toLowerCase();
+  return t === 'enabled' ? 1 : t === 'disabled' ? 0 : null;
+}
+
+/** `P0` → 0 … `P15` → 15; anything else unknown. */
+function pstateNumber(text: string | null): number | null {
+  const m = /^P(\d{1,2})$/.exec(text?.trim() ?? '');
+  return m ? Number(m[1]) : null;
+}
+
 export function registerGpuMetrics(registry: Registry, state: GpuState, now: () => number = Date.now): GpuMetricsHooks {
-  const labels = (g: GpuReading) => ({ gpu: String(g.index), uuid: g.uuid });
+  // A GPU never reached has no index when nothing tells it: it is named by its bus id.
+  const labels = (g: GpuReading) => ({ gpu: g.index === null ? (g.pci_bus_id ?? 'unknown') : String(g.index), uuid: g.uuid });
 
   const gauge = (name: string, help: string, pick: PerGpu, scale = 1) =>
     new Gauge({
@@ -84,9 +98,75 @@ export function registerGpuMetrics(registry: Registry, state: GpuState, now: () 
   gauge('podscope_gpu_power_draw_watts', 'GPU power draw (1-s average where available), in watts.', (g) => g.power_w);
   gauge('podscope_gpu_power_limit_watts', 'Enforced GPU power limit, in watts.', (g) => g.power_limit_w);
   gauge('podscope_gpu_sm_clock_hertz', 'Current SM clock, in hertz.', (g) => g.sm_clock_mhz, 1e6);
+  gauge('podscope_gpu_sm_clock_max_hertz', 'Highest SM clock the GPU can run at, in hertz.', (g) => g.sm_clock_max_mhz, 1e6);
+  gauge('podscope_gpu_memory_temperature_celsius', 'GPU memory (HBM) temperature, in degrees Celsius; absent where the GPU does not report it.', (g) => g.memory_temperature_c);
+  gauge('podscope_gpu_fan_speed_ratio', 'Fan speed the driver asks for, 0 to 1; absent on passively cooled GPUs.', (g) => g.fan_percent, 0.01);
+  gauge('podscope_gpu_persistence_mode', 'Whether persistence mode is enabled (1) or disabled (0).', (g) => onOff(g.persistence_mode));
+  gauge('podscope_gpu_performance_state', 'Performance state: 0 (P0, highest) to 15 (P15, lowest).', (g) => pstateNumber(g.pstate));
   gauge('podscope_gpu_ecc_uncorrected_volatile_errors', 'Uncorrected ECC errors since the driver loaded (volatile total).', (g) => g.ecc_uncorrected_volatile);
   gauge('podscope_gpu_lost', 'Whether nvidia-smi could not reach this GPU in its latest run (1) or could (0).', (g) => (g.lost ? 1 : 0));
   gauge('podscope_gpu_sample_age_seconds', 'Age of this GPU\'s latest reading, in seconds.', (g) => (now() - g.sampled_at) / 1000);
+
+  // Memory health, from the slow-period query; absent for a field the driver does not report.
+  const healthGauge = (name: string, help: string, labelName: string | null, picks: Array<[string, (h: GpuHealthReading) => number | boolean | null]>) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: labelName ? [...L, labelName] : L,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const g of state.readings()) {
+          const h = g.uuid ? state.health(g.uuid) : null;
+          if (!h) continue;
+          for (const [label, pick] of picks) {
+            const v = pick(h);
+            if (v === null) continue;
+            this.set(labelName ? { ...labels(g), [labelName]: label } : labels(g), typeof v === 'boolean' ? Number(v) : v);
+          }
+        }
+      },
+    });
+  healthGauge('podscope_gpu_ecc_errors', 'ECC errors by kind (corrected, uncorrected) and scope (volatile: since the driver loaded; aggregate: over the GPU\'s life, as kind_scope).', 'type', [
+    ['corrected_volatile', (h) => h.ecc.volatile_corrected],
+    ['uncorrected_volatile', (h) => h.ecc.volatile_uncorrected],
+    ['corrected_aggregate', (h) => h.ecc.aggregate_corrected],
+    ['uncorrected_aggregate', (h) => h.ecc.aggregate_uncorrected],
+  ]);
+  healthGauge('podscope_gpu_retired_pages', 'GPU memory pages retired, by cause (before Ampere).', 'cause', [
+    ['single_bit_ecc', (h) => h.retired_pages.single_bit_ecc],
+    ['double_bit_ecc', (h) => h.retired_pages.double_bit_ecc],
+  ]);
+  healthGauge('podscope_gpu_retired_pages_pending', 'Whether a page retirement awaits a GPU reset (1) or not (0).', null, [['', (h) => h.retired_pages.pending]]);
+  healthGauge('podscope_gpu_remapped_rows', 'GPU memory rows remapped, by the kind of error that caused it (Ampere and newer).', 'kind', [
+    ['correctable', (h) => h.remapped_rows.correctable],
+    ['uncorrectable', (h) => h.remapped_rows.uncorrectable],
+  ]);
+  healthGauge('podscope_gpu_remapped_rows_pending', 'Whether a row remap awaits a GPU reset (1) or not (0).', null, [['', (h) => h.remapped_rows.pending]]);
+  healthGauge('podscope_gpu_remapped_rows_failure', 'Whether row remapping has failed on this GPU (1) or not (0).', null, [['', (h) => h.remapped_rows.failure]]);
+
+  // MIG devices of GPUs in MIG mode.
+  const migLabels = ['gpu', 'uuid', 'mig_instance', 'compute_instance', 'profile'] as const;
+  const migGauge = (name: string, help: string, pick: (d: MigDevice) => number | null, scale = 1) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: migLabels,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const g of state.readings()) {
+          for (const d of g.uuid ? state.mig(g.uuid) : []) {
+            const v = pick(d);
+            if (v === null) continue;
+            this.set({ ...labels(g), mig_instance: String(d.gpu_instance_id ?? d.index ?? 'unknown'), compute_instance: String(d.compute_instance_id ?? 'unknown'), profile: d.profile ?? 'unknown' }, v * scale);
+          }
+        }
+      },
+    });
+  migGauge('podscope_gpu_mig_memory_used_bytes', 'Memory used in a MIG device, in bytes.', (d) => d.memory_used_mb, MIB);
+  migGauge('podscope_gpu_mig_memory_total_bytes', 'Memory of a MIG device, in bytes.', (d) => d.memory_total_mb, MIB);
+  migGauge('podscope_gpu_mig_processes', 'Processes running in a MIG device.', (d) => d.processes.length);
 
   new Gauge({
     name: 'podscope_gpu_clock_event_reason_active',

@@ -59,3 +59,40 @@ export interface ComputeApp {
   process_name: string;
 }
 
+
+/** Memory health of one GPU, read at a slow period; each count null with a reason when unknown. */
+export interface GpuHealth {
+  ecc_mode: string | null;
+  ecc: {
+    volatile_corrected: number | null;
+    volatile_uncorrected: number | null;
+    aggregate_corrected: number | null;
+    aggregate_uncorrected: number | null;
+  };
+  /** Before Ampere: pages retired for single- and double-bit errors, and retirements awaiting a reset. */
+  retired_pages: { single_bit_ecc: number | null; double_bit_ecc: number | null; pending: boolean | null };
+  /** Ampere and newer: rows remapped for errors; pending means the GPU needs a reset, failure that remapping failed. */
+  remapped_rows: { correctable: number | null; uncorrectable: number | null; pending: boolean | null; failure: boolean | null };
+  null_reasons: Record<string, string>;
+}
+
+export interface MigProcess {
+  gpu_instance_id: number | null;
+  compute_instance_id: number | null;
+  pid: number | null;
+  process_name: string;
+  used_memory_mb: number | null;
+}
+
+/** One MIG device (a GPU instance with a compute instance) of a GPU in MIG mode. */
+export interface MigDevice {
+  index: number | null;
+  gpu_instance_id: number | null;
+  compute_instance_id: number | null;
+  /** `3g.40gb`, `1c.3g.71gb`: from `nvidia-smi -L`; null when it did not say. */
+  profile: string | null;
+  uuid: string | null;
+  memory_total_mb: number | null;
+  memory_used_mb: number | null;
+  processes: MigProcess[];
+}

@@ -35,8 +35,8 @@ export function renderStatus(s: J): string {
     out.push(
       table(
         s.gpus.map((g: J) => [
-          String(g.index),
-          g.name,
+          g.index === null ? '?' : String(g.index),
+          g.never_seen ? `${g.name} (bus ${g.pci_bus_id})` : g.name,
           g.lost ? 'LOST' : g.utilization_percent === null ? 'N/A' : `${g.utilization_percent}%`,
           `${mb(g.memory_used_mb)} / ${mb(g.memory_total_mb)}`,
           g.temperature_c === null ? '-' : `${g.temperature_c}C`,
@@ -47,6 +47,14 @@ export function renderStatus(s: J): string {
         ['GPU', 'NAME', 'UTIL', 'MEMORY', 'TEMP', 'POWER', 'PSTATE', 'THROTTLE'],
       ),
     );
+    for (const g of s.gpus) {
+      const at = `GPU ${g.index === null ? `at ${g.pci_bus_id}` : g.index}`;
+      if (g.lost) out.push(`  ${at} LOST: ${g.lost_reason}`);
+      if (g.health?.verdict) out.push(`  ${at} memory: ${g.health.verdict}`);
+      for (const d of g.mig_devices ?? []) {
+        out.push(`  ${at} MIG ${dash(d.profile)} (GI ${dash(d.gpu_instance_id)}, CI ${dash(d.compute_instance_id)}): ${mb(d.memory_used_mb)} / ${mb(d.memory_total_mb)}, ${(d.processes ?? []).length} process(es)`);
+      }
+    }
   } else {
     out.push('no GPU data');
   }
@@ -118,8 +126,17 @@ export function renderQueue(q: J): string {
 export function renderMemory(m: J): string {
   const out: string[] = [];
   for (const g of m.gpus ?? []) {
-    out.push(`GPU ${g.index} ${g.name}: used ${mb(g.used_mb)} / ${mb(g.total_mb)}, free ${mb(g.free_mb)}, reserved ${mb(g.reserved_mb)}${g.lost ? ' LOST' : ''}`);
+    out.push(`GPU ${g.index ?? `at ${g.pci_bus_id}`} ${g.name}: used ${mb(g.used_mb)} / ${mb(g.total_mb)}, free ${mb(g.free_mb)}, reserved ${mb(g.reserved_mb)}${g.lost ? ` LOST: ${g.lost_reason}` : ''}`);
     for (const p of g.processes ?? []) out.push(`  pid ${dash(p.pid)} ${p.name}: ${mb(p.used_mb)}`);
+    for (const d of g.mig_devices ?? []) {
+      out.push(`  MIG ${dash(d.profile)} GI ${dash(d.gpu_instance_id)} CI ${dash(d.compute_instance_id)}: used ${mb(d.memory_used_mb)} / ${mb(d.memory_total_mb)}`);
+      for (const p of d.processes ?? []) out.push(`    pid ${dash(p.pid)} ${p.process_name}: ${mb(p.used_memory_mb)}`);
+    }
+    const h = g.health;
+    if (h) {
+      const e = h.ecc;
+      out.push(`  ECC ${dash(h.ecc_mode)}: uncorrected ${dash(e.volatile_uncorrected)} now / ${dash(e.aggregate_uncorrected)} lifetime, corrected ${dash(e.volatile_corrected)} / ${dash(e.aggregate_corrected)}; retired pages ${dash(h.retired_pages.single_bit_ecc)} sbe, ${dash(h.retired_pages.double_bit_ecc)} dbe; remapped rows ${dash(h.remapped_rows.correctable)} correctable, ${dash(h.remapped_rows.uncorrectable)} uncorrectable${h.verdict ? ` — ${h.verdict}` : ''}`);
+    }
   }
   if (m.comfyui) {
     for (const d of m.comfyui.devices ?? []) out.push(`ComfyUI ${d.name}: vram free ${mb(d.vram_free_mb)} of ${mb(d.vram_total_mb)}, torch reserved ${mb(d.torch_vram_reserved_mb)}`);

@@ -25,6 +25,8 @@ export interface FakeSmiConfig {
   utilization?: number | 'wave';
   memory_used_mb?: number;
   power_w?: number;
+  /** Values for named --query-gpu fields on every GPU (`{"remapped_rows.pending": "Yes"}`). */
+  values?: Record<string, string>;
   /** Print this line before the rows (noise mixed with data). */
   noise?: string;
   /** In hang mode, also ignore SIGTERM (the runner must use SIGKILL on the group). */
@@ -155,6 +157,26 @@ export function answer(args: string[], cfg: FakeSmiConfig, dir = DEFAULT_FIXTURE
     return { stdout: `List of valid properties to query for the switch "--query-gpu=":\n\n${table.header.map((h) => `"${h}"\n`).join('\n')}`, stderr: '', code: 0 };
   }
 
+  const count0 = Math.max(1, cfg.gpus ?? 1);
+  const capture = (kind: string) => [join(dir, `${fixture}.${kind}`), join(dir, `${fixture.replace(/\.(load|idle)$/, '')}.${kind}`)].find((f) => existsSync(f));
+  if (args.includes('-L')) {
+    // The recorded listing when the capture has one; else one line per GPU from the query capture.
+    const recorded = capture('L.txt');
+    if (recorded) return { stdout: readFileSync(recorded, 'utf8'), stderr: '', code: 0 };
+    const nameCol = table.header.indexOf('name');
+    const uuidCol0 = table.header.indexOf('uuid');
+    const lines = Array.from({ length: count0 }, (_, i) =>
+      mode === 'lost' && i === (cfg.lost_index ?? count0 - 1)
+        ? `Unable to determine the device handle for GPU${i}: ${busFor(table.rows[0]![table.header.indexOf('pci.bus_id')]!, i).replace(/^0000/, '')}: Unknown Error`
+        : `GPU ${i}: ${table.rows[0]![nameCol]} (UUID: ${uuidFor(table.rows[0]![uuidCol0]!, i)})`,
+    );
+    return { stdout: lines.map((l) => `${l}\n`).join(''), stderr: '', code: 0 };
+  }
+  if (args.includes('-q')) {
+    const recorded = capture('q.txt');
+    return recorded ? { stdout: readFileSync(recorded, 'utf8'), stderr: '', code: 0 } : { stdout: '\n==============NVSMI LOG==============\n\n', stderr: '', code: 0 };
+  }
+
   const gpuQuery = args.find((a) => a.startsWith('--query-gpu='));
   const appsQuery = args.find((a) => a.startsWith('--query-compute-apps='));
   const format = args.find((a) => a.startsWith('--format='))?.slice(9).split(',') ?? [];
@@ -200,6 +222,7 @@ export function answer(args: string[], cfg: FakeSmiConfig, dir = DEFAULT_FIXTURE
       if (c >= 0) row[c] = `${value}${table.units[c] ? ` ${table.units[c]}` : ''}`;
     };
     set('index', String(i));
+    for (const [name, value] of Object.entries(cfg.values ?? {})) set(name, value);
     if (cfg.utilization !== undefined) {
       const u = cfg.utilization === 'wave' ? Math.round(50 + 45 * Math.sin(now / 5000 + i)) : cfg.utilization;
       if (!row[table.header.indexOf('utilization.gpu')]?.startsWith('[')) set('utilization.gpu', String(u));

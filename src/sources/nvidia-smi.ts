@@ -1,4 +1,4 @@
-import type { ComputeApp, GpuRow } from '../shared/gpu-readings.js';
+import type { ComputeApp, GpuHealth, GpuRow, MigDevice, MigProcess } from '../shared/gpu-readings.js';
 /**
  * nvidia-smi: which fields to ask for, and pure parsers for what comes back.
  *
@@ -54,24 +54,48 @@ export function parseHelpQueryGpu(text: string): Set<string> {
   return names;
 }
 
-export interface FieldPlan {
+/**
+ * Memory health, asked at a slow period: ECC counts since the driver loaded (volatile) and over the
+ * GPU's life (aggregate), retired pages (before Ampere) and remapped rows (Ampere and newer).
+ */
+export const HEALTH_FIELDS = {
+  uuid: ['uuid'],
+  ecc_mode: ['ecc.mode.current'],
+  ecc_corrected_volatile: ['ecc.errors.corrected.volatile.total'],
+  ecc_uncorrected_volatile: ['ecc.errors.uncorrected.volatile.total'],
+  ecc_corrected_aggregate: ['ecc.errors.corrected.aggregate.total'],
+  ecc_uncorrected_aggregate: ['ecc.errors.uncorrected.aggregate.total'],
+  retired_single_bit: ['retired_pages.single_bit_ecc.count', 'retired_pages.sbe'],
+  retired_double_bit: ['retired_pages.double_bit.count', 'retired_pages.dbe'],
+  retired_pending: ['retired_pages.pending'],
+  remapped_correctable: ['remapped_rows.correctable', 'remapped_rows.sbe'],
+  remapped_uncorrectable: ['remapped_rows.uncorrectable', 'remapped_rows.dbe'],
+  remapped_pending: ['remapped_rows.pending'],
+  remapped_failure: ['remapped_rows.failure'],
+} as const;
+
+export type HealthKey = keyof typeof HEALTH_FIELDS;
+
+export interface FieldPlan<K extends string = FieldKey> {
   /** The names passed to --query-gpu=, in order. */
   fields: string[];
   /** Which key each position answers. */
-  keys: FieldKey[];
+  keys: K[];
   /** Keys this driver offers no spelling for. */
-  missing: FieldKey[];
+  missing: K[];
 }
 
 /**
  * Chooses one spelling per wanted key among the names the driver accepts (all of them when the
  * accepted set is unknown), leaving out names known to be rejected.
  */
-export function planFields(accepted: Set<string> | null, rejected: ReadonlySet<string> = new Set()): FieldPlan {
+export function planFields(accepted: Set<string> | null, rejected?: ReadonlySet<string>): FieldPlan<FieldKey>;
+export function planFields<K extends string>(accepted: Set<string> | null, rejected: ReadonlySet<string>, wanted: Record<K, readonly string[]>): FieldPlan<K>;
+export function planFields(accepted: Set<string> | null, rejected: ReadonlySet<string> = new Set(), wanted: Record<string, readonly string[]> = WANTED_FIELDS): FieldPlan<string> {
   const fields: string[] = [];
-  const keys: FieldKey[] = [];
-  const missing: FieldKey[] = [];
-  for (const [key, spellings] of Object.entries(WANTED_FIELDS) as Array<[FieldKey, readonly string[]]>) {
+  const keys: string[] = [];
+  const missing: string[] = [];
+  for (const [key, spellings] of Object.entries(wanted)) {
     const pick = spellings.find((s) => !rejected.has(s) && (accepted === null || accepted.has(s)));
     if (pick) {
       fields.push(pick);
@@ -239,6 +263,202 @@ export function toGpuRow(cells: readonly string[], keys: readonly FieldKey[]): G
     reasons.power_w = c.value === null ? c.reason : 'not queried';
   }
   return row;
+}
+
+/** `Yes` → true, `No` → false; anything else unknown. */
+function yesNo(raw: string | undefined): { value: boolean | null; reason?: string } {
+  const t = (raw ?? '').trim();
+  if (/^yes$/i.test(t)) return { value: true };
+  if (/^no$/i.test(t)) return { value: false };
+  const c = numberCell(t);
+  return { value: null, reason: c.value === null ? c.reason : 'not yes or no' };
+}
+
+/** One row of the memory-health query; null when it has no uuid. */
+export function toGpuHealth(cells: readonly string[], keys: readonly HealthKey[]): (GpuHealth & { uuid: string }) | null {
+  const pos = new Map<HealthKey, number>();
+  keys.forEach((k, i) => pos.set(k, i));
+  const raw = (k: HealthKey) => {
+    const i = pos.get(k);
+    return i === undefined ? undefined : cells[i];
+  };
+  const uuid = textCell(raw('uuid'));
+  if (uuid === null) return null;
+  const reasons: Record<string, string> = {};
+  const num = (name: string, k: HealthKey): number | null => {
+    if (!pos.has(k)) {
+      reasons[name] = 'not queried (this driver does not offer the field)';
+      return null;
+    }
+    const c = numberCell(raw(k));
+    if (c.value === null) reasons[name] = c.reason;
+    return c.value;
+  };
+  const flag = (name: string, k: HealthKey): boolean | null => {
+    if (!pos.has(k)) {
+      reasons[name] = 'not queried (this driver does not offer the field)';
+      return null;
+    }
+    const f = yesNo(raw(k));
+    if (f.value === null) reasons[name] = f.reason!;
+    return f.value;
+  };
+  return {
+    uuid,
+    ecc_mode: textCell(raw('ecc_mode')),
+    ecc: {
+      volatile_corrected: num('ecc.volatile_corrected', 'ecc_corrected_volatile'),
+      volatile_uncorrected: num('ecc.volatile_uncorrected', 'ecc_uncorrected_volatile'),
+      aggregate_corrected: num('ecc.aggregate_corrected', 'ecc_corrected_aggregate'),
+      aggregate_uncorrected: num('ecc.aggregate_uncorrected', 'ecc_uncorrected_aggregate'),
+    },
+    retired_pages: {
+      single_bit_ecc: num('retired_pages.single_bit_ecc', 'retired_single_bit'),
+      double_bit_ecc: num('retired_pages.double_bit_ecc', 'retired_double_bit'),
+      pending: flag('retired_pages.pending', 'retired_pending'),
+    },
+    remapped_rows: {
+      correctable: num('remapped_rows.correctable', 'remapped_correctable'),
+      uncorrectable: num('remapped_rows.uncorrectable', 'remapped_uncorrectable'),
+      pending: flag('remapped_rows.pending', 'remapped_pending'),
+      failure: flag('remapped_rows.failure', 'remapped_failure'),
+    },
+    null_reasons: reasons,
+  };
+}
+
+export interface GpuListing {
+  gpus: Array<{ index: number; name: string; uuid: string }>;
+  /** MIG devices with their profile, under the GPU index that holds them. */
+  mig: Array<{ gpu_index: number; device_index: number; profile: string; uuid: string }>;
+  lost: LostGpu[];
+}
+
+// `GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-…)` and `  MIG 3g.40gb     Device  0: (UUID: MIG-…)`.
+const LIST_GPU = /^GPU\s+(\d+):\s*(.*?)\s*\(UUID:\s*([^)\s]+)\)\s*$/;
+const LIST_MIG = /^MIG\s+(\S+)\s+Device\s+(\d+):\s*\(UUID:\s*([^)\s]+)\)\s*$/;
+
+/** `nvidia-smi -L`: the GPUs the driver enumerates, their MIG devices, and the ones it cannot reach. */
+export function parseGpuList(text: string): GpuListing {
+  const out: GpuListing = { gpus: [], mig: [], lost: [] };
+  let current: number | null = null;
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (line === '') continue;
+    const gone = parseLostGpuLine(line);
+    if (gone) {
+      out.lost.push(gone);
+      continue;
+    }
+    const g = LIST_GPU.exec(line);
+    if (g) {
+      current = Number(g[1]);
+      out.gpus.push({ index: current, name: g[2]!, uuid: g[3]! });
+      continue;
+    }
+    const m = LIST_MIG.exec(line);
+    if (m && current !== null) out.mig.push({ gpu_index: current, device_index: Number(m[2]), profile: m[1]!, uuid: m[3]! });
+  }
+  return out;
+}
+
+/** One GPU's section of `nvidia-smi -q`, as key → value lines and nested sections. */
+export interface QuerySection {
+  title: string;
+  values: Map<string, string>;
+  children: QuerySection[];
+}
+
+/**
+ * `nvidia-smi -q` (text) into one section per GPU (`GPU 00000000:00:09.0`), nested by indentation.
+ * Lines that fit no shape are skipped; the input is bounded by the runner.
+ */
+export function parseQueryText(text: string): Map<string, QuerySection> {
+  const gpus = new Map<string, QuerySection>();
+  let stack: Array<{ indent: number; section: QuerySection }> = [];
+  // A `key : value` line that deeper lines then describe (a process) becomes a section too.
+  let lastValue: { indent: number; parent: QuerySection; title: string } | null = null;
+  for (const raw of text.split(/\r?\n/)) {
+    if (raw.trim() === '') continue;
+    const indent = raw.length - raw.trimStart().length;
+    const line = raw.trim();
+    if (indent === 0) {
+      stack = [];
+      lastValue = null;
+      const head = /^GPU\s+([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-9A-Fa-f])$/.exec(line);
+      if (head) {
+        const section: QuerySection = { title: line, values: new Map(), children: [] };
+        gpus.set(head[1]!, section);
+        stack.push({ indent: 0, section });
+      }
+      continue;
+    }
+    if (stack.length === 0) continue;
+    if (lastValue && indent > lastValue.indent && stack[stack.length - 1]!.section === lastValue.parent) {
+      const section: QuerySection = { title: lastValue.title, values: new Map(), children: [] };
+      lastValue.parent.children.push(section);
+      stack.push({ indent: lastValue.indent, section });
+    }
+    lastValue = null;
+    while (stack.length > 1 && stack[stack.length - 1]!.indent >= indent) stack.pop();
+    const parent = stack[stack.length - 1]!.section;
+    const kv = /^(.*?)\s+:\s?(.*)$/.exec(line);
+    if (kv) {
+      // A key repeated in one section (process lists) keeps each: later ones get a suffix.
+      const name = kv[1]!.trim();
+      let key = name;
+      for (let n = 2; parent.values.has(key); n++) key = `${name} #${n}`;
+      parent.values.set(key, kv[2]!.trim());
+      lastValue = { indent, parent, title: `${name}: ${kv[2]!.trim()}` };
+    } else {
+      const section: QuerySection = { title: line, values: new Map(), children: [] };
+      parent.children.push(section);
+      stack.push({ indent, section });
+    }
+  }
+  return gpus;
+}
+
+const mib = (v: string | undefined) => numberCell(v?.replace(/\s*MiB$/, '')).value;
+
+/** The MIG devices of one GPU's `-q` section: ids and memory (profiles come from `-L`). */
+export function migDevicesOf(gpu: QuerySection): MigDevice[] {
+  const out: MigDevice[] = [];
+  for (const c of gpu.children) {
+    if (c.title !== 'MIG Device') continue;
+    const mem = c.children.find((x) => /FB Memory Usage$/.test(x.title));
+    out.push({
+      index: numberCell(c.values.get('Index')).value,
+      gpu_instance_id: numberCell(c.values.get('GPU Instance ID')).value,
+      compute_instance_id: numberCell(c.values.get('Compute Instance ID')).value,
+      profile: null,
+      uuid: null,
+      memory_total_mb: mib(mem?.values.get('Total')),
+      memory_used_mb: mib(mem?.values.get('Used')),
+      processes: [],
+    });
+  }
+  return out;
+}
+
+/** The processes of one GPU's `-q` section, with their GPU- and compute-instance ids under MIG. */
+export function queryProcessesOf(gpu: QuerySection): MigProcess[] {
+  const procs = gpu.children.find((c) => c.title === 'Processes');
+  if (!procs) return [];
+  const nth = (key: string, n: number) => procs.values.get(n === 1 ? key : `${key} #${n}`);
+  const out: MigProcess[] = [];
+  for (let n = 1; nth('Process ID', n) !== undefined; n++) {
+    const pid = numberCell(nth('Process ID', n)).value;
+    const detail = procs.children.find((c) => c.title === `Process ID: ${nth('Process ID', n)}`);
+    out.push({
+      gpu_instance_id: numberCell(nth('GPU instance ID', n)).value,
+      compute_instance_id: numberCell(nth('Compute instance ID', n)).value,
+      pid,
+      process_name: detail?.values.get('Name') ?? '',
+      used_memory_mb: mib(detail?.values.get('Used GPU Memory')),
+    });
+  }
+  return out;
 }
 
 export function parseComputeApps(text: string): { apps: ComputeApp[]; unparsed: string[] } {

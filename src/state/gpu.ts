@@ -2,15 +2,24 @@
  * GPU state: the latest reading per GPU (keyed by UUID), a bounded timeline, and the integrals
  * behind GPU-seconds and energy. Pure and synchronous; the clock is whatever the caller passes.
  */
-import type { ComputeApp, GpuRow } from '../shared/gpu-readings.js';
+import type { ComputeApp, GpuHealth, GpuRow, MigDevice } from '../shared/gpu-readings.js';
 import { RingBuffer } from './ring-buffer.js';
 
-export interface GpuReading extends GpuRow {
+export interface GpuReading extends Omit<GpuRow, 'index'> {
+  /** nvidia-smi's index; null for a GPU never reached whose index nothing tells. */
+  index: number | null;
   /** ms epoch of the sample this reading came from. */
   sampled_at: number;
   /** Set when nvidia-smi could not reach this GPU in the latest run. */
   lost: boolean;
   lost_reason: string | null;
+  /** A GPU nvidia-smi has never answered for since podscope started (its uuid is unknown, ''). */
+  never_seen: boolean;
+}
+
+/** Memory health of one GPU as of a slow-period run. */
+export interface GpuHealthReading extends GpuHealth {
+  sampled_at: number;
 }
 
 export interface GpuTotals {
@@ -57,6 +66,9 @@ export class GpuState {
   private readonly tracks = new Map<string, Track>();
   readonly timeline: RingBuffer<TimelinePoint>;
   private appsByGpu = new Map<string, ComputeApp[]>();
+  private healthByGpu = new Map<string, GpuHealthReading>();
+  private migByGpu = new Map<string, MigDevice[]>();
+  private migAt: number | null = null;
   private appsAt: number | null = null;
   /** Pod-level allocated GPU-seconds (RUNPOD_GPU_COUNT or GPUs seen) × wall time. */
   private podAllocated = 0;
@@ -82,6 +94,11 @@ export class GpuState {
     return 3 * this.opts.intervalMs;
   }
 
+  /** RUNPOD_GPU_COUNT: the GPUs the pod holds, when RunPod said. */
+  get heldByRunpod(): number | undefined {
+    return this.opts.heldCount;
+  }
+
   /** GPUs held for billing: RUNPOD_GPU_COUNT, else the GPUs seen (lost ones included). */
   heldCount(): number {
     return this.opts.heldCount ?? this.tracks.size;
@@ -101,7 +118,7 @@ export class GpuState {
   }
 
   /** Records a successful run: rows for the GPUs that answered, `lost` for those that did not. */
-  applySample(now: number, rows: readonly GpuRow[], lost: ReadonlyArray<{ pci_bus_id: string; reason: string }> = []): void {
+  applySample(now: number, rows: readonly GpuRow[], lost: ReadonlyArray<{ pci_bus_id: string; reason: string; index?: number | null }> = []): void {
     const firstEver = this.tracks.size === 0;
     if (!firstEver) this.advance(now);
     const seen = new Set<string>();
@@ -110,7 +127,7 @@ export class GpuState {
       let track = this.tracks.get(row.uuid);
       if (!track) {
         track = {
-          reading: { ...row, sampled_at: now, lost: false, lost_reason: null },
+          reading: { ...row, sampled_at: now, lost: false, lost_reason: null, never_seen: false },
           totals: { allocated_s: 0, busy_s: 0, busy_unknown_s: 0, energy_j: 0 },
           prevT: null,
           prevUtil: null,
@@ -119,14 +136,21 @@ export class GpuState {
         this.tracks.set(row.uuid, track);
       }
       this.integrate(track, now, row.utilization_percent, row.power_w);
-      track.reading = { ...row, sampled_at: now, lost: false, lost_reason: null };
+      track.reading = { ...row, sampled_at: now, lost: false, lost_reason: null, never_seen: false };
       if (row.driver_version) this.driverVersion = row.driver_version;
     }
+    for (const row of rows) {
+      // A GPU first known only by its error line answers now: it is the same GPU, under its uuid.
+      if (row.pci_bus_id) this.tracks.delete(busKey(row.pci_bus_id));
+    }
+    const unplaced: Array<{ pci_bus_id: string; reason: string; index?: number | null }> = [];
     for (const gone of lost) {
       const track = this.findByBus(gone.pci_bus_id);
-      if (!track || seen.has(track.reading.uuid)) continue;
-      this.markLost(track, now, gone.reason);
+      if (track && seen.has(track.reading.uuid)) continue;
+      if (track) this.markLost(track, now, gone.reason);
+      else unplaced.push(gone);
     }
+    this.addNeverSeen(now, rows, unplaced);
     if (firstEver) this.advance(now);
     this.lastSuccessAt = now;
     this.pushTimeline(now);
@@ -147,6 +171,61 @@ export class GpuState {
     }
     this.appsByGpu = by;
     this.appsAt = now;
+  }
+
+  /**
+   * GPUs lost before podscope ever saw them answer: an entry each, keyed by bus id, with the index
+   * the error line gives, or the one gap in the indexes of the GPUs that answered.
+   */
+  private addNeverSeen(now: number, rows: readonly GpuRow[], gone: ReadonlyArray<{ pci_bus_id: string; reason: string; index?: number | null }>): void {
+    if (gone.length === 0) return;
+    const taken = new Set(rows.map((r) => r.index));
+    const total = rows.length + gone.length;
+    const gaps = Array.from({ length: total }, (_, i) => i).filter((i) => !taken.has(i));
+    const unindexed = gone.filter((g) => g.index === undefined || g.index === null);
+    for (const g of gone) {
+      const index = g.index ?? (unindexed.length === 1 && gaps.length === 1 ? gaps[0]! : null);
+      const key = busKey(g.pci_bus_id);
+      const existing = this.tracks.get(key);
+      const reading: GpuReading = {
+        ...(existing?.reading ?? emptyReading()),
+        index,
+        pci_bus_id: g.pci_bus_id,
+        sampled_at: now,
+        lost: true,
+        lost_reason: g.reason,
+        never_seen: true,
+        null_reasons: { utilization_percent: `GPU lost: ${g.reason}`, memory_used_mb: `GPU lost: ${g.reason}`, memory_total_mb: 'never reached', index: index === null ? 'nvidia-smi named this GPU by bus id only' : 'inferred: the one index no answering GPU has' },
+      };
+      if (g.index !== undefined && g.index !== null) delete reading.null_reasons.index;
+      if (existing) existing.reading = reading;
+      else this.tracks.set(key, { reading, totals: { allocated_s: 0, busy_s: 0, busy_unknown_s: 0, energy_j: 0 }, prevT: null, prevUtil: null, prevPower: null });
+    }
+  }
+
+  /** Records one memory-health run; GPUs absent from it keep no stale health. */
+  setHealth(now: number, rows: ReadonlyArray<GpuHealth & { uuid: string }>): void {
+    const by = new Map<string, GpuHealthReading>();
+    for (const { uuid, ...h } of rows) by.set(uuid, { ...h, sampled_at: now });
+    this.healthByGpu = by;
+  }
+
+  health(uuid: string): GpuHealthReading | null {
+    return this.healthByGpu.get(uuid) ?? null;
+  }
+
+  /** Records the MIG devices of each GPU in MIG mode. */
+  setMig(now: number, byUuid: ReadonlyMap<string, MigDevice[]>): void {
+    this.migByGpu = new Map(byUuid);
+    this.migAt = now;
+  }
+
+  mig(uuid: string): MigDevice[] {
+    return this.migByGpu.get(uuid) ?? [];
+  }
+
+  get migSampledAt(): number | null {
+    return this.migAt;
   }
 
   private findByBus(bus: string): Track | undefined {
@@ -214,7 +293,7 @@ export class GpuState {
 
   /** Latest readings, ordered by index. */
   readings(): GpuReading[] {
-    return [...this.tracks.values()].map((t) => t.reading).sort((a, b) => a.index - b.index || a.uuid.localeCompare(b.uuid));
+    return [...this.tracks.values()].map((t) => t.reading).sort((a, b) => (a.index ?? Infinity) - (b.index ?? Infinity) || (a.pci_bus_id ?? '').localeCompare(b.pci_bus_id ?? '') || a.uuid.localeCompare(b.uuid));
   }
 
   /**
@@ -296,6 +375,46 @@ export class GpuState {
     }
     return { gpu_seconds: gpuSeconds, busy_gpu_seconds: busy, peak_vram_mb: peak, peak_vram_by_gpu: byGpu, samples };
   }
+}
+
+/** The key of a GPU known only by its bus id. */
+function busKey(bus: string): string {
+  return `bus:${normBus(bus)}`;
+}
+
+/** A reading with nothing known, for a GPU never reached. */
+function emptyReading(): GpuReading {
+  return {
+    index: null,
+    uuid: '',
+    name: 'unknown GPU',
+    pci_bus_id: null,
+    driver_version: null,
+    pstate: null,
+    persistence_mode: null,
+    mig_mode: null,
+    utilization_percent: null,
+    memory_utilization_percent: null,
+    memory_total_mb: null,
+    memory_used_mb: null,
+    memory_free_mb: null,
+    memory_reserved_mb: null,
+    temperature_c: null,
+    memory_temperature_c: null,
+    power_w: null,
+    power_instant_w: null,
+    power_limit_w: null,
+    sm_clock_mhz: null,
+    sm_clock_max_mhz: null,
+    fan_percent: null,
+    clock_event_reasons: null,
+    ecc_uncorrected_volatile: null,
+    null_reasons: {},
+    sampled_at: 0,
+    lost: true,
+    lost_reason: null,
+    never_seen: true,
+  };
 }
 
 function normBus(bus: string): string {

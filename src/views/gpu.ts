@@ -1,14 +1,27 @@
 /**
  * GPU objects as /debug/status and /debug/memory show them (contract 2.3, 2.7).
  */
-import type { GpuReading } from '../state/gpu.js';
-import { activeReasons } from '../shared/gpu-readings.js';
+import type { GpuHealthReading, GpuReading, GpuState } from '../state/gpu.js';
+import { activeReasons, type MigDevice } from '../shared/gpu-readings.js';
+import { healthVerdict } from '../shared/gpu-health.js';
 
-const STATUS_FIELDS = ['memory_used_mb', 'memory_total_mb', 'utilization_percent', 'temperature_c', 'power_w'] as const;
+const STATUS_FIELDS = [
+  'memory_used_mb',
+  'memory_total_mb',
+  'utilization_percent',
+  'temperature_c',
+  'power_w',
+  'power_limit_w',
+  'sm_clock_mhz',
+  'sm_clock_max_mhz',
+  'memory_temperature_c',
+  'fan_percent',
+] as const;
 
 export interface GpuStatusView {
-  index: number;
-  uuid: string;
+  index: number | null;
+  uuid: string | null;
+  pci_bus_id: string | null;
   name: string;
   memory_used_mb: number | null;
   memory_total_mb: number | null;
@@ -17,26 +30,48 @@ export interface GpuStatusView {
   power_w: number | null;
   power_limit_w: number | null;
   sm_clock_mhz: number | null;
+  sm_clock_max_mhz: number | null;
+  memory_temperature_c: number | null;
+  fan_percent: number | null;
   pstate: string | null;
+  persistence_mode: string | null;
   mig_mode: string | null;
   clock_event_reasons: string[];
   lost: boolean;
   lost_reason: string | null;
+  /** Lost before podscope ever saw it answer: known by its bus id only. */
+  never_seen: boolean;
+  /** Memory health from the slow-period query; null until it has run, with the reason. */
+  health: HealthView | null;
+  /** The MIG devices of a GPU in MIG mode (empty otherwise). */
+  mig_devices: MigDevice[];
   sampled_at: string;
   age_s: number;
   /** Why a field above is null, for the fields that are. */
   null_reasons?: Record<string, string>;
 }
 
-export function gpuStatusView(g: GpuReading, now: number): GpuStatusView {
+export interface HealthView extends Omit<GpuHealthReading, 'sampled_at'> {
+  sampled_at: string;
+  /** What on-call should do about it, in a sentence; null when nothing is wrong. */
+  verdict: string | null;
+}
+
+export function healthView(h: GpuHealthReading | null): HealthView | null {
+  if (!h) return null;
+  return { ...h, sampled_at: new Date(h.sampled_at).toISOString(), verdict: healthVerdict(h)?.text ?? null };
+}
+
+export function gpuStatusView(g: GpuReading, now: number, gpu?: GpuState | null): GpuStatusView {
   const reasons: Record<string, string> = {};
   for (const f of STATUS_FIELDS) {
     if (g[f] === null && g.null_reasons[f]) reasons[f] = g.null_reasons[f]!;
   }
-  if (g.power_w === null && g.null_reasons.power_w) reasons.power_w = g.null_reasons.power_w;
+  for (const f of ['pstate', 'persistence_mode'] as const) if (g[f] === null) reasons[f] = g.null_reasons[f] ?? 'not reported';
   const view: GpuStatusView = {
     index: g.index,
-    uuid: g.uuid,
+    uuid: g.uuid || null,
+    pci_bus_id: g.pci_bus_id,
     name: g.name,
     memory_used_mb: g.memory_used_mb,
     memory_total_mb: g.memory_total_mb,
@@ -45,14 +80,23 @@ export function gpuStatusView(g: GpuReading, now: number): GpuStatusView {
     power_w: g.power_w,
     power_limit_w: g.power_limit_w,
     sm_clock_mhz: g.sm_clock_mhz,
+    sm_clock_max_mhz: g.sm_clock_max_mhz,
+    memory_temperature_c: g.memory_temperature_c,
+    fan_percent: g.fan_percent,
     pstate: g.pstate,
+    persistence_mode: g.persistence_mode,
     mig_mode: g.mig_mode,
     clock_event_reasons: activeReasons(g.clock_event_reasons),
     lost: g.lost,
     lost_reason: g.lost_reason,
+    never_seen: g.never_seen,
+    health: gpu && g.uuid ? healthView(gpu.health(g.uuid)) : null,
+    mig_devices: gpu && g.uuid ? gpu.mig(g.uuid) : [],
     sampled_at: new Date(g.sampled_at).toISOString(),
     age_s: Math.round((now - g.sampled_at) / 100) / 10,
   };
+  if (g.index === null) reasons.index = g.null_reasons.index ?? 'unknown';
+  if (view.health === null) reasons.health = g.never_seen ? 'never reached' : 'the memory-health query has not run yet, or this driver offers none of its fields';
   if (Object.keys(reasons).length > 0) view.null_reasons = reasons;
   return view;
 }

@@ -4,6 +4,7 @@
  */
 import type { PodState } from '../state/pod.js';
 import { round } from '../format.js';
+import { healthView } from './gpu.js';
 
 const MIB = 1024 * 1024;
 
@@ -13,15 +14,19 @@ export function memoryView(state: PodState, opts: { timelinePoints?: number } = 
   const gpus = gpu
     ? gpu.readings().map((g) => ({
         index: g.index,
-        uuid: g.uuid,
+        uuid: g.uuid || null,
+        pci_bus_id: g.pci_bus_id,
         name: g.name,
         total_mb: g.memory_total_mb,
         used_mb: g.memory_used_mb,
         free_mb: g.memory_free_mb,
         reserved_mb: g.memory_reserved_mb,
         lost: g.lost,
+        lost_reason: g.lost_reason,
         sampled_at: new Date(g.sampled_at).toISOString(),
         processes: gpu.computeApps(g.uuid).map((p) => ({ pid: p.pid, name: p.process_name, used_mb: p.used_memory_mb })),
+        health: g.uuid ? healthView(gpu.health(g.uuid)) : null,
+        mig_devices: g.uuid ? gpu.mig(g.uuid) : [],
       }))
     : [];
   const points = gpu ? gpu.timeline.newest(opts.timelinePoints ?? 120) : [];
@@ -29,6 +34,7 @@ export function memoryView(state: PodState, opts: { timelinePoints?: number } = 
   return {
     gpus,
     processes_sampled_at: gpu?.computeAppsAt ? new Date(gpu.computeAppsAt).toISOString() : null,
+    mig_sampled_at: gpu?.migSampledAt ? new Date(gpu.migSampledAt).toISOString() : null,
     processes_note: 'nvidia-smi lists host PIDs inside a container; treat processes as best effort',
     comfyui: state.comfy?.systemStats() ?? null,
     host: host

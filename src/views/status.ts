@@ -8,7 +8,7 @@ export type PodStatus = 'starting' | 'idle' | 'processing' | 'degraded';
 
 export function statusView(state: PodState) {
   const now = state.now();
-  const gpus: GpuStatusView[] = state.gpu ? state.gpu.readings().map((g) => gpuStatusView(g, now)) : [];
+  const gpus: GpuStatusView[] = state.gpu ? state.gpu.readings().map((g) => gpuStatusView(g, now, state.gpu)) : [];
   // The GPU ComfyUI uses: the first one, unless ComfyUI names another.
   const gpu = gpus.find((g) => !g.lost) ?? gpus[0] ?? null;
   const comfy = state.comfy;

@@ -27,14 +27,14 @@ describe('deploy/prometheus', () => {
   it.skipIf(!have('promtool') && !inCI)('the alert rules pass promtool check rules and their unit tests', () => {
     const check = spawnSync('promtool', ['check', 'rules', 'alerts.yml'], { cwd: join(root, 'deploy/prometheus'), encoding: 'utf8' });
     expect(check.status, check.stdout + check.stderr).toBe(0);
-    expect(check.stdout).toMatch(/SUCCESS: 7 rules found/);
+    expect(check.stdout).toMatch(/SUCCESS: 9 rules found/);
     const test = spawnSync('promtool', ['test', 'rules', 'alerts.test.yml'], { cwd: join(root, 'deploy/prometheus'), encoding: 'utf8' });
     expect(test.status, test.stdout + test.stderr).toBe(0);
   });
 
   it('covers every required alert', () => {
     const rules = readFileSync(join(root, 'deploy/prometheus/alerts.yml'), 'utf8');
-    for (const a of ['PodscopeDown', 'ComfyUIDown', 'GPULost', 'JobStalled', 'GPUOutOfMemory', 'JobFailureRateHigh', 'QueueBacklog']) expect(rules).toContain(`alert: ${a}`);
+    for (const a of ['PodscopeDown', 'ComfyUIDown', 'GPULost', 'JobStalled', 'GPUOutOfMemory', 'JobFailureRateHigh', 'QueueBacklog', 'GPUNeedsReset', 'GPUsMissing']) expect(rules).toContain(`alert: ${a}`);
   });
 
   it('relabels the pod id from the proxy host', () => {

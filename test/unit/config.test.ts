@@ -62,6 +62,7 @@ describe('configuration', () => {
     ['PODSCOPE_GPU_INTERVAL_MS', '10', /at least 100/],
     ['PODSCOPE_GPU_TIMEOUT_MS', '1.5', /integer/],
     ['PODSCOPE_GPU_APPS_INTERVAL_MS', '-1', /at least/],
+    ['PODSCOPE_GPU_HEALTH_INTERVAL_MS', '10', /at least 1000/],
     ['PODSCOPE_GPU_SAMPLES', '5', /at least 10/],
     ['PODSCOPE_JOB_ID_KEY', 'has space', /letters, digits/],
     ['PODSCOPE_JOB_HISTORY', '0', /at least 1/],

@@ -15,7 +15,7 @@ import { registerComfyMetrics } from '../../src/metrics/comfyui.js';
 import { registerGpuMetrics } from '../../src/metrics/gpu.js';
 import { Scrubber } from '../../src/secrets.js';
 import { renderLogLine, renderQueue, renderStatus, renderWorkflow } from '../../src/shared/text-views.js';
-import { fixtureRows } from '../helpers/gpu-rows.js';
+import { fixtureHealth, fixtureRows } from '../helpers/gpu-rows.js';
 import { ComfyState } from '../../src/state/comfy.js';
 import { GpuState } from '../../src/state/gpu.js';
 import { PodState } from '../../src/state/pod.js';
@@ -61,6 +61,7 @@ function pod(recordings: string[]) {
   const rows = fixtureRows('h200-x1.drv590.load');
   gpu.applySample(T0, rows);
   gpu.applySample(T0 + 1000, rows);
+  gpu.setHealth(T0 + 1000, fixtureHealth('h200-x1.drv590.load'));
   for (const name of recordings) replay(comfy.tracker, recording(name));
   now = T0 + 2000;
   comfy.lastHttpOkAt = T0;

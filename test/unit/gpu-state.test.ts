@@ -152,3 +152,48 @@ describe('the timeline', () => {
     expect(s.timeline.size).toBe(10);
   });
 });
+
+describe('GPUs lost before they were ever seen', () => {
+  const state = () => new GpuState({ startedAt: T0, intervalMs: 1000, heldCount: 4, timelineCapacity: 10 });
+
+  it('takes the index the error line gives', () => {
+    const s = state();
+    s.applySample(T0, [row(0, 10), row(1, 10), row(3, 10)], [{ pci_bus_id: '0000:48:00.0', reason: 'Unknown Error', index: 2 }]);
+    expect(s.readings().map((g) => [g.index, g.lost, g.never_seen])).toEqual([
+      [0, false, false],
+      [1, false, false],
+      [2, true, true],
+      [3, false, false],
+    ]);
+  });
+
+  it('infers the index from the one gap when the line names only the bus, and says so', () => {
+    const s = state();
+    s.applySample(T0, [row(0, 10), row(1, 10), row(3, 10)], [{ pci_bus_id: '0000:0B:00.0', reason: 'Unknown Error' }]);
+    const lost = s.readings().find((g) => g.lost)!;
+    expect(lost.index).toBe(2);
+    expect(lost.null_reasons.index).toBe('inferred: the one index no answering GPU has');
+  });
+
+  it('leaves the index unknown when two GPUs are lost by bus id only', () => {
+    const s = state();
+    s.applySample(T0, [row(0, 10), row(1, 10)], [
+      { pci_bus_id: '0000:0B:00.0', reason: 'Unknown Error' },
+      { pci_bus_id: '0000:0C:00.0', reason: 'GPU is lost' },
+    ]);
+    expect(s.readings().filter((g) => g.lost).map((g) => [g.index, g.pci_bus_id])).toEqual([
+      [null, '0000:0B:00.0'],
+      [null, '0000:0C:00.0'],
+    ]);
+  });
+
+  it('becomes the GPU it is once it answers under its uuid', () => {
+    const s = state();
+    s.applySample(T0, [row(0, 10)], [{ pci_bus_id: '00000000:01:00.0', reason: 'Unknown Error', index: 1 }]);
+    s.applySample(T0 + 1000, [row(0, 10), row(1, 10)]);
+    expect(s.readings().map((g) => [g.index, g.uuid, g.lost])).toEqual([
+      [0, 'GPU-0', false],
+      [1, 'GPU-1', false],
+    ]);
+  });
+});

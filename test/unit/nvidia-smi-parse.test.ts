@@ -1,7 +1,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { answer, DEFAULT_FIXTURES_DIR } from '../../src/sim/fake-nvidia-smi.js';
-import { COMPUTE_APP_FIELDS, classifyFailure, numberCell, parseComputeApps, parseCsvRows, parseHelpQueryGpu, parseLostGpuLine, planFields, toGpuRow } from '../../src/sources/nvidia-smi.js';
+import { COMPUTE_APP_FIELDS, HEALTH_FIELDS, classifyFailure, migDevicesOf, numberCell, parseComputeApps, parseCsvRows, parseGpuList, parseHelpQueryGpu, parseLostGpuLine, parseQueryText, planFields, queryProcessesOf, toGpuHealth, toGpuRow } from '../../src/sources/nvidia-smi.js';
 import { activeReasons, type GpuRow } from '../../src/shared/gpu-readings.js';
 
 const dir = DEFAULT_FIXTURES_DIR;
@@ -188,5 +188,114 @@ describe('parsing real --query-compute-apps output', () => {
   it('keeps a process name that contains commas whole', () => {
     const { apps } = parseComputeApps('GPU-a, 12, 100, /opt/my,odd,name\n');
     expect(apps[0]!.process_name).toBe('/opt/my,odd,name');
+  });
+});
+
+const queryTextFixtures = readdirSync(dir).filter((f) => f.endsWith('.q.txt'));
+
+describe('parsing real `nvidia-smi -q` text', () => {
+  it.each(queryTextFixtures)('%s: one section per attached GPU, keyed by bus id', (name) => {
+    const text = fixture(name);
+    const attached = Number(/^Attached GPUs\s*:\s*(\d+)/m.exec(text)![1]);
+    const sections = parseQueryText(text);
+    expect(sections.size).toBe(attached);
+    for (const [bus, s] of sections) {
+      expect(bus).toMatch(/^[0-9A-F]{8}:[0-9A-F]{2}:[0-9A-F]{2}\.[0-9A-F]$/);
+      expect(s.values.get('Product Name')).toMatch(/\S/);
+    }
+  });
+
+  it.each(queryTextFixtures)('%s: every process listed, with its memory', (name) => {
+    const text = fixture(name);
+    const listed = (text.match(/^\s+Process ID\s+:/gm) ?? []).length;
+    const processes = [...parseQueryText(text).values()].flatMap(queryProcessesOf);
+    expect(processes).toHaveLength(listed);
+    for (const p of processes) {
+      expect(p.pid).toBeGreaterThan(0);
+      expect(p.process_name).not.toBe('');
+    }
+  });
+
+  it('reads the H100 in MIG mode: four devices with their instance ids and memory', () => {
+    const [gpu] = [...parseQueryText(fixture('h100-80gb-hbm3-x1-mig.drv590.load.q.txt')).values()];
+    expect(migDevicesOf(gpu!).map((d) => [d.index, d.gpu_instance_id, d.compute_instance_id, d.memory_used_mb, d.memory_total_mb])).toEqual([
+      [0, 2, 0, 11091, 40448],
+      [1, 3, 0, 17, 20096],
+      [2, 9, 0, 9, 9984],
+      [3, 10, 0, 9, 9984],
+    ]);
+  });
+
+  it('puts MIG processes in their GPU and compute instance', () => {
+    const [gpu] = [...parseQueryText(fixture('h100-80gb-hbm3-x1-mig.drv590.load.q.txt')).values()];
+    expect(queryProcessesOf(gpu!).map((p) => [p.gpu_instance_id, p.compute_instance_id, p.pid, p.process_name, p.used_memory_mb])).toEqual([
+      [2, 0, 21180, '/root/tools/memhog', 2296],
+      [2, 0, 21181, '/root/tools/memhog', 1272],
+      [2, 0, 21198, './gpu_burn', 7484],
+    ]);
+  });
+
+  it('finds no MIG device on a GPU without MIG', () => {
+    const [gpu] = [...parseQueryText(fixture('h100-80gb-hbm3-x1.drv590.load.q.txt')).values()];
+    expect(migDevicesOf(gpu!)).toEqual([]);
+  });
+
+  it('skips text before the first GPU and lines of no known shape', () => {
+    const sections = parseQueryText('garbage\n  : :\nGPU 00000000:01:00.0\n    Product Name : X\n\u0000\u00ff\n');
+    expect([...sections.keys()]).toEqual(['00000000:01:00.0']);
+  });
+});
+
+describe('parsing real `nvidia-smi -L`', () => {
+  it('reads the GPU and the profile and uuid of each MIG device', () => {
+    const listing = parseGpuList(fixture('h100-80gb-hbm3-x1-mig.drv590.L.txt'));
+    expect(listing.gpus).toEqual([{ index: 0, name: 'NVIDIA H100 80GB HBM3', uuid: 'GPU-00000000-0000-0000-0000-000000000000' }]);
+    expect(listing.mig.map((m) => [m.device_index, m.profile])).toEqual([
+      [0, '3g.40gb'],
+      [1, '2g.20gb'],
+      [2, '1g.10gb'],
+      [3, '1g.10gb'],
+    ]);
+  });
+
+  it('sets apart a GPU it cannot reach', () => {
+    const listing = parseGpuList(`GPU 0: NVIDIA H100 (UUID: GPU-a)\n${fixture('errors/device-handle-unknown-error.drv520.txt')}`);
+    expect(listing.gpus).toHaveLength(1);
+    expect(listing.lost).toMatchObject([{ pci_bus_id: '0000:0B:00.0', reason: 'Unknown Error', index: null }]);
+  });
+});
+
+describe('parsing real memory-health answers', () => {
+  const healthOf = (name: string) => {
+    const plan = planFields(parseHelpQueryGpu(answer(['--help-query-gpu'], { fixture: name }).stdout), new Set(), HEALTH_FIELDS);
+    const out = answer([`--query-gpu=${plan.fields.join(',')}`, '--format=csv,noheader,nounits'], { fixture: name });
+    return parseCsvRows(out.stdout, plan.fields.length).rows.map((c) => toGpuHealth(c, plan.keys)!);
+  };
+
+  it('reads an H200: ECC counts and remapped rows, retired pages N/A', () => {
+    expect(healthOf('h200-x1.drv590.load')[0]).toMatchObject({
+      ecc_mode: 'Enabled',
+      ecc: { volatile_corrected: 0, volatile_uncorrected: 0, aggregate_corrected: 0, aggregate_uncorrected: 0 },
+      retired_pages: { single_bit_ecc: null, double_bit_ecc: null, pending: null },
+      remapped_rows: { correctable: 0, uncorrectable: 0, pending: false, failure: false },
+      null_reasons: { 'retired_pages.single_bit_ecc': 'N/A', 'retired_pages.double_bit_ecc': 'N/A', 'retired_pages.pending': 'N/A' },
+    });
+  });
+
+  it('reads a GeForce without ECC as unknown, never 0', () => {
+    const [h] = healthOf('rtx4080s-x1.drv595.load');
+    expect(h!.ecc).toEqual({ volatile_corrected: null, volatile_uncorrected: null, aggregate_corrected: null, aggregate_uncorrected: null });
+    expect(h!.null_reasons['ecc.aggregate_uncorrected']).toBe('N/A');
+  });
+
+  it('does not ask a driver (465) for remapped rows it does not offer', () => {
+    const [h] = healthOf('rtx2080s-x1.drv465');
+    expect(h!.null_reasons['remapped_rows.failure']).toBe('not queried (this driver does not offer the field)');
+  });
+
+  it.each(readdirSync(dir).filter((f) => f.endsWith('.query-gpu.csv')).map((f) => f.replace(/\.query-gpu\.csv$/, '')))('%s: one health row per GPU', (name) => {
+    const rows = healthOf(name);
+    expect(rows.length).toBeGreaterThan(0);
+    for (const h of rows) expect(h.uuid).toMatch(/^GPU-/);
   });
 });

@@ -95,6 +95,9 @@ export function gpuStatusView(g: GpuReading, now: number, gpu?: GpuState | null)
     sampled_at: new Date(g.sampled_at).toISOString(),
     age_s: Math.round((now - g.sampled_at) / 100) / 10,
   };
+  if (g.utilization_percent === null && g.mig_mode !== null && /^enabled$/i.test(g.mig_mode) && !g.lost) {
+    reasons.utilization_percent = `${reasons.utilization_percent ?? 'N/A'}: in MIG mode nvidia-smi reports no GPU-level utilization; see mig_devices`;
+  }
   if (g.index === null) reasons.index = g.null_reasons.index ?? 'unknown';
   if (view.health === null) reasons.health = g.never_seen ? 'never reached' : 'the memory-health query has not run yet, or this driver offers none of its fields';
   if (Object.keys(reasons).length > 0) view.null_reasons = reasons;

@@ -53,7 +53,7 @@ describe('GPU endpoints', () => {
       return s.gpu ? s : undefined;
     });
     expect(status.gpu.utilization_percent).toBeNull();
-    expect(status.gpu.null_reasons.utilization_percent).toBe('N/A');
+    expect(status.gpu.null_reasons.utilization_percent).toBe('N/A: in MIG mode nvidia-smi reports no GPU-level utilization; see mig_devices');
     expect(status.gpu.memory_used_mb).toBe(11125);
   });
 

@@ -139,7 +139,7 @@ describe('MIG', () => {
       return g?.mig_devices.length > 0 ? g : undefined;
     }, 15_000);
     expect(gpu.utilization_percent).toBeNull();
-    expect(gpu.null_reasons.utilization_percent).toBe('N/A');
+    expect(gpu.null_reasons.utilization_percent).toBe('N/A: in MIG mode nvidia-smi reports no GPU-level utilization; see mig_devices');
     expect(gpu.mig_devices.map((d: { profile: string; gpu_instance_id: number; compute_instance_id: number; memory_used_mb: number; memory_total_mb: number }) => [d.profile, d.gpu_instance_id, d.compute_instance_id, d.memory_used_mb, d.memory_total_mb])).toEqual([
       ['3g.40gb', 2, 0, 11091, 40448],
       ['2g.20gb', 3, 0, 17, 20096],

@@ -3,7 +3,7 @@
  * the simulated ComfyUI, and per-process CPU and memory readings from /proc.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,13 +38,18 @@ export function freePort() {
   });
 }
 
-/** Starts `bin/podscope.js serve` (its shebang's V8 flags apply, as for `npx podscope`) and waits for /health. */
-export async function startPodscope(env) {
+/**
+ * Starts `bin/podscope.js serve` (its shebang's V8 flags apply, as for `npx podscope`) and waits
+ * for /health. Its stdout goes to `stdoutFile` when given (as a container runtime keeps it).
+ */
+export async function startPodscope(env, { stdoutFile, nodeArgs = [] } = {}) {
   const port = await freePort();
-  const child = spawn(BIN, ['serve'], {
-    env: { PATH: process.env.PATH, PODSCOPE_PORT: String(port), PODSCOPE_HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'ignore', 'ignore'],
+  const fd = stdoutFile ? openSync(stdoutFile, 'a') : 'ignore';
+  const child = spawn(nodeArgs.length ? process.execPath : BIN, nodeArgs.length ? ['--max-semi-space-size=4', ...nodeArgs, BIN, 'serve'] : ['serve'], {
+    env: { PATH: process.env.PATH, PODSCOPE_PORT: String(port), PODSCOPE_HOST: '127.0.0.1', LOG_LEVEL: 'info', FAKE_NVIDIA_SMI: process.env.FAKE_NVIDIA_SMI, ...env },
+    stdio: ['ignore', fd, 'ignore'],
   });
+  if (typeof fd === 'number') closeSync(fd);
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 15_000;
   for (;;) {

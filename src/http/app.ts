@@ -4,15 +4,14 @@
  * Routes never do I/O: they read state the collectors keep and serialize a snapshot.
  */
 import { Hono } from 'hono';
-import type { AppContext, AppEnv } from './env.js';
-import { routePath } from 'hono/route';
-import type { Logger } from '../log.js';
+import { requestInfo, type AppContext, type AppEnv, type RequestInfo } from './env.js';
+import { accessLog, type Logger } from '../log.js';
 import type { CoreMetrics } from '../metrics/registry.js';
 import type { PodState } from '../state/pod.js';
 import { ApiError, errorBody } from './errors.js';
 import { checkAccess } from './access.js';
 import { requestIdFrom, traceFrom } from './tracing.js';
-import { sendJson } from './respond.js';
+import { responseHeaders, sendJson, serialize } from './respond.js';
 import { debugRoutes, DEBUG_ENDPOINTS } from './routes/debug.js';
 import { devRoutes, DEV_ENDPOINTS } from './routes/dev.js';
 
@@ -38,6 +37,9 @@ const BASE_ENDPOINTS = [
   { path: '/debug', methods: ['GET'], description: 'this index' },
 ] as const;
 
+/** How long one /metrics exposition may be served again, at most (values are then ≤ 1 s old). */
+const METRICS_REUSE_MS = 1000;
+
 export function createApp(deps: AppDeps): Hono<AppEnv> {
   const { state, logger, metrics } = deps;
   const { config } = state;
@@ -46,46 +48,6 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const devEnabled = config.env === 'development';
   const endpoints = [...BASE_ENDPOINTS, ...DEBUG_ENDPOINTS, ...(devEnabled ? DEV_ENDPOINTS : [])];
   const allowed = allowedMethods(endpoints);
-
-  app.use('*', async function requestContext(c, next) {
-    const started = performance.now();
-    const requestId = requestIdFrom(c.req.header('x-request-id'));
-    const trace = traceFrom(c.req.header('traceparent'));
-    c.set('started', started);
-    c.set('requestId', requestId);
-    c.set('traceId', trace.traceId);
-    c.set('spanId', trace.spanId);
-    // Set before the handler builds its response, so the response is made with it (cheaper than after).
-    c.header('X-Request-Id', requestId);
-    await next();
-    if (!c.res.headers.has('X-Request-Id')) c.res.headers.set('X-Request-Id', requestId);
-    const route = routeLabel(c);
-    const seconds = (performance.now() - started) / 1000;
-    metrics.observeRequest(c.req.method, route, c.res.status, seconds);
-    // One access line per request, written directly (a child logger per request costs more than the line).
-    logger.info(
-      {
-        request_id: requestId,
-        trace_id: trace.traceId,
-        span_id: trace.spanId,
-        access: true,
-        data: { method: c.req.method, route, path: c.req.path, status: c.res.status, latency_ms: Math.round(seconds * 1e6) / 1000 },
-      },
-      `${c.req.method} ${c.req.path} ${c.res.status}`,
-    );
-  });
-
-  const guard = async function accessGuard(c: AppContext, next: () => Promise<void>) {
-    checkAccess(config.token, {
-      authorization: c.req.header('authorization'),
-      forwarded: c.req.header('x-forwarded-for') !== undefined || c.req.header('forwarded') !== undefined,
-      remoteAddress: c.env?.incoming?.socket?.remoteAddress,
-    });
-    await next();
-  };
-  app.use('/debug', guard);
-  app.use('/debug/*', guard);
-  app.use('/metrics', guard);
 
   app.get('/health', (c) =>
     sendJson(c, state, { status: 'ok', version: state.version, uptime_s: Math.round((state.now() - state.startedAt) / 100) / 10 }),
@@ -96,9 +58,20 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     return sendJson(c, state, { status: r.status, checks: r.checks, problems: r.problems, version: state.version }, r.ready ? 200 : 503);
   });
 
+  // One exposition serves every scrape within METRICS_REUSE_MS: several scrapers (an HA pair, a
+  // debugging curl) cost one build, and no value is more than that old.
+  let exposition: { text: string; at: number } | null = null;
+  let building: Promise<string> | null = null;
   app.get('/metrics', async (c) => {
-    const text = await metrics.registry.metrics();
-    return c.body(text, 200, { 'Content-Type': metrics.registry.contentType, 'Cache-Control': 'no-store' });
+    const now = state.now();
+    let text: string;
+    if (exposition && now - exposition.at < METRICS_REUSE_MS && now >= exposition.at) text = exposition.text;
+    else {
+      building ??= metrics.registry.metrics().finally(() => (building = null));
+      text = await building;
+      exposition = { text, at: now };
+    }
+    return c.body(text, 200, responseHeaders(c, { 'Content-Type': metrics.registry.contentType, 'Cache-Control': 'no-store' }));
   });
 
   const index = (c: AppContext) =>
@@ -114,10 +87,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   if (devEnabled) app.route('/debug', devRoutes(state, logger));
 
   const errorResponse = (c: AppContext, api: ApiError): Response => {
-    const requestId = c.get('requestId') ?? requestIdFrom(undefined);
-    const res = sendJson(c, state, errorBody(api, requestId, c.get('traceId') ?? ''), api.status);
-    for (const [k, v] of Object.entries(api.headers)) res.headers.set(k, v);
-    return res;
+    const info = requestInfo(c);
+    return sendJson(c, state, errorBody(api, info?.requestId ?? requestIdFrom(undefined), info?.traceId ?? ''), api.status, api.headers);
   };
 
   // notFound answers rather than throws: a throw here would skip the request middleware's epilogue.
@@ -138,21 +109,60 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.onError((err, c) => {
     if (err instanceof ApiError) return errorResponse(c, err);
     // Unexpected: log it whole for on-call, answer with nothing that could leak.
-    logger.error({ error: err, request_id: c.get('requestId'), trace_id: c.get('traceId'), span_id: c.get('spanId') }, 'unhandled error while answering a request');
+    const info = requestInfo(c);
+    logger.error({ error: err, request_id: info?.requestId, trace_id: info?.traceId, span_id: info?.spanId }, 'unhandled error while answering a request');
     return errorResponse(c, new ApiError(500, 'INTERNAL', 'podscope failed to answer this request; the error is in its log under this request_id.'));
   });
 
-  return app;
-}
+  // The request's context, access check, count and access line live around Hono rather than in a
+  // middleware: any middleware makes Hono and @hono/node-server answer every request through
+  // promises, which costs more than everything else podscope does per request.
+  const dispatch = app.fetch;
+  const access = accessLog(logger, 'http');
+  const known = new Set<string>(endpoints.map((e) => e.path));
+  const guarded = (path: string) => path === '/metrics' || path === '/metrics/' || path === '/debug' || path.startsWith('/debug/');
+  app.fetch = (request: Request, env?: AppEnv['Bindings'], ctx?: unknown) => {
+    const started = performance.now();
+    const headers = env?.incoming?.headers;
+    const header = (name: string): string | undefined => {
+      if (!headers) return request.headers.get(name) ?? undefined;
+      const v = headers[name];
+      return Array.isArray(v) ? v.join(', ') : v;
+    };
+    const trace = traceFrom(header('traceparent'));
+    const info: RequestInfo = { requestId: requestIdFrom(header('x-request-id')), traceId: trace.traceId, spanId: trace.spanId, started };
+    const raw = env?.incoming?.url ?? new URL(request.url).pathname;
+    const q = raw.indexOf('?');
+    const path = q < 0 ? raw : raw.slice(0, q);
+    const trimmed = path.length > 1 ? path.replace(/\/+$/, '') : path;
+    // A bounded label: the endpoint's path, never a raw one.
+    const route = known.has(trimmed) ? trimmed : 'unmatched';
+    const finish = (res: Response): Response => {
+      const seconds = (performance.now() - started) / 1000;
+      const status = res.status;
+      metrics.observeRequest(request.method, route, status, seconds);
+      access({ requestId: info.requestId, traceId: info.traceId, spanId: info.spanId, method: request.method, route, path, status, latencyMs: Math.round(seconds * 1e6) / 1000 });
+      return res;
+    };
+    if (guarded(path)) {
+      try {
+        checkAccess(config.token, { authorization: header('authorization'), forwarded: header('x-forwarded-for') !== undefined || header('forwarded') !== undefined, remoteAddress: env?.incoming?.socket?.remoteAddress });
+      } catch (err) {
+        if (!(err instanceof ApiError)) throw err;
+        const pretty = /[?&]pretty(=|&|$)/.test(raw) || /^curl\//i.test(header('user-agent') ?? '');
+        const body = serialize(errorBody(err, info.requestId, info.traceId), pretty, state.scrubber);
+        return finish(new Response(body, { status: err.status, headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'x-request-id': info.requestId, ...err.headers } }));
+      }
+    }
+    // @hono/node-server makes a fresh bindings object per request: it carries the ids as it is.
+    let bindings: AppEnv['Bindings'];
+    if (env?.incoming?.url !== undefined) {
+      bindings = env;
+      bindings.podscope = info;
+    } else bindings = { ...env, podscope: info };
+    const res = dispatch(request, bindings, ctx as never);
+    return res instanceof Promise ? res.then(finish) : finish(res);
+  };
 
-/** The route template that answered, or "unmatched": never a raw path, so labels stay bounded. */
-function routeLabel(c: AppContext): string {
-  let p: string;
-  try {
-    p = routePath(c, -1);
-  } catch {
-    return 'unmatched';
-  }
-  if (!p || p.includes('*')) return 'unmatched';
-  return p.length > 1 ? p.replace(/\/+$/, '') : p;
+  return app;
 }

@@ -3,9 +3,37 @@ import type { Context } from 'hono';
 import type { HttpBindings } from '@hono/node-server';
 import type { Logger } from '../log.js';
 
+/** What podscope knows of the request before Hono routes it: set by the app's outer fetch. */
+export interface RequestInfo {
+  requestId: string;
+  traceId: string;
+  spanId: string;
+  started: number;
+}
+
 export type AppEnv = {
-  Bindings: Partial<HttpBindings>;
-  Variables: { requestId: string; traceId: string; spanId: string; log: Logger; started: number };
+  Bindings: Partial<HttpBindings> & { podscope?: RequestInfo };
+  Variables: { log: Logger };
 };
 
+/** The request's ids, as the outer fetch set them (absent only when a test dispatches directly). */
+export function requestInfo(c: Context<AppEnv>): RequestInfo | undefined {
+  return c.env?.podscope;
+}
+
 export type AppContext = Context<AppEnv>;
+
+/**
+ * One request header, read from Node's already-parsed headers when podscope serves over
+ * node:http (asking the Web Request for it makes @hono/node-server build a whole Headers object
+ * per request), else from the Request (tests calling `app.request`). A repeated header reads as
+ * its values joined, as the Web API does.
+ */
+export function header(c: Context<AppEnv>, name: string): string | undefined {
+  const headers = c.env?.incoming?.headers;
+  if (headers) {
+    const v = headers[name];
+    return Array.isArray(v) ? v.join(', ') : v;
+  }
+  return c.req.header(name);
+}

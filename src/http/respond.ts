@@ -3,11 +3,12 @@
  * (curl, or `?pretty`), and a last scrub of known secret values before anything leaves.
  */
 import type { Context } from 'hono';
+import { header } from './env.js';
 import type { Scrubber } from '../secrets.js';
 
 export function wantsPretty(c: Context): boolean {
   if (c.req.query('pretty') !== undefined) return true;
-  return /^curl\//i.test(c.req.header('user-agent') ?? '');
+  return /^curl\//i.test(header(c as never, 'user-agent') ?? '');
 }
 
 /** Serializes a body the way sendJson sends it (pretty or compact, secrets scrubbed). */
@@ -19,7 +20,13 @@ export function serialize(body: unknown, pretty: boolean, scrubber: Scrubber): s
 /** Shared snapshots, with their serialized forms once made. */
 const serialized = new WeakMap<object, { compact?: string; pretty?: string }>();
 
-export function sendJson(c: Context, ctx: { scrubber: Scrubber }, body: unknown, status = 200): Response {
+/** The headers of every podscope response: its own plus the request id. */
+export function responseHeaders(c: Context, own: Record<string, string>): Record<string, string> {
+  const id = (c.env as { podscope?: { requestId: string } } | undefined)?.podscope?.requestId;
+  return id === undefined ? own : { ...own, 'x-request-id': id };
+}
+
+export function sendJson(c: Context, ctx: { scrubber: Scrubber }, body: unknown, status = 200, extraHeaders: Record<string, string> = {}): Response {
   const pretty = wantsPretty(c);
   let text: string;
   const forms = typeof body === 'object' && body !== null ? serialized.get(body) : undefined;
@@ -31,7 +38,7 @@ export function sendJson(c: Context, ctx: { scrubber: Scrubber }, body: unknown,
   } else {
     text = serialize(body, pretty, ctx.scrubber);
   }
-  return c.body(text, status as 200, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
+  return c.body(text, status as 200, responseHeaders(c, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', ...extraHeaders }));
 }
 
 /** Marks a view object as an immutable snapshot shared by several requests. */
@@ -42,8 +49,5 @@ export function markSnapshot<T extends object>(view: T): T {
 
 export function sendText(c: Context, ctx: { scrubber: Scrubber }, text: string, status = 200): Response {
   const out = ctx.scrubber.containsSecret(text) ? ctx.scrubber.scrubValues(text) : text;
-  return c.body(out.endsWith('\n') ? out : `${out}\n`, status as 200, {
-    'Content-Type': 'text/plain; charset=utf-8',
-    'Cache-Control': 'no-store',
-  });
+  return c.body(out.endsWith('\n') ? out : `${out}\n`, status as 200, responseHeaders(c, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' }));
 }

@@ -5,7 +5,7 @@
  * Metric families owned by one area (GPU, jobs, logs) are registered by that area's module in this
  * folder, reading state at scrape time: a scrape never runs nvidia-smi or calls ComfyUI.
  */
-import { Registry, Counter, Histogram, Gauge, collectDefaultMetrics } from 'prom-client';
+import { Registry, Counter, Gauge, collectDefaultMetrics } from 'prom-client';
 import type { HealthBoard } from '../state/health.js';
 
 /** prom-client's default gauges named `_total`, which promtool rejects; their twins without it stay. */
@@ -21,7 +21,6 @@ const HTTP_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', '
 export interface CoreMetrics {
   registry: Registry;
   httpRequests: Counter<'method' | 'route' | 'status'>;
-  httpDuration: Histogram<'method' | 'route'>;
   observeRequest(method: string, route: string, status: number, seconds: number): void;
 }
 
@@ -38,19 +37,23 @@ export function createCoreMetrics(opts: { version: string; health: HealthBoard }
     registers: [registry],
   }).set({ version: opts.version, node_version: process.version }, 1);
 
+  // Requests are counted in plain arrays, one slot per (method, route[, status]) bound on first use,
+  // and turned into series at scrape time: prom-client validates and hashes label values on every
+  // observe, which would cost more than the rest of a request.
+  const requestCounts = new Map<string, { labels: { method: string; route: string; status: string }; n: number }>();
+  const durations = new Map<string, { labels: { method: string; route: string }; buckets: number[]; sum: number; count: number }>();
   const httpRequests = new Counter({
     name: 'podscope_http_requests_total',
     help: 'HTTP requests answered, by method, route template and status code.',
     labelNames: ['method', 'route', 'status'] as const,
     registers: [registry],
+    collect() {
+      this.reset();
+      for (const c of requestCounts.values()) this.inc(c.labels, c.n);
+    },
   });
-  const httpDuration = new Histogram({
-    name: 'podscope_http_request_duration_seconds',
-    help: 'Time to answer an HTTP request, in seconds, by method and route template.',
-    labelNames: ['method', 'route'] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
-    registers: [registry],
-  });
+  const httpDuration = new RequestDurationHistogram(durations);
+  registry.registerMetric(httpDuration as never);
 
   const { health } = opts;
   new Gauge({
@@ -108,23 +111,57 @@ export function createCoreMetrics(opts: { version: string; health: HealthBoard }
     },
   });
 
-  // Label children bound once per combination: hashing a label object on every request costs more than the count.
-  const counters = new Map<string, { inc(): void }>();
-  const timers = new Map<string, { observe(v: number): void }>();
   return {
     registry,
     httpRequests,
-    httpDuration,
     observeRequest(method, route, status, seconds) {
       const m = HTTP_METHODS.has(method) ? method : 'OTHER';
       const key = `${m} ${route}`;
       const ckey = `${key} ${status}`;
-      let counter = counters.get(ckey);
-      if (!counter) counters.set(ckey, (counter = httpRequests.labels({ method: m, route, status: String(status) })));
-      let timer = timers.get(key);
-      if (!timer) timers.set(key, (timer = httpDuration.labels({ method: m, route })));
-      counter.inc();
-      timer.observe(seconds);
+      let count = requestCounts.get(ckey);
+      if (!count) requestCounts.set(ckey, (count = { labels: { method: m, route, status: String(status) }, n: 0 }));
+      count.n++;
+      let d = durations.get(key);
+      if (!d) durations.set(key, (d = { labels: { method: m, route }, buckets: DURATION_BUCKETS.map(() => 0), sum: 0, count: 0 }));
+      let i = 0;
+      while (i < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[i]!) i++;
+      if (i < DURATION_BUCKETS.length) d.buckets[i]!++;
+      d.sum += seconds;
+      d.count++;
     },
   };
+}
+
+const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5];
+
+/**
+ * `podscope_http_request_duration_seconds`, a histogram prom-client's registry formats from the
+ * counts observeRequest keeps (cumulative buckets, `+Inf`, sum and count per method and route).
+ */
+class RequestDurationHistogram {
+  readonly name = 'podscope_http_request_duration_seconds';
+  readonly help = 'Time to answer an HTTP request, in seconds, by method and route template.';
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+
+  constructor(private readonly durations: Map<string, { labels: { method: string; route: string }; buckets: number[]; sum: number; count: number }>) {}
+
+  get() {
+    const values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }> = [];
+    for (const d of this.durations.values()) {
+      let cumulative = 0;
+      DURATION_BUCKETS.forEach((le, i) => {
+        cumulative += d.buckets[i]!;
+        values.push({ labels: { ...d.labels, le }, value: cumulative, metricName: `${this.name}_bucket` });
+      });
+      values.push({ labels: { ...d.labels, le: '+Inf' }, value: d.count, metricName: `${this.name}_bucket` });
+      values.push({ labels: d.labels, value: d.sum, metricName: `${this.name}_sum` });
+      values.push({ labels: d.labels, value: d.count, metricName: `${this.name}_count` });
+    }
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+  }
+
+  reset(): void {
+    this.durations.clear();
+  }
 }

@@ -313,4 +313,45 @@ describe('/metrics', () => {
     expect(text).not.toContain('/nope/123');
     expect(text).toContain('process_cpu_user_seconds_total');
   });
+
+  it('serves one exposition again within a second, then builds anew', async () => {
+    let t = 1_700_000_000_000;
+    const pod = testPod({}, () => t);
+    const scrape = async () => (await pod.app.request('/metrics', {}, LOOPBACK)).text();
+    const first = await scrape();
+    await pod.app.request('/health');
+    t += 999;
+    expect(await scrape()).toBe(first);
+    t += 1;
+    const third = await scrape();
+    expect(third).not.toBe(first);
+    expect(third).toContain('podscope_http_requests_total{method="GET",route="/health",status="200"} 1');
+  });
+
+  it('exposes request durations as a cumulative histogram per method and route', () => {
+    const pod = testPod();
+    for (const seconds of [0.0002, 0.003, 0.003, 2]) pod.metrics.observeRequest('GET', '/debug/status', 200, seconds);
+    pod.metrics.observeRequest('BREW', '/health', 200, 0.0001);
+    return pod.metrics.registry.metrics().then((text) => {
+      const lines = text.split('\n').filter((l) => l.startsWith('podscope_http_request_duration_seconds') && l.includes('route="/debug/status"'));
+      expect(lines).toEqual([
+        'podscope_http_request_duration_seconds_bucket{method="GET",route="/debug/status",le="0.0005"} 1',
+        'podscope_http_request_duration_seconds_bucket{method="GET",route="/debug/status",le="0.001"} 1',
+        'podscope_http_request_duration_seconds_bucket{method="GET",route="/debug/status",le="0.0025"} 1',
+        'podscope_http_request_duration_seconds_bucket{method="GET",route="/debug/status",le="0.005"} 3',
+        'podscope_http_request_duration_seconds_bucket{method="GET",route="/debug/status",le="0.01"} 3',
+        'podscope_http_request_duration_seconds_bucket{method="GET",route="/debug/status",le="0.025"} 3',
+        'podscope_http_request_duration_seconds_bucket{method="GET",route="/debug/status",le="0.05"} 3',
+        'podscope_http_request_duration_seconds_bucket{method="GET",route="/debug/status",le="0.1"} 3',
+        'podscope_http_request_duration_seconds_bucket{method="GET",route="/debug/status",le="0.25"} 3',
+        'podscope_http_request_duration_seconds_bucket{method="GET",route="/debug/status",le="1"} 3',
+        'podscope_http_request_duration_seconds_bucket{method="GET",route="/debug/status",le="5"} 4',
+        'podscope_http_request_duration_seconds_bucket{method="GET",route="/debug/status",le="+Inf"} 4',
+        'podscope_http_request_duration_seconds_sum{method="GET",route="/debug/status"} 2.0062',
+        'podscope_http_request_duration_seconds_count{method="GET",route="/debug/status"} 4',
+      ]);
+      // An unknown method is counted under OTHER, never as a new label value.
+      expect(text).toContain('podscope_http_requests_total{method="OTHER",route="/health",status="200"} 1');
+    });
+  });
 });

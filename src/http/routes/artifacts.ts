@@ -12,7 +12,7 @@ import { artifactsFromUi, type Artifact } from '../../state/artifacts.js';
 import { renderArtifacts } from '../../shared/text-views.js';
 import { ApiError } from '../errors.js';
 import { intParam, jobIdParam, parseQuery, querySpec } from '../query.js';
-import { sendJson, sendText } from '../respond.js';
+import { responseHeaders, sendJson, sendText } from '../respond.js';
 
 export function artifactUrl(a: { filename: string; subfolder: string; type: string }): string {
   const q = new URLSearchParams({ filename: a.filename, subfolder: a.subfolder, type: a.type });
@@ -98,13 +98,13 @@ export function downloadHandler(state: PodState) {
       case 'unavailable':
         throw new ApiError(file.status, file.status === 400 ? 'INVALID_PARAMETER' : 'UNAVAILABLE', file.message);
       case 'file':
-        return c.body(file.body, 200, {
+        return c.body(file.body, 200, responseHeaders(c, {
           'Content-Type': file.contentType,
           'Content-Disposition': `inline; filename="${q.filename.replace(/[^\w.\- ]/g, '_')}"`,
           'X-Content-Type-Options': 'nosniff',
           'Cache-Control': 'no-store',
           ...(file.size !== null ? { 'Content-Length': String(file.size) } : {}),
-        });
+        }));
     }
   };
 }

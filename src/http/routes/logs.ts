@@ -10,7 +10,7 @@ import type { LogRecord } from '../../state/logs.js';
 import type { RingEntry } from '../../state/ring-buffer.js';
 import { LEVELS } from '../../shared/log-levels.js';
 import { intParam, jobIdParam, parseQuery, querySpec } from '../query.js';
-import { sendJson, sendText } from '../respond.js';
+import { responseHeaders, sendJson, sendText } from '../respond.js';
 import { ApiError } from '../errors.js';
 
 /** Bytes a follower may fall behind by before it is dropped. */
@@ -115,9 +115,9 @@ function follow(c: Context, state: PodState, initial: RingEntry<LogRecord>[], ma
     },
     { highWaterMark: 64 * 1024, size: (chunk) => chunk.byteLength },
   );
-  return c.body(body, 200, {
+  return c.body(body, 200, responseHeaders(c, {
     'Content-Type': text ? 'text/plain; charset=utf-8' : 'text/event-stream; charset=utf-8',
     'Cache-Control': 'no-cache, no-store',
     'X-Accel-Buffering': 'no',
-  });
+  }));
 }

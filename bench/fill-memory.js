@@ -11,6 +11,7 @@ import { startPodscope } from '../dist/main.js';
 import { txt2img } from '../dist/sim/comfyui.js';
 import { answer } from '../dist/sim/fake-nvidia-smi.js';
 import { planFields, parseHelpQueryGpu, parseCsvRows, toGpuRow } from '../dist/sources/nvidia-smi.js';
+import { decodeHistoryEntry } from '../dist/sources/comfy-events.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'podscope-fill-'));
@@ -41,12 +42,12 @@ for (let j = 0; j < config.jobHistory + 10; j++) {
   const id = `00000000-0000-4000-8000-${String(j).padStart(12, '0')}`;
   const graph = txt2img({ seed: j, steps: 30 });
   const images = Array.from({ length: perJob }, (_, k) => ({ filename: `ComfyUI_${String(j * perJob + k).padStart(5, '0')}_.png`, subfolder: 'runs', type: 'output' }));
-  tracker.applyHistory(Date.now(), id, {
+  tracker.applyHistory(Date.now(), decodeHistoryEntry(id, {
     prompt: [j, id, graph, { client_id: `worker-${id}`, job_id: `job_${j}` }, ['9']],
     outputs: { 9: { images } },
     status: { status_str: 'success', completed: true, messages: [['execution_start', { prompt_id: id, timestamp: Date.now() - 5000 }], ['execution_success', { prompt_id: id, timestamp: Date.now() }]] },
     meta: {},
-  });
+  }));
 }
 
 // Logs: until both bounds of the buffer are reached.

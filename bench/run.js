@@ -18,6 +18,7 @@ import { GpuState } from '../dist/state/gpu.js';
 
 import { FAKE_SMI, ROOT, TICKS, getJson, pct, procStat, sleep, startLoad, startPodscope } from './lib.js';
 import { median, runWrk, startBaseline } from './wrk.js';
+import { renderResults } from './report.js';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const results = [];
@@ -319,23 +320,7 @@ async function main() {
 
   const json = { machine: info, quick: QUICK, results };
   writeFileSync(join(ROOT, 'bench/results.json'), `${JSON.stringify(json, null, 2)}\n`);
-  const md = [
-    '# podscope benchmark results',
-    '',
-    `Machine: ${info.cpu}, ${info.cores} cores, ${info.memory_gb} GB RAM; Node ${info.node}; ${info.date}${QUICK ? ' (BENCH_QUICK: shortened runs)' : ''}.`,
-    '',
-    '| measurement | result | goal | met |',
-    '| --- | --- | --- | --- |',
-    ...results.map((r) => `| ${r.name} | ${r.value} ${r.unit} | ${r.goal} | ${r.met === null ? '-' : r.met ? 'yes' : '**no**'} |`),
-    '',
-    'Details (baselines measured in the same run):',
-    '',
-    ...results.map((r) => {
-      const extra = Object.entries(r).filter(([k]) => !['name', 'value', 'unit', 'goal', 'met'].includes(k));
-      return `- ${r.name}: ${extra.map(([k, v]) => `${k} ${v}`).join(', ') || '-'}`;
-    }),
-    '',
-  ].join('\n');
+  const md = renderResults(json);
   writeFileSync(join(ROOT, 'bench/results.md'), md);
   process.stdout.write(md);
   process.exit(0);

@@ -65,6 +65,7 @@ export class GpuCollector implements Collector {
   private stuck: { pid: number | undefined; since: number; exited: boolean } | null = null;
   private lastAppsAt = 0;
   private lastHealthAt = Number.NEGATIVE_INFINITY;
+  private lastRowCount = 0;
   /** Field names this driver lists in --help-query-gpu; null when it did not say. */
   private accepted: Set<string> | null = null;
   private readonly healthRejected = new Set<string>();
@@ -204,6 +205,9 @@ export class GpuCollector implements Collector {
       return this.fail(failure, durationMs);
     }
     state.applySample(now, rows, lost);
+    // Fewer GPUs answered than last time: ask `-L` again at once whether they should be there.
+    if (rows.length < this.lastRowCount) this.lastHealthAt = Number.NEGATIVE_INFINITY;
+    this.lastRowCount = rows.length;
     // A GPU absent from five runs in a row (not reported lost, simply gone) stops being shown and exported.
     state.forgetOlderThan(now, 5 * this.opts.intervalMs);
     this.opts.onRun?.(durationMs, null);
@@ -212,7 +216,8 @@ export class GpuCollector implements Collector {
     const lostNow = readings.filter((g) => g.lost);
     if (lostNow.length > 0) {
       keep.push('GPU_LOST');
-      const name = (g: (typeof lostNow)[number]) => (g.never_seen ? `GPU ${g.index ?? '?'} at ${g.pci_bus_id} (never answered since podscope started)` : `GPU ${g.index} (${g.uuid}, ${g.pci_bus_id ?? 'bus unknown'})`);
+      const name = (g: (typeof lostNow)[number]) =>
+        g.never_seen ? `GPU ${g.index ?? '?'} ${g.pci_bus_id ? `at ${g.pci_bus_id}` : `(${g.uuid})`} (never answered since podscope started)` : `GPU ${g.index} (${g.uuid}, ${g.pci_bus_id ?? 'bus unknown'})`;
       health.raise('gpu', 'GPU_LOST', lostNow.map((g) => `${name(g)} is lost: ${g.lost_reason}`).join('; '));
     }
     // RunPod bills for the GPUs it holds; fewer of them in nvidia-smi's answer (lost ones counted) is a problem.
@@ -285,16 +290,18 @@ export class GpuCollector implements Collector {
       }
     }
     this.raiseHealthProblems();
+    if (this.stopping) return;
+    // `-L`: the GPUs that should be there (a listed one the query leaves out is lost) and MIG profiles.
+    if (this.current) await this.current.exited;
+    const listRun = await this.exec(['-L']);
+    const listing = listRun.kind === 'exited' && listRun.code === 0 ? parseGpuList(listRun.stdout) : null;
+    if (listing && listing.gpus.length > 0) state.applyListing(this.now(), listing.gpus);
     const readings = state.readings();
     const migGpus = readings.filter((g) => g.mig_mode !== null && /^enabled$/i.test(g.mig_mode));
     if (migGpus.length === 0 || this.stopping) {
       state.setMig(this.now(), new Map());
       return;
     }
-    if (this.current) await this.current.exited;
-    const listRun = await this.exec(['-L']);
-    const listing = listRun.kind === 'exited' ? parseGpuList(listRun.stdout) : null;
-    if (this.stopping) return;
     const q = await this.exec(['-q']);
     if (q.kind !== 'exited' || q.code !== 0) return;
     const sections = parseQueryText(q.stdout);

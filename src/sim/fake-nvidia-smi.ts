@@ -25,6 +25,8 @@ export interface FakeSmiConfig {
   utilization?: number | 'wave';
   memory_used_mb?: number;
   power_w?: number;
+  /** The query answers for only the first this many GPUs (silently); `-L` still lists `gpus`. */
+  query_gpus?: number;
   /** Values for named --query-gpu fields on every GPU (`{"remapped_rows.pending": "Yes"}`). */
   values?: Record<string, string>;
   /** Print this line before the rows (noise mixed with data). */
@@ -237,6 +239,7 @@ export function answer(args: string[], cfg: FakeSmiConfig, dir = DEFAULT_FIXTURE
       code = cfg.exit_code ?? 15;
       continue;
     }
+    if (cfg.query_gpus !== undefined && i >= cfg.query_gpus) continue;
     out.push(cols.map((c) => (nounits ? stripUnit(row[c] ?? '', table.units[c] ?? null) : (row[c] ?? ''))).join(', '));
   }
   return { stdout: out.map((l) => `${l}\n`).join(''), stderr: '', code };

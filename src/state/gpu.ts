@@ -67,6 +67,8 @@ export class GpuState {
   readonly timeline: RingBuffer<TimelinePoint>;
   private appsByGpu = new Map<string, ComputeApp[]>();
   private healthByGpu = new Map<string, GpuHealthReading>();
+  /** The GPUs `nvidia-smi -L` listed last, by uuid: the ones that should be there. */
+  private listed = new Map<string, { index: number; name: string }>();
   private migByGpu = new Map<string, MigDevice[]>();
   private migAt: number | null = null;
   private appsAt: number | null = null;
@@ -143,6 +145,10 @@ export class GpuState {
       // A GPU first known only by its error line answers now: it is the same GPU, under its uuid.
       if (row.pci_bus_id) this.tracks.delete(busKey(row.pci_bus_id));
     }
+    // A GPU nvidia-smi -L lists that the query left out is lost, not merely gone.
+    for (const [uuid, track] of this.tracks) {
+      if (!seen.has(uuid) && this.listed.has(uuid) && !track.reading.lost) this.markLost(track, now, ABSENT_FROM_QUERY);
+    }
     const unplaced: Array<{ pci_bus_id: string; reason: string; index?: number | null }> = [];
     for (const gone of lost) {
       const track = this.findByBus(gone.pci_bus_id);
@@ -200,6 +206,33 @@ export class GpuState {
       if (g.index !== undefined && g.index !== null) delete reading.null_reasons.index;
       if (existing) existing.reading = reading;
       else this.tracks.set(key, { reading, totals: { allocated_s: 0, busy_s: 0, busy_unknown_s: 0, energy_j: 0 }, prevT: null, prevUtil: null, prevPower: null });
+    }
+  }
+
+  /**
+   * Records what `nvidia-smi -L` lists: a listed GPU podscope has never had a reading for becomes
+   * an entry (index, name, uuid) that is lost until the query answers for it.
+   */
+  applyListing(now: number, gpus: ReadonlyArray<{ index: number; name: string; uuid: string }>): void {
+    this.listed = new Map(gpus.map((g) => [g.uuid, { index: g.index, name: g.name }]));
+    for (const g of gpus) {
+      const track = this.tracks.get(g.uuid);
+      if (track) {
+        if (track.reading.never_seen) track.reading = { ...track.reading, sampled_at: now };
+        continue;
+      }
+      const reading: GpuReading = {
+        ...emptyReading(),
+        index: g.index,
+        uuid: g.uuid,
+        name: g.name,
+        sampled_at: now,
+        lost: true,
+        lost_reason: ABSENT_FROM_QUERY,
+        never_seen: true,
+        null_reasons: { utilization_percent: `GPU lost: ${ABSENT_FROM_QUERY}`, memory_used_mb: `GPU lost: ${ABSENT_FROM_QUERY}`, memory_total_mb: 'never reached' },
+      };
+      this.tracks.set(g.uuid, { reading, totals: { allocated_s: 0, busy_s: 0, busy_unknown_s: 0, energy_j: 0 }, prevT: null, prevUtil: null, prevPower: null });
     }
   }
 
@@ -332,9 +365,12 @@ export class GpuState {
     return this.tracks.size;
   }
 
-  /** Forgets GPUs not seen for `maxAgeMs` (a GPU that disappears stops being exported). */
+  /**
+   * Forgets GPUs not seen for `maxAgeMs` (a GPU that disappears stops being exported), except the
+   * ones `nvidia-smi -L` still lists: those stay, lost.
+   */
   forgetOlderThan(now: number, maxAgeMs: number): void {
-    for (const [uuid, t] of this.tracks) if (now - t.reading.sampled_at > maxAgeMs) this.tracks.delete(uuid);
+    for (const [uuid, t] of this.tracks) if (now - t.reading.sampled_at > maxAgeMs && !this.listed.has(uuid)) this.tracks.delete(uuid);
   }
 
   /** GPU-seconds, busy GPU-seconds and peak VRAM between t0 and t1 (ms epoch), for the job tracker. */
@@ -376,6 +412,8 @@ export class GpuState {
     return { gpu_seconds: gpuSeconds, busy_gpu_seconds: busy, peak_vram_mb: peak, peak_vram_by_gpu: byGpu, samples };
   }
 }
+
+const ABSENT_FROM_QUERY = 'listed by nvidia-smi -L but absent from its --query-gpu answer';
 
 /** The key of a GPU known only by its bus id. */
 function busKey(bus: string): string {

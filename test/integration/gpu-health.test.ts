@@ -77,6 +77,18 @@ describe('a GPU lost before podscope ever saw it', () => {
   });
 });
 
+describe('a GPU nvidia-smi -L lists but the query leaves out', () => {
+  it('is an entry with its index, name and uuid, lost with the reason, and GPU_LOST', async () => {
+    const p = await start({ fixture: 'h200-x1.drv590.load', gpus: 4, query_gpus: 3 });
+    const status = await until(async () => {
+      const s = (await p.get('/debug/status')).body;
+      return s.gpus.length === 4 && s.problems.some((x: { code: string }) => x.code === 'GPU_LOST') ? s : undefined;
+    }, 15_000);
+    expect(status.gpus[3]).toMatchObject({ index: 3, name: 'NVIDIA H200', uuid: 'GPU-00000000-0000-0000-0000-000000000003', lost: true, never_seen: true, lost_reason: 'listed by nvidia-smi -L but absent from its --query-gpu answer' });
+    expect(status.problems.find((x: { code: string }) => x.code === 'GPU_LOST').message).toMatch(/GPU 3 \(GPU-00000000-0000-0000-0000-000000000003\) \(never answered since podscope started\)/);
+  });
+});
+
 describe('fewer GPUs than RunPod holds', () => {
   it('is an error problem naming both counts', async () => {
     const p = await start({ fixture: 'h200-x1.drv590.load', gpus: 7 }, { RUNPOD_GPU_COUNT: '8' });

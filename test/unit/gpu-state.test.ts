@@ -197,3 +197,43 @@ describe('GPUs lost before they were ever seen', () => {
     ]);
   });
 });
+
+describe('the GPUs nvidia-smi -L lists', () => {
+  const state = () => new GpuState({ startedAt: T0, intervalMs: 1000, heldCount: undefined, timelineCapacity: 10 });
+  const listing = [0, 1].map((i) => ({ index: i, name: 'NVIDIA H200', uuid: `GPU-${i}` }));
+
+  it('a listed GPU the query never answered for is a lost entry under its uuid', () => {
+    const s = state();
+    s.applySample(T0, [row(0, 10)]);
+    s.applyListing(T0, listing);
+    expect(s.readings().map((g) => [g.index, g.uuid, g.lost, g.never_seen])).toEqual([
+      [0, 'GPU-0', false, false],
+      [1, 'GPU-1', true, true],
+    ]);
+  });
+
+  it('a listed GPU that stops answering is lost, not forgotten', () => {
+    const s = state();
+    s.applySample(T0, [row(0, 10), row(1, 10)]);
+    s.applyListing(T0, listing);
+    for (let t = 1; t <= 10; t++) {
+      s.applySample(T0 + t * 1000, [row(0, 10)]);
+      s.forgetOlderThan(T0 + t * 1000, 5000);
+    }
+    expect(s.readings().map((g) => [g.uuid, g.lost])).toEqual([
+      ['GPU-0', false],
+      ['GPU-1', true],
+    ]);
+  });
+
+  it('a GPU neither listed nor answering is forgotten after the limit', () => {
+    const s = state();
+    s.applySample(T0, [row(0, 10), row(1, 10)]);
+    s.applyListing(T0, [listing[0]!]);
+    for (let t = 1; t <= 10; t++) {
+      s.applySample(T0 + t * 1000, [row(0, 10)]);
+      s.forgetOlderThan(T0 + t * 1000, 5000);
+    }
+    expect(s.readings().map((g) => g.uuid)).toEqual(['GPU-0']);
+  });
+});

@@ -34,6 +34,26 @@ export interface GpuRow {
   null_reasons: Record<string, string>;
 }
 
+/** Every reading of a GPU row, unknown: the start of a row being read, or of a GPU never reached. */
+export const NO_READINGS = {
+  utilization_percent: null,
+  memory_utilization_percent: null,
+  memory_total_mb: null,
+  memory_used_mb: null,
+  memory_free_mb: null,
+  memory_reserved_mb: null,
+  temperature_c: null,
+  memory_temperature_c: null,
+  power_w: null,
+  power_instant_w: null,
+  power_limit_w: null,
+  sm_clock_mhz: null,
+  sm_clock_max_mhz: null,
+  fan_percent: null,
+  clock_event_reasons: null,
+  ecc_uncorrected_volatile: null,
+} as const satisfies Partial<Record<keyof GpuRow, null>>;
+
 /** Active clock-event reasons named from the bitmask (nvml's clocksEventReasons constants). */
 export const CLOCK_EVENT_REASONS: ReadonlyArray<[number, string]> = [
   [0x1, 'gpu_idle'],

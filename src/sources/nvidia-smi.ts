@@ -1,4 +1,4 @@
-import type { ComputeApp, GpuHealth, GpuRow, MigDevice, MigProcess } from '../shared/gpu-readings.js';
+import { NO_READINGS, type ComputeApp, type GpuHealth, type GpuRow, type MigDevice, type MigProcess } from '../shared/gpu-readings.js';
 /**
  * nvidia-smi: which fields to ask for, and pure parsers for what comes back.
  *
@@ -236,22 +236,7 @@ export function toGpuRow(cells: readonly string[], keys: readonly FieldKey[]): G
     pstate: textCell(cell('pstate')),
     persistence_mode: textCell(cell('persistence_mode')),
     mig_mode: textCell(cell('mig_mode')),
-    utilization_percent: null,
-    memory_utilization_percent: null,
-    memory_total_mb: null,
-    memory_used_mb: null,
-    memory_free_mb: null,
-    memory_reserved_mb: null,
-    temperature_c: null,
-    memory_temperature_c: null,
-    power_w: null,
-    power_instant_w: null,
-    power_limit_w: null,
-    sm_clock_mhz: null,
-    sm_clock_max_mhz: null,
-    fan_percent: null,
-    clock_event_reasons: null,
-    ecc_uncorrected_volatile: null,
+    ...NO_READINGS,
     null_reasons: reasons,
   };
   for (const [field, key] of NUMERIC) (row as unknown as Record<string, number | null>)[field] = num(field, key);

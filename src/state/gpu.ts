@@ -2,7 +2,7 @@
  * GPU state: the latest reading per GPU (keyed by UUID), a bounded timeline, and the integrals
  * behind GPU-seconds and energy. Pure and synchronous; the clock is whatever the caller passes.
  */
-import type { ComputeApp, GpuHealth, GpuRow, MigDevice } from '../shared/gpu-readings.js';
+import { NO_READINGS, type ComputeApp, type GpuHealth, type GpuRow, type MigDevice } from '../shared/gpu-readings.js';
 import { RingBuffer } from './ring-buffer.js';
 
 export interface GpuReading extends Omit<GpuRow, 'index'> {
@@ -431,22 +431,7 @@ function emptyReading(): GpuReading {
     pstate: null,
     persistence_mode: null,
     mig_mode: null,
-    utilization_percent: null,
-    memory_utilization_percent: null,
-    memory_total_mb: null,
-    memory_used_mb: null,
-    memory_free_mb: null,
-    memory_reserved_mb: null,
-    temperature_c: null,
-    memory_temperature_c: null,
-    power_w: null,
-    power_instant_w: null,
-    power_limit_w: null,
-    sm_clock_mhz: null,
-    sm_clock_max_mhz: null,
-    fan_percent: null,
-    clock_event_reasons: null,
-    ecc_uncorrected_volatile: null,
+    ...NO_READINGS,
     null_reasons: {},
     sampled_at: 0,
     lost: true,

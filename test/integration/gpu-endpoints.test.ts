@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startPodscope, type Podscope } from '../../src/main.js';
+import type { Podscope } from '../../src/main.js';
 import type { FakeSmiConfig } from '../../src/sim/fake-nvidia-smi.js';
-import { FakeSmi } from '../helpers/fake-smi.js';
+import { startGpuPod } from '../helpers/gpu-pod.js';
 import { until } from '../helpers/wait.js';
 
 let pod: Podscope | null = null;
@@ -12,24 +12,10 @@ afterEach(async () => {
 });
 
 async function start(config: FakeSmiConfig, env: Record<string, string> = {}) {
-  const fake = new FakeSmi(config);
-  process.env.FAKE_NVIDIA_SMI = fake.file;
-  pod = await startPodscope({
-    env: {
-      PODSCOPE_PORT: '0',
-      PODSCOPE_HOST: '127.0.0.1',
-      COMFYUI_URL: 'http://127.0.0.1:9',
-      PODSCOPE_NVIDIA_SMI: fake.bin,
-      PODSCOPE_GPU_INTERVAL_MS: '200',
-      LOG_LEVEL: 'silent',
-      ...env,
-    },
-    sinks: [],
-  });
-  const base = `http://127.0.0.1:${pod.port}`;
-  return { fake, base, get: (path: string) => fetch(`${base}${path}`) };
+  const p = await startGpuPod(config, env);
+  pod = p.pod;
+  return p;
 }
-
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const json = async (res: Response): Promise<any> => res.json();

@@ -5,9 +5,9 @@
  */
 import { spawnSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startPodscope, type Podscope } from '../../src/main.js';
+import type { Podscope } from '../../src/main.js';
 import type { FakeSmiConfig } from '../../src/sim/fake-nvidia-smi.js';
-import { FakeSmi } from '../helpers/fake-smi.js';
+import { startGpuPod } from '../helpers/gpu-pod.js';
 import { until } from '../helpers/wait.js';
 
 let pod: Podscope | null = null;
@@ -17,30 +17,15 @@ afterEach(async () => {
 });
 
 async function start(config: FakeSmiConfig, env: Record<string, string> = {}) {
-  const fake = new FakeSmi(config);
-  // The fake reads its configuration from the environment podscope's nvidia-smi children inherit.
-  process.env.FAKE_NVIDIA_SMI = fake.file;
-  pod = await startPodscope({
-    env: {
-      PODSCOPE_PORT: '0',
-      PODSCOPE_HOST: '127.0.0.1',
-      COMFYUI_URL: 'http://127.0.0.1:9',
-      PODSCOPE_NVIDIA_SMI: fake.bin,
-      PODSCOPE_GPU_INTERVAL_MS: '200',
-      PODSCOPE_GPU_HEALTH_INTERVAL_MS: '1000',
-      LOG_LEVEL: 'silent',
-      ...env,
-    },
-    sinks: [],
-  });
-  const base = `http://127.0.0.1:${pod.port}`;
+  const p = await startGpuPod(config, { PODSCOPE_GPU_HEALTH_INTERVAL_MS: '1000', ...env });
+  pod = p.pod;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const get = async (path: string): Promise<{ status: number; body: any; text: string }> => {
-    const res = await fetch(`${base}${path}`);
+    const res = await p.get(path);
     const text = await res.text();
     return { status: res.status, body: text.startsWith('{') ? JSON.parse(text) : null, text };
   };
-  return { fake, get };
+  return { fake: p.fake, get };
 }
 
 describe('a GPU lost before podscope ever saw it', () => {

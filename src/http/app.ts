@@ -120,7 +120,18 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const dispatch = app.fetch;
   const access = accessLog(logger, 'http');
   const known = new Set<string>(endpoints.map((e) => e.path));
-  const guarded = (path: string) => path === '/metrics' || path === '/metrics/' || path === '/debug' || path.startsWith('/debug/');
+  // Open to anyone: liveness and readiness. Every other path is checked, decoded as the router
+  // decodes it (so `/%64ebug/status` is /debug/status), and a path that will not decode is checked too.
+  const open = (path: string): boolean => {
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(path);
+    } catch {
+      return false;
+    }
+    const p = decoded.length > 1 ? decoded.replace(/\/+$/, '') : decoded;
+    return p === '/health' || p === '/ready';
+  };
   app.fetch = (request: Request, env?: AppEnv['Bindings'], ctx?: unknown) => {
     const started = performance.now();
     const headers = env?.incoming?.headers;
@@ -144,7 +155,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       access({ requestId: info.requestId, traceId: info.traceId, spanId: info.spanId, method: request.method, route, path, status, latencyMs: Math.round(seconds * 1e6) / 1000 });
       return res;
     };
-    if (guarded(path)) {
+    if (!open(path)) {
       try {
         checkAccess(config.token, { authorization: header('authorization'), forwarded: header('x-forwarded-for') !== undefined || header('forwarded') !== undefined, remoteAddress: env?.incoming?.socket?.remoteAddress });
       } catch (err) {

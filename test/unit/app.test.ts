@@ -162,6 +162,22 @@ describe('access matrix', () => {
   it('guards the /debug index too', async () => {
     expect((await testPod().app.request('/debug', {}, REMOTE)).status).toBe(403);
   });
+
+  // The router decodes percent-escapes: /%64ebug/status is /debug/status and must be guarded as such.
+  const disguised = ['/%64ebug/status', '/%64ebug', '/%6detrics', '/debug%2Fstatus', '//debug/status', '/x/../debug/status', '/debug/./status', '/%E0%A4%A', '/Debug/status'];
+  it.each(disguised)('refuses %s to a remote client without a token', async (path) => {
+    const res = await testPod().app.request(path, {}, REMOTE);
+    expect(res.status).toBe(403);
+  });
+
+  it.each(disguised)('refuses %s without the token when one is set', async (path) => {
+    const res = await testPod({ PODSCOPE_TOKEN: TOKEN }).app.request(path, {}, LOOPBACK);
+    expect(res.status).toBe(401);
+  });
+
+  it('keeps /health and /ready open however they are spelled', async () => {
+    for (const path of ['/health', '/health/', '/%68ealth', '/ready']) expect((await testPod({ PODSCOPE_TOKEN: TOKEN }).app.request(path, {}, REMOTE)).status, path).not.toBe(401);
+  });
 });
 
 describe('responses for people', () => {
@@ -306,7 +322,7 @@ describe('/metrics', () => {
   it('serves Prometheus text with HTTP metrics by route template', async () => {
     const pod = testPod();
     await pod.app.request('/health');
-    await pod.app.request('/nope/123');
+    await pod.app.request('/nope/123', {}, LOOPBACK);
     const text = await (await pod.app.request('/metrics', {}, LOOPBACK)).text();
     expect(text).toContain('podscope_http_requests_total{method="GET",route="/health",status="200"} 1');
     expect(text).toContain('route="unmatched",status="404"');

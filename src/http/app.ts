@@ -4,7 +4,7 @@
  * Routes never do I/O: they read state the collectors keep and serialize a snapshot.
  */
 import { Hono } from 'hono';
-import { requestInfo, type AppContext, type AppEnv, type RequestInfo } from './env.js';
+import { requestHeader, requestInfo, type AppContext, type AppEnv, type RequestInfo } from './env.js';
 import { accessLog, type Logger } from '../log.js';
 import type { CoreMetrics } from '../metrics/registry.js';
 import type { PodState } from '../state/pod.js';
@@ -134,12 +134,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   };
   app.fetch = (request: Request, env?: AppEnv['Bindings'], ctx?: unknown) => {
     const started = performance.now();
-    const headers = env?.incoming?.headers;
-    const header = (name: string): string | undefined => {
-      if (!headers) return request.headers.get(name) ?? undefined;
-      const v = headers[name];
-      return Array.isArray(v) ? v.join(', ') : v;
-    };
+    const header = (name: string) => requestHeader(request, env, name);
     const trace = traceFrom(header('traceparent'));
     const info: RequestInfo = { requestId: requestIdFrom(header('x-request-id')), traceId: trace.traceId, spanId: trace.spanId, started };
     const raw = env?.incoming?.url ?? new URL(request.url).pathname;

@@ -29,11 +29,14 @@ export type AppContext = Context<AppEnv>;
  * per request), else from the Request (tests calling `app.request`). A repeated header reads as
  * its values joined, as the Web API does.
  */
+export function requestHeader(request: Request, bindings: AppEnv['Bindings'] | undefined, name: string): string | undefined {
+  const headers = bindings?.incoming?.headers;
+  if (!headers) return request.headers.get(name) ?? undefined;
+  const v = headers[name];
+  return Array.isArray(v) ? v.join(', ') : v;
+}
+
+/** {@link requestHeader} for a route's context. */
 export function header(c: Context<AppEnv>, name: string): string | undefined {
-  const headers = c.env?.incoming?.headers;
-  if (headers) {
-    const v = headers[name];
-    return Array.isArray(v) ? v.join(', ') : v;
-  }
-  return c.req.header(name);
+  return requestHeader(c.req.raw, c.env, name);
 }

@@ -159,7 +159,7 @@ export function answer(args: string[], cfg: FakeSmiConfig, dir = DEFAULT_FIXTURE
     return { stdout: `List of valid properties to query for the switch "--query-gpu=":\n\n${table.header.map((h) => `"${h}"\n`).join('\n')}`, stderr: '', code: 0 };
   }
 
-  const count0 = Math.max(1, cfg.gpus ?? 1);
+  const count = Math.max(1, cfg.gpus ?? 1);
   const capture = (kind: string) => [join(dir, `${fixture}.${kind}`), join(dir, `${fixture.replace(/\.(load|idle)$/, '')}.${kind}`)].find((f) => existsSync(f));
   if (args.includes('-L')) {
     // The recorded listing when the capture has one; else one line per GPU from the query capture.
@@ -167,8 +167,8 @@ export function answer(args: string[], cfg: FakeSmiConfig, dir = DEFAULT_FIXTURE
     if (recorded) return { stdout: readFileSync(recorded, 'utf8'), stderr: '', code: 0 };
     const nameCol = table.header.indexOf('name');
     const uuidCol0 = table.header.indexOf('uuid');
-    const lines = Array.from({ length: count0 }, (_, i) =>
-      mode === 'lost' && i === (cfg.lost_index ?? count0 - 1)
+    const lines = Array.from({ length: count }, (_, i) =>
+      mode === 'lost' && i === (cfg.lost_index ?? count - 1)
         ? `Unable to determine the device handle for GPU${i}: ${busFor(table.rows[0]![table.header.indexOf('pci.bus_id')]!, i).replace(/^0000/, '')}: Unknown Error`
         : `GPU ${i}: ${table.rows[0]![nameCol]} (UUID: ${uuidFor(table.rows[0]![uuidCol0]!, i)})`,
     );
@@ -184,7 +184,6 @@ export function answer(args: string[], cfg: FakeSmiConfig, dir = DEFAULT_FIXTURE
   const format = args.find((a) => a.startsWith('--format='))?.slice(9).split(',') ?? [];
   const nounits = format.includes('nounits');
   const noheader = format.includes('noheader');
-  const count = Math.max(1, cfg.gpus ?? 1);
 
   if (appsQuery) {
     const fields = appsQuery.slice('--query-compute-apps='.length).split(',');

@@ -13,6 +13,8 @@ export type { Logger } from 'pino';
 /** A place serialized log lines go: stdout, a test sink, the log buffer. */
 export interface LineSink {
   write(line: string): void;
+  /** False for a sink that keeps no access lines (the log buffer: a harness polling hard would flush ComfyUI's lines out). */
+  acceptsAccess?: boolean;
 }
 
 export interface LoggerOptions {
@@ -81,6 +83,12 @@ export function isoNow(): string {
   return isoText;
 }
 
+/**
+ * One answered request. The ids and the route are written without JSON escaping, so they must be
+ * what podscope makes of them: a request id from `requestIdFrom` (no quote, backslash or control
+ * character), hex trace and span ids, and a route template or `unmatched`. Method and path are
+ * the client's and are escaped.
+ */
 export interface AccessRecord {
   requestId: string;
   traceId: string;
@@ -95,7 +103,14 @@ export interface AccessRecord {
 /** Writes one access line; made by {@link accessLog} for a logger. */
 export type AccessWriter = (r: AccessRecord) => void;
 
-const writers = new WeakMap<Logger, { write: (line: string) => void; base: string }>();
+interface RootWriter {
+  /** Hands an access line to the sinks that keep them, scrubbed unless `clean`. */
+  writeAccess: (line: string, clean: boolean) => void;
+  scrubber: Scrubber;
+  base: string;
+}
+
+const writers = new WeakMap<Logger, RootWriter>();
 
 export function createLogger(opts: LoggerOptions): Logger {
   const sinks = opts.sinks ?? [stdoutSink];
@@ -121,8 +136,13 @@ export function createLogger(opts: LoggerOptions): Logger {
     },
     destination,
   );
+  const accessSinks = sinks.filter((s) => s.acceptsAccess !== false);
   writers.set(logger, {
-    write: (line) => destination.write(line),
+    writeAccess: (line, clean) => {
+      const out = clean ? line : opts.scrubber.scrub(line);
+      for (const sink of accessSinks) sink.write(out);
+    },
+    scrubber: opts.scrubber,
     base: `"service":"podscope","environment":${JSON.stringify(opts.environment)},"pod_id":${JSON.stringify(opts.podId)}`,
   });
   return logger;
@@ -135,20 +155,26 @@ export function createLogger(opts: LoggerOptions): Logger {
  */
 export function accessLog(logger: Logger, component: string): AccessWriter {
   // A pino child has its parent as prototype: the root's sinks are found up the chain.
-  let w: { write: (line: string) => void; base: string } | undefined;
+  let w: RootWriter | undefined;
   for (let l: object | null = logger; l !== null && !w; l = Object.getPrototypeOf(l) as object | null) w = writers.get(l as Logger);
   if (!w) return (r) => logger.info({ request_id: r.requestId, trace_id: r.traceId, span_id: r.spanId, access: true, data: { method: r.method, route: r.route, path: r.path, status: r.status, latency_ms: r.latencyMs } }, `${r.method} ${r.path} ${r.status}`);
+  const root = w;
   const head = `{"level":"info","timestamp":"`;
-  const middle = `",${w.base},"component":${JSON.stringify(component)},"request_id":`;
+  const middle = `",${root.base},"component":${JSON.stringify(component)},"request_id":`;
+  // Only the path and the request id come from the client: when neither can hold a secret, the
+  // line needs no scrubbing (the constant parts were checked once, here).
+  const constantClean = !root.scrubber.needsScrub(middle);
   return (r) => {
     if (!logger.isLevelEnabled('info')) return;
-    const method = JSON.stringify(r.method);
     const path = JSON.stringify(r.path);
-    w.write(
-      `${head}${isoNow()}${middle}${JSON.stringify(r.requestId)},"trace_id":"${r.traceId}","span_id":"${r.spanId}","access":true,"data":{"method":${method},"route":${JSON.stringify(r.route)},"path":${path},"status":${r.status},"latency_ms":${r.latencyMs}},"message":${JSON.stringify(`${r.method} ${r.path} ${r.status}`)}}\n`,
-    );
+    const method = COMMON_METHODS.has(r.method) ? r.method : JSON.stringify(r.method).slice(1, -1);
+    const line = `${head}${isoNow()}${middle}"${r.requestId}","trace_id":"${r.traceId}","span_id":"${r.spanId}","access":true,"data":{"method":"${method}","route":"${r.route}","path":${path},"status":${r.status},"latency_ms":${r.latencyMs}},"message":"${method} ${path.slice(1, -1)} ${r.status}"}\n`;
+    root.writeAccess(line, constantClean && !root.scrubber.needsScrub(r.path) && !root.scrubber.needsScrub(r.requestId));
   };
 }
+
+/** Methods written as they are; any other is JSON-escaped. */
+const COMMON_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH']);
 
 const components = new WeakMap<Logger, Set<Logger>>();
 

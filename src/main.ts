@@ -56,7 +56,7 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
   const scrubber = Scrubber.fromEnv(opts.env, [config.token]);
   // podscope's own records also go to the log buffer, once the buffer exists.
   let ownRecords: LineSink | null = null;
-  const bufferSink: LineSink = { write: (line) => ownRecords?.write(line) };
+  const bufferSink: LineSink = { write: (line) => ownRecords?.write(line), acceptsAccess: false };
   const stdout = bufferedStdout();
   const logger = createLogger({ level: config.logLevel, podId: config.podId, environment: config.env, scrubber, sinks: [...(opts.sinks ?? [stdout]), bufferSink] });
   const state = new PodState({ config, version: VERSION, scrubber, env: opts.env });

@@ -153,12 +153,11 @@ export class LogCollector implements Collector {
     }
   }
 
-  /** A sink for podscope's own serialized pino records. */
+  /** A sink for podscope's own serialized pino records (access lines stay on stdout). */
   podscopeSink(): LineSink {
     return {
+      acceptsAccess: false,
       write: (line: string) => {
-        // Access lines stay on stdout: a harness polling hard would otherwise flush ComfyUI's lines out of the buffer.
-        if (line.includes('"access":true')) return;
         let rec: { level?: string; message?: string; timestamp?: string; job_id?: string; data?: unknown };
         try {
           rec = JSON.parse(line);

@@ -11,7 +11,7 @@ import type { PodState } from '../state/pod.js';
 import { ApiError, errorBody } from './errors.js';
 import { checkAccess } from './access.js';
 import { requestIdFrom, traceFrom } from './tracing.js';
-import { responseHeaders, sendJson, serialize } from './respond.js';
+import { sendBody, sendJson, serialize } from './respond.js';
 import { debugRoutes, DEBUG_ENDPOINTS } from './routes/debug.js';
 import { devRoutes, DEV_ENDPOINTS } from './routes/dev.js';
 
@@ -71,7 +71,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       text = await building;
       exposition = { text, at: now };
     }
-    return c.body(text, 200, responseHeaders(c, { 'Content-Type': metrics.registry.contentType, 'Cache-Control': 'no-store' }));
+    return sendBody(c, text, 200, metrics.registry.contentType);
   });
 
   const index = (c: AppContext) =>
@@ -123,6 +123,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   // Open to anyone: liveness and readiness. Every other path is checked, decoded as the router
   // decodes it (so `/%64ebug/status` is /debug/status), and a path that will not decode is checked too.
   const open = (path: string): boolean => {
+    if (path === '/health' || path === '/ready') return true;
     let decoded: string;
     try {
       decoded = decodeURIComponent(path);
@@ -140,7 +141,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     const raw = env?.incoming?.url ?? new URL(request.url).pathname;
     const q = raw.indexOf('?');
     const path = q < 0 ? raw : raw.slice(0, q);
-    const trimmed = path.length > 1 ? path.replace(/\/+$/, '') : path;
+    const trimmed = path.length > 1 && path.endsWith('/') ? path.replace(/\/+$/, '') : path;
     // A bounded label: the endpoint's path, never a raw one.
     const route = known.has(trimmed) ? trimmed : 'unmatched';
     const finish = (res: Response): Response => {

@@ -57,3 +57,24 @@ describe('X-Request-Id on every answer', () => {
     expect(body.error.request_id).toBe(res.headers.get('x-request-id'));
   });
 });
+
+describe('access lines', () => {
+  it('go to stdout and stay out of the log buffer, where podscope’s other records are kept', async () => {
+    const { startPodscope } = await import('../../src/main.js');
+    const stdout: string[] = [];
+    const pod = await startPodscope({
+      env: { PODSCOPE_PORT: '0', PODSCOPE_HOST: '127.0.0.1', COMFYUI_URL: 'http://127.0.0.1:9', PODSCOPE_GPU: 'off', LOG_LEVEL: 'info' },
+      sinks: [{ write: (line) => stdout.push(line) }],
+    });
+    try {
+      const base = `http://127.0.0.1:${pod.port}`;
+      await (await fetch(`${base}/health`, { headers: { 'x-request-id': 'access-probe' } })).arrayBuffer();
+      expect(stdout.some((l) => l.includes('"request_id":"access-probe"') && l.includes('"access":true'))).toBe(true);
+      const logs = (await (await fetch(`${base}/debug/logs?source=podscope&lines=1000`)).json()) as { lines: Array<{ message: string }> };
+      expect(logs.lines.some((l) => l.message.startsWith('podscope listening'))).toBe(true);
+      expect(logs.lines.some((l) => l.message.includes('/health'))).toBe(false);
+    } finally {
+      await pod.close();
+    }
+  });
+});

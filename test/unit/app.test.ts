@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { LOOPBACK, REMOTE, fromAddress, json, testPod } from '../helpers/pod.js';
+import { LOOPBACK, REMOTE, fromAddress, json, memorySink, testPod } from '../helpers/pod.js';
+import { accessLog, createLogger } from '../../src/log.js';
+import { Scrubber } from '../../src/secrets.js';
 
 const TOKEN = 'tok_4f9a0c2e7d1b';
 
@@ -102,6 +104,37 @@ describe('request ids and tracing', () => {
     expect(typeof line.data.latency_ms).toBe('number');
     expect(typeof line.timestamp).toBe('string');
     expect(typeof line.message).toBe('string');
+  });
+
+  it('writes a path with quotes, backslashes and control characters as valid JSON', () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'info', podId: 'pod_test', environment: 'production', scrubber: new Scrubber([]), sinks: [memorySink(lines)] });
+    const path = '/nope/"\\\n\u0001✓';
+    accessLog(logger, 'http')({ requestId: 'rid-esc', traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), method: 'M"\\', route: 'unmatched', path, status: 404, latencyMs: 0.25 });
+    const line = JSON.parse(lines[0]!);
+    expect(line.data).toEqual({ method: 'M"\\', route: 'unmatched', path, status: 404, latency_ms: 0.25 });
+    expect(line.message).toBe(`M"\\ ${path} 404`);
+  });
+
+  it('logs a request from a method outside the usual ones under its own name', async () => {
+    const pod = testPod();
+    await pod.app.request('/health', { method: 'PROPFIND', headers: { 'x-request-id': 'rid-m' } });
+    const line = pod.lines.map((l) => JSON.parse(l)).find((l) => l.request_id === 'rid-m');
+    expect(line.data).toMatchObject({ method: 'PROPFIND', route: '/health', status: 405 });
+  });
+
+  it('scrubs a secret value that a client puts in the path of an access line', async () => {
+    const pod = testPod({ PODSCOPE_TOKEN: TOKEN });
+    await pod.app.request(`/debug/artifacts/${TOKEN}`, { headers: { 'x-request-id': 'rid-s' } }, LOOPBACK);
+    const line = pod.lines.find((l) => l.includes('rid-s'));
+    expect(line).toContain('[REDACTED]');
+    expect(line).not.toContain(TOKEN);
+  });
+
+  it('scrubs a secret value sent as the request id', async () => {
+    const pod = testPod({ PODSCOPE_TOKEN: TOKEN });
+    await pod.app.request('/health', { headers: { 'x-request-id': TOKEN } });
+    expect(pod.lines.join('')).not.toContain(TOKEN);
   });
 
   it('never logs the Authorization header', async () => {

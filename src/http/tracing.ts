@@ -1,13 +1,13 @@
 /**
  * Request ids and W3C trace context.
  */
-import { randomFillSync, randomUUID } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 
 const REQUEST_ID = /^[A-Za-z0-9._:=+-]{1,128}$/;
 
 /** The client's X-Request-Id when well-formed, else a fresh UUID. */
 export function requestIdFrom(header: string | undefined): string {
-  return header !== undefined && REQUEST_ID.test(header) ? header : randomUUID();
+  return header !== undefined && REQUEST_ID.test(header) ? header : newUuid();
 }
 
 export interface TraceContext {
@@ -44,6 +44,13 @@ function randomHex(bytes: number): string {
   const hex = pool.toString('hex', used, used + bytes);
   used += bytes;
   return hex;
+}
+
+/** A random version 4 UUID (RFC 9562), from the same pool. */
+export function newUuid(): string {
+  const h = randomHex(16);
+  const variant = ((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
 /** A random 16-byte trace id (never all zeros). */

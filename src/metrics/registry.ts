@@ -40,8 +40,7 @@ export function createCoreMetrics(opts: { version: string; health: HealthBoard }
   // Requests are counted in plain arrays, one slot per (method, route[, status]) bound on first use,
   // and turned into series at scrape time: prom-client validates and hashes label values on every
   // observe, which would cost more than the rest of a request.
-  const requestCounts = new Map<string, { labels: { method: string; route: string; status: string }; n: number }>();
-  const durations = new Map<string, { labels: { method: string; route: string }; buckets: number[]; sum: number; count: number }>();
+  const slots = new RequestSlots();
   const httpRequests = new Counter({
     name: 'podscope_http_requests_total',
     help: 'HTTP requests answered, by method, route template and status code.',
@@ -49,10 +48,10 @@ export function createCoreMetrics(opts: { version: string; health: HealthBoard }
     registers: [registry],
     collect() {
       this.reset();
-      for (const c of requestCounts.values()) this.inc(c.labels, c.n);
+      for (const slot of slots.all()) for (const [status, n] of slot.byStatus) this.inc({ ...slot.labels, status: String(status) }, n);
     },
   });
-  const httpDuration = new RequestDurationHistogram(durations);
+  const httpDuration = new RequestDurationHistogram(slots);
   registry.registerMetric(httpDuration as never);
 
   const { health } = opts;
@@ -115,24 +114,50 @@ export function createCoreMetrics(opts: { version: string; health: HealthBoard }
     registry,
     httpRequests,
     observeRequest(method, route, status, seconds) {
-      const m = HTTP_METHODS.has(method) ? method : 'OTHER';
-      const key = `${m} ${route}`;
-      const ckey = `${key} ${status}`;
-      let count = requestCounts.get(ckey);
-      if (!count) requestCounts.set(ckey, (count = { labels: { method: m, route, status: String(status) }, n: 0 }));
-      count.n++;
-      let d = durations.get(key);
-      if (!d) durations.set(key, (d = { labels: { method: m, route }, buckets: DURATION_BUCKETS.map(() => 0), sum: 0, count: 0 }));
+      const slot = slots.get(HTTP_METHODS.has(method) ? method : 'OTHER', route);
+      slot.byStatus.set(status, (slot.byStatus.get(status) ?? 0) + 1);
       let i = 0;
       while (i < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[i]!) i++;
-      if (i < DURATION_BUCKETS.length) d.buckets[i]!++;
-      d.sum += seconds;
-      d.count++;
+      if (i < DURATION_BUCKETS.length) slot.buckets[i]!++;
+      slot.sum += seconds;
+      slot.count++;
     },
   };
 }
 
 const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5];
+
+/** What is known of the requests to one route by one method. */
+interface RequestSlot {
+  labels: { method: string; route: string };
+  /** Answers by status code. */
+  byStatus: Map<number, number>;
+  /** Per-bucket (not cumulative) counts of durations, for DURATION_BUCKETS. */
+  buckets: number[];
+  sum: number;
+  count: number;
+}
+
+/** Request slots by route, then method: two lookups and no string built per request. */
+class RequestSlots {
+  private readonly byRoute = new Map<string, Map<string, RequestSlot>>();
+
+  get(method: string, route: string): RequestSlot {
+    let methods = this.byRoute.get(route);
+    if (!methods) this.byRoute.set(route, (methods = new Map()));
+    let slot = methods.get(method);
+    if (!slot) methods.set(method, (slot = { labels: { method, route }, byStatus: new Map(), buckets: DURATION_BUCKETS.map(() => 0), sum: 0, count: 0 }));
+    return slot;
+  }
+
+  *all(): Iterable<RequestSlot> {
+    for (const methods of this.byRoute.values()) yield* methods.values();
+  }
+
+  clear(): void {
+    this.byRoute.clear();
+  }
+}
 
 /**
  * `podscope_http_request_duration_seconds`, a histogram prom-client's registry formats from the
@@ -144,11 +169,11 @@ class RequestDurationHistogram {
   readonly type = 'histogram';
   readonly aggregator = 'sum';
 
-  constructor(private readonly durations: Map<string, { labels: { method: string; route: string }; buckets: number[]; sum: number; count: number }>) {}
+  constructor(private readonly slots: RequestSlots) {}
 
   get() {
     const values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }> = [];
-    for (const d of this.durations.values()) {
+    for (const d of this.slots.all()) {
       let cumulative = 0;
       DURATION_BUCKETS.forEach((le, i) => {
         cumulative += d.buckets[i]!;
@@ -162,6 +187,6 @@ class RequestDurationHistogram {
   }
 
   reset(): void {
-    this.durations.clear();
+    this.slots.clear();
   }
 }

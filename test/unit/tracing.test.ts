@@ -1,6 +1,6 @@
 /** Request ids and W3C trace context (https://www.w3.org/TR/trace-context/), as podscope reads and makes them. */
 import { describe, expect, it } from 'vitest';
-import { newSpanId, newTraceId, parseTraceparent, requestIdFrom, traceFrom } from '../../src/http/tracing.js';
+import { newSpanId, newTraceId, newUuid, parseTraceparent, requestIdFrom, traceFrom } from '../../src/http/tracing.js';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const SPAN = '00f067aa0ba902b7';
@@ -68,5 +68,12 @@ describe('request ids', () => {
 
   it('makes a UUID when there is none', () => {
     expect(requestIdFrom(undefined)).not.toBe(requestIdFrom(undefined));
+  });
+
+  it('makes version 4 UUIDs of every variant nibble, all distinct, across pool refills', () => {
+    const ids = new Set(Array.from({ length: 5000 }, () => newUuid()));
+    expect(ids.size).toBe(5000);
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(new Set([...ids].map((id) => id[19])).size).toBe(4);
   });
 });

@@ -185,9 +185,14 @@ export function decodeFrame(type: string, data: Record<string, unknown>): ComfyE
       const outcome = data.outcome === 'success' || data.outcome === 'pending' ? data.outcome : 'error';
       return { type: 'node_end', ...base, outcome, peak_vram_bytes: num(data.peak_vram_bytes) };
     }
-    default: {
-      const e = decodeExecution(type, data);
-      return e ?? { type: 'other', name: type };
-    }
+    case 'execution_start':
+    case 'execution_cached':
+    case 'execution_success':
+    case 'execution_error':
+    case 'execution_interrupted':
+      // Without a prompt id it is dropped like any other malformed frame, not called unknown.
+      return decodeExecution(type, data);
+    default:
+      return { type: 'other', name: type };
   }
 }

@@ -68,9 +68,9 @@ export class HostCollector implements Collector {
           const s = await readFs(path);
           const total = s.blocks * s.bsize;
           const free = s.bavail * s.bsize;
-          const d = { path, role, total_bytes: total, free_bytes: free, used_ratio: total > 0 ? (total - free) / total : 0 };
+          const d = { path, role, total_bytes: total, free_bytes: free, used_ratio: total > 0 ? (total - free) / total : null };
           disks.push(d);
-          if (nearlyFull(d)) problems.push(`${role} filesystem at ${path} has ${(free / 1024 ** 3).toFixed(1)} GiB free of ${(total / 1024 ** 3).toFixed(1)} GiB; ComfyUI outputs fail silently on a full disk`);
+          if (nearlyFull(d)) problems.push(`${role} filesystem at ${path} has ${(free / 1024 ** 3).toFixed(1)} GiB free of ${(total / 1024 ** 3).toFixed(1)} GiB`);
         } catch (err) {
           if (role === 'comfyui_output') {
             health.raise('artifacts', 'OUTPUT_DIR_MISSING', `COMFYUI_OUTPUT_DIR ${path} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
@@ -78,7 +78,7 @@ export class HostCollector implements Collector {
         }
       }
       if (this.opts.outputDir && disks.some((d) => d.role === 'comfyui_output')) health.clear('artifacts', 'OUTPUT_DIR_MISSING');
-      if (problems.length > 0) health.raise('host', 'DISK_NEARLY_FULL', problems.join('; '));
+      if (problems.length > 0) health.raise('host', 'DISK_NEARLY_FULL', `${problems.join('; ')}; ComfyUI outputs fail silently on a full disk`);
       else health.clear('host', 'DISK_NEARLY_FULL');
       const pm = process.memoryUsage();
       // Minus one: the descriptor readdir itself holds.

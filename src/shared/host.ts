@@ -5,7 +5,8 @@ export interface DiskReading {
   role: 'comfyui_output' | 'workspace';
   total_bytes: number;
   free_bytes: number;
-  used_ratio: number;
+  /** null for a filesystem that reports no size (unknown, not empty). */
+  used_ratio: number | null;
 }
 
 export interface HostSnapshot {

@@ -54,7 +54,7 @@ export function memoryView(state: PodState, opts: { timelinePoints?: number } = 
             path: d.path,
             total_gb: round(d.total_bytes / 1024 ** 3),
             free_gb: round(d.free_bytes / 1024 ** 3),
-            used_percent: round(d.used_ratio * 100),
+            used_percent: d.used_ratio === null ? null : round(d.used_ratio * 100),
           })),
         }
       : null,

@@ -50,6 +50,16 @@ export function reasonsFromLog(lines: string[]): string[] {
   return [...new Set(out)].slice(0, 20);
 }
 
+/**
+ * The message of the error dict on an `invalid prompt: {...}` line (Python's repr, so quoted with
+ * `'`, or with `"` when the text holds a `'`), for a rejection with no node to blame.
+ */
+export function promptLevelReason(line: string): string | null {
+  const m = /'message': (?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)")/.exec(line);
+  const text = m?.[1] ?? m?.[2];
+  return text ? text.slice(0, 500) : null;
+}
+
 const MAX_LINE = 16 * 1024;
 const REJECTION_TTL_MS = 10 * 60_000;
 
@@ -310,7 +320,9 @@ export class LogCollector implements Collector {
     if (/^invalid prompt:/.test(text)) {
       const lines = [...(this.validation ?? []), text].map((l) => this.opts.scrubber.scrub(l));
       this.validation = null;
-      const reasons = reasonsFromLog(lines);
+      const fromNodes = reasonsFromLog(lines);
+      const promptLevel = fromNodes.length === 0 ? promptLevelReason(lines.at(-1)!) : null;
+      const reasons = promptLevel ? [promptLevel] : fromNodes;
       const summary = reasons.length > 0 ? reasons.join('; ') : text.replace(/^invalid prompt:\s*/, '').slice(0, 300);
       comfy.addRejection({ at: this.now(), job_id: null, prompt_id: null, reasons, lines, source: 'log' });
       health.raise('comfyui', 'PROMPT_REJECTED', `ComfyUI rejected a prompt (HTTP 400, never queued): ${summary.slice(0, 500)}`, 'warning');

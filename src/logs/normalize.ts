@@ -42,7 +42,9 @@ export function detectLevel(text: string): { level: Level; text: string } {
   if (/^\s*(Error|Exception)\b/.test(text) || /^[\w.]*(Error|Exception): /.test(text) || /\(IMPORT FAILED\)/.test(text) || /^Cannot import /.test(text)) {
     return { level: 'error', text };
   }
-  if (/^invalid prompt:|^Failed to validate prompt/.test(text)) return { level: 'warn', text };
+  // Rejections, and what ComfyUI could not set up but starts without (its own API nodes that did
+  // not import, a database or frontend package it could not check).
+  if (/^invalid prompt:|^Failed to |^IMPORT FAILED: /.test(text)) return { level: 'warn', text };
   if (/\bwarn(ing)?\b/i.test(text) || /DeprecationWarning|UserWarning|FutureWarning/.test(text)) return { level: 'warn', text };
   return { level: 'info', text };
 }

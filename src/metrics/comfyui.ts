@@ -4,6 +4,7 @@
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { ComfyState } from '../state/comfy.js';
+import { optionalGauge } from './registry.js';
 
 const STATUSES = ['success', 'error', 'interrupted', 'lost'] as const;
 
@@ -38,7 +39,8 @@ export function registerComfyMetrics(registry: Registry, source: { comfy: ComfyS
     for (const node of job.nodes.values()) {
       if (node.status !== 'completed' || node.started_at === null || node.finished_at === null) continue;
       // class_type comes from the graph; keep the label set bounded against hostile graphs.
-      const label = classTypes.has(node.class_type) || classTypes.size < 500 ? node.class_type.slice(0, 100) : 'other';
+      const cut = node.class_type.slice(0, 100);
+      const label = classTypes.has(cut) || classTypes.size < 500 ? cut : 'other';
       classTypes.add(label);
       nodeDuration.observe({ class_type: label }, Math.max(0, node.finished_at - node.started_at) / 1000);
     }
@@ -108,14 +110,8 @@ export function registerComfyMetrics(registry: Registry, source: { comfy: ComfyS
       this.set({ state: 'pending' }, q.pending);
     },
   });
-  new Gauge({
-    name: 'podscope_job_last_activity_age_seconds',
-    help: 'Seconds since the running job last showed a sign of life; absent when no job runs.',
-    registers: [registry],
-    collect() {
-      this.reset();
-      const job = comfy.tracker.running();
-      if (job) this.set((Date.now() - job.last_activity) / 1000);
-    },
+  optionalGauge(registry, 'podscope_job_last_activity_age_seconds', 'Seconds since the running job last showed a sign of life; absent when no job runs.', () => {
+    const job = comfy.tracker.running();
+    return job ? (Date.now() - job.last_activity) / 1000 : null;
   });
 }

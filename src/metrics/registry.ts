@@ -190,3 +190,23 @@ class RequestDurationHistogram {
     this.slots.clear();
   }
 }
+
+/**
+ * A gauge without labels that is absent from the exposition while its value is unknown (null):
+ * prom-client's own Gauge always shows a label-less series, as 0 once reset, and 0 would be a
+ * reading nobody took.
+ */
+export function optionalGauge(registry: Registry, name: string, help: string, read: () => number | null): void {
+  const metric = {
+    name,
+    help,
+    type: 'gauge',
+    aggregator: 'omit',
+    get() {
+      const value = read();
+      return { name, help, type: 'gauge', aggregator: 'omit', values: value === null ? [] : [{ labels: {}, value }] };
+    },
+    reset() {},
+  };
+  registry.registerMetric(metric as never);
+}

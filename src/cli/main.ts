@@ -53,13 +53,14 @@ const OPTIONS: Record<string, readonly string[]> = {
   help: [],
 };
 
-/** The known option nearest to a mistyped one (one edit away, or a prefix), for the message. */
+/** The known option nearest to a mistyped one (one edit or one swap away, or a prefix), for the message. */
 function nearest(name: string, known: readonly string[]): string | undefined {
   const close = (a: string, b: string) => {
     if (Math.abs(a.length - b.length) > 1) return false;
     let i = 0;
     while (i < a.length && a[i] === b[i]) i++;
-    return a.slice(i + 1) === b.slice(i + 1) || a.slice(i + 1) === b.slice(i) || a.slice(i) === b.slice(i + 1);
+    const swapped = a[i] === b[i + 1] && a[i + 1] === b[i] && a.slice(i + 2) === b.slice(i + 2);
+    return swapped || a.slice(i + 1) === b.slice(i + 1) || a.slice(i + 1) === b.slice(i) || a.slice(i) === b.slice(i + 1);
   };
   return known.find((k) => close(name, k) || k.startsWith(name));
 }

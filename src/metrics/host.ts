@@ -4,26 +4,12 @@
  */
 import { Gauge, type Registry } from 'prom-client';
 import type { HostSnapshot } from '../shared/host.js';
+import { optionalGauge } from './registry.js';
 
 export function registerHostMetrics(registry: Registry, host: { snapshot(): HostSnapshot }): void {
-  new Gauge({
-    name: 'process_resident_memory_bytes',
-    help: 'Resident memory size in bytes (sampled every 5 s).',
-    registers: [registry],
-    collect() {
-      const p = host.snapshot().process;
-      if (p) this.set(p.rss_bytes);
-    },
-  });
-  new Gauge({
-    name: 'process_open_fds',
-    help: 'Number of open file descriptors (sampled every 5 s).',
-    registers: [registry],
-    collect() {
-      const fds = host.snapshot().process?.open_fds;
-      if (fds !== null && fds !== undefined) this.set(fds);
-    },
-  });
+  // Absent until the first sample: 0 would be a reading nobody took.
+  optionalGauge(registry, 'process_resident_memory_bytes', 'Resident memory size in bytes (sampled every 5 s).', () => host.snapshot().process?.rss_bytes ?? null);
+  optionalGauge(registry, 'process_open_fds', 'Number of open file descriptors (sampled every 5 s).', () => host.snapshot().process?.open_fds ?? null);
   new Gauge({
     name: 'podscope_disk_free_bytes',
     help: "Free space on the filesystems holding ComfyUI's output directory and the workspace volume, in bytes.",

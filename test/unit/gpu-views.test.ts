@@ -11,7 +11,7 @@ import { fixtureHealth, fixtureRows } from '../helpers/gpu-rows.js';
 const T0 = Date.parse('2026-11-24T00:00:00Z');
 
 function sampled(fixture: string, now = T0) {
-  const gpu = new GpuState({ startedAt: T0 - 1000, intervalMs: 1000, timelineCapacity: 10 });
+  const gpu = new GpuState({ startedAt: T0 - 1000, intervalMs: 1000, heldCount: undefined, timelineCapacity: 10 });
   gpu.applySample(now, fixtureRows(fixture));
   return gpu;
 }
@@ -103,7 +103,7 @@ describe('a GPU lost before podscope ever saw it', () => {
   const lostLine = (bus: string) => ({ pci_bus_id: bus, reason: `Unable to determine the device handle for GPU${bus}: Unknown Error` });
 
   it('is shown by its bus id, never seen, with no uuid and no health, and says why', () => {
-    const gpu = new GpuState({ startedAt: T0, intervalMs: 1000, timelineCapacity: 10 });
+    const gpu = new GpuState({ startedAt: T0, intervalMs: 1000, heldCount: undefined, timelineCapacity: 10 });
     gpu.applySample(T0, [], [lostLine('0000:0B:00.0'), lostLine('0000:0C:00.0')]);
     const view = gpuStatusView(gpu.readings()[0]!, T0, gpu);
     expect(view).toMatchObject({ lost: true, never_seen: true, uuid: null, pci_bus_id: '0000:0B:00.0', health: null });
@@ -112,7 +112,7 @@ describe('a GPU lost before podscope ever saw it', () => {
   });
 
   it('has no index, and says why, when two GPUs are lost and nothing tells them apart', () => {
-    const gpu = new GpuState({ startedAt: T0, intervalMs: 1000, timelineCapacity: 10 });
+    const gpu = new GpuState({ startedAt: T0, intervalMs: 1000, heldCount: undefined, timelineCapacity: 10 });
     gpu.applySample(T0, [], [lostLine('0000:0B:00.0'), lostLine('0000:0C:00.0')]);
     for (const g of gpu.readings()) {
       const view = gpuStatusView(g, T0, gpu);
@@ -122,7 +122,7 @@ describe('a GPU lost before podscope ever saw it', () => {
   });
 
   it('takes the one index missing among the GPUs that answer', () => {
-    const gpu = new GpuState({ startedAt: T0, intervalMs: 1000, timelineCapacity: 10 });
+    const gpu = new GpuState({ startedAt: T0, intervalMs: 1000, heldCount: undefined, timelineCapacity: 10 });
     const [h] = fixtureRows('h200-x1.drv590.load');
     gpu.applySample(T0, [{ ...h!, index: 0, uuid: 'GPU-a' }, { ...h!, index: 2, uuid: 'GPU-c', pci_bus_id: '00000000:85:00.0' }], [lostLine('0000:84:00.0')]);
     const lost = gpu.readings().find((g) => g.lost)!;

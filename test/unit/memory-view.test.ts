@@ -25,7 +25,7 @@ function pod(now = T0) {
 
 function withGpu(fixture = 'h200-x1.drv590.load') {
   const p = pod();
-  const gpu = new GpuState({ startedAt: T0, intervalMs: 1000, timelineCapacity: 100 });
+  const gpu = new GpuState({ startedAt: T0, intervalMs: 1000, heldCount: undefined, timelineCapacity: 100 });
   p.state.gpu = gpu;
   return { ...p, gpu, rows: fixtureRows(fixture) };
 }

@@ -3,7 +3,7 @@
  * compact for programs, pretty for people, secrets scrubbed last, shared snapshots serialized once,
  * and every answer with its request id.
  */
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { describe, expect, it } from 'vitest';
 import { markSnapshot, sendBody, sendJson, sendText, serialize, wantsPretty } from '../../src/http/respond.js';
 import { requestHeader } from '../../src/http/env.js';
@@ -16,7 +16,7 @@ const SECRET = 'hf_abcdefghijklmnop';
 const ctx = { scrubber: new Scrubber([SECRET]) };
 
 /** A Hono app with one route; requests carry the request info the outer fetch would set. */
-function app(handler: Parameters<Hono<AppEnv>['get']>[1]) {
+function app(handler: (c: Context<AppEnv>) => Response | Promise<Response>) {
   const a = new Hono<AppEnv>();
   a.get('/x', handler);
   return (path = '/x', headers: Record<string, string> = {}) =>

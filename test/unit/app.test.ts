@@ -37,6 +37,36 @@ describe('error envelope', () => {
     expect(e.details).toMatchObject({ parameter: 'level' });
   });
 
+  it('answers 413 to a log-level body over 1 KiB, without reading the rest', async () => {
+    const pod = testPod({ PODSCOPE_ENV: 'development' });
+    let pulled = 0;
+    // 64 MiB offered a chunk at a time, no length declared: podscope stops pulling past its cap.
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        pulled++;
+        if (pulled > 1024) controller.close();
+        else controller.enqueue(new Uint8Array(64 * 1024).fill(32));
+      },
+    });
+    const res = await pod.app.request('/debug/log-level', { method: 'POST', body, duplex: 'half' } as RequestInit, LOOPBACK);
+    expect(res.status).toBe(413);
+    expect((await errorOf(res)).code).toBe('PAYLOAD_TOO_LARGE');
+    expect(pulled).toBeLessThan(10);
+  });
+
+  it('answers 413 to a log-level body whose declared length is over 1 KiB', async () => {
+    const pod = testPod({ PODSCOPE_ENV: 'development' });
+    const res = await pod.app.request('/debug/log-level', { method: 'POST', body: '{"level":"info"}', headers: { 'content-length': '5000000' } }, LOOPBACK);
+    expect(res.status).toBe(413);
+  });
+
+  it('changes the log level with a small JSON body, and says what it was', async () => {
+    const pod = testPod({ PODSCOPE_ENV: 'development' });
+    const res = await pod.app.request('/debug/log-level', { method: 'POST', body: '{"level":"debug"}' }, LOOPBACK);
+    expect(res.status).toBe(200);
+    expect(await json(res)).toEqual({ level: 'debug', previous: 'info' });
+  });
+
   it('answers 401 UNAUTHORIZED without the token', async () => {
     const res = await testPod({ PODSCOPE_TOKEN: TOKEN }).app.request('/debug/status', {}, LOOPBACK);
     expect(res.status).toBe(401);

@@ -10,11 +10,9 @@ import type { LogRecord } from '../../state/logs.js';
 import type { RingEntry } from '../../state/ring-buffer.js';
 import { LEVELS } from '../../shared/log-levels.js';
 import { intParam, jobIdParam, parseQuery, querySpec } from '../query.js';
-import { responseHeaders, sendJson, sendText } from '../respond.js';
+import { sendJson, sendText } from '../respond.js';
+import { streamResponse } from '../stream.js';
 import { ApiError } from '../errors.js';
-
-/** Bytes a follower may fall behind by before it is dropped. */
-const MAX_PENDING_BYTES = 1024 * 1024;
 
 function formatText(e: RingEntry<LogRecord>): string {
   const r = e.value;
@@ -67,57 +65,16 @@ export function logsHandler(state: PodState) {
 
 function follow(c: Context, state: PodState, initial: RingEntry<LogRecord>[], match: (r: LogRecord) => boolean, text: boolean): Response {
   const store = state.logs!;
-  const encoder = new TextEncoder();
   const frame = (e: RingEntry<LogRecord>) => (text ? formatText(e) : `id: ${e.seq}\ndata: ${JSON.stringify(toJson(e))}\n\n`);
-  let cleanup = () => {};
-  const body = new ReadableStream<Uint8Array>(
-    {
-      start(controller) {
-        let open = true;
-        const end = (last?: string) => {
-          if (!open) return;
-          open = false;
-          cleanup();
-          try {
-            if (last) controller.enqueue(encoder.encode(last));
-            controller.close();
-          } catch {
-            /* already closed by the client */
-          }
-        };
-        const send = (chunk: string) => {
-          if (!open) return;
-          if ((controller.desiredSize ?? 0) < -MAX_PENDING_BYTES) {
-            end(text ? '# podscope: dropped, reader too slow\n' : 'event: dropped\ndata: reader too slow\n\n');
-            return;
-          }
-          const scrubbed = state.scrubber.containsSecret(chunk) ? state.scrubber.scrubValues(chunk) : chunk;
-          controller.enqueue(encoder.encode(scrubbed));
-        };
-        if (!text) send(': podscope log stream\n\n');
-        for (const e of initial) send(frame(e));
-        const unsubscribe = store.subscribe((e) => {
-          if (match(e.value)) send(frame(e));
-        });
-        const heartbeat = setInterval(() => send(text ? '\n' : ': heartbeat\n\n'), state.config.followHeartbeatMs);
-        heartbeat.unref();
-        const stop = () => end(text ? '' : 'event: end\ndata: podscope is stopping\n\n');
-        state.streams.add(stop);
-        cleanup = () => {
-          unsubscribe();
-          clearInterval(heartbeat);
-          state.streams.delete(stop);
-        };
-      },
-      cancel() {
-        cleanup();
-      },
-    },
-    { highWaterMark: 64 * 1024, size: (chunk) => chunk.byteLength },
-  );
-  return c.body(body, 200, responseHeaders(c, {
-    'Content-Type': text ? 'text/plain; charset=utf-8' : 'text/event-stream; charset=utf-8',
-    'Cache-Control': 'no-cache, no-store',
-    'X-Accel-Buffering': 'no',
-  }));
+  return streamResponse(c, state, {
+    contentType: text ? 'text/plain; charset=utf-8' : 'text/event-stream; charset=utf-8',
+    initial: [...(text ? [] : [': podscope log stream\n\n']), ...initial.map(frame)],
+    subscribe: (send) =>
+      store.subscribe((e) => {
+        if (match(e.value)) send(frame(e));
+      }),
+    heartbeat: text ? '\n' : ': heartbeat\n\n',
+    dropped: text ? '# podscope: dropped, reader too slow\n' : 'event: dropped\ndata: reader too slow\n\n',
+    stopping: text ? '' : 'event: end\ndata: podscope is stopping\n\n',
+  });
 }

@@ -98,6 +98,7 @@ export const ENV_SCHEMA = {
   PODSCOPE_JOB_ID_KEY: text('job_id', /^[A-Za-z0-9_.-]{1,64}$/, 'must be 1 to 64 letters, digits, "_", "." or "-"'),
   PODSCOPE_JOB_HISTORY: int(1, 10_000, 200),
   PODSCOPE_ARTIFACTS: int(1, 100_000, 2000),
+  PODSCOPE_EVENTS: int(100, 1_000_000, 5000),
   PODSCOPE_STALL_S: int(5, 86_400, 300),
   PODSCOPE_COMFYUI_GONE_S: int(1, 3600, 15),
   PODSCOPE_PROBLEM_REMIND_S: int(10, 86_400, 300),
@@ -141,6 +142,8 @@ export interface Config {
   readonly jobIdKey: string;
   readonly jobHistory: number;
   readonly artifacts: number;
+  /** Events the /debug/events replay buffer keeps (and at most 8 MiB of them). */
+  readonly events: number;
   readonly stallS: number;
   /** Seconds a ComfyUI that refuses connections (and whose websocket is closed) may stay away before its jobs are lost. */
   readonly comfyuiGoneS: number;
@@ -191,6 +194,7 @@ function toConfig(p: Parsed, fallbackHost: string): Config {
     jobIdKey: p.PODSCOPE_JOB_ID_KEY,
     jobHistory: p.PODSCOPE_JOB_HISTORY,
     artifacts: p.PODSCOPE_ARTIFACTS,
+    events: p.PODSCOPE_EVENTS,
     stallS: p.PODSCOPE_STALL_S,
     comfyuiGoneS: p.PODSCOPE_COMFYUI_GONE_S,
     problemRemindS: p.PODSCOPE_PROBLEM_REMIND_S,

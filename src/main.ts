@@ -14,6 +14,9 @@ import { registerGpuMetrics } from './metrics/gpu.js';
 import { GpuCollector } from './collectors/gpu.js';
 import { HostCollector } from './collectors/host.js';
 import { HostState } from './state/host.js';
+import { EventJournal } from './state/events.js';
+import { EventCollector } from './collectors/events.js';
+import { registerEventMetrics } from './metrics/events.js';
 import { ComfyCollector, type RawInput } from './collectors/comfyui.js';
 import { ComfyState } from './state/comfy.js';
 import { registerComfyMetrics } from './metrics/comfyui.js';
@@ -123,6 +126,13 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
   comfy.onRestart((at) => artifacts.comfyRestarted(at));
   registerArtifactMetrics(metrics.registry, ledger, comfy.comfy);
   collectors.push(artifacts);
+
+  // After forensics, so a finished job's event carries its complete error.
+  const events = new EventJournal(config.events, 8 * 1024 * 1024, state.now);
+  state.events = events;
+  state.addBuffer('events', () => events.ring.stats());
+  registerEventMetrics(metrics.registry, events);
+  collectors.push(new EventCollector({ journal: events, comfy: comfy.comfy, health: state.health, gpu: state.gpu, gpuIntervalMs: config.gpuIntervalMs }));
 
   const app = createApp({ state, logger: componentLogger(logger, 'http'), metrics });
   const abort = new AbortController();

@@ -40,14 +40,22 @@ export function applyHistoryListAnswer(tracker: JobTracker, now: number, body: u
   }
 }
 
-/** Replays a recording into a tracker, each input at its recorded time. */
-export function replay(tracker: JobTracker, inputs: readonly RawInput[]): void {
+/**
+ * Replays a recording into a tracker, each input at its recorded time; `after` runs after each
+ * input, as the live collectors' work runs between two arrivals.
+ */
+export function replay(tracker: JobTracker, inputs: readonly RawInput[], after?: (input: RawInput) => void): void {
   let listed = false;
   for (const input of inputs) {
+    applyInput(input);
+    after?.(input);
+  }
+
+  function applyInput(input: RawInput): void {
     if (input.kind === 'frame') {
       const event = decodeFrame(input.type, input.data);
       if (event) tracker.apply(input.t, event);
-      continue;
+      return;
     }
     const path = input.path.split('?')[0]!;
     if (path === '/queue') {

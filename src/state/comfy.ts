@@ -92,6 +92,7 @@ export class ComfyState {
   private readonly previews = new Map<string, Preview>();
   /** Prompts ComfyUI refused with HTTP 400, newest last. */
   readonly rejections: Rejection[] = [];
+  private readonly rejectionListeners: Array<(r: Rejection) => void> = [];
 
   constructor(
     readonly url: string,
@@ -116,6 +117,12 @@ export class ComfyState {
     }
     this.rejections.push(r);
     if (this.rejections.length > 20) this.rejections.shift();
+    for (const l of this.rejectionListeners) l(r);
+  }
+
+  /** Calls `listener` with each new rejection (not when the log's block joins the tap's report). */
+  onRejection(listener: (r: Rejection) => void): void {
+    this.rejectionListeners.push(listener);
   }
 
   /** Forgets rejections older than `ttlMs`; returns how many remain. */

@@ -97,6 +97,7 @@ export class JobTracker {
   private pendingOrder: string[] = [];
   private runningIds: string[] = [];
   private readonly finishListeners: Array<(job: Job, refined: boolean) => void> = [];
+  private readonly changeListeners: Array<() => void> = [];
   /** Size estimates of finished jobs (see {@link approxBytes}). */
   private readonly sizes = new Map<string, number>();
   /** Bumped on every change, so views can tell whether a snapshot is stale. */
@@ -121,6 +122,12 @@ export class JobTracker {
   private touch(now: number): void {
     this.version++;
     this.updatedAt = now;
+    for (const l of this.changeListeners) l();
+  }
+
+  /** Calls `listener` after anything about the jobs changed (it should defer its own work). */
+  onChange(listener: () => void): void {
+    this.changeListeners.push(listener);
   }
 
   private ensure(promptId: string, now: number): Job {

@@ -5,6 +5,7 @@
 import type { Config } from '../config.js';
 import { redactEnvValue, type Scrubber } from '../secrets.js';
 import type { HostState } from './host.js';
+import type { EventJournal } from './events.js';
 import type { ComfyState } from './comfy.js';
 import type { GpuState } from './gpu.js';
 import type { LogStore } from './logs.js';
@@ -53,6 +54,8 @@ export class PodState {
   comfy: ComfyState | null = null;
   /** Host memory, disks and podscope's own memory, as last sampled. */
   host: HostState | null = null;
+  /** What changed, for /debug/events; null until wired. */
+  events: EventJournal | null = null;
 
   constructor(opts: PodStateOptions) {
     this.config = opts.config;

@@ -67,6 +67,7 @@ describe('configuration', () => {
     ['PODSCOPE_JOB_ID_KEY', 'has space', /letters, digits/],
     ['PODSCOPE_JOB_HISTORY', '0', /at least 1/],
     ['PODSCOPE_ARTIFACTS', 'many', /integer/],
+    ['PODSCOPE_EVENTS', '10', /at least 100/],
     ['PODSCOPE_STALL_S', '1', /at least 5/],
     ['PODSCOPE_COMFYUI_GONE_S', '0', /at least 1/],
     ['PODSCOPE_PROBLEM_REMIND_S', '5', /at least 10/],

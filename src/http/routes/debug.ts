@@ -12,6 +12,7 @@ import { markSnapshot, sendJson, sendText } from '../respond.js';
 import { renderMemory, renderQueue, renderStatus, renderWorkflow } from '../../shared/text-views.js';
 import { z } from 'zod';
 import { logsHandler } from './logs.js';
+import { eventsHandler } from './events.js';
 import { artifactsHandler, downloadHandler } from './artifacts.js';
 import type { AppEnv } from '../env.js';
 
@@ -23,6 +24,7 @@ export const DEBUG_ENDPOINTS = [
   { path: '/debug/logs', methods: ['GET'], description: 'log lines: ?lines=&level=&job_id=&source=&after=&q=&format=text&follow=1' },
   { path: '/debug/artifacts', methods: ['GET'], description: "a job's outputs (?job_id=), or the newest outputs of all jobs, each with a download url" },
   { path: '/debug/artifacts/file', methods: ['GET'], description: 'download one output: ?filename=&subfolder=&type=output|temp' },
+  { path: '/debug/events', methods: ['GET'], description: 'server-sent events of what changes: jobs, nodes, progress, outcomes, rejections, problems, GPU samples; ?job_id=&types=, resumes with Last-Event-ID' },
 ] as const;
 
 const formatOnly = querySpec({ format: z.enum(['json', 'text'], { message: 'must be json or text' }).optional() });
@@ -79,6 +81,7 @@ export function debugRoutes(state: PodState): Hono<AppEnv> {
   });
 
   app.get('/logs', logsHandler(state));
+  app.get('/events', eventsHandler(state));
   app.get('/artifacts', artifactsHandler(state));
   app.get('/artifacts/file', downloadHandler(state));
 

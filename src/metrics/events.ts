@@ -1,0 +1,36 @@
+/**
+ * /debug/events metrics: events recorded by type, streams open, streams dropped for reading too
+ * slowly.
+ */
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { EventJournal } from '../state/events.js';
+
+export function registerEventMetrics(registry: Registry, journal: EventJournal): void {
+  new Counter({
+    name: 'podscope_events_total',
+    help: 'Events recorded for /debug/events, by type.',
+    labelNames: ['type'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [type, n] of journal.counts) this.inc({ type }, n);
+    },
+  });
+  new Gauge({
+    name: 'podscope_event_streams',
+    help: 'Clients following /debug/events now.',
+    registers: [registry],
+    collect() {
+      this.set(journal.streams.open);
+    },
+  });
+  new Counter({
+    name: 'podscope_event_streams_dropped_total',
+    help: 'Clients of /debug/events dropped for falling more than 1 MiB behind.',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(journal.streams.dropped);
+    },
+  });
+}

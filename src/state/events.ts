@@ -1,0 +1,113 @@
+/**
+ * The event journal behind /debug/events: what changed on the pod, each event numbered, kept in a
+ * bounded replay buffer so a client that reconnects with `Last-Event-ID` loses nothing still held,
+ * and handed to live subscribers as it happens.
+ *
+ * Ids are `<boot>-<seq>`: the boot part changes when podscope restarts, so a client resuming
+ * across a restart is told its events are gone instead of being handed someone else's numbers.
+ */
+import { randomBytes } from 'node:crypto';
+import { RingBuffer, type RingEntry } from './ring-buffer.js';
+
+export const EVENT_TYPES = [
+  'job_queued',
+  'job_started',
+  'node_started',
+  'progress',
+  'node_finished',
+  'job_finished',
+  'rejection',
+  'problem_started',
+  'problem_changed',
+  'problem_ended',
+  'gpu',
+] as const;
+
+export type EventType = (typeof EVENT_TYPES)[number];
+
+export interface PodEvent {
+  type: EventType;
+  /** Epoch ms the event was recorded, on podscope's clock. */
+  at: number;
+  /** The job it is about (platform id and prompt id), for `?job_id=` filters; null otherwise. */
+  job_id: string | null;
+  prompt_id: string | null;
+  data: Record<string, unknown>;
+  /** The SSE frame, made once however many clients receive it. */
+  frame: string;
+}
+
+export type EventListener = (entry: RingEntry<PodEvent>) => void;
+
+/** Where a resuming client stands against the buffer. */
+export type Resume =
+  | { kind: 'fresh' }
+  | { kind: 'replay'; entries: RingEntry<PodEvent>[] }
+  | { kind: 'gap'; entries: RingEntry<PodEvent>[]; lost: number | null; reason: string };
+
+export class EventJournal {
+  readonly boot = randomBytes(4).toString('hex');
+  readonly ring: RingBuffer<PodEvent>;
+  private readonly listeners = new Set<EventListener>();
+  /** Events recorded, by type (for metrics). */
+  readonly counts = new Map<EventType, number>();
+  /** Streams open now, and streams dropped for reading too slowly (kept by the route, read by metrics). */
+  readonly streams = { open: 0, dropped: 0 };
+
+  constructor(
+    capacity: number,
+    maxBytes: number,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.ring = new RingBuffer<PodEvent>(capacity, maxBytes, (e) => e.frame.length * 2 + 200);
+  }
+
+  id(seq: number): string {
+    return `${this.boot}-${seq}`;
+  }
+
+  record(type: EventType, data: Record<string, unknown>, job: { job_id: string; prompt_id: string } | null = null): number | undefined {
+    const at = this.now();
+    const seq = this.ring.lastSeq + 1;
+    const body = { type, at: new Date(at).toISOString(), ...(job ? { job_id: job.job_id, prompt_id: job.prompt_id } : {}), ...data };
+    const event: PodEvent = { type, at, job_id: job?.job_id ?? null, prompt_id: job?.prompt_id ?? null, data, frame: `id: ${this.id(seq)}\nevent: ${type}\ndata: ${JSON.stringify(body)}\n\n` };
+    const pushed = this.ring.push(event);
+    this.counts.set(type, (this.counts.get(type) ?? 0) + 1);
+    if (pushed !== undefined) {
+      const entry = { seq: pushed, value: event, bytes: 0 };
+      for (const l of this.listeners) {
+        try {
+          l(entry);
+        } catch {
+          /* a listener's failure is its own */
+        }
+      }
+    }
+    return pushed;
+  }
+
+  subscribe(listener: EventListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  get subscriberCount(): number {
+    return this.listeners.size;
+  }
+
+  /** What a client that last saw `lastEventId` (an SSE `Last-Event-ID`) is owed. */
+  resume(lastEventId: string | undefined): Resume {
+    if (lastEventId === undefined || lastEventId === '') return { kind: 'fresh' };
+    const m = /^([0-9a-f]{8})-(\d{1,15})$/.exec(lastEventId);
+    const held = this.ring.after(0);
+    if (!m) return { kind: 'gap', entries: held, lost: null, reason: `Last-Event-ID ${JSON.stringify(lastEventId.slice(0, 40))} is not an id podscope gave; replaying every event still held` };
+    if (m[1] !== this.boot) return { kind: 'gap', entries: held, lost: null, reason: 'podscope restarted since that event; what happened in between is lost; replaying every event still held' };
+    const seq = Number(m[2]);
+    if (seq > this.ring.lastSeq) return { kind: 'gap', entries: held, lost: null, reason: `event ${lastEventId} was never sent; replaying every event still held` };
+    const first = this.ring.firstSeq;
+    if (this.ring.size > 0 && seq + 1 < first) {
+      return { kind: 'gap', entries: held, lost: first - seq - 1, reason: `${first - seq - 1} events after ${lastEventId} are no longer held (the replay buffer keeps ${this.ring.maxEntries})` };
+    }
+    return { kind: 'replay', entries: this.ring.after(seq) };
+  }
+}

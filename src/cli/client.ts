@@ -47,3 +47,45 @@ export async function getJson(opts: ClientOptions, path: string): Promise<{ stat
 export function errorMessage(body: any, status: number): string {
   return typeof body === 'object' && body?.error?.message ? `${body.error.code}: ${body.error.message}` : `HTTP ${status}`;
 }
+
+/**
+ * Follows a pod's /debug/events and calls `onEvent` with each event's type, to wake a poller
+ * early, and `onOpen` once it is connected. Never throws: `alive()` turns false when the stream cannot be opened or ends (an older
+ * podscope without it, a proxy that cut it), and the caller goes on polling at its own pace.
+ */
+export function followEvents(opts: ClientOptions, path: string, onEvent: (type: string) => void, onOpen: () => void = () => {}): { alive(): boolean; close(): void } {
+  const ac = new AbortController();
+  let alive = true;
+  const headers: Record<string, string> = { accept: 'text/event-stream', 'user-agent': 'podscope-cli' };
+  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+  void (async () => {
+    try {
+      const res = await fetch(`${opts.url.replace(/\/+$/, '')}${path}`, { headers, signal: ac.signal });
+      if (res.status !== 200 || !res.body) return;
+      onOpen();
+      const reader = res.body.getReader();
+      const decoder = new TextDecoder();
+      let buf = '';
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        // Only the event lines matter; a pending partial block stays small.
+        buf = (buf + decoder.decode(value, { stream: true })).slice(-64 * 1024);
+        let cut: number;
+        while ((cut = buf.indexOf('\n\n')) >= 0) {
+          const type = /^event: (.+)$/m.exec(buf.slice(0, cut))?.[1];
+          buf = buf.slice(cut + 2);
+          if (type) onEvent(type);
+        }
+      }
+    } catch {
+      /* refused, aborted or cut: polling goes on */
+    } finally {
+      alive = false;
+    }
+  })();
+  return {
+    alive: () => alive,
+    close: () => ac.abort(),
+  };
+}

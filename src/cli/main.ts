@@ -5,7 +5,7 @@
  */
 import { VERSION } from '../version.js';
 import { renderArtifacts, renderLogLine, renderMemory, renderQueue, renderStatus, renderWorkflow } from '../shared/text-views.js';
-import { CliError, errorMessage, getJson, type ClientOptions } from './client.js';
+import { CliError, errorMessage, followEvents, getJson, type ClientOptions } from './client.js';
 
 const USAGE = `podscope ${VERSION}: debug sidecar for ComfyUI on RunPod GPU pods
 
@@ -195,7 +195,11 @@ class RejectionWatch {
   }
 }
 
-/** `podscope wait`: polls the job until it ends or the time is up. */
+/**
+ * `podscope wait`: follows the job until it ends or the time is up. The job's events on
+ * /debug/events wake it at once; it also polls every --interval, which is all it does against a
+ * podscope without the event stream or behind a proxy that cuts it.
+ */
 async function wait(args: Args, env: Record<string, string | undefined>): Promise<number> {
   const job = str(args, 'job');
   if (!job) throw new CliError('wait needs --job ID', 64);
@@ -204,6 +208,45 @@ async function wait(args: Args, env: Record<string, string | undefined>): Promis
   const intervalMs = Math.max(100, Number(str(args, 'interval') ?? 1) * 1000);
   const deadline = Date.now() + timeoutS * 1000;
   const opts = client(args, env);
+  const waker = new Waker();
+  // Once connected, one more look: whatever happened before the stream opened is then seen too.
+  const events = followEvents(opts, `/debug/events?job_id=${encodeURIComponent(job)}&types=job_queued,job_started,job_finished`, () => waker.wake(), () => waker.wake());
+  try {
+    return await waitLoop(args, opts, job, { timeoutS, intervalMs, deadline, sleep: (ms) => waker.sleep(ms) });
+  } finally {
+    events.close();
+  }
+}
+
+/** A sleep an event cuts short; an event that comes while awake cuts the next sleep. */
+class Waker {
+  private wakeNow: (() => void) | null = null;
+  private owed = false;
+
+  sleep(ms: number): Promise<void> {
+    if (this.owed) {
+      this.owed = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wakeNow = null;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wakeNow = done;
+    });
+  }
+
+  wake(): void {
+    if (this.wakeNow) this.wakeNow();
+    else this.owed = true;
+  }
+}
+
+async function waitLoop(args: Args, opts: ClientOptions, job: string, t: { timeoutS: number; intervalMs: number; deadline: number; sleep: (ms: number) => Promise<void> }): Promise<number> {
+  const { timeoutS, intervalMs, deadline } = t;
   let last = '';
   const rejections = new RejectionWatch();
   for (;;) {
@@ -240,7 +283,7 @@ async function wait(args: Args, env: Record<string, string | undefined>): Promis
       out(`timed out after ${timeoutS} s waiting for job ${job} (last seen: ${last || 'not yet seen'})${last ? '' : rejections.summary()}`);
       return 2;
     }
-    await new Promise((r) => setTimeout(r, Math.min(intervalMs, Math.max(0, deadline - Date.now()))));
+    await t.sleep(Math.min(intervalMs, Math.max(0, deadline - Date.now())));
   }
 }
 

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RealComfy } from './real-comfy.js';
+import { openSse } from '../helpers/sse.js';
 import { failingGraph, invalidGraph, markerGraph, quickGraph, samplerGraph, saveRecording, startPod, Submitter, until, Watcher, type Pod, type Sample } from './harness.js';
 
 export type Mode = 'tap' | 'observer';
@@ -186,6 +187,24 @@ export function conformance(mode: Mode): void {
       const node = end.body.nodes.find((n: { node_id: string }) => n.node_id === '2');
       expect(node.status).toBe('error');
       expect(end.body.nodes.find((n: { node_id: string }) => n.node_id === '3').status).toBe('skipped');
+    });
+
+    it('tells a /debug/events follower how a failing job went, in order, under its job id', async () => {
+      const id = jobId('events');
+      const stream = await openSse(`${pod.base}/debug/events?job_id=${id}`);
+      try {
+        await until(() => stream.comments.find((c) => c.startsWith('podscope events ')), 10_000);
+        const { end } = await run(failingGraph(), id);
+        const last = await stream.waitFor((f) => f.event === 'job_finished', 20_000);
+        const types = stream.frames.map((f) => f.event);
+        expect(types[0]).toBe('job_queued');
+        expect(types.at(-1)).toBe('job_finished');
+        expect(new Set(stream.frames.map((f) => f.json.job_id))).toEqual(new Set([id]));
+        expect(last.json).toMatchObject({ status: 'error', prompt_id: end.body.prompt_id, error: { node_id: '2', exception_message: 'podscope test node failed on purpose' } });
+        expect(stream.frames.find((f) => f.event === 'node_finished' && f.json.node_id === '2')?.json.status).toBe('error');
+      } finally {
+        stream.close();
+      }
     });
 
     it('links a fully cached re-run to its own job id and marks its nodes cached', async () => {

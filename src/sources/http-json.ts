@@ -3,6 +3,8 @@
  * returned as a value with a stable code rather than thrown.
  */
 
+import { readCapped } from '../shared/read-capped.js';
+
 export type HttpResult<T = unknown> =
   | { ok: true; status: number; body: T; durationMs: number }
   | { ok: false; code: 'HTTP_TIMEOUT' | 'HTTP_UNREACHABLE' | 'HTTP_STATUS' | 'HTTP_BAD_JSON' | 'HTTP_TOO_LARGE'; status?: number; message: string; durationMs: number };
@@ -13,24 +15,6 @@ export interface HttpJsonOptions {
   method?: string;
   body?: unknown;
   signal?: AbortSignal;
-}
-
-async function readCapped(res: Response, maxBytes: number): Promise<string | null> {
-  if (!res.body) return '';
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > maxBytes) {
-      await reader.cancel().catch(() => undefined);
-      return null;
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 export async function httpJson<T = unknown>(url: string, opts: HttpJsonOptions): Promise<HttpResult<T>> {
@@ -53,7 +37,7 @@ export async function httpJson<T = unknown>(url: string, opts: HttpJsonOptions):
   }
   let text: string | null;
   try {
-    text = await readCapped(res, opts.maxBytes ?? 32 * 1024 * 1024);
+    text = await readCapped(res.body, opts.maxBytes ?? 32 * 1024 * 1024);
   } catch {
     const code = timeout.aborted ? 'HTTP_TIMEOUT' : 'HTTP_UNREACHABLE';
     return { ok: false, code, status: res.status, message: timeout.aborted ? `body not received within ${opts.timeoutMs} ms` : 'connection broke while reading the body', durationMs: elapsed() };

@@ -7,6 +7,7 @@ import { setLogLevel, type Logger } from '../../log.js';
 import type { PodState } from '../../state/pod.js';
 import { redactUrlCredentials, REDACTED } from '../../secrets.js';
 import { ApiError } from '../errors.js';
+import { readCapped } from '../../shared/read-capped.js';
 import { sendJson } from '../respond.js';
 import type { AppEnv } from '../env.js';
 
@@ -17,30 +18,6 @@ export const DEV_ENDPOINTS = [
 ] as const;
 
 const MAX_BODY = 1024;
-
-/**
- * The request body as text, or null once it passes `max` bytes: the rest is never read into
- * memory (a declared length over the cap is refused before reading anything).
- */
-async function readCapped(req: Request, max: number): Promise<string | null> {
-  const declared = Number(req.headers.get('content-length') ?? NaN);
-  if (declared > max) return null;
-  if (!req.body) return '';
-  const reader = req.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > max) {
-      await reader.cancel().catch(() => undefined);
-      return null;
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
 
 const LevelBody = z.object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']) }).strict();
 
@@ -57,7 +34,9 @@ export function devRoutes(state: PodState, logger: Logger): Hono<AppEnv> {
   app.get('/connections', (c) => sendJson(c, state, state.connections()));
 
   app.post('/log-level', async (c) => {
-    const raw = await readCapped(c.req.raw, MAX_BODY);
+    // A declared length over the cap is refused before reading anything.
+    const declared = Number(c.req.header('content-length') ?? NaN);
+    const raw = declared > MAX_BODY ? null : await readCapped(c.req.raw.body, MAX_BODY);
     if (raw === null) throw new ApiError(413, 'PAYLOAD_TOO_LARGE', `The body must be at most ${MAX_BODY} bytes.`);
     let parsed: unknown;
     try {

@@ -50,8 +50,9 @@ export function errorMessage(body: any, status: number): string {
 
 /**
  * Follows a pod's /debug/events and calls `onEvent` with each event's type, to wake a poller
- * early, and `onOpen` once it is connected. Never throws: `alive()` turns false when the stream cannot be opened or ends (an older
- * podscope without it, a proxy that cut it), and the caller goes on polling at its own pace.
+ * early, and `onOpen` once it is connected. Never throws: `alive()` turns false when the stream
+ * cannot be opened or ends (an older podscope without it, a proxy that cut it), and the caller
+ * goes on polling at its own pace.
  */
 export function followEvents(opts: ClientOptions, path: string, onEvent: (type: string) => void, onOpen: () => void = () => {}): { alive(): boolean; close(): void } {
   const ac = new AbortController();

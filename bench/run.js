@@ -85,6 +85,10 @@ async function benchHttp(pod) {
       }
       add(`podscope ${path}`, await runWrk(`${pod.url}${path}`, { seconds, serverPid: pod.child.pid }));
     }
+    // The same /debug/status load with 20 clients following /debug/events (read and discarded).
+    const followers = await openEventStreams(pod.url, 20);
+    add('podscope /debug/status + 20 event streams', await runWrk(`${pod.url}/debug/status`, { seconds, serverPid: pod.child.pid }));
+    followers.close();
   }
   const med = (key, field) => median(runs[key].map((r) => r[field]));
   const detail = (key) => ({ rps: Math.round(med(key, 'rps')), p99_ms: med(key, 'p99_ms'), server_cpu_percent: med(key, 'server_cpu_percent'), wrk_cpu_percent: med(key, 'wrk_cpu_percent') });
@@ -98,10 +102,33 @@ async function benchHttp(pod) {
     const goalHono = path === '/health' ? 0.9 : 0.8;
     record(`${path} throughput (wrk, 50 connections), podscope ÷ Hono hello world, same body`, toHono.toFixed(2), '×', `≥ ${goalHono}`, toHono >= goalHono, { podscope: p, hono, rounds, errors });
     if (path === '/debug/status') {
+      const withStreams = detail('podscope /debug/status + 20 event streams');
+      const ratio = withStreams.rps / hono.rps;
+      record('/debug/status throughput with 20 /debug/events streams open, podscope ÷ Hono hello world', ratio.toFixed(2), '×', '≥ 0.8', ratio >= 0.8, { podscope: withStreams, hono });
       record('/debug/status throughput, podscope ÷ bare node:http, same body', toBare.toFixed(2), '×', '≥ 0.6', toBare >= 0.6, { podscope: p, bare });
       record('/debug/status p99, podscope ÷ bare node:http', (p.p99_ms / bare.p99_ms).toFixed(2), '×', '≤ 2', p.p99_ms / bare.p99_ms <= 2, { podscope_p99_ms: p.p99_ms, bare_p99_ms: bare.p99_ms });
     }
   }
+}
+
+/** `n` clients following /debug/events, each reading and discarding what comes. */
+async function openEventStreams(url, n) {
+  const ac = new AbortController();
+  let opened = 0;
+  for (let i = 0; i < n; i++) {
+    const res = await fetch(`${url}/debug/events`, { signal: ac.signal });
+    if (res.status !== 200) throw new Error(`/debug/events answered ${res.status}`);
+    opened++;
+    void (async () => {
+      try {
+        for await (const _chunk of res.body) void _chunk;
+      } catch {
+        /* aborted */
+      }
+    })();
+  }
+  log(`   ${opened} event streams open`);
+  return { close: () => ac.abort() };
 }
 
 async function benchMetrics(pod) {

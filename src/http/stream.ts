@@ -23,11 +23,15 @@ export interface StreamSpec {
   stopping: string;
   /** Told when a reader is dropped for falling behind. */
   onDrop?(): void;
-  /** Told once when the stream ends, however it ends. */
+  /** Told when the stream starts, and once when it ends, however it ends. */
+  onStart?(): void;
   onEnd?(): void;
 }
 
 export function streamResponse(c: Context, state: PodState, spec: StreamSpec): Response {
+  const headers = responseHeaders(c, { 'Content-Type': spec.contentType, 'Cache-Control': 'no-cache, no-store', 'X-Accel-Buffering': 'no' });
+  // HEAD: the headers alone. A stream made and never read would hold its subscription forever.
+  if (c.req.method === 'HEAD') return c.body(null, 200, headers);
   const encoder = new TextEncoder();
   let cleanup = () => {};
   let cancelled = () => {};
@@ -64,6 +68,7 @@ export function streamResponse(c: Context, state: PodState, spec: StreamSpec): R
           enqueue(chunk);
           return true;
         };
+        spec.onStart?.();
         const stop = () => end(spec.stopping);
         state.streams.add(stop);
         const heartbeat = setInterval(() => send(spec.heartbeat), state.config.followHeartbeatMs);
@@ -86,5 +91,5 @@ export function streamResponse(c: Context, state: PodState, spec: StreamSpec): R
     },
     { highWaterMark: 64 * 1024, size: (chunk) => chunk.byteLength },
   );
-  return c.body(body, 200, responseHeaders(c, { 'Content-Type': spec.contentType, 'Cache-Control': 'no-cache, no-store', 'X-Accel-Buffering': 'no' }));
+  return c.body(body, 200, headers);
 }

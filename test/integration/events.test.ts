@@ -142,6 +142,21 @@ describe('a quiet stream', () => {
   });
 });
 
+describe('HEAD', () => {
+  it('answers an event stream’s headers and leaves no stream open', async () => {
+    const journal = rig.pod.state.events!;
+    const open = journal.streams.open;
+    const streamsBefore = rig.pod.state.streams.size;
+    for (const path of ['/debug/events', '/debug/logs?follow=1']) {
+      const res = await fetch(`${rig.base}${path}`, { method: 'HEAD' });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    }
+    expect(journal.streams.open).toBe(open);
+    expect(rig.pod.state.streams.size).toBe(streamsBefore);
+  });
+});
+
 describe('a reader too slow to keep up', () => {
   it('is dropped with a last event saying so, and counted, instead of buffered without bound', async () => {
     const pod = await startPodscope({

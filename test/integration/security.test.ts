@@ -59,11 +59,30 @@ const GET_ROUTES = [
 
 describe('no secret leaves the process', () => {
   it('appears in no endpoint answer, in JSON or text', async () => {
-    const paths = [...GET_ROUTES, '/debug/status?format=text', '/debug/queue?format=text', '/debug/workflow?format=text&job_id=planted', '/debug/logs?lines=1000&format=text', '/debug/logs?lines=1000'];
+    const paths = [...GET_ROUTES.filter((p) => p !== '/debug/events'), '/debug/status?format=text', '/debug/queue?format=text', '/debug/workflow?format=text&job_id=planted', '/debug/logs?lines=1000&format=text', '/debug/logs?lines=1000'];
     for (const path of paths) {
       const text = await (await fetch(`${base}${path}`, { headers: { authorization: `Bearer ${TOKEN}` } })).text();
       for (const [name, secret] of Object.entries({ ...SECRETS, EXTRA_SECRET })) expect(text, `${name} in ${path}`).not.toContain(secret);
     }
+  });
+
+  it('appears in no event of /debug/events, every event still held replayed', async () => {
+    const journal = pod.state.events!;
+    const newest = journal.id(journal.ring.lastSeq);
+    expect(journal.ring.size).toBeGreaterThan(3);
+    const ac = new AbortController();
+    const res = await fetch(`${base}/debug/events?last_event_id=replay-all`, { headers: { authorization: `Bearer ${TOKEN}` }, signal: ac.signal });
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    while (!text.includes(`id: ${newest}\n`)) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+    }
+    ac.abort();
+    expect(text).toContain('event: job_queued');
+    for (const [name, secret] of Object.entries({ ...SECRETS, EXTRA_SECRET })) expect(text, name).not.toContain(secret);
   });
 
   it('appears in no log line podscope wrote', () => {
@@ -125,6 +144,12 @@ function prng(seed: number) {
 function raw(method: string, path: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(`${base}${path}`, { method, headers, timeout: 2000 }, (res) => {
+      // An event stream never ends by design: its status and headers are the answer.
+      if (String(res.headers['content-type']).startsWith('text/event-stream')) {
+        res.destroy();
+        resolve({ status: res.statusCode ?? 0, body: '' });
+        return;
+      }
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => {

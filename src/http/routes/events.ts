@@ -47,7 +47,6 @@ export function eventsHandler(state: PodState) {
     const initial = [`retry: 3000\n: podscope events ${journal.boot}\n\n`];
     if (resume.kind === 'gap') initial.push(`event: gap\ndata: ${JSON.stringify({ reason: resume.reason, lost: resume.lost, oldest_id: journal.ring.size > 0 ? journal.id(journal.ring.firstSeq) : null })}\n\n`);
     if (resume.kind !== 'fresh') for (const e of resume.entries) if (wanted(e.value)) initial.push(e.value.frame);
-    journal.streams.open++;
     return streamResponse(c, state, {
       contentType: 'text/event-stream; charset=utf-8',
       initial,
@@ -59,6 +58,7 @@ export function eventsHandler(state: PodState) {
       dropped: 'event: dropped\ndata: {"reason":"reader too slow: reconnect with Last-Event-ID to resume"}\n\n',
       stopping: 'event: end\ndata: {"reason":"podscope is stopping"}\n\n',
       onDrop: () => journal.streams.dropped++,
+      onStart: () => journal.streams.open++,
       onEnd: () => journal.streams.open--,
     });
   };

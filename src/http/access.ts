@@ -28,15 +28,18 @@ export interface AccessRequest {
   authorization: string | undefined;
   forwarded: boolean;
   remoteAddress: string | undefined;
+  /** Whether the request carries a valid browser session cookie (from /login). */
+  session?: boolean;
 }
 
 /** Throws the 401 or 403 ApiError for a request that may not pass; returns when it may. */
 export function checkAccess(token: string | undefined, req: AccessRequest): void {
   if (token !== undefined) {
+    if (req.session && !req.authorization) return;
     const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(req.authorization ?? '');
     if (!m || !constantTimeEqual(m[1]!, token)) {
       throw new ApiError(401, 'UNAUTHORIZED', req.authorization ? 'The bearer token is not valid.' : 'This endpoint needs a bearer token.', {
-        help: 'Send "Authorization: Bearer <token>" with the value of PODSCOPE_TOKEN.',
+        help: 'Send "Authorization: Bearer <token>" with the value of PODSCOPE_TOKEN; from a browser, log in at /login.',
         headers: { 'WWW-Authenticate': 'Bearer realm="podscope"' },
       });
     }

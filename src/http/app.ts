@@ -14,6 +14,8 @@ import { requestIdFrom, traceFrom } from './tracing.js';
 import { sendBody, sendJson, serialize } from './respond.js';
 import { debugRoutes, DEBUG_ENDPOINTS } from './routes/debug.js';
 import { devRoutes, DEV_ENDPOINTS } from './routes/dev.js';
+import { loginRoutes, LOGIN_ENDPOINTS } from './routes/login.js';
+import { SessionStore, sessionFromCookie } from './sessions.js';
 
 export type { AppContext, AppEnv } from './env.js';
 
@@ -21,6 +23,8 @@ export interface AppDeps {
   state: PodState;
   logger: Logger;
   metrics: CoreMetrics;
+  /** Browser sessions (tests pass their own); one per app otherwise. */
+  sessions?: SessionStore;
 }
 
 /** Route templates with the methods they accept, for 405 answers. */
@@ -37,6 +41,9 @@ const BASE_ENDPOINTS = [
   { path: '/debug', methods: ['GET'], description: 'this index' },
 ] as const;
 
+/** Open to anyone: liveness, readiness, and the browser login (which checks the token itself). */
+const OPEN_PATHS = new Set(['/health', '/ready', '/login', '/logout']);
+
 /** How long one /metrics exposition may be served again, at most (values are then ≤ 1 s old). */
 const METRICS_REUSE_MS = 1000;
 
@@ -46,7 +53,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   // A trailing slash names the same route (`/debug/status/` is /debug/status, not a 405).
   const app = new Hono<AppEnv>({ strict: false });
   const devEnabled = config.env === 'development';
-  const endpoints = [...BASE_ENDPOINTS, ...DEBUG_ENDPOINTS, ...(devEnabled ? DEV_ENDPOINTS : [])];
+  const endpoints = [...BASE_ENDPOINTS, ...LOGIN_ENDPOINTS, ...DEBUG_ENDPOINTS, ...(devEnabled ? DEV_ENDPOINTS : [])];
+  const sessions = deps.sessions ?? new SessionStore(state.now);
   const allowed = allowedMethods(endpoints);
 
   app.get('/health', (c) =>
@@ -83,6 +91,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.get('/debug', index);
   app.get('/debug/', index);
 
+  app.route('/', loginRoutes(state, sessions));
   app.route('/debug', debugRoutes(state));
   if (devEnabled) app.route('/debug', devRoutes(state, logger));
 
@@ -120,10 +129,10 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const dispatch = app.fetch;
   const access = accessLog(logger, 'http');
   const known = new Set<string>(endpoints.map((e) => e.path));
-  // Open to anyone: liveness and readiness. Every other path is checked, decoded as the router
-  // decodes it (so `/%64ebug/status` is /debug/status), and a path that will not decode is checked too.
+  // Every path but the open ones is checked, decoded as the router decodes it (so
+  // `/%64ebug/status` is /debug/status), and a path that will not decode is checked too.
   const open = (path: string): boolean => {
-    if (path === '/health' || path === '/ready') return true;
+    if (OPEN_PATHS.has(path)) return true;
     let decoded: string;
     try {
       decoded = decodeURIComponent(path);
@@ -131,7 +140,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       return false;
     }
     const p = decoded.length > 1 ? decoded.replace(/\/+$/, '') : decoded;
-    return p === '/health' || p === '/ready';
+    return OPEN_PATHS.has(p);
   };
   app.fetch = (request: Request, env?: AppEnv['Bindings'], ctx?: unknown) => {
     const started = performance.now();
@@ -153,7 +162,13 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     };
     if (!open(path)) {
       try {
-        checkAccess(config.token, { authorization: header('authorization'), forwarded: header('x-forwarded-for') !== undefined || header('forwarded') !== undefined, remoteAddress: env?.incoming?.socket?.remoteAddress });
+        const cookie = header('cookie');
+        checkAccess(config.token, {
+          authorization: header('authorization'),
+          forwarded: header('x-forwarded-for') !== undefined || header('forwarded') !== undefined,
+          remoteAddress: env?.incoming?.socket?.remoteAddress,
+          session: cookie !== undefined && sessions.valid(sessionFromCookie(cookie)),
+        });
       } catch (err) {
         if (!(err instanceof ApiError)) throw err;
         const pretty = /[?&]pretty(=|&|$)/.test(raw) || /^curl\//i.test(header('user-agent') ?? '');

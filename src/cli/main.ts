@@ -4,7 +4,7 @@
  * JSON with --json.
  */
 import { VERSION } from '../version.js';
-import { renderArtifacts, renderLogLine, renderMemory, renderQueue, renderStatus, renderWorkflow } from '../shared/text-views.js';
+import { renderArtifacts, renderJobs, renderLogLine, renderMemory, renderQueue, renderStatus, renderWorkflow } from '../shared/text-views.js';
 import { CliError, errorMessage, followEvents, getJson, type ClientOptions } from './client.js';
 
 const USAGE = `podscope ${VERSION}: debug sidecar for ComfyUI on RunPod GPU pods
@@ -16,6 +16,7 @@ Usage:
   podscope status    [options]       pod status, GPUs, current job, problems
   podscope workflow  [options] [--job ID]   a job node by node (the running or latest one by default)
   podscope queue     [options]       running and pending prompts
+  podscope jobs      [options] [--status S] [--limit N]   the jobs remembered, newest first
   podscope logs      [options] [--lines N] [--level L] [--job ID] [--source S] [--grep TEXT] [--follow]
   podscope memory    [options]       GPU, ComfyUI, host and podscope memory
   podscope artifacts [options] [--job ID]   a job's outputs
@@ -46,6 +47,7 @@ const OPTIONS: Record<string, readonly string[]> = {
   status: CLIENT,
   workflow: [...CLIENT, 'job'],
   queue: CLIENT,
+  jobs: [...CLIENT, 'status', 'limit'],
   memory: CLIENT,
   artifacts: [...CLIENT, 'job'],
   logs: [...CLIENT, 'lines', 'level', 'job', 'source', 'grep', 'follow'],
@@ -331,6 +333,11 @@ export async function cli(argv: string[], env: Record<string, string | undefined
         return await view(args, env, `/debug/workflow${jobQuery(args)}`, renderWorkflow);
       case 'queue':
         return await view(args, env, '/debug/queue', renderQueue);
+      case 'jobs': {
+        const params = new URLSearchParams();
+        for (const name of ['status', 'limit']) if (str(args, name)) params.set(name, str(args, name)!);
+        return await view(args, env, `/debug/jobs${params.size > 0 ? `?${params}` : ''}`, renderJobs);
+      }
       case 'memory':
         return await view(args, env, '/debug/memory', renderMemory);
       case 'artifacts':

@@ -123,6 +123,20 @@ export function renderQueue(q: J): string {
   return `${out.join('\n')}\n`;
 }
 
+export function renderJobs(v: J): string {
+  const rows = (v.jobs ?? []).map((j: J) => [
+    dash(j.job_id),
+    String(j.status),
+    j.duration_s === null ? '-' : `${j.duration_s} s`,
+    j.gpu_seconds === null ? '-' : String(j.gpu_seconds),
+    j.peak_vram_mb === null ? '-' : `${j.peak_vram_mb} MiB`,
+    dash(j.finished_at ?? j.started_at ?? j.queued_at),
+    j.error ? `${j.error.exception_type}: ${j.error.message}` : (j.lost_reason ?? ''),
+  ]);
+  const out = [rows.length > 0 ? table(rows, ['JOB', 'STATUS', 'DURATION', 'GPU-S', 'PEAK VRAM', 'AT', 'ERROR']) : 'no jobs remembered', `${v.jobs?.length ?? 0} of ${v.total} (sampled ${dash(v.sampled_at)})`];
+  return `${out.join('\n')}\n`;
+}
+
 export function renderMemory(m: J): string {
   const out: string[] = [];
   for (const g of m.gpus ?? []) {

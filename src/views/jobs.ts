@@ -79,3 +79,44 @@ export function queueView(comfy: ComfyState, now: number) {
     sampled_at: iso(now),
   };
 }
+
+/** One remembered job as /debug/jobs lists it: outcome, times, GPU use and the error in brief. */
+function jobSummary(comfy: ComfyState, job: Job, now: number) {
+  const usage = job.usage ?? comfy.usageFor(job, now);
+  const end = job.finished_at ?? now;
+  const e = job.error;
+  return {
+    ...jobIdentity(job),
+    status: job.status,
+    queued_at: iso(job.queued_at),
+    started_at: iso(job.started_at),
+    finished_at: iso(job.finished_at),
+    duration_s: job.started_at !== null ? Math.round((end - job.started_at) / 100) / 10 : null,
+    gpu_seconds: usage?.gpu_seconds ?? null,
+    peak_vram_mb: usage?.peak_vram_mb ?? null,
+    nodes_total: [...job.nodes.values()].filter((n) => n.needed).length,
+    outputs: job.outputs.length,
+    error: e ? { node_id: e.node_id, class_type: e.class_type, exception_type: e.exception_type, message: e.exception_message.split('\n')[0]!.slice(0, 300), ...(e.oom === true ? { oom: true } : {}) } : null,
+    lost_reason: job.lost_reason,
+  };
+}
+
+const FINAL = new Set(['success', 'error', 'interrupted', 'lost']);
+
+/**
+ * /debug/jobs: the jobs podscope remembers, unfinished ones first, then the finished newest
+ * first, each by its own times (a job read from ComfyUI's history sorts by when it ended, not by
+ * when podscope read it).
+ */
+export function jobsView(comfy: ComfyState, now: number, opts: { status?: string; limit: number }) {
+  const key = (j: Job) => (FINAL.has(j.status) ? (j.finished_at ?? j.started_at ?? j.queued_at ?? j.first_seen_at) : Number.POSITIVE_INFINITY);
+  const jobs = comfy.tracker
+    .all()
+    .filter((j) => opts.status === undefined || j.status === opts.status || (opts.status === 'finished' && FINAL.has(j.status)))
+    .sort((a, b) => key(b) - key(a) || b.first_seen_at - a.first_seen_at);
+  return {
+    jobs: jobs.slice(0, opts.limit).map((j) => jobSummary(comfy, j, now)),
+    total: jobs.length,
+    sampled_at: iso(now),
+  };
+}

@@ -131,6 +131,16 @@ describe('the CLI against the demo', () => {
     expect(r.stdout.trim().split('\n').length).toBeLessThanOrEqual(5);
   });
 
+  it('lists the jobs remembered, newest first, with their outcome', async () => {
+    const r = await cli(['jobs', '--url', url, '--status', 'finished', '--limit', '5']);
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^JOB\s+STATUS\s+DURATION/);
+    expect(lines.slice(1, -1).length).toBeGreaterThan(0);
+    expect(lines.slice(1, -1).length).toBeLessThanOrEqual(5);
+    for (const l of lines.slice(1, -1)) expect(l).toMatch(/^job_\d+\s+(success|error|interrupted|lost)\s/);
+  });
+
   it('prints memory', async () => {
     const r = await cli(['memory', '--url', url]);
     expect(r.stdout).toMatch(/^GPU 0 NVIDIA H200: used/m);

@@ -22,7 +22,7 @@ describe('commands', () => {
     expect(parseArgs([]).command).toBe('serve');
   });
 
-  it.each(['serve', 'demo', 'status', 'workflow', 'queue', 'memory', 'artifacts', 'logs', 'wait', 'help'])('knows %s', (command) => {
+  it.each(['serve', 'demo', 'status', 'workflow', 'queue', 'jobs', 'memory', 'artifacts', 'logs', 'wait', 'help'])('knows %s', (command) => {
     expect(parseArgs([command]).command).toBe(command);
   });
 

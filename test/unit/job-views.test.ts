@@ -4,7 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { queueView, workflowView } from '../../src/views/jobs.js';
+import { jobsView, queueView, workflowView } from '../../src/views/jobs.js';
+import { LOOPBACK, testPod } from '../helpers/pod.js';
 import { ComfyState, PROGRESS_UNKNOWN } from '../../src/state/comfy.js';
 import { replay, type RawInput } from '../../src/collectors/comfy-inputs.js';
 import { decodeQueueItem } from '../../src/sources/comfy-events.js';
@@ -141,5 +142,65 @@ describe('/debug/queue', () => {
     const v = queueView(queued(), 2000);
     expect(v.as_of).toBe('1970-01-01T00:00:01.000Z');
     expect(v.sampled_at).toBe('1970-01-01T00:00:02.000Z');
+  });
+});
+
+describe('/debug/jobs', () => {
+  function remembered() {
+    const comfy = replayed('tap-interrupt');
+    return comfy;
+  }
+
+  it('lists every remembered job, newest first', () => {
+    const comfy = remembered();
+    const v = jobsView(comfy, NOW, { limit: 50 });
+    expect(v.total).toBe(comfy.tracker.size);
+    const finished = v.jobs.filter((j) => j.finished_at !== null);
+    expect(finished.length).toBeGreaterThan(2);
+    for (let i = 1; i < finished.length; i++) expect(Date.parse(finished[i - 1]!.finished_at!)).toBeGreaterThanOrEqual(Date.parse(finished[i]!.finished_at!));
+  });
+
+  it('gives each job its outcome, run time and the error in brief', () => {
+    const v = jobsView(remembered(), NOW, { limit: 50 });
+    const failed = v.jobs.find((j) => j.status === 'error' && j.job_id?.startsWith('job-error-'))!;
+    expect(failed.error).toMatchObject({ class_type: 'PodscopeRaise', message: 'podscope test node failed on purpose' });
+    expect(failed.duration_s).toEqual(expect.any(Number));
+    const ok = v.jobs.find((j) => j.status === 'success')!;
+    expect(ok.error).toBeNull();
+  });
+
+  it('says GPU use is unknown (null) on a pod without GPU sampling', () => {
+    for (const j of jobsView(remembered(), NOW, { limit: 50 }).jobs) {
+      expect(j.gpu_seconds).toBeNull();
+      expect(j.peak_vram_mb).toBeNull();
+    }
+  });
+
+  it('keeps one status, or every finished one', () => {
+    const comfy = remembered();
+    expect(new Set(jobsView(comfy, NOW, { status: 'success', limit: 50 }).jobs.map((j) => j.status))).toEqual(new Set(['success']));
+    const finished = jobsView(comfy, NOW, { status: 'finished', limit: 50 });
+    expect(finished.jobs.every((j) => ['success', 'error', 'interrupted', 'lost'].includes(j.status))).toBe(true);
+    expect(finished.total).toBe(comfy.tracker.all().filter((j) => j.status !== 'queued' && j.status !== 'running').length);
+  });
+
+  it('answers at most the limit, and says how many there are', () => {
+    const v = jobsView(remembered(), NOW, { limit: 2 });
+    expect(v.jobs).toHaveLength(2);
+    expect(v.total).toBeGreaterThan(2);
+  });
+
+  it('is served as JSON and as text, and refuses a status it does not know', async () => {
+    const pod = testPod();
+    pod.state.comfy = remembered();
+    const json = await pod.app.request('/debug/jobs?limit=3', {}, LOOPBACK);
+    expect(json.status).toBe(200);
+    expect(((await json.json()) as { jobs: unknown[] }).jobs).toHaveLength(3);
+    const text = await (await pod.app.request('/debug/jobs?format=text', {}, LOOPBACK)).text();
+    expect(text.split('\n')[0]).toMatch(/^JOB\s+STATUS\s+DURATION\s+GPU-S\s+PEAK VRAM\s+AT\s+ERROR/);
+    expect(text).toMatch(/RuntimeError: podscope test node failed on purpose/);
+    const bad = await pod.app.request('/debug/jobs?status=done', {}, LOOPBACK);
+    expect(bad.status).toBe(400);
+    expect((await pod.app.request('/debug/jobs?limit=0', {}, LOOPBACK)).status).toBe(400);
   });
 });

@@ -5,11 +5,11 @@ import { Hono, type Context } from 'hono';
 import type { PodState } from '../../state/pod.js';
 import { statusView } from '../../views/status.js';
 import { memoryView } from '../../views/memory.js';
-import { workflowView, queueView } from '../../views/jobs.js';
+import { jobsView, workflowView, queueView } from '../../views/jobs.js';
 import { ApiError } from '../errors.js';
-import { jobIdParam, parseQuery, querySpec } from '../query.js';
+import { intParam, jobIdParam, parseQuery, querySpec } from '../query.js';
 import { markSnapshot, sendJson, sendText } from '../respond.js';
-import { renderMemory, renderQueue, renderStatus, renderWorkflow } from '../../shared/text-views.js';
+import { renderJobs, renderMemory, renderQueue, renderStatus, renderWorkflow } from '../../shared/text-views.js';
 import { z } from 'zod';
 import { logsHandler } from './logs.js';
 import { eventsHandler } from './events.js';
@@ -20,6 +20,7 @@ export const DEBUG_ENDPOINTS = [
   { path: '/debug/status', methods: ['GET'], description: 'pod status: GPU, current job, ComfyUI, queue, problems' },
   { path: '/debug/memory', methods: ['GET'], description: 'GPU, ComfyUI, host and podscope memory; ring buffer fill; VRAM timeline' },
   { path: '/debug/workflow', methods: ['GET'], description: 'the running (else latest) job node by node; ?job_id= for one job' },
+  { path: '/debug/jobs', methods: ['GET'], description: 'the jobs remembered, newest first: outcome, duration, GPU-seconds, peak VRAM, the error in brief; ?status=&limit=' },
   { path: '/debug/queue', methods: ['GET'], description: 'running and pending prompts in execution order, secrets removed; recently rejected prompts' },
   { path: '/debug/logs', methods: ['GET'], description: 'log lines: ?lines=&level=&job_id=&source=&after=&q=&format=text&follow=1' },
   { path: '/debug/artifacts', methods: ['GET'], description: "a job's outputs (?job_id=), or the newest outputs of all jobs, each with a download url" },
@@ -29,6 +30,11 @@ export const DEBUG_ENDPOINTS = [
 
 const formatOnly = querySpec({ format: z.enum(['json', 'text'], { message: 'must be json or text' }).optional() });
 const workflowQuery = querySpec({ job_id: jobIdParam.optional() });
+const jobsQuery = querySpec({
+  status: z.enum(['queued', 'running', 'success', 'error', 'interrupted', 'lost', 'finished'], { message: 'must be one of queued, running, success, error, interrupted, lost, finished' }).optional(),
+  limit: intParam(1, 100_000).optional(),
+  format: z.enum(['json', 'text'], { message: 'must be json or text' }).optional(),
+});
 
 /** Answers JSON, or the text view with ?format=text. */
 function answer<T>(c: Context, state: PodState, view: T, render: (v: T) => string): Response {
@@ -78,6 +84,12 @@ export function debugRoutes(state: PodState): Hono<AppEnv> {
       throw new ApiError(404, 'NO_JOB', 'No job has been seen since podscope started.', { help: 'Jobs appear once ComfyUI queues a prompt.' });
     }
     return answer(c, state, workflowView(comfy, job, state.now()), renderWorkflow);
+  });
+
+  app.get('/jobs', (c) => {
+    const q = parseQuery(c, jobsQuery);
+    const view = state.comfy ? jobsView(state.comfy, state.now(), { status: q.status, limit: q.limit ?? 50 }) : { jobs: [], total: 0, sampled_at: new Date(state.now()).toISOString() };
+    return q.format === 'text' ? sendText(c, state, renderJobs(view)) : sendJson(c, state, view);
   });
 
   app.get('/logs', logsHandler(state));

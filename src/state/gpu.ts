@@ -40,6 +40,7 @@ export interface TimelinePoint {
   used_mb: Array<number | null>;
   util: Array<number | null>;
   power_w: Array<number | null>;
+  temperature_c: Array<number | null>;
 }
 
 export interface UsageWindow {
@@ -88,7 +89,7 @@ export class GpuState {
     },
   ) {
     this.lastAdvance = opts.startedAt;
-    this.timeline = new RingBuffer<TimelinePoint>(opts.timelineCapacity, Number.POSITIVE_INFINITY, (p) => 48 + p.uuids.length * 90);
+    this.timeline = new RingBuffer<TimelinePoint>(opts.timelineCapacity, Number.POSITIVE_INFINITY, (p) => 56 + p.uuids.length * 108);
   }
 
   /** Largest gap between two samples that still earns busy-seconds and energy credit. */
@@ -321,6 +322,7 @@ export class GpuState {
       used_mb: readings.map((r) => r.memory_used_mb),
       util: readings.map((r) => r.utilization_percent),
       power_w: readings.map((r) => r.power_w),
+      temperature_c: readings.map((r) => r.temperature_c),
     });
   }
 

@@ -68,7 +68,7 @@ export function memoryView(state: PodState, opts: { timelinePoints?: number } = 
       interval_ms: state.config.gpuIntervalMs,
       points: points.map(({ value: p }) => ({
         t: new Date(p.t).toISOString(),
-        gpus: p.uuids.map((uuid, i) => ({ uuid, used_mb: p.used_mb[i] ?? null, utilization_percent: p.util[i] ?? null, power_w: p.power_w[i] ?? null })),
+        gpus: p.uuids.map((uuid, i) => ({ uuid, used_mb: p.used_mb[i] ?? null, utilization_percent: p.util[i] ?? null, power_w: p.power_w[i] ?? null, temperature_c: p.temperature_c[i] ?? null })),
       })),
       job_peaks: state.comfy?.jobPeaks(now) ?? [],
     },

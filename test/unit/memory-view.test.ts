@@ -85,13 +85,13 @@ describe('GPU memory', () => {
 });
 
 describe('the VRAM timeline', () => {
-  it('has one point per sample with each GPU’s memory, utilization and power', () => {
+  it('has one point per sample with each GPU’s memory, utilization, power and temperature', () => {
     const { state, gpu, rows } = withGpu();
     for (let i = 0; i < 3; i++) gpu.applySample(T0 + i * 1000, rows);
     const { timeline } = memoryView(state);
     expect(timeline.interval_ms).toBe(1000);
     expect(timeline.points.map((p) => p.t)).toEqual(['2026-11-24T00:00:00.000Z', '2026-11-24T00:00:01.000Z', '2026-11-24T00:00:02.000Z']);
-    expect(timeline.points[0]!.gpus[0]).toEqual({ uuid: rows[0]!.uuid, used_mb: rows[0]!.memory_used_mb, utilization_percent: rows[0]!.utilization_percent, power_w: rows[0]!.power_w });
+    expect(timeline.points[0]!.gpus[0]).toEqual({ uuid: rows[0]!.uuid, used_mb: rows[0]!.memory_used_mb, utilization_percent: rows[0]!.utilization_percent, power_w: rows[0]!.power_w, temperature_c: rows[0]!.temperature_c });
   });
 
   it('keeps the newest points asked for', () => {

@@ -183,7 +183,7 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
         `podscope demo: a simulated ComfyUI (${sim.url}) with ${gpus} simulated H200 GPUs and a workload,`,
         `and podscope watching them at ${url}`,
         '',
-        'Try:',
+        `Open ${url}/ in a browser for the page${pod.config.token ? ' (it asks for the token once)' : ''}, or try:`,
         // With a token set, the lines carry it (from the environment, never printed).
         ...['/debug/status', '/debug/workflow?format=text', '/debug/logs?lines=20&format=text'].map((path) => `  curl${auth} '${url}${path}'`),
         `  npx podscope status --url ${url}`,

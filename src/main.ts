@@ -31,6 +31,7 @@ import { attachForensics } from './state/forensics.js';
 import type { Collector } from './collectors/collector.js';
 import { ProblemJournal } from './collectors/problems.js';
 import { createApp } from './http/app.js';
+import { loadWebAssets } from './sources/web-assets.js';
 import { answerClientError } from './http/client-errors.js';
 import { VERSION } from './version.js';
 
@@ -134,7 +135,7 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
   registerEventMetrics(metrics.registry, events);
   collectors.push(new EventCollector({ journal: events, comfy: comfy.comfy, health: state.health, gpu: state.gpu, gpuIntervalMs: config.gpuIntervalMs }));
 
-  const app = createApp({ state, logger: componentLogger(logger, 'http'), metrics });
+  const app = createApp({ state, logger: componentLogger(logger, 'http'), metrics, assets: loadWebAssets() });
   const abort = new AbortController();
   for (const c of collectors) c.start(abort.signal);
 

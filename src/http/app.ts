@@ -16,6 +16,8 @@ import { debugRoutes, DEBUG_ENDPOINTS } from './routes/debug.js';
 import { devRoutes, DEV_ENDPOINTS } from './routes/dev.js';
 import { loginRoutes, LOGIN_ENDPOINTS } from './routes/login.js';
 import { SessionStore, sessionFromCookie } from './sessions.js';
+import { pageRoutes, PAGE_ENDPOINTS } from './routes/page.js';
+import type { WebAssets } from '../shared/web-assets.js';
 
 export type { AppContext, AppEnv } from './env.js';
 
@@ -25,6 +27,8 @@ export interface AppDeps {
   metrics: CoreMetrics;
   /** Browser sessions (tests pass their own); one per app otherwise. */
   sessions?: SessionStore;
+  /** The page's files, read at start-up; without them GET / answers 503. */
+  assets?: WebAssets;
 }
 
 /** Route templates with the methods they accept, for 405 answers. */
@@ -41,8 +45,12 @@ const BASE_ENDPOINTS = [
   { path: '/debug', methods: ['GET'], description: 'this index' },
 ] as const;
 
-/** Open to anyone: liveness, readiness, and the browser login (which checks the token itself). */
+/**
+ * Open to anyone: liveness, readiness, the browser login (which checks the token itself), and the
+ * page's static files (which hold no data of the pod).
+ */
 const OPEN_PATHS = new Set(['/health', '/ready', '/login', '/logout']);
+const ASSET_PATH = /^\/assets\/[\w.-]+$/;
 
 /** How long one /metrics exposition may be served again, at most (values are then ≤ 1 s old). */
 const METRICS_REUSE_MS = 1000;
@@ -53,7 +61,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   // A trailing slash names the same route (`/debug/status/` is /debug/status, not a 405).
   const app = new Hono<AppEnv>({ strict: false });
   const devEnabled = config.env === 'development';
-  const endpoints = [...BASE_ENDPOINTS, ...LOGIN_ENDPOINTS, ...DEBUG_ENDPOINTS, ...(devEnabled ? DEV_ENDPOINTS : [])];
+  const endpoints = [...PAGE_ENDPOINTS, ...BASE_ENDPOINTS, ...LOGIN_ENDPOINTS, ...DEBUG_ENDPOINTS, ...(devEnabled ? DEV_ENDPOINTS : [])];
   const sessions = deps.sessions ?? new SessionStore(state.now);
   const allowed = allowedMethods(endpoints);
 
@@ -92,6 +100,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.get('/debug/', index);
 
   app.route('/', loginRoutes(state, sessions));
+  app.route('/', pageRoutes(state, deps.assets, sessions));
   app.route('/debug', debugRoutes(state));
   if (devEnabled) app.route('/debug', devRoutes(state, logger));
 
@@ -132,7 +141,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   // Every path but the open ones is checked, decoded as the router decodes it (so
   // `/%64ebug/status` is /debug/status), and a path that will not decode is checked too.
   const open = (path: string): boolean => {
-    if (OPEN_PATHS.has(path)) return true;
+    if (OPEN_PATHS.has(path) || ASSET_PATH.test(path)) return true;
     let decoded: string;
     try {
       decoded = decodeURIComponent(path);
@@ -140,7 +149,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       return false;
     }
     const p = decoded.length > 1 ? decoded.replace(/\/+$/, '') : decoded;
-    return OPEN_PATHS.has(p);
+    return OPEN_PATHS.has(p) || ASSET_PATH.test(p);
   };
   app.fetch = (request: Request, env?: AppEnv['Bindings'], ctx?: unknown) => {
     const started = performance.now();
@@ -171,6 +180,10 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
         });
       } catch (err) {
         if (!(err instanceof ApiError)) throw err;
+        // A browser opening the page without a session is sent to log in first.
+        if (trimmed === '/' && err.status === 401) {
+          return finish(new Response(null, { status: 303, headers: { location: '/login?next=%2F', 'cache-control': 'no-store', 'x-request-id': info.requestId } }));
+        }
         const pretty = /[?&]pretty(=|&|$)/.test(raw) || /^curl\//i.test(header('user-agent') ?? '');
         const body = serialize(errorBody(err, info.requestId, info.traceId), pretty, state.scrubber);
         return finish(new Response(body, { status: err.status, headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'x-request-id': info.requestId, ...err.headers } }));

@@ -7,6 +7,7 @@ import { createLogger, type LineSink } from '../../src/log.js';
 import { PodState } from '../../src/state/pod.js';
 import { createCoreMetrics } from '../../src/metrics/registry.js';
 import { createApp } from '../../src/http/app.js';
+import type { WebAssets } from '../../src/shared/web-assets.js';
 
 export interface TestPod {
   app: ReturnType<typeof createApp>;
@@ -19,7 +20,7 @@ export function memorySink(lines: string[]): LineSink {
   return { write: (line) => lines.push(line) };
 }
 
-export function testPod(env: Record<string, string | undefined> = {}, now?: () => number): TestPod {
+export function testPod(env: Record<string, string | undefined> = {}, now?: () => number, opts: { assets?: WebAssets } = {}): TestPod {
   const fullEnv = { PODSCOPE_PORT: '0', RUNPOD_POD_ID: 'pod_test', ...env };
   const config = loadConfig(fullEnv);
   const scrubber = Scrubber.fromEnv(fullEnv, [config.token]);
@@ -27,7 +28,7 @@ export function testPod(env: Record<string, string | undefined> = {}, now?: () =
   const logger = createLogger({ level: 'info', podId: config.podId, environment: config.env, scrubber, sinks: [memorySink(lines)] });
   const state = new PodState({ config, version: '0.0.0-test', scrubber, env: fullEnv, now });
   const metrics = createCoreMetrics({ version: '0.0.0-test', health: state.health });
-  const app = createApp({ state, logger, metrics });
+  const app = createApp({ state, logger, metrics, assets: opts.assets });
   return { app, state, lines, metrics };
 }
 

@@ -68,7 +68,13 @@ export function debugRoutes(state: PodState): Hono<AppEnv> {
   const status = snapshot(100, () => statusView(state), () => state.comfy?.tracker.version ?? 0);
   const memory = snapshot(250, () => memoryView(state));
   app.get('/status', (c) => answer(c, state, status(), renderStatus));
-  app.get('/memory', (c) => answer(c, state, memory(), renderMemory));
+  const memoryQuery = querySpec({ points: intParam(1, state.config.gpuSamples).optional(), format: z.enum(['json', 'text'], { message: 'must be json or text' }).optional() });
+  app.get('/memory', (c) => {
+    // A longer timeline (the page's ten minutes) is built for the asker; the default is shared.
+    const { points, format } = parseQuery(c, memoryQuery);
+    const view = points === undefined ? memory() : memoryView(state, { timelinePoints: points });
+    return format === 'text' ? sendText(c, state, renderMemory(view)) : sendJson(c, state, view);
+  });
 
   app.get('/workflow', (c) => {
     const { job_id: jobId } = parseQuery(c, workflowQuery);

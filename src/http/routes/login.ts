@@ -52,6 +52,7 @@ function page(c: Context, state: PodState, status: number, body: string, extra: 
 <meta charset="utf-8">
 <meta name="color-scheme" content="dark">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>podscope · ${escapeHtml(state.config.podId)}</title>
 </head>
 <body>

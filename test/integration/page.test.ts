@@ -105,6 +105,16 @@ describe.skipIf(!CHROMIUM && !process.env.CI)('the page in a real browser', () =
     expect(await page.$eval('#detail', (e) => (e as HTMLElement).hidden)).toBe(true);
   }, 120_000);
 
+  it('opens a job from the keyboard, and closes it with Escape', async () => {
+    await page.waitForSelector('#jobs tr[data-job="job_0002"] button', { timeout: 60_000 });
+    await page.focus('#jobs tr[data-job="job_0002"] button');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => document.getElementById('detail-id')?.textContent === 'job_0002' && !document.getElementById('detail')!.hidden, { timeout: 10_000 });
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('detail');
+    await page.keyboard.press('Escape');
+    expect(await page.$eval('#detail', (e) => (e as HTMLElement).hidden)).toBe(true);
+  }, 90_000);
+
   it('tails the log', async () => {
     await page.waitForFunction(() => (document.getElementById('log')?.childNodes.length ?? 0) > 0, { timeout: 20_000 });
   });
@@ -113,6 +123,15 @@ describe.skipIf(!CHROMIUM && !process.env.CI)('the page in a real browser', () =
     mkdirSync('test-results', { recursive: true });
     await page.screenshot({ path: 'test-results/page.png', fullPage: true });
     expect(foreign).toEqual([]);
+    expect(failures).toEqual([]);
     expect(consoleErrors, consoleErrors.join('\n')).toEqual([]);
+  });
+
+  it('logs out: the session ends and the page asks for the token again', async () => {
+    await Promise.all([page.waitForNavigation({ waitUntil: 'domcontentloaded' }), page.click('#logout button')]);
+    expect(new URL(page.url()).pathname).toBe('/login');
+    expect((await browser.cookies()).find((c) => c.name === 'podscope_session')).toBeUndefined();
+    await page.goto(`${base}/`, { waitUntil: 'domcontentloaded' });
+    expect(new URL(page.url()).pathname).toBe('/login');
   });
 });

@@ -100,7 +100,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.get('/debug/', index);
 
   app.route('/', loginRoutes(state, sessions));
-  app.route('/', pageRoutes(state, deps.assets, sessions));
+  app.route('/', pageRoutes(deps.assets, sessions));
   app.route('/debug', debugRoutes(state));
   if (devEnabled) app.route('/debug', devRoutes(state, logger));
 

@@ -4,7 +4,6 @@
  * asks nothing of any other host.
  */
 import { Hono } from 'hono';
-import type { PodState } from '../../state/pod.js';
 import type { WebAssets } from '../../shared/web-assets.js';
 import type { AppEnv } from '../env.js';
 import { header } from '../env.js';
@@ -15,7 +14,7 @@ import { PAGE_HEADERS } from './login.js';
 
 export const PAGE_ENDPOINTS = [{ path: '/', methods: ['GET'], description: 'the pod as a live page: GPUs, the running job, the queue, recent jobs, the log' }] as const;
 
-export function pageRoutes(state: PodState, assets: WebAssets | undefined, sessions: SessionStore): Hono<AppEnv> {
+export function pageRoutes(assets: WebAssets | undefined, sessions: SessionStore): Hono<AppEnv> {
   const app = new Hono<AppEnv>({ strict: false });
 
   app.get('/', (c) => {
@@ -35,6 +34,5 @@ export function pageRoutes(state: PodState, assets: WebAssets | undefined, sessi
     });
   });
 
-  void state;
   return app;
 }

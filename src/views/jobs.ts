@@ -4,6 +4,7 @@
 import { jobIdentity, PROGRESS_UNKNOWN, type ComfyState } from '../state/comfy.js';
 import type { Job, JobSnapshot } from '../state/jobs.js';
 import { iso } from '../format.js';
+import { isFinal } from '../shared/job-types.js';
 
 
 export function workflowView(comfy: ComfyState, job: Job, now: number) {
@@ -101,18 +102,16 @@ function jobSummary(comfy: ComfyState, job: Job, now: number) {
   };
 }
 
-const FINAL = new Set(['success', 'error', 'interrupted', 'lost']);
-
 /**
  * /debug/jobs: the jobs podscope remembers, unfinished ones first, then the finished newest
  * first, each by its own times (a job read from ComfyUI's history sorts by when it ended, not by
  * when podscope read it).
  */
 export function jobsView(comfy: ComfyState, now: number, opts: { status?: string; limit: number }) {
-  const key = (j: Job) => (FINAL.has(j.status) ? (j.finished_at ?? j.started_at ?? j.queued_at ?? j.first_seen_at) : Number.POSITIVE_INFINITY);
+  const key = (j: Job) => (isFinal(j.status) ? (j.finished_at ?? j.started_at ?? j.queued_at ?? j.first_seen_at) : Number.POSITIVE_INFINITY);
   const jobs = comfy.tracker
     .all()
-    .filter((j) => opts.status === undefined || j.status === opts.status || (opts.status === 'finished' && FINAL.has(j.status)))
+    .filter((j) => opts.status === undefined || j.status === opts.status || (opts.status === 'finished' && isFinal(j.status)))
     .sort((a, b) => key(b) - key(a) || b.first_seen_at - a.first_seen_at);
   return {
     jobs: jobs.slice(0, opts.limit).map((j) => jobSummary(comfy, j, now)),

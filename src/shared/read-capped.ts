@@ -18,3 +18,12 @@ export async function readCapped(body: ReadableStream<Uint8Array> | null, max: n
   }
   return Buffer.concat(chunks).toString('utf8');
 }
+
+/**
+ * A request's body as text, or null when it is larger than `max`: a declared length over the cap
+ * is refused before anything is read, and an undeclared one stops being read past it.
+ */
+export async function readRequestCapped(req: Request, max: number): Promise<string | null> {
+  const declared = Number(req.headers.get('content-length') ?? NaN);
+  return declared > max ? null : readCapped(req.body, max);
+}

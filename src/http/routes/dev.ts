@@ -7,7 +7,7 @@ import { setLogLevel, type Logger } from '../../log.js';
 import type { PodState } from '../../state/pod.js';
 import { redactUrlCredentials, REDACTED } from '../../secrets.js';
 import { ApiError } from '../errors.js';
-import { readCapped } from '../../shared/read-capped.js';
+import { readRequestCapped } from '../../shared/read-capped.js';
 import { sendJson } from '../respond.js';
 import type { AppEnv } from '../env.js';
 
@@ -34,9 +34,7 @@ export function devRoutes(state: PodState, logger: Logger): Hono<AppEnv> {
   app.get('/connections', (c) => sendJson(c, state, state.connections()));
 
   app.post('/log-level', async (c) => {
-    // A declared length over the cap is refused before reading anything.
-    const declared = Number(c.req.header('content-length') ?? NaN);
-    const raw = declared > MAX_BODY ? null : await readCapped(c.req.raw.body, MAX_BODY);
+    const raw = await readRequestCapped(c.req.raw, MAX_BODY);
     if (raw === null) throw new ApiError(413, 'PAYLOAD_TOO_LARGE', `The body must be at most ${MAX_BODY} bytes.`);
     let parsed: unknown;
     try {

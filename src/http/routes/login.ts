@@ -9,7 +9,7 @@ import type { AppEnv } from '../env.js';
 import { header } from '../env.js';
 import { constantTimeEqual } from '../access.js';
 import { clearedCookie, sessionCookie, sessionFromCookie, type SessionStore } from '../sessions.js';
-import { readCapped } from '../../shared/read-capped.js';
+import { readRequestCapped } from '../../shared/read-capped.js';
 import { responseHeaders } from '../respond.js';
 
 export const LOGIN_ENDPOINTS = [
@@ -94,8 +94,7 @@ export function loginRoutes(state: PodState, sessions: SessionStore): Hono<AppEn
 
   app.post('/login', async (c) => {
     if (token === undefined) return page(c, state, 404, '<p>This pod has no <code>PODSCOPE_TOKEN</code>: there is nothing to log in with.</p>');
-    const declared = Number(c.req.header('content-length') ?? NaN);
-    const raw = declared > MAX_FORM_BYTES ? null : await readCapped(c.req.raw.body, MAX_FORM_BYTES);
+    const raw = await readRequestCapped(c.req.raw, MAX_FORM_BYTES);
     if (raw === null) return loginForm(c, state, '/debug', `The form must be at most ${MAX_FORM_BYTES} bytes.`, 413);
     const form = new URLSearchParams(raw);
     const next = localNext(form.get('next'));

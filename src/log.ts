@@ -7,6 +7,7 @@
 import { pino, type Logger, type DestinationStream } from 'pino';
 import type { LogLevel } from './config.js';
 import type { Scrubber } from './secrets.js';
+import { HTTP_METHODS } from './shared/http-methods.js';
 
 export type { Logger } from 'pino';
 
@@ -167,14 +168,12 @@ export function accessLog(logger: Logger, component: string): AccessWriter {
   return (r) => {
     if (!logger.isLevelEnabled('info')) return;
     const path = JSON.stringify(r.path);
-    const method = COMMON_METHODS.has(r.method) ? r.method : JSON.stringify(r.method).slice(1, -1);
+    const method = HTTP_METHODS.has(r.method) ? r.method : JSON.stringify(r.method).slice(1, -1);
     const line = `${head}${isoNow()}${middle}"${r.requestId}","trace_id":"${r.traceId}","span_id":"${r.spanId}","access":true,"data":{"method":"${method}","route":"${r.route}","path":${path},"status":${r.status},"latency_ms":${r.latencyMs}},"message":"${method} ${path.slice(1, -1)} ${r.status}"}\n`;
     root.writeAccess(line, constantClean && !root.scrubber.needsScrub(r.path) && !root.scrubber.needsScrub(r.requestId));
   };
 }
 
-/** Methods written as they are; any other is JSON-escaped. */
-const COMMON_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH']);
 
 const components = new WeakMap<Logger, Set<Logger>>();
 

@@ -7,6 +7,9 @@ import { z } from 'zod';
 import type { Context } from 'hono';
 import { ApiError } from './errors.js';
 
+/** `format=json|text`: JSON, or the text view curl users read. */
+export const formatParam = z.enum(['json', 'text'], { message: 'must be json or text' });
+
 export const jobIdParam = z
   .string()
   .min(1, { message: 'must not be empty' })

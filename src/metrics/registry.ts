@@ -7,6 +7,7 @@
  */
 import { Registry, Counter, Gauge, collectDefaultMetrics } from 'prom-client';
 import type { HealthBoard } from '../state/health.js';
+import { HTTP_METHODS } from '../shared/http-methods.js';
 
 /** prom-client's default gauges named `_total`, which promtool rejects; their twins without it stay. */
 const MISNAMED_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
@@ -16,7 +17,6 @@ const MISNAMED_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_request
  */
 const IO_AT_SCRAPE_DEFAULTS = ['process_resident_memory_bytes', 'process_virtual_memory_bytes', 'process_heap_bytes', 'process_open_fds'];
 
-const HTTP_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
 export interface CoreMetrics {
   registry: Registry;
@@ -37,9 +37,9 @@ export function createCoreMetrics(opts: { version: string; health: HealthBoard }
     registers: [registry],
   }).set({ version: opts.version, node_version: process.version }, 1);
 
-  // Requests are counted in plain arrays, one slot per (method, route[, status]) bound on first use,
-  // and turned into series at scrape time: prom-client validates and hashes label values on every
-  // observe, which would cost more than the rest of a request.
+  // Requests are counted in one slot per route and method (counts by status, duration buckets),
+  // made on first use and turned into series at scrape time: prom-client validates and hashes
+  // label values on every observe, which would cost more than the rest of a request.
   const slots = new RequestSlots();
   const httpRequests = new Counter({
     name: 'podscope_http_requests_total',

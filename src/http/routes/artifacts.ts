@@ -11,7 +11,7 @@ import type { PodState } from '../../state/pod.js';
 import { artifactsFromUi, type Artifact } from '../../state/artifacts.js';
 import { renderArtifacts } from '../../shared/text-views.js';
 import { ApiError } from '../errors.js';
-import { intParam, jobIdParam, parseQuery, querySpec } from '../query.js';
+import { formatParam, intParam, jobIdParam, parseQuery, querySpec } from '../query.js';
 import { responseHeaders, sendJson, sendText } from '../respond.js';
 
 export function artifactUrl(a: { filename: string; subfolder: string; type: string }): string {
@@ -42,7 +42,7 @@ function present(a: Artifact) {
 const listQuery = querySpec({
   job_id: jobIdParam.optional(),
   limit: intParam(1, 1000).optional(),
-  format: z.enum(['json', 'text'], { message: 'must be json or text' }).optional(),
+  format: formatParam.optional(),
 });
 
 const fileQuery = querySpec({

@@ -7,7 +7,7 @@ import { statusView } from '../../views/status.js';
 import { memoryView } from '../../views/memory.js';
 import { jobsView, workflowView, queueView } from '../../views/jobs.js';
 import { ApiError } from '../errors.js';
-import { intParam, jobIdParam, parseQuery, querySpec } from '../query.js';
+import { formatParam, intParam, jobIdParam, parseQuery, querySpec } from '../query.js';
 import { markSnapshot, sendJson, sendText } from '../respond.js';
 import { renderJobs, renderMemory, renderQueue, renderStatus, renderWorkflow } from '../../shared/text-views.js';
 import { z } from 'zod';
@@ -28,12 +28,12 @@ export const DEBUG_ENDPOINTS = [
   { path: '/debug/events', methods: ['GET'], description: 'server-sent events of what changes: jobs, nodes, progress, outcomes, rejections, problems, GPU samples; ?job_id=&types=, resumes with Last-Event-ID' },
 ] as const;
 
-const formatOnly = querySpec({ format: z.enum(['json', 'text'], { message: 'must be json or text' }).optional() });
+const formatOnly = querySpec({ format: formatParam.optional() });
 const workflowQuery = querySpec({ job_id: jobIdParam.optional() });
 const jobsQuery = querySpec({
   status: z.enum(['queued', 'running', 'success', 'error', 'interrupted', 'lost', 'finished'], { message: 'must be one of queued, running, success, error, interrupted, lost, finished' }).optional(),
   limit: intParam(1, 100_000).optional(),
-  format: z.enum(['json', 'text'], { message: 'must be json or text' }).optional(),
+  format: formatParam.optional(),
 });
 
 /** Answers JSON, or the text view with ?format=text. */
@@ -68,7 +68,7 @@ export function debugRoutes(state: PodState): Hono<AppEnv> {
   const status = snapshot(100, () => statusView(state), () => state.comfy?.tracker.version ?? 0);
   const memory = snapshot(250, () => memoryView(state));
   app.get('/status', (c) => answer(c, state, status(), renderStatus));
-  const memoryQuery = querySpec({ points: intParam(1, state.config.gpuSamples).optional(), format: z.enum(['json', 'text'], { message: 'must be json or text' }).optional() });
+  const memoryQuery = querySpec({ points: intParam(1, state.config.gpuSamples).optional(), format: formatParam.optional() });
   app.get('/memory', (c) => {
     // A longer timeline (the page's ten minutes) is built for the asker; the default is shared.
     const { points, format } = parseQuery(c, memoryQuery);

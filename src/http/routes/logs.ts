@@ -9,7 +9,7 @@ import type { PodState } from '../../state/pod.js';
 import type { LogRecord } from '../../state/logs.js';
 import type { RingEntry } from '../../state/ring-buffer.js';
 import { LEVELS } from '../../shared/log-levels.js';
-import { intParam, jobIdParam, parseQuery, querySpec } from '../query.js';
+import { formatParam, intParam, jobIdParam, parseQuery, querySpec } from '../query.js';
 import { sendJson, sendText } from '../respond.js';
 import { streamResponse } from '../stream.js';
 import { ApiError } from '../errors.js';
@@ -37,7 +37,7 @@ export function logsHandler(state: PodState) {
         .transform(Number)
         .optional(),
       q: z.string().min(1, { message: 'must not be empty' }).max(200, { message: 'must be at most 200 characters' }).optional(),
-      format: z.enum(['json', 'text'], { message: 'must be json or text' }).optional(),
+      format: formatParam.optional(),
       follow: z.enum(['0', '1', 'true', 'false'], { message: 'must be 0 or 1' }).optional(),
   });
   return (c: Context) => {

@@ -11,7 +11,7 @@ import type { PodState } from '../state/pod.js';
 import { ApiError, errorBody } from './errors.js';
 import { checkAccess } from './access.js';
 import { requestIdFrom, traceFrom } from './tracing.js';
-import { sendBody, sendJson, serialize } from './respond.js';
+import { JSON_TYPE, sendBody, sendJson, serialize, textResponse } from './respond.js';
 import { debugRoutes, DEBUG_ENDPOINTS } from './routes/debug.js';
 import { devRoutes, DEV_ENDPOINTS } from './routes/dev.js';
 import { loginRoutes, LOGIN_ENDPOINTS } from './routes/login.js';
@@ -186,7 +186,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
         }
         const pretty = /[?&]pretty(=|&|$)/.test(raw) || /^curl\//i.test(header('user-agent') ?? '');
         const body = serialize(errorBody(err, info.requestId, info.traceId), pretty, state.scrubber);
-        return finish(new Response(body, { status: err.status, headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'x-request-id': info.requestId, ...err.headers } }));
+        return finish(textResponse(body, err.status, JSON_TYPE, info.requestId, err.headers));
       }
     }
     // @hono/node-server makes a fresh bindings object per request: it carries the ids as it is.

@@ -37,14 +37,18 @@ export function responseHeaders(c: Context, own: Record<string, string>): Record
  * turns back into a record, which costs more per request than the rest of a small answer.
  */
 export function sendBody(c: Context, text: string, status: number, contentType: string, extra?: Record<string, string>): Response {
-  const id = requestIdOf(c);
+  return textResponse(text, status, contentType, requestIdOf(c), extra);
+}
+
+/** {@link sendBody} without a Hono context (an answer made before routing). */
+export function textResponse(text: string, status: number, contentType: string, requestId: string | undefined, extra?: Record<string, string>): Response {
   const headers: Record<string, string> =
-    id === undefined ? { 'content-type': contentType, 'cache-control': 'no-store' } : { 'content-type': contentType, 'cache-control': 'no-store', 'x-request-id': id };
+    requestId === undefined ? { 'content-type': contentType, 'cache-control': 'no-store' } : { 'content-type': contentType, 'cache-control': 'no-store', 'x-request-id': requestId };
   if (extra) for (const k in extra) headers[k.toLowerCase()] = extra[k]!;
   return new Response(text, { status, headers });
 }
 
-const JSON_TYPE = 'application/json; charset=utf-8';
+export const JSON_TYPE = 'application/json; charset=utf-8';
 const TEXT_TYPE = 'text/plain; charset=utf-8';
 
 export function sendJson(c: Context, ctx: { scrubber: Scrubber }, body: unknown, status = 200, extraHeaders?: Record<string, string>): Response {

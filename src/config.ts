@@ -66,6 +66,62 @@ const httpUrl = z
 
 const MiB = 1024 * 1024;
 
+/** An optional http(s) URL; credentials in it are never quoted back. */
+const optionalHttpUrl = z
+  .string()
+  .trim()
+  .optional()
+  .transform((v) => (v ? v : undefined))
+  .refine((v) => v === undefined || /^https?:\/\/[^\s]+$/.test(v) && URL.canParse(v), { message: 'must be an absolute http:// or https:// URL' });
+
+function choice<const T extends readonly [string, ...string[]]>(values: T, what: string) {
+  return z
+    .string()
+    .trim()
+    .optional()
+    .transform((v) => (v ? v.toLowerCase() : undefined))
+    .refine((v): v is T[number] | undefined => v === undefined || values.includes(v), { message: what });
+}
+
+/** `key=value,key=value` as OpenTelemetry writes headers and resource attributes (values percent-encoded). */
+function keyValueList(what: string) {
+  return z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      const out: Record<string, string> = {};
+      for (const item of (v ?? '').split(',')) {
+        if (item.trim() === '') continue;
+        const eq = item.indexOf('=');
+        const key = eq > 0 ? item.slice(0, eq).trim() : '';
+        let value: string | null = null;
+        try {
+          value = eq > 0 ? decodeURIComponent(item.slice(eq + 1).trim()) : null;
+        } catch {
+          value = null;
+        }
+        if (!key || value === null) {
+          ctx.addIssue({ code: 'custom', message: `must be a comma-separated list of ${what}=value pairs, values percent-encoded` });
+          return z.NEVER;
+        }
+        out[key] = value;
+      }
+      return out;
+    });
+}
+
+const OTLP_PROTOCOLS = ['http/protobuf', 'http/json'] as const;
+const otlpProtocol = z
+  .string()
+  .trim()
+  .optional()
+  .transform((v) => (v ? v.toLowerCase() : undefined))
+  .refine((v) => v !== 'grpc', { message: 'OTLP over gRPC is not supported; point podscope at the collector\'s OTLP/HTTP port (usually 4318) with http/protobuf or http/json' })
+  .refine((v): v is (typeof OTLP_PROTOCOLS)[number] | undefined => v === undefined || (OTLP_PROTOCOLS as readonly string[]).includes(v), { message: 'must be http/protobuf or http/json' });
+
+const SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
+export type SamplerName = (typeof SAMPLERS)[number];
+
 /** The schema, keyed by environment variable name. Each entry documents one variable. */
 export const ENV_SCHEMA = {
   PODSCOPE_PORT: int(0, 65535, 9188),
@@ -116,6 +172,31 @@ export const ENV_SCHEMA = {
     .transform((v) => v ?? 'info'),
   RUNPOD_POD_ID: optionalText(),
   RUNPOD_GPU_COUNT: optionalInt(0, 64),
+  OTEL_SDK_DISABLED: choice(['true', 'false'], 'must be "true" or "false"'),
+  OTEL_TRACES_EXPORTER: choice(['otlp', 'none'], 'must be "otlp" or "none" (podscope exports traces only over OTLP)'),
+  OTEL_EXPORTER_OTLP_ENDPOINT: optionalHttpUrl,
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: optionalHttpUrl,
+  OTEL_EXPORTER_OTLP_PROTOCOL: otlpProtocol,
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: otlpProtocol,
+  OTEL_EXPORTER_OTLP_HEADERS: keyValueList('header'),
+  OTEL_EXPORTER_OTLP_TRACES_HEADERS: keyValueList('header'),
+  OTEL_EXPORTER_OTLP_TIMEOUT: optionalInt(1, 600_000),
+  OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: optionalInt(1, 600_000),
+  OTEL_EXPORTER_OTLP_COMPRESSION: choice(['gzip', 'none'], 'must be "gzip" or "none"'),
+  OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: choice(['gzip', 'none'], 'must be "gzip" or "none"'),
+  OTEL_SERVICE_NAME: optionalText(),
+  OTEL_RESOURCE_ATTRIBUTES: keyValueList('key'),
+  OTEL_TRACES_SAMPLER: choice(SAMPLERS, `must be one of ${SAMPLERS.join(', ')}`),
+  OTEL_TRACES_SAMPLER_ARG: z
+    .string()
+    .trim()
+    .optional()
+    .transform((v) => (v ? Number(v) : undefined))
+    .refine((v) => v === undefined || (Number.isFinite(v) && v >= 0 && v <= 1), { message: 'must be a number from 0 to 1' }),
+  OTEL_BSP_MAX_QUEUE_SIZE: int(1, 1_000_000, 2048),
+  OTEL_BSP_MAX_EXPORT_BATCH_SIZE: int(1, 1_000_000, 512),
+  OTEL_BSP_SCHEDULE_DELAY: int(0, 3_600_000, 5000),
+  OTEL_BSP_EXPORT_TIMEOUT: int(1, 600_000, 30_000),
 } as const;
 
 const schema = z.object(ENV_SCHEMA);
@@ -161,6 +242,49 @@ export interface Config {
   readonly podId: string;
   /** From RUNPOD_GPU_COUNT; undefined means "count the GPUs seen". */
   readonly gpuCount: number | undefined;
+  /** Where and how job traces go over OTLP/HTTP; null when no endpoint is set (nothing is loaded). */
+  readonly traces: TraceConfig | null;
+}
+
+/** The OTLP trace export, from the standard OTEL_* variables. */
+export interface TraceConfig {
+  /** The full traces URL (`…/v1/traces` appended to OTEL_EXPORTER_OTLP_ENDPOINT). */
+  readonly url: string;
+  readonly protocol: 'http/protobuf' | 'http/json';
+  readonly headers: Readonly<Record<string, string>>;
+  readonly timeoutMs: number;
+  readonly compression: 'gzip' | 'none';
+  /** OTEL_SERVICE_NAME, else service.name from OTEL_RESOURCE_ATTRIBUTES, else "comfyui". */
+  readonly serviceName: string;
+  readonly resourceAttributes: Readonly<Record<string, string>>;
+  readonly sampler: SamplerName;
+  readonly samplerRatio: number;
+  readonly maxQueueSize: number;
+  readonly maxExportBatchSize: number;
+  readonly scheduleDelayMs: number;
+  readonly exportTimeoutMs: number;
+}
+
+function traceConfig(p: Parsed): TraceConfig | null {
+  const generic = p.OTEL_EXPORTER_OTLP_ENDPOINT;
+  const url = p.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? (generic ? `${generic.replace(/\/+$/, '')}/v1/traces` : undefined);
+  if (!url || p.OTEL_SDK_DISABLED === 'true' || p.OTEL_TRACES_EXPORTER === 'none') return null;
+  const resourceAttributes = p.OTEL_RESOURCE_ATTRIBUTES;
+  return Object.freeze({
+    url,
+    protocol: p.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? p.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf',
+    headers: Object.freeze({ ...p.OTEL_EXPORTER_OTLP_HEADERS, ...p.OTEL_EXPORTER_OTLP_TRACES_HEADERS }),
+    timeoutMs: p.OTEL_EXPORTER_OTLP_TRACES_TIMEOUT ?? p.OTEL_EXPORTER_OTLP_TIMEOUT ?? 10_000,
+    compression: p.OTEL_EXPORTER_OTLP_TRACES_COMPRESSION ?? p.OTEL_EXPORTER_OTLP_COMPRESSION ?? 'none',
+    serviceName: p.OTEL_SERVICE_NAME ?? resourceAttributes['service.name'] ?? 'comfyui',
+    resourceAttributes: Object.freeze(resourceAttributes),
+    sampler: p.OTEL_TRACES_SAMPLER ?? 'parentbased_always_on',
+    samplerRatio: p.OTEL_TRACES_SAMPLER_ARG ?? 1,
+    maxQueueSize: p.OTEL_BSP_MAX_QUEUE_SIZE,
+    maxExportBatchSize: Math.min(p.OTEL_BSP_MAX_EXPORT_BATCH_SIZE, p.OTEL_BSP_MAX_QUEUE_SIZE),
+    scheduleDelayMs: p.OTEL_BSP_SCHEDULE_DELAY,
+    exportTimeoutMs: p.OTEL_BSP_EXPORT_TIMEOUT,
+  });
 }
 
 /** A configuration error: one variable, one problem, ready to print as a single line. */
@@ -209,6 +333,7 @@ function toConfig(p: Parsed, fallbackHost: string): Config {
     logLevel: p.LOG_LEVEL,
     podId: p.RUNPOD_POD_ID ?? fallbackHost,
     gpuCount: p.RUNPOD_GPU_COUNT,
+    traces: traceConfig(p),
   });
 }
 

@@ -17,6 +17,11 @@ import { HostState } from './state/host.js';
 import { EventJournal } from './state/events.js';
 import { EventCollector } from './collectors/events.js';
 import { registerEventMetrics } from './metrics/events.js';
+import { TraceCollector } from './collectors/traces.js';
+import { registerTraceMetrics } from './metrics/traces.js';
+import type { Attributes } from './shared/traces.js';
+import { redactUrlCredentials } from './secrets.js';
+import { iso } from './format.js';
 import { ComfyCollector, type RawInput } from './collectors/comfyui.js';
 import { ComfyState } from './state/comfy.js';
 import { registerComfyMetrics } from './metrics/comfyui.js';
@@ -135,6 +140,25 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
   registerEventMetrics(metrics.registry, events);
   collectors.push(new EventCollector({ journal: events, comfy: comfy.comfy, health: state.health, gpu: state.gpu, gpuIntervalMs: config.gpuIntervalMs }));
 
+  // Job traces over OTLP, only when an endpoint is set: otherwise OpenTelemetry is never loaded.
+  if (config.traces) {
+    const { createOtlpTraceSink } = await import('./sources/otlp.js');
+    const traceLogger = componentLogger(logger, 'traces');
+    const sink = createOtlpTraceSink({
+      config: config.traces,
+      version: VERSION,
+      resource: () => podResource(config.podId, state.gpu?.readings().map((g) => g.name) ?? [], comfyState.version),
+      onExportState: (ok, message) =>
+        ok ? traceLogger.info('trace export works again') : traceLogger.warn({ data: { url: redactUrlCredentials(config.traces!.url) } }, `trace export failing: ${message}`),
+    });
+    registerTraceMetrics(metrics.registry, sink.stats);
+    state.addConnections('otlp', () => {
+      const s = sink.stats();
+      return { ...s, last_success_at: iso(s.last_success_at), last_error_at: iso(s.last_error_at) };
+    });
+    collectors.push(new TraceCollector({ sink, comfy: comfy.comfy, health: state.health, scrubber }));
+  }
+
   const app = createApp({ state, logger: componentLogger(logger, 'http'), metrics, assets: loadWebAssets() });
   const abort = new AbortController();
   for (const c of collectors) c.start(abort.signal);
@@ -168,6 +192,17 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
     })());
 
   return { config, state, logger, server, port, close };
+}
+
+/** What a job's trace says of the pod it ran on: the pod id, its GPUs, ComfyUI's version. */
+function podResource(podId: string, gpuNames: string[], comfyVersion: string | null): Attributes {
+  const attrs: Attributes = { 'service.instance.id': podId, 'runpod.pod.id': podId };
+  if (gpuNames.length) {
+    attrs['podscope.gpu.count'] = gpuNames.length;
+    attrs['podscope.gpu.name'] = [...new Set(gpuNames)].join(', ');
+  }
+  if (comfyVersion) attrs['service.version'] = comfyVersion;
+  return attrs;
 }
 
 /** `podscope serve`: start, and stop cleanly on SIGTERM or SIGINT within five seconds. */

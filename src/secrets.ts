@@ -2,13 +2,14 @@
  * Secret handling shared by config, logs and responses.
  *
  * Two complementary rules: a *name* rule (an environment variable whose name says KEY, TOKEN,
- * SECRET, PASSWORD, CREDENTIAL or AUTH holds a secret), and a *value* rule (once a value is known
+ * SECRET, PASSWORD, CREDENTIAL, AUTH or HEADERS holds a secret: OTEL_EXPORTER_OTLP_HEADERS carries
+ * a collector's API key), and a *value* rule (once a value is known
  * to be secret, it is scrubbed from any text that leaves the process, whatever field it hides in).
  */
 
 export const REDACTED = '[REDACTED]';
 
-const SECRET_NAME = /KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|PRIVATE/i;
+const SECRET_NAME = /KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|PRIVATE|HEADERS/i;
 
 /**
  * podscope's own variables whose names say KEY but whose values are not secrets. The name rule
@@ -19,6 +20,18 @@ const NOT_SECRET = new Set(['PODSCOPE_JOB_ID_KEY']);
 /** True when a variable or field name says it holds a secret. */
 export function isSecretName(name: string): boolean {
   return SECRET_NAME.test(name) && !NOT_SECRET.has(name);
+}
+
+function headerValues(list: string): string[] {
+  return list.split(',').flatMap((item) => {
+    const value = item.slice(item.indexOf('=') + 1).trim();
+    if (!item.includes('=') || !value) return [];
+    try {
+      return [value, decodeURIComponent(value)];
+    } catch {
+      return [value];
+    }
+  });
 }
 
 const URL_USERINFO = /([a-z][a-z0-9+.-]*:\/\/)([^/@\s:]*):([^/@\s]*)@/gi;
@@ -68,7 +81,10 @@ export class Scrubber {
   static fromEnv(env: Record<string, string | undefined>, extra: Array<string | undefined> = []): Scrubber {
     const values: string[] = [];
     for (const [name, value] of Object.entries(env)) {
-      if (value && isSecretName(name)) values.push(value);
+      if (!value || !isSecretName(name)) continue;
+      values.push(value);
+      // `key=value,…` lists (OTLP headers): each value is a secret of its own, decoded as sent.
+      if (/HEADERS/i.test(name)) values.push(...headerValues(value));
     }
     for (const v of extra) if (v) values.push(v);
     return new Scrubber(values);

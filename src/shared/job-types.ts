@@ -5,6 +5,8 @@
  * must have run (its outcome says so) but was never seen running has no start, end or duration.
  */
 
+import type { TraceParent } from './traces.js';
+
 export type JobStatus = 'queued' | 'running' | 'success' | 'error' | 'interrupted' | 'lost';
 /**
  * `interrupted`: the node started and never finished (an interrupt, or ComfyUI vanished);
@@ -64,6 +66,8 @@ export interface Job {
   /** Whether the prompt's extra_data has been read, so `job_id` is final. */
   identity_known: boolean;
   trace_id: string | null;
+  /** The platform's span this job continues, from the `traceparent` in its extra_data. */
+  trace_parent: TraceParent | null;
   client_id: string | null;
   number: number | null;
   status: JobStatus;

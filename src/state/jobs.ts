@@ -21,6 +21,7 @@ import { REDACTED, isSecretName } from '../secrets.js';
 import type { ComfyEvent, ErrorInfo, ExecutionEvent, HistoryRecord, ProgressNode } from '../shared/comfy-events.js';
 import { ancestors, neededNodes, plannedSteps, topologicalOrder } from './job-graph.js';
 import { isFinal, isRecord, type Job, type JobError, type JobNode, type JobSnapshot, type JobStatus, type NodeStatus, type QueueItem, type TimeSource } from '../shared/job-types.js';
+import type { TraceParent } from '../shared/traces.js';
 
 export * from '../shared/job-types.js';
 export { ancestors, neededNodes, topologicalOrder } from './job-graph.js';
@@ -28,7 +29,14 @@ export { ancestors, neededNodes, topologicalOrder } from './job-graph.js';
 /** A running job's progress stays below this until ComfyUI reports its outcome. */
 export const RUNNING_PROGRESS_CAP = 94;
 
-const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}/;
+const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:$|-)/;
+
+/** A W3C traceparent's parent; null when invalid (version ff, an all-zero id, a bad shape). */
+export function parseTraceParent(header: unknown): TraceParent | null {
+  const m = typeof header === 'string' ? TRACEPARENT.exec(header.trim()) : null;
+  if (!m || m[1] === 'ff' || /^0+$/.test(m[2]!) || /^0+$/.test(m[3]!)) return null;
+  return { trace_id: m[2]!, span_id: m[3]!, flags: parseInt(m[4]!, 16) };
+}
 
 /** extra_data without secrets (api_key_comfy_org, auth_token_comfy_org, anything named like one) and without the UI's workflow blob. */
 export function redactExtra(extra: Record<string, unknown>): Record<string, unknown> {
@@ -138,6 +146,7 @@ export class JobTracker {
         job_id: promptId,
         identity_known: false,
         trace_id: null,
+        trace_parent: null,
         client_id: null,
         number: null,
         status: 'queued',
@@ -187,8 +196,9 @@ export class JobTracker {
       this.link(job);
     }
     job.client_id = str(extra.client_id) ?? job.client_id;
-    const tp = typeof extra.traceparent === 'string' ? TRACEPARENT.exec(extra.traceparent) : null;
-    job.trace_id = tp ? tp[1]! : (str(extra.trace_id) ?? job.trace_id);
+    const parent = parseTraceParent(extra.traceparent);
+    job.trace_parent = parent ?? job.trace_parent;
+    job.trace_id = parent?.trace_id ?? str(extra.trace_id) ?? job.trace_id;
     // Newer ComfyUI stamps the POST time (ms) into extra_data.
     const created = typeof extra.create_time === 'number' && Number.isFinite(extra.create_time) ? extra.create_time : null;
     if (created !== null && job.queued_at === null) job.queued_at = created;

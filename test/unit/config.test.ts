@@ -81,6 +81,25 @@ describe('configuration', () => {
     ['PODSCOPE_FOLLOW_HEARTBEAT_MS', '5', /at least 100/],
     ['LOG_LEVEL', 'verbose', /one of/],
     ['RUNPOD_GPU_COUNT', 'two', /integer/],
+    ['OTEL_SDK_DISABLED', 'maybe', /"true" or "false"/],
+    ['OTEL_TRACES_EXPORTER', 'zipkin', /only over OTLP/],
+    ['OTEL_EXPORTER_OTLP_ENDPOINT', 'localhost:4318', /absolute http/],
+    ['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'ftp://collector/v1/traces', /absolute http/],
+    ['OTEL_EXPORTER_OTLP_PROTOCOL', 'grpc', /gRPC is not supported.*4318/],
+    ['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'thrift', /http\/protobuf or http\/json/],
+    ['OTEL_EXPORTER_OTLP_HEADERS', 'no-equals-sign', /header=value pairs/],
+    ['OTEL_EXPORTER_OTLP_TRACES_HEADERS', 'x-key=%zz', /percent-encoded/],
+    ['OTEL_EXPORTER_OTLP_TIMEOUT', '0', /at least 1/],
+    ['OTEL_EXPORTER_OTLP_TRACES_TIMEOUT', 'soon', /integer/],
+    ['OTEL_EXPORTER_OTLP_COMPRESSION', 'zstd', /"gzip" or "none"/],
+    ['OTEL_EXPORTER_OTLP_TRACES_COMPRESSION', 'br', /"gzip" or "none"/],
+    ['OTEL_RESOURCE_ATTRIBUTES', '=orphan', /key=value pairs/],
+    ['OTEL_TRACES_SAMPLER', 'sometimes', /one of always_on/],
+    ['OTEL_TRACES_SAMPLER_ARG', '1.5', /from 0 to 1/],
+    ['OTEL_BSP_MAX_QUEUE_SIZE', '0', /at least 1/],
+    ['OTEL_BSP_MAX_EXPORT_BATCH_SIZE', 'many', /integer/],
+    ['OTEL_BSP_SCHEDULE_DELAY', '-1', /at least 0/],
+    ['OTEL_BSP_EXPORT_TIMEOUT', '0', /at least 1/],
   ];
   it.each(bad)('rejects %s=%j with one line naming it', (variable, value, problem) => {
     const err = problemFor({ [variable]: value });
@@ -92,7 +111,7 @@ describe('configuration', () => {
 
   it('covers every variable with a bad-value case', () => {
     const tested = new Set(bad.map(([v]) => v));
-    const untestable = ['COMFYUI_LOG_FILE', 'COMFYUI_OUTPUT_DIR', 'COMFYUI_TEMP_DIR', 'RUNPOD_POD_ID'];
+    const untestable = ['COMFYUI_LOG_FILE', 'COMFYUI_OUTPUT_DIR', 'COMFYUI_TEMP_DIR', 'RUNPOD_POD_ID', 'OTEL_SERVICE_NAME'];
     expect(CONFIG_VARIABLES.filter((v) => !tested.has(v) && !untestable.includes(v))).toEqual([]);
   });
 
@@ -101,7 +120,77 @@ describe('configuration', () => {
     expect(err.message).not.toContain('space inside');
   });
 
+  it('never quotes OTLP headers, which carry a collector\'s API key', () => {
+    const err = problemFor({ OTEL_EXPORTER_OTLP_HEADERS: 'x-honeycomb-team=hc-secret-value,broken' });
+    expect(err.message).not.toContain('hc-secret-value');
+  });
+
   it('quotes the value of an ordinary variable', () => {
     expect(problemFor({ PODSCOPE_PORT: 'abc' }).message).toContain('"abc"');
+  });
+});
+
+describe('trace export configuration', () => {
+  const traces = (env: Record<string, string>) => loadConfig(env, 'h').traces;
+
+  it('is off, with nothing of it loaded, when no OTLP endpoint is set', () => {
+    expect(traces({ OTEL_SERVICE_NAME: 'x', OTEL_TRACES_SAMPLER: 'always_on' })).toBeNull();
+  });
+
+  it('appends /v1/traces to OTEL_EXPORTER_OTLP_ENDPOINT', () => {
+    expect(traces({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' })?.url).toBe('http://collector:4318/v1/traces');
+  });
+
+  it('takes OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as it is, before the generic one', () => {
+    expect(traces({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://b/otlp/traces' })?.url).toBe('https://b/otlp/traces');
+  });
+
+  it('is off when OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none, endpoint or not', () => {
+    expect(traces({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_SDK_DISABLED: 'TRUE' })).toBeNull();
+    expect(traces({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_TRACES_EXPORTER: 'none' })).toBeNull();
+  });
+
+  it('has the standard defaults: protobuf, 10 s timeout, parent-based sampling, a 2048-span queue sent every 5 s', () => {
+    expect(traces({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318' })).toMatchObject({
+      protocol: 'http/protobuf',
+      headers: {},
+      timeoutMs: 10_000,
+      compression: 'none',
+      serviceName: 'comfyui',
+      sampler: 'parentbased_always_on',
+      samplerRatio: 1,
+      maxQueueSize: 2048,
+      maxExportBatchSize: 512,
+      scheduleDelayMs: 5000,
+      exportTimeoutMs: 30_000,
+    });
+  });
+
+  it('lets the traces-specific variable win over the generic one', () => {
+    const t = traces({
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318',
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+      OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json',
+      OTEL_EXPORTER_OTLP_TIMEOUT: '5000',
+      OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: '2500',
+      OTEL_EXPORTER_OTLP_HEADERS: 'a=1,b=2',
+      OTEL_EXPORTER_OTLP_TRACES_HEADERS: 'b=3',
+    });
+    expect(t).toMatchObject({ protocol: 'http/json', timeoutMs: 2500, headers: { a: '1', b: '3' } });
+  });
+
+  it('decodes percent-encoded header and resource values', () => {
+    const t = traces({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_EXPORTER_OTLP_HEADERS: 'authorization=Bearer%20abc', OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment=prod,team=gen%2Cai' });
+    expect(t?.headers).toEqual({ authorization: 'Bearer abc' });
+    expect(t?.resourceAttributes).toEqual({ 'deployment.environment': 'prod', team: 'gen,ai' });
+  });
+
+  it('names the service from OTEL_SERVICE_NAME, else service.name in OTEL_RESOURCE_ATTRIBUTES', () => {
+    expect(traces({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a', OTEL_RESOURCE_ATTRIBUTES: 'service.name=render' })?.serviceName).toBe('render');
+    expect(traces({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a', OTEL_RESOURCE_ATTRIBUTES: 'service.name=render', OTEL_SERVICE_NAME: 'comfy-prod' })?.serviceName).toBe('comfy-prod');
+  });
+
+  it('keeps a batch no larger than the queue', () => {
+    expect(traces({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a', OTEL_BSP_MAX_QUEUE_SIZE: '10', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '512' })?.maxExportBatchSize).toBe(10);
   });
 });

@@ -102,6 +102,11 @@ describe('Scrubber', () => {
     expect(s.scrub('hf_abcdefgh extra-secret job_id_key http://x')).toBe(`${REDACTED} ${REDACTED} job_id_key http://x`);
   });
 
+  it('takes each value of an OTLP headers list as a secret of its own, decoded as it is sent', () => {
+    const s = Scrubber.fromEnv({ OTEL_EXPORTER_OTLP_HEADERS: 'x-honeycomb-team=hc4f9a2c77,authorization=Basic%20dXNlcjpwYXNz' });
+    expect(s.scrub('team hc4f9a2c77 auth Basic dXNlcjpwYXNz')).toBe(`team ${REDACTED} auth ${REDACTED}`);
+  });
+
   it('tells whether a text holds a known value', () => {
     const s = new Scrubber([TOKEN]);
     expect(s.containsSecret(`a ${TOKEN}`)).toBe(true);

@@ -15,8 +15,8 @@ export interface Running {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
 }
 
-export async function startBin(env: Record<string, string>, args: string[] = []): Promise<Running> {
-  const child = spawn(process.execPath, [BIN, ...args], {
+export async function startBin(env: Record<string, string>, args: string[] = [], nodeArgs: string[] = []): Promise<Running> {
+  const child = spawn(process.execPath, [...nodeArgs, BIN, ...args], {
     env: { PATH: process.env.PATH ?? '', PODSCOPE_PORT: '0', PODSCOPE_HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

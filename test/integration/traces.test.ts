@@ -188,3 +188,62 @@ describe('OTLP/JSON', () => {
     }
   });
 });
+
+describe('a collector that refuses, is not there, or never answers', () => {
+  async function faultyRig(url: string, env: Record<string, string> = {}) {
+    return startRig({ tap: true, stepMs: 10, nodeMs: 5 }, { OTEL_EXPORTER_OTLP_ENDPOINT: url, OTEL_EXPORTER_OTLP_TIMEOUT: '300', OTEL_BSP_SCHEDULE_DELAY: '10', LOG_LEVEL: 'warn', ...env });
+  }
+  const metric = async (r: Rig, pattern: RegExp) => Number(pattern.exec((await r.get('/metrics')).body)?.[1] ?? NaN);
+  const failed = /^podscope_trace_spans_dropped_total\{reason="export_failed"\} (\d+)$/m;
+  const full = /^podscope_trace_spans_dropped_total\{reason="queue_full"\} (\d+)$/m;
+
+  it('counts the spans of a refusing collector as export_failed, logs the trouble once, and answers as before', async () => {
+    const refusing = await startReceiver();
+    refusing.answer = 503;
+    const r = await faultyRig(refusing.url);
+    try {
+      for (let i = 0; i < 3; i++) await submit(r.sim.url, txt2img({ steps: 2, seed: 700 + i }), { extra: { job_id: `job-refused-${i}` } });
+      await until(async () => (await metric(r, failed)) > 0, 30_000);
+      expect((await r.get('/health')).status).toBe(200);
+      expect((await r.get('/debug/status')).status).toBe(200);
+      await until(async () => (await r.get('/debug/workflow?job_id=job-refused-2')).body.status === 'success', 30_000);
+      await until(async () => (await metric(r, failed)) >= 3 * 9, 30_000);
+      const logs = (await r.get('/debug/logs?source=podscope&lines=1000&format=json')).body.lines as Array<{ message: string }>;
+      expect(logs.filter((l) => l.message.startsWith('trace export failing')).length).toBe(1);
+    } finally {
+      await r.close();
+      await refusing.close();
+    }
+  });
+
+  it('counts the spans as export_failed when nothing listens at the endpoint', async () => {
+    const gone = await startReceiver();
+    const url = gone.url;
+    await gone.close();
+    const r = await faultyRig(url);
+    try {
+      await submit(r.sim.url, txt2img({ steps: 2, seed: 801 }), { extra: { job_id: 'job-nobody' } });
+      await until(async () => (await metric(r, failed)) > 0, 30_000);
+      expect((await r.get('/health')).status).toBe(200);
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('holds no more than its queue while the collector never answers, drops the rest as queue_full, and still stops', async () => {
+    const silent = await startReceiver();
+    silent.answer = 'hang';
+    const r = await faultyRig(silent.url, { OTEL_EXPORTER_OTLP_TIMEOUT: '60000', OTEL_BSP_EXPORT_TIMEOUT: '60000', OTEL_BSP_MAX_QUEUE_SIZE: '10', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '5' });
+    try {
+      for (let i = 0; i < 4; i++) await submit(r.sim.url, txt2img({ steps: 2, seed: 900 + i }), { extra: { job_id: `job-silent-${i}` } });
+      await until(async () => (await r.get('/debug/workflow?job_id=job-silent-3')).body.status === 'success', 30_000);
+      // Four jobs of nine spans: one batch of five is held by the silent collector, ten wait, the rest are dropped.
+      await until(async () => (await metric(r, full)) === 4 * 9 - 5 - 10, 30_000);
+      expect(await metric(r, /^podscope_trace_queue_spans (\d+)$/m)).toBe(10);
+      expect((await r.get('/health')).status).toBe(200);
+    } finally {
+      await r.close();
+      await silent.close();
+    }
+  });
+});

@@ -25,6 +25,9 @@ export const PROGRESS_EVERY_MS = 250;
  */
 export const IDENTITY_WAIT_MS = 5000;
 
+/** How long a node's end, seen in a frame, waits for the tap's report of ComfyUI's time for it. */
+export const TAP_END_WAIT_MS = 1000;
+
 interface SeenNode {
   status: NodeStatus;
   steps: number | null;
@@ -129,22 +132,30 @@ export class EventCollector implements Collector {
       seen.started = true;
       journal.record('job_started', { started_at: iso(job.started_at), started_timing: job.started_timing }, ids(job));
     }
-    this.compareNodes(job, seen);
+    const nodesOwed = this.compareNodes(job, seen, now, force);
     if (seen.progressOwed && now - seen.progressAt >= PROGRESS_EVERY_MS) {
       seen.progressOwed = false;
       seen.progressAt = now;
       const node = job.current_node ? job.nodes.get(job.current_node) : undefined;
       journal.record('progress', { node_id: node?.node_id ?? null, class_type: node?.class_type ?? null, steps: node?.steps ?? null, total: node?.total ?? null, progress_percent: job.progress }, ids(job));
     }
-    return seen.progressOwed;
+    return seen.progressOwed || nodesOwed;
   }
 
-  private compareNodes(job: Job, seen: SeenJob): void {
+  /** Says what changed about the job's nodes; true when a node's end waits for ComfyUI's own time. */
+  private compareNodes(job: Job, seen: SeenJob, now: number, force: boolean): boolean {
     const { journal } = this.opts;
+    let owed = false;
     for (const id of job.order) {
       const node = job.nodes.get(id);
       if (!node) continue;
       const before = seen.nodes.get(id) ?? { status: 'pending' as NodeStatus, steps: null };
+      // A frame can say a node finished a moment before the tap reports ComfyUI's time for it:
+      // its end is said once that time is in, or after TAP_END_WAIT_MS, or with the job's end.
+      if (!force && node.status === 'completed' && node.end_timing === 'observed' && node.start_timing === 'comfyui' && job.source.has('tap') && now - node.finished_at! < TAP_END_WAIT_MS) {
+        owed = true;
+        continue;
+      }
       if (before.status !== node.status) {
         const started = () => journal.record('node_started', { node_id: id, class_type: node.class_type, title: node.title, started_at: iso(node.started_at), timing: node.timing }, ids(job));
         if (node.status === 'running') {
@@ -170,6 +181,7 @@ export class EventCollector implements Collector {
       if (node.status === 'running' && node.steps !== null && node.steps !== before.steps) seen.progressOwed = true;
       seen.nodes.set(id, { status: node.status, steps: node.steps });
     }
+    return owed;
   }
 
   private finished(job: Job, refined: boolean): void {

@@ -28,7 +28,11 @@ export interface JobNode {
   planned_steps: number | null;
   started_at: number | null;
   finished_at: number | null;
+  /** `comfyui` when every time the node has is ComfyUI's, `observed` when one is podscope's, null without times. */
   timing: TimeSource | null;
+  /** Whose clock `started_at` and `finished_at` each come from. */
+  start_timing: TimeSource | null;
+  end_timing: TimeSource | null;
   /** Peak allocated VRAM while it ran, from torch's allocator (tap, CUDA only). */
   peak_vram_bytes: number | null;
   /** Whether the node feeds an output the prompt executes (others never run). */

@@ -31,6 +31,12 @@ export const RUNNING_PROGRESS_CAP = 94;
 
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:$|-)/;
 
+/** A node's summary timing: ComfyUI's when every time it has is, observed when one is podscope's. */
+function retime(node: JobNode): void {
+  const times = [node.started_at !== null ? node.start_timing : null, node.finished_at !== null ? node.end_timing : null].filter((t) => t !== null);
+  node.timing = times.length === 0 ? null : times.every((t) => t === 'comfyui') ? 'comfyui' : 'observed';
+}
+
 /** A W3C traceparent's parent; null when invalid (version ff, an all-zero id, a bad shape). */
 export function parseTraceParent(header: unknown): TraceParent | null {
   const m = typeof header === 'string' ? TRACEPARENT.exec(header.trim()) : null;
@@ -245,7 +251,7 @@ export class JobTracker {
   private node(job: Job, nodeId: string): JobNode {
     let node = job.nodes.get(nodeId);
     if (!node) {
-      node = { node_id: nodeId, class_type: 'unknown', title: null, status: 'pending', steps: null, total: null, planned_steps: null, started_at: null, finished_at: null, timing: null, peak_vram_bytes: null, needed: true };
+      node = { node_id: nodeId, class_type: 'unknown', title: null, status: 'pending', steps: null, total: null, planned_steps: null, started_at: null, finished_at: null, timing: null, start_timing: null, end_timing: null, peak_vram_bytes: null, needed: true };
       job.nodes.set(nodeId, node);
       job.order.push(nodeId);
     }
@@ -301,7 +307,11 @@ export class JobTracker {
         const node = this.node(job, e.node_id);
         if (e.peak_vram_bytes !== null) node.peak_vram_bytes = Math.max(node.peak_vram_bytes ?? 0, e.peak_vram_bytes);
         if (e.outcome === 'success') this.completeNode(node, e.t ?? now, e.t !== null ? 'comfyui' : 'observed');
-        else if (e.outcome === 'error' && e.t !== null && node.status === 'running') node.finished_at = e.t;
+        else if (e.outcome === 'error' && e.t !== null && node.status === 'running') {
+          node.finished_at = e.t;
+          node.end_timing = 'comfyui';
+          retime(node);
+        }
         if (job.current_node === node.node_id && node.status !== 'running') job.current_node = null;
         break;
       }
@@ -365,7 +375,7 @@ export class JobTracker {
             node.status = 'cached';
             node.started_at = null;
             node.finished_at = null;
-            node.timing = null;
+            node.timing = node.start_timing = node.end_timing = null;
           }
         }
         break;
@@ -416,7 +426,8 @@ export class JobTracker {
     if (node.status === 'pending') {
       node.status = 'running';
       node.started_at = t;
-      node.timing = timing;
+      node.start_timing = timing;
+      retime(node);
       // A node runs only once all its inputs exist: everything upstream is done. When it was seen
       // running, it finished by now; when it was never seen, its times are unknown.
       for (const up of job.upstream.get(node.node_id) ?? []) {
@@ -424,21 +435,29 @@ export class JobTracker {
         if (n && n.status === 'running') this.completeNode(n, t, timing);
         else if (n && n.status === 'pending') n.status = 'completed';
       }
-    } else if (node.status === 'running' && timing === 'comfyui' && node.timing !== 'comfyui') {
+    } else if ((node.status === 'running' || node.status === 'completed') && timing === 'comfyui' && node.start_timing === 'observed') {
+      // ComfyUI's own time replaces podscope's observation of the same start.
       node.started_at = t;
-      node.timing = timing;
+      node.start_timing = timing;
+      if (node.finished_at !== null && node.finished_at < t) node.finished_at = t;
+      retime(node);
     }
     if (node.status === 'running') job.current_node = node.node_id;
   }
 
-  /** A node finished at `t`. A node never seen running gets no times: they are unknown. */
+  /**
+   * A node finished at `t`. A node never seen running gets no times: they are unknown. ComfyUI's
+   * own end time replaces an end podscope observed first (a frame can arrive before the tap's
+   * report of the same end).
+   */
   private completeNode(node: JobNode, t: number | null, timing: TimeSource): void {
     if (node.status === 'cached' || node.status === 'error' || node.status === 'interrupted') return;
-    if (node.status === 'completed' && !(timing === 'comfyui' && node.started_at !== null && node.timing !== 'comfyui')) return;
+    if (node.status === 'completed' && !(timing === 'comfyui' && node.started_at !== null && node.end_timing !== 'comfyui')) return;
     const seen = node.started_at !== null;
     node.status = 'completed';
-    node.finished_at = seen ? t : null;
-    if (seen && timing === 'comfyui') node.timing = 'comfyui';
+    node.finished_at = seen && t !== null ? Math.max(t, node.started_at!) : null;
+    node.end_timing = node.finished_at !== null ? timing : null;
+    retime(node);
     if (node.total !== null) node.steps = node.total;
   }
 

@@ -337,3 +337,39 @@ describe('the size of what is remembered', () => {
     expect(t.approxBytes()).toBeGreaterThan(before + 1000);
   });
 });
+
+describe('whose clock a node’s times are on', () => {
+  const prompt = 'p-clock';
+  const tap = (type: string, data: Record<string, unknown>) => decodeFrame(type, { prompt_id: prompt, ...data })!;
+  const state = (node: string, s: 'running' | 'finished') => decodeFrame('progress_state', { prompt_id: prompt, nodes: { [node]: { value: 1, max: 1, state: s, node_id: node, prompt_id: prompt, display_node_id: node, parent_node_id: null, real_node_id: node } } })!;
+
+  function started() {
+    const t = tracker();
+    t.apply(1000, tap('podscope.prompt_start', { extra: { job_id: 'job-clock' }, graph: { '1': { class_type: 'EmptyImage', inputs: {} } }, outputs: ['1'], t: 990 }));
+    t.apply(1001, tap('podscope.node_start', { node_id: '1', display_node_id: '1', class_type: 'EmptyImage', t: 995 }));
+    return t;
+  }
+
+  it('takes ComfyUI’s end from the tap even when a frame said the node finished first (as the real ComfyUI 0.3.64 sends them)', () => {
+    const t = started();
+    t.apply(1010, state('1', 'finished'));
+    expect(t.get(prompt)!.nodes.get('1')).toMatchObject({ finished_at: 1010, timing: 'observed', end_timing: 'observed' });
+    t.apply(1011, tap('podscope.node_end', { node_id: '1', display_node_id: '1', class_type: 'EmptyImage', t: 1002, outcome: 'success' }));
+    expect(t.get(prompt)!.nodes.get('1')).toMatchObject({ started_at: 995, finished_at: 1002, timing: 'comfyui', start_timing: 'comfyui', end_timing: 'comfyui' });
+  });
+
+  it('keeps ComfyUI’s end over a frame that comes after it', () => {
+    const t = started();
+    t.apply(1011, tap('podscope.node_end', { node_id: '1', display_node_id: '1', class_type: 'EmptyImage', t: 1002, outcome: 'success' }));
+    t.apply(1012, state('1', 'finished'));
+    expect(t.get(prompt)!.nodes.get('1')).toMatchObject({ finished_at: 1002, timing: 'comfyui' });
+  });
+
+  it('calls a node observed when one of its times is podscope’s', () => {
+    const t = tracker();
+    t.apply(1000, tap('podscope.prompt_start', { extra: { job_id: 'job-clock' }, graph: { '1': { class_type: 'EmptyImage', inputs: {} } }, outputs: ['1'], t: 990 }));
+    t.apply(1005, state('1', 'running'));
+    t.apply(1011, tap('podscope.node_end', { node_id: '1', display_node_id: '1', class_type: 'EmptyImage', t: 1002, outcome: 'success' }));
+    expect(t.get(prompt)!.nodes.get('1')).toMatchObject({ started_at: 1005, start_timing: 'observed', end_timing: 'comfyui', timing: 'observed' });
+  });
+});

@@ -77,9 +77,9 @@ export class Submitter extends SubmitterClient {
     super(url, `harness-${randomUUID()}`);
   }
 
-  /** POSTs a prompt; `client: false` sends no client_id (a script's prompt). */
-  async submit(graph: Graph, jobId: string, opts: { client?: boolean } = {}): Promise<{ status: number; promptId: string | null; postedAt: number; body: Record<string, unknown> }> {
-    const payload: Record<string, unknown> = { prompt: graph, extra_data: { job_id: jobId } };
+  /** POSTs a prompt; `client: false` sends no client_id (a script's prompt); `extra` goes into extra_data beside the job id. */
+  async submit(graph: Graph, jobId: string, opts: { client?: boolean; extra?: Record<string, unknown> } = {}): Promise<{ status: number; promptId: string | null; postedAt: number; body: Record<string, unknown> }> {
+    const payload: Record<string, unknown> = { prompt: graph, extra_data: { ...opts.extra, job_id: jobId } };
     if (opts.client !== false) payload.client_id = this.clientId;
     const postedAt = Date.now();
     const res = await fetch(`${this.url}/prompt`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(payload) });

@@ -292,6 +292,72 @@ async function benchLogIngest(env) {
   await sim.stop();
 }
 
+/**
+ * What job traces cost: /debug/status under wrk while jobs run back to back (each a trace of ten
+ * spans), podscope with traces off (no endpoint: OpenTelemetry is not loaded) and on (exporting to
+ * a collector stand-in in its own process), alternated over the rounds; medians compared.
+ */
+async function benchTraces(env) {
+  const rounds = QUICK ? 1 : 3;
+  const seconds = QUICK ? 3 : 10;
+  const dir = mkdtempSync(join(tmpdir(), 'podscope-bench-traces-'));
+  const sink = await startBaseline('otlp-sink', '/dev/null', join(dir, 'sink.log'));
+  const runs = { off: [], on: [] };
+  for (let round = 0; round < rounds; round++) {
+    for (const mode of ['off', 'on']) {
+      const sim = new SimComfyUI({ stepMs: 5 });
+      await sim.start();
+      const traces = mode === 'on' ? { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_BSP_SCHEDULE_DELAY: '500' } : {};
+      const pod = await startPodscope({ ...env, COMFYUI_URL: sim.url, ...traces }, { stdoutFile: join(dir, `podscope-${mode}.log`) });
+      const jobs = startJobStream(sim);
+      await sleep(1500);
+      const before = jobs.done();
+      const r = await runWrk(`${pod.url}/debug/status`, { seconds, serverPid: pod.child.pid });
+      r.jobs_per_s = Math.round(((jobs.done() - before) / seconds) * 10) / 10;
+      r.rss_mb = Math.round(procStat(pod.child.pid).rss / 1024 / 1024);
+      await jobs.stop();
+      if (mode === 'on') r.trace_metrics = /podscope_trace_spans_exported_total (\d+)/.exec(await (await fetch(`${pod.url}/metrics`)).text())?.[1] ?? null;
+      runs[mode].push(r);
+      await pod.stop();
+      await sim.stop();
+    }
+  }
+  const received = await getJson(`${sink.url}/count`);
+  await sink.stop();
+  const med = (mode, field) => median(runs[mode].map((r) => r[field]));
+  const summary = (mode) => ({ rps: Math.round(med(mode, 'rps')), p99_ms: med(mode, 'p99_ms'), server_cpu_percent: med(mode, 'server_cpu_percent'), jobs_per_s: med(mode, 'jobs_per_s'), rss_mb: med(mode, 'rss_mb') });
+  const off = summary('off');
+  const on = summary('on');
+  const ratio = on.rps / off.rps;
+  record('/debug/status throughput while jobs run, traces on ÷ traces off', ratio.toFixed(2), '×', '≥ 0.95 (off loads nothing; on must not cost the request path)', ratio >= 0.95, { off, on, rounds, spans_exported: runs.on.map((r) => Number(r.trace_metrics)), collector_requests: received.requests, collector_bytes: received.bytes });
+}
+
+/** Quick prompts one after another, two waiting at most; `done()` counts the ones finished. */
+function startJobStream(sim) {
+  let stopped = false;
+  let submitted = 0;
+  let pending = 0;
+  const loop = (async () => {
+    while (!stopped) {
+      const q = await getJson(`${sim.url}/prompt`).catch(() => null);
+      pending = q?.exec_info?.queue_remaining ?? pending;
+      if (pending < 2) {
+        const r = await submit(sim.url, txt2img({ steps: 4, seed: Math.floor(Math.random() * 1e9) }), { extra: { job_id: `traced_${submitted}` } }).catch(() => null);
+        if (r?.status === 200) submitted++;
+      } else {
+        await sleep(20);
+      }
+    }
+  })();
+  return {
+    done: () => submitted - pending,
+    stop: async () => {
+      stopped = true;
+      await loop;
+    },
+  };
+}
+
 async function benchMemory() {
   // Every buffer full at its default capacity, inside a fresh podscope process.
   const out = await new Promise((resolve, reject) => {
@@ -306,7 +372,7 @@ async function benchMemory() {
 // ---------------------------------------------------------------------------------------------
 
 async function main() {
-  // BENCH_ONLY=name runs one section (status, metrics, latency, logs, memory, idle, gpu) while working on it.
+  // BENCH_ONLY=name runs one section (status, metrics, latency, traces, logs, memory, idle, gpu) while working on it.
   const only = process.env.BENCH_ONLY;
   const want = (name) => !only || only === name;
   if (spawnSync('wrk', ['--version']).error) {
@@ -347,6 +413,7 @@ async function main() {
   await sim.stop();
   }
 
+  if (want('traces')) await benchTraces(env);
   if (want('logs')) await benchLogIngest(env);
   if (want('memory')) await benchMemory();
   if (want('idle')) await benchIdle(env);

@@ -158,7 +158,8 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
         RUNPOD_POD_ID: opts.env.RUNPOD_POD_ID ?? 'demo-pod',
         PODSCOPE_ENV: 'development',
         LOG_LEVEL: opts.env.LOG_LEVEL ?? 'info',
-        ...Object.fromEntries(Object.entries(opts.env).filter(([k]) => k.startsWith('PODSCOPE_') && k !== 'PODSCOPE_NVIDIA_SMI')),
+        // podscope's own variables, and the OTEL_* ones (the demo's jobs then go to a trace collector too).
+        ...Object.fromEntries(Object.entries(opts.env).filter(([k]) => (k.startsWith('PODSCOPE_') && k !== 'PODSCOPE_NVIDIA_SMI') || k.startsWith('OTEL_'))),
       },
     });
   } catch (err) {

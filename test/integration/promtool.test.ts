@@ -9,7 +9,8 @@ describe('/metrics under promtool', () => {
   // CI installs Debian's prometheus package; a developer machine without it skips, CI never does.
   it.skipIf(!hasPromtool && !process.env.CI)('passes `promtool check metrics` on the real output', async () => {
     const pod = await startPodscope({
-      env: { PODSCOPE_PORT: '0', PODSCOPE_HOST: '127.0.0.1', COMFYUI_URL: 'http://127.0.0.1:9', PODSCOPE_NVIDIA_SMI: '/nonexistent/nvidia-smi', LOG_LEVEL: 'silent' },
+      // Traces on (to a closed port), so their families are checked too.
+      env: { PODSCOPE_PORT: '0', PODSCOPE_HOST: '127.0.0.1', COMFYUI_URL: 'http://127.0.0.1:9', PODSCOPE_NVIDIA_SMI: '/nonexistent/nvidia-smi', LOG_LEVEL: 'silent', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9' },
       sinks: [],
     });
     try {
@@ -22,6 +23,7 @@ describe('/metrics under promtool', () => {
       // Process memory and descriptors come from the host collector's sample: no /proc read during the scrape.
       expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
       expect(text).toMatch(/^process_open_fds \d+/m);
+      expect(text).toMatch(/^podscope_trace_spans_dropped_total\{reason="queue_full"\} 0$/m);
       const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
       expect(r.stdout + r.stderr).toBe('');
       expect(r.status).toBe(0);

@@ -5,17 +5,11 @@ import { Counter, type Registry } from 'prom-client';
 import type { ArtifactLedger } from '../state/artifacts.js';
 import type { ComfyState } from '../state/comfy.js';
 import { isGpuOom } from '../state/forensics.js';
+import { readFamily } from './registry.js';
 
 export function registerArtifactMetrics(registry: Registry, ledger: ArtifactLedger, comfy: ComfyState): void {
-  new Counter({
-    name: 'podscope_artifacts_produced_total',
-    help: 'Outputs written by finished jobs (cached replays not counted), by kind (image, animated, video, audio, 3d, …).',
-    labelNames: ['kind'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [kind, n] of ledger.producedByKind) this.inc({ kind }, n);
-    },
+  readFamily(registry, 'podscope_artifacts_produced_total', 'Outputs written by finished jobs (cached replays not counted), by kind (image, animated, video, audio, 3d, …).', 'counter', (out) => {
+    for (const [kind, n] of ledger.producedByKind) out.push({ labels: { kind }, value: n });
   });
   const oom = new Counter({
     name: 'podscope_oom_failures_total',

@@ -4,7 +4,7 @@
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { ComfyState } from '../state/comfy.js';
-import { optionalGauge } from './registry.js';
+import { optionalGauge, readFamily } from './registry.js';
 
 const STATUSES = ['success', 'error', 'interrupted', 'lost'] as const;
 
@@ -71,15 +71,8 @@ export function registerComfyMetrics(registry: Registry, source: { comfy: ComfyS
       this.inc(comfy.wsReconnects);
     },
   });
-  new Counter({
-    name: 'podscope_comfyui_frames_total',
-    help: 'Websocket text frames received from ComfyUI, by type (unknown types as "other").',
-    labelNames: ['type'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [type, n] of comfy.framesByType) this.inc({ type }, n);
-    },
+  readFamily(registry, 'podscope_comfyui_frames_total', 'Websocket text frames received from ComfyUI, by type (unknown types as "other").', 'counter', (out) => {
+    for (const [type, n] of comfy.framesByType) out.push({ labels: { type }, value: n });
   });
   new Counter({
     name: 'podscope_comfyui_malformed_frames_total',

@@ -4,17 +4,11 @@
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { EventJournal } from '../state/events.js';
+import { readFamily } from './registry.js';
 
 export function registerEventMetrics(registry: Registry, journal: EventJournal): void {
-  new Counter({
-    name: 'podscope_events_total',
-    help: 'Events recorded for /debug/events, by type.',
-    labelNames: ['type'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [type, n] of journal.counts) this.inc({ type }, n);
-    },
+  readFamily(registry, 'podscope_events_total', 'Events recorded for /debug/events, by type.', 'counter', (out) => {
+    for (const [type, n] of journal.counts) out.push({ labels: { type }, value: n });
   });
   new Gauge({
     name: 'podscope_event_streams',

@@ -3,12 +3,12 @@
  * carry only `gpu` (index) and `uuid`; a GPU that is no longer seen stops being exported because
  * every family is rebuilt from the current readings on each scrape.
  */
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Histogram, type Registry } from 'prom-client';
+import { readFamily } from './registry.js';
 import type { GpuHealthReading, GpuReading, GpuState } from '../state/gpu.js';
 import { CLOCK_EVENT_REASONS, type MigDevice } from '../shared/gpu-readings.js';
 
 const MIB = 1024 * 1024;
-const L = ['gpu', 'uuid'] as const;
 
 type PerGpu = (g: GpuReading) => number | null;
 
@@ -35,46 +35,30 @@ export function registerGpuMetrics(registry: Registry, state: GpuState, now: () 
   const labels = (g: GpuReading) => ({ gpu: g.index === null ? (g.pci_bus_id ?? 'unknown') : String(g.index), uuid: g.uuid });
 
   const gauge = (name: string, help: string, pick: PerGpu, scale = 1) =>
-    new Gauge({
-      name,
-      help,
-      labelNames: L,
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const g of state.readings()) {
-          const v = pick(g);
-          if (v !== null) this.set(labels(g), v * scale);
-        }
-      },
+    readFamily(registry, name, help, 'gauge', (out) => {
+      for (const g of state.readings()) {
+        const v = pick(g);
+        if (v !== null) out.push({ labels: labels(g), value: v * scale });
+      }
     });
 
   // Scrapes read the state as of now; they never move it (the collector does, at each sample).
-  const counter = (name: string, help: string, pick: (uuid: string, at: number) => number | undefined, labelNames: readonly string[] = L) =>
-    new Counter({
-      name,
-      help,
-      labelNames,
-      registers: [registry],
-      collect() {
-        this.reset();
-        const at = now();
-        for (const g of state.readings()) {
-          const v = pick(g.uuid, at);
-          if (v !== undefined) this.inc(labels(g), v);
-        }
-      },
+  const counter = (name: string, help: string, pick: (uuid: string, at: number) => number | undefined) =>
+    readFamily(registry, name, help, 'counter', (out) => {
+      const at = now();
+      for (const g of state.readings()) {
+        const v = pick(g.uuid, at);
+        if (v !== undefined) out.push({ labels: labels(g), value: v });
+      }
     });
 
-  new Counter({
-    name: 'runpod_gpu_seconds_total',
-    help: 'GPU-seconds held by the pod since podscope started: wall seconds times GPUs held (RUNPOD_GPU_COUNT or the GPUs seen), what RunPod bills.',
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(state.podGpuSeconds(now()));
-    },
-  });
+  readFamily(
+    registry,
+    'runpod_gpu_seconds_total',
+    'GPU-seconds held by the pod since podscope started: wall seconds times GPUs held (RUNPOD_GPU_COUNT or the GPUs seen), what RunPod bills.',
+    'counter',
+    (out) => out.push({ labels: {}, value: state.podGpuSeconds(now()) }),
+  );
   counter('podscope_gpu_allocated_seconds_total', 'Wall seconds each GPU was held while podscope watched it.', (u, at) => state.totals(u, at)?.allocated_s);
   counter(
     'podscope_gpu_busy_seconds_total',
@@ -109,23 +93,16 @@ export function registerGpuMetrics(registry: Registry, state: GpuState, now: () 
 
   // Memory health, from the slow-period query; absent for a field the driver does not report.
   const healthGauge = (name: string, help: string, labelName: string | null, picks: Array<[string, (h: GpuHealthReading) => number | boolean | null]>) =>
-    new Gauge({
-      name,
-      help,
-      labelNames: labelName ? [...L, labelName] : L,
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const g of state.readings()) {
-          const h = g.uuid ? state.health(g.uuid) : null;
-          if (!h) continue;
-          for (const [label, pick] of picks) {
-            const v = pick(h);
-            if (v === null) continue;
-            this.set(labelName ? { ...labels(g), [labelName]: label } : labels(g), typeof v === 'boolean' ? Number(v) : v);
-          }
+    readFamily(registry, name, help, 'gauge', (out) => {
+      for (const g of state.readings()) {
+        const h = g.uuid ? state.health(g.uuid) : null;
+        if (!h) continue;
+        for (const [label, pick] of picks) {
+          const v = pick(h);
+          if (v === null) continue;
+          out.push({ labels: labelName ? { ...labels(g), [labelName]: label } : labels(g), value: typeof v === 'boolean' ? Number(v) : v });
         }
-      },
+      }
     });
   healthGauge('podscope_gpu_ecc_errors', 'ECC errors by kind (corrected, uncorrected) and scope (volatile: since the driver loaded; aggregate: over the GPU\'s life, as kind_scope).', 'type', [
     ['corrected_volatile', (h) => h.ecc.volatile_corrected],
@@ -146,51 +123,29 @@ export function registerGpuMetrics(registry: Registry, state: GpuState, now: () 
   healthGauge('podscope_gpu_remapped_rows_failure', 'Whether row remapping has failed on this GPU (1) or not (0).', null, [['', (h) => h.remapped_rows.failure]]);
 
   // MIG devices of GPUs in MIG mode.
-  const migLabels = ['gpu', 'uuid', 'mig_instance', 'compute_instance', 'profile'] as const;
   const migGauge = (name: string, help: string, pick: (d: MigDevice) => number | null, scale = 1) =>
-    new Gauge({
-      name,
-      help,
-      labelNames: migLabels,
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const g of state.readings()) {
-          for (const d of g.uuid ? state.mig(g.uuid) : []) {
-            const v = pick(d);
-            if (v === null) continue;
-            this.set({ ...labels(g), mig_instance: String(d.gpu_instance_id ?? d.index ?? 'unknown'), compute_instance: String(d.compute_instance_id ?? 'unknown'), profile: d.profile ?? 'unknown' }, v * scale);
-          }
+    readFamily(registry, name, help, 'gauge', (out) => {
+      for (const g of state.readings()) {
+        for (const d of g.uuid ? state.mig(g.uuid) : []) {
+          const v = pick(d);
+          if (v === null) continue;
+          out.push({ labels: { ...labels(g), mig_instance: String(d.gpu_instance_id ?? d.index ?? 'unknown'), compute_instance: String(d.compute_instance_id ?? 'unknown'), profile: d.profile ?? 'unknown' }, value: v * scale });
         }
-      },
+      }
     });
   migGauge('podscope_gpu_mig_memory_used_bytes', 'Memory used in a MIG device, in bytes.', (d) => d.memory_used_mb, MIB);
   migGauge('podscope_gpu_mig_memory_total_bytes', 'Memory of a MIG device, in bytes.', (d) => d.memory_total_mb, MIB);
   migGauge('podscope_gpu_mig_processes', 'Processes running in a MIG device.', (d) => d.processes.length);
 
-  new Gauge({
-    name: 'podscope_gpu_clock_event_reason_active',
-    help: 'Whether a clock-event (throttle) reason is active on the GPU (1) or not (0).',
-    labelNames: [...L, 'reason'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const g of state.readings()) {
-        if (g.clock_event_reasons === null) continue;
-        for (const [bit, reason] of CLOCK_EVENT_REASONS) this.set({ ...labels(g), reason }, (g.clock_event_reasons & bit) !== 0 ? 1 : 0);
-      }
-    },
+  readFamily(registry, 'podscope_gpu_clock_event_reason_active', 'Whether a clock-event (throttle) reason is active on the GPU (1) or not (0).', 'gauge', (out) => {
+    for (const g of state.readings()) {
+      if (g.clock_event_reasons === null) continue;
+      for (const [bit, reason] of CLOCK_EVENT_REASONS) out.push({ labels: { ...labels(g), reason }, value: (g.clock_event_reasons & bit) !== 0 ? 1 : 0 });
+    }
   });
 
-  new Gauge({
-    name: 'podscope_gpu_info',
-    help: 'GPU identity; always 1. Join on gpu and uuid.',
-    labelNames: [...L, 'name', 'driver'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const g of state.readings()) this.set({ ...labels(g), name: g.name, driver: g.driver_version ?? 'unknown' }, 1);
-    },
+  readFamily(registry, 'podscope_gpu_info', 'GPU identity; always 1. Join on gpu and uuid.', 'gauge', (out) => {
+    for (const g of state.readings()) out.push({ labels: { ...labels(g), name: g.name, driver: g.driver_version ?? 'unknown' }, value: 1 });
   });
 
   const duration = new Histogram({

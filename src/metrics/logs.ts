@@ -3,20 +3,14 @@
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { LogStore } from '../state/logs.js';
+import { readFamily } from './registry.js';
 
 export function registerLogMetrics(registry: Registry, store: LogStore): void {
-  new Counter({
-    name: 'podscope_log_lines_total',
-    help: 'Log lines taken into the buffer, by source (comfyui, podscope) and level.',
-    labelNames: ['source', 'level'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [key, n] of store.counts) {
-        const [source, level] = key.split('\u0000') as [string, string];
-        this.inc({ source, level }, n);
-      }
-    },
+  readFamily(registry, 'podscope_log_lines_total', 'Log lines taken into the buffer, by source (comfyui, podscope) and level.', 'counter', (out) => {
+    for (const [key, n] of store.counts) {
+      const [source, level] = key.split('\u0000') as [string, string];
+      out.push({ labels: { source, level }, value: n });
+    }
   });
   new Counter({
     name: 'podscope_log_lines_dropped_total',

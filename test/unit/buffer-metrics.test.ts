@@ -3,7 +3,7 @@
  * (metrics/host.ts, metrics/logs.ts, metrics/artifacts.ts): what a scrape says, and that a value
  * podscope has not read yet is absent rather than 0.
  */
-import { Registry } from 'prom-client';
+import { Exposition } from '../../src/metrics/registry.js';
 import { describe, expect, it } from 'vitest';
 import { registerHostMetrics } from '../../src/metrics/host.js';
 import { registerLogMetrics } from '../../src/metrics/logs.js';
@@ -24,7 +24,7 @@ function recording(name: string): RawInput[] {
 }
 
 /** Every sample line of a scrape, as series → value. */
-async function scrape(registry: Registry): Promise<Map<string, number>> {
+async function scrape(registry: Exposition): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   for (const line of (await registry.metrics()).split('\n')) {
     if (!line || line.startsWith('#')) continue;
@@ -36,7 +36,7 @@ async function scrape(registry: Registry): Promise<Map<string, number>> {
 
 describe('host metrics', () => {
   function setup() {
-    const registry = new Registry();
+    const registry = new Exposition();
     const host = new HostState();
     registerHostMetrics(registry, host);
     return { registry, host };
@@ -86,7 +86,7 @@ describe('host metrics', () => {
 
 describe('log buffer metrics', () => {
   function setup(lines = 3) {
-    const registry = new Registry();
+    const registry = new Exposition();
     const store = new LogStore(lines, 1024 * 1024);
     registerLogMetrics(registry, store);
     return { registry, store };
@@ -113,7 +113,7 @@ describe('log buffer metrics', () => {
 
 describe('artifact and OOM metrics', () => {
   function setup() {
-    const registry = new Registry();
+    const registry = new Exposition();
     const comfy = new ComfyState('http://x', { jobIdKey: 'job_id', historyLimit: 10 }, null);
     const ledger = new ArtifactLedger(100);
     registerArtifactMetrics(registry, ledger, comfy);

@@ -3,7 +3,7 @@
  * recorded prompts are replayed into the state, and how the labels stay bounded.
  */
 import { readFileSync } from 'node:fs';
-import { Registry } from 'prom-client';
+import { Exposition } from '../../src/metrics/registry.js';
 import { describe, expect, it } from 'vitest';
 import { registerComfyMetrics } from '../../src/metrics/comfyui.js';
 import { ComfyState } from '../../src/state/comfy.js';
@@ -19,7 +19,7 @@ function recording(name: string): RawInput[] {
 
 function setup() {
   const comfy = new ComfyState('http://127.0.0.1:8188', { jobIdKey: 'job_id', historyLimit: 100 }, null);
-  const registry = new Registry();
+  const registry = new Exposition();
   registerComfyMetrics(registry, { comfy });
   /** The value of one series, or undefined when the scrape does not have it. */
   const value = async (series: string): Promise<number | undefined> => {

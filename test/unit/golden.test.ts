@@ -7,7 +7,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Registry } from 'prom-client';
+import { Exposition } from '../../src/metrics/registry.js';
 import { describe, expect, it } from 'vitest';
 import { replay, type RawInput } from '../../src/collectors/comfy-inputs.js';
 import { loadConfig } from '../../src/config.js';
@@ -55,7 +55,7 @@ function pod(recordings: string[]) {
   state.gpu = gpu;
   const comfy = new ComfyState(config.comfyuiUrl, { jobIdKey: 'job_id', historyLimit: 50 }, gpu);
   state.comfy = comfy;
-  const registry = new Registry();
+  const registry = new Exposition();
   registerGpuMetrics(registry, gpu, clock);
   registerComfyMetrics(registry, { comfy });
   const rows = fixtureRows('h200-x1.drv590.load');

@@ -152,9 +152,10 @@ export class EventCollector implements Collector {
       const before = seen.nodes.get(id) ?? { status: 'pending' as NodeStatus, steps: null };
       // A frame can say a node finished a moment before the tap reports ComfyUI's time for it:
       // its end is said once that time is in, or after TAP_END_WAIT_MS, or with the job's end.
+      // The nodes after it wait too, so a node's end still comes before the next one's start.
       if (!force && node.status === 'completed' && node.end_timing === 'observed' && node.start_timing === 'comfyui' && job.source.has('tap') && now - node.finished_at! < TAP_END_WAIT_MS) {
         owed = true;
-        continue;
+        break;
       }
       if (before.status !== node.status) {
         const started = () => journal.record('node_started', { node_id: id, class_type: node.class_type, title: node.title, started_at: iso(node.started_at), timing: node.timing }, ids(job));

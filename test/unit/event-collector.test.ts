@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { EventCollector, IDENTITY_WAIT_MS, PROGRESS_EVERY_MS } from '../../src/collectors/events.js';
+import { EventCollector, IDENTITY_WAIT_MS, PROGRESS_EVERY_MS, TAP_END_WAIT_MS } from '../../src/collectors/events.js';
 import { EventJournal, type EventType } from '../../src/state/events.js';
 import { ComfyState } from '../../src/state/comfy.js';
 import { HealthBoard } from '../../src/state/health.js';
@@ -69,6 +69,26 @@ describe('a prompt the tap followed on the real ComfyUI', () => {
       const node = job.nodes.get(e.node_id as string)!;
       expect(e).toMatchObject({ status: 'completed', duration_ms: node.finished_at! - node.started_at!, timing: 'comfyui' });
     }
+  });
+
+  it('says a node’s end as podscope saw it when the tap’s report of it does not come within TAP_END_WAIT_MS', () => {
+    const { comfy, collector, events, advance } = setup();
+    // The recording up to the first node's end as a frame saw it, without the tap's report of that end.
+    const inputs = recording('tap-success');
+    const cut = inputs.findIndex((r) => r.kind === 'frame' && r.type === 'podscope.node_end');
+    let now = 0;
+    replay(comfy.tracker, inputs.slice(0, cut), (input) => {
+      now = input.t;
+      collector.compare();
+    });
+    const job = comfy.tracker.all().find((j) => j.job_id.startsWith('job-found-'))!;
+    const first = job.nodes.get(job.order[0]!)!;
+    expect(first).toMatchObject({ status: 'completed', end_timing: 'observed' });
+    const finished = () => events().filter((e) => e.type === 'node_finished' && e.job_id === job.job_id);
+    expect(finished()).toEqual([]);
+    advance(Math.max(0, now - 1_000_000) + TAP_END_WAIT_MS);
+    collector.compare();
+    expect(finished()).toEqual([expect.objectContaining({ node_id: first.node_id, status: 'completed', timing: 'observed' })]);
   });
 
   it('ends with the outcome, the run time and no error', () => {

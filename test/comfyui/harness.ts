@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { startPodscope, type Podscope } from '../../src/main.js';
 import type { RawInput } from '../../src/collectors/comfyui.js';
 import { jsonGetter, SubmitterClient, until as untilCondition } from '../helpers/comfy-rig.js';
+import { RealComfy } from './real-comfy.js';
 
 /** What podscope is pointed at: the real ComfyUI or the simulator. */
 export interface ComfyTarget {
@@ -49,6 +50,35 @@ export async function startPod(comfy: ComfyTarget, env: Record<string, string> =
   });
   const base = `http://127.0.0.1:${pod.port}`;
   return { pod, base, raw, get: jsonGetter(base), close: () => pod.close() };
+}
+
+export interface RealRig {
+  comfy: RealComfy;
+  pod: Pod;
+  worker: Submitter;
+  close(): Promise<void>;
+}
+
+/**
+ * A real ComfyUI (with the tap node or without), podscope on it with `env`, and a submitter like
+ * the platform's worker; resolves once podscope says whether the tap is there.
+ */
+export async function startRealRig(mode: 'tap' | 'observer', env: Record<string, string> = {}): Promise<RealRig> {
+  const comfy = new RealComfy({ tap: mode === 'tap' });
+  await comfy.start();
+  const pod = await startPod(comfy, env);
+  const worker = await new Submitter(comfy.url).connect();
+  await until(async () => (await pod.get('/debug/status')).body.comfyui.tap === (mode === 'tap') || null, 30_000);
+  return {
+    comfy,
+    pod,
+    worker,
+    async close() {
+      worker.close();
+      await pod.close();
+      await comfy.stop();
+    },
+  };
 }
 
 /** Keeps the raw inputs of one scenario as JSONL under test-results/recordings/ (for fixtures and debugging). */

@@ -7,9 +7,9 @@ import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RealComfy } from './real-comfy.js';
+import type { RealComfy } from './real-comfy.js';
 import { openSse } from '../helpers/sse.js';
-import { failingGraph, invalidGraph, markerGraph, quickGraph, samplerGraph, saveRecording, startPod, Submitter, until, Watcher, type Pod, type Sample } from './harness.js';
+import { failingGraph, invalidGraph, markerGraph, quickGraph, samplerGraph, saveRecording, startRealRig, Submitter, until, Watcher, type Pod, type RealRig, type Sample } from './harness.js';
 
 export type Mode = 'tap' | 'observer';
 
@@ -28,23 +28,19 @@ function firstAfter(samples: Sample[], from: number, pred: (s: Sample) => boolea
 
 export function conformance(mode: Mode): void {
   describe(`podscope against the real ComfyUI 0.3.64 (${mode === 'tap' ? 'with the tap node' : 'without the tap node'})`, () => {
+    let rig: RealRig;
     let comfy: RealComfy;
     let pod: Pod;
     let worker: Submitter;
 
     beforeAll(async () => {
-      comfy = new RealComfy({ tap: mode === 'tap' });
-      await comfy.start();
-      pod = await startPod(comfy);
-      worker = await new Submitter(comfy.url).connect();
+      rig = await startRealRig(mode);
+      ({ comfy, pod, worker } = rig);
       await until(async () => (await pod.get('/ready')).status === 200 || null, 30_000);
-      await until(async () => (await pod.get('/debug/status')).body.comfyui.tap === (mode === 'tap') || null, 30_000);
     }, 180_000);
 
     afterAll(async () => {
-      worker?.close();
-      await pod?.close();
-      await comfy?.stop();
+      await rig?.close();
     });
 
     /** Submits, watches /debug/workflow?job_id= until the job ends, and returns everything seen. */

@@ -5,8 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RealComfy } from './real-comfy.js';
-import { failingGraph, samplerGraph, startPod, Submitter, until, type Pod } from './harness.js';
+import type { RealComfy } from './real-comfy.js';
+import { failingGraph, samplerGraph, startRealRig, until, type RealRig, type Submitter } from './harness.js';
 import { ms, startReceiver, type ReceivedSpan, type Receiver } from '../helpers/otlp-receiver.js';
 
 const hex = (bytes: number) => randomBytes(bytes).toString('hex');
@@ -19,24 +19,19 @@ async function historyTimes(comfy: RealComfy, promptId: string): Promise<Record<
 
 for (const mode of ['tap', 'observer'] as const) {
   describe(`traces from the real ComfyUI (${mode === 'tap' ? 'with the tap node' : 'without the tap node'})`, () => {
+    let rig: RealRig;
     let comfy: RealComfy;
     let receiver: Receiver;
-    let pod: Pod;
     let worker: Submitter;
 
     beforeAll(async () => {
       receiver = await startReceiver();
-      comfy = new RealComfy({ tap: mode === 'tap' });
-      await comfy.start();
-      pod = await startPod(comfy, { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '20', RUNPOD_POD_ID: 'pod-real-traces' });
-      worker = await new Submitter(comfy.url).connect();
-      await until(async () => (await pod.get('/debug/status')).body.comfyui.tap === (mode === 'tap') || null, 30_000);
+      rig = await startRealRig(mode, { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '20', RUNPOD_POD_ID: 'pod-real-traces' });
+      ({ comfy, worker } = rig);
     }, 180_000);
 
     afterAll(async () => {
-      worker?.close();
-      await pod?.close();
-      await comfy?.stop();
+      await rig?.close();
       await receiver?.close();
     });
 

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRig, until, type Rig } from '../helpers/comfy-rig.js';
 import { ms, startReceiver, type ReceivedSpan, type Receiver } from '../helpers/otlp-receiver.js';
 import { submit, txt2img } from '../../src/sim/comfyui.js';
+import { FakeSmi } from '../helpers/fake-smi.js';
 
 const hex = (bytes: number) => randomBytes(bytes).toString('hex');
 const SECRET_HEADER = 'collector-api-key-4f9a2c77e1';
@@ -244,6 +245,25 @@ describe('a collector that refuses, is not there, or never answers', () => {
     } finally {
       await r.close();
       await silent.close();
+    }
+  });
+});
+
+describe('the resource of a pod with GPUs', () => {
+  it('names the GPUs nvidia-smi reports and counts them', async () => {
+    const fake = new FakeSmi({ fixture: 'h200-x1.drv590.load', gpus: 2 });
+    process.env.FAKE_NVIDIA_SMI = fake.file;
+    const recv = await startReceiver();
+    const r = await startRig({ tap: true, stepMs: 10, nodeMs: 5 }, { PODSCOPE_GPU: 'on', PODSCOPE_NVIDIA_SMI: fake.bin, PODSCOPE_GPU_INTERVAL_MS: '200', OTEL_EXPORTER_OTLP_ENDPOINT: recv.url, OTEL_BSP_SCHEDULE_DELAY: '20' });
+    try {
+      await until(async () => (await r.get('/debug/status')).body.gpus?.length === 2, 30_000);
+      await submit(r.sim.url, txt2img({ steps: 2, seed: 4242 }), { extra: { job_id: 'job-gpus' } });
+      const { job } = await tree(recv, 'job-gpus');
+      expect(job.resource).toMatchObject({ 'podscope.gpu.count': 2, 'podscope.gpu.name': 'NVIDIA H200' });
+      expect(job.attributes['podscope.job.gpu_seconds']).toEqual(expect.any(Number));
+    } finally {
+      await r.close();
+      await recv.close();
     }
   });
 });

@@ -10,7 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { ROOT_CONTEXT, TraceFlags, SpanStatusCode, trace, type Context, type HrTime } from '@opentelemetry/api';
+import { ROOT_CONTEXT, TraceFlags, SpanStatusCode, trace, type Context, type HrTime, type Tracer } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import {
@@ -38,7 +38,7 @@ const ATTRIBUTE_CHARS = 16_384;
 export interface OtlpTraceOptions {
   config: TraceConfig;
   version: string;
-  /** Resource attributes known only once the pod has been looked at (GPUs, ComfyUI's version); read at the first export. */
+  /** Resource attributes known only once the pod has been looked at (GPUs, ComfyUI's version); read at each export. */
   resource: () => Attributes;
   /** Told when exports start failing and when they work again (not at every failure). */
   onExportState?: (ok: boolean, message: string) => void;
@@ -220,30 +220,38 @@ export function createOtlpTraceSink(opts: OtlpTraceOptions): TraceSink {
   const processor = new BoundedSpanProcessor(exporter, config, stats, opts.onExportState, opts.now);
   const ids = new JobIdGenerator();
   let provider: TracerProvider | null = null;
+  let resourceKey = '';
 
-  // Built at the first export, once the GPUs and ComfyUI's version are known.
-  const tracer = () => {
-    provider ??= new TracerProvider({
-      resource: defaultResource()
-        .merge(resourceFromAttributes({ 'host.name': hostname(), ...opts.resource() }))
-        .merge(resourceFromAttributes(config.resourceAttributes))
-        .merge(resourceFromAttributes({ 'service.name': config.serviceName })),
-      sampler: samplerFor(config),
-      idGenerator: ids,
-      spanProcessors: [processor],
-      spanLimits: { attributeValueLengthLimit: ATTRIBUTE_CHARS, eventCountLimit: 256, attributeCountLimit: 64 },
-    });
+  // The resource says what is known of the pod when a job's trace goes out: the GPUs once
+  // nvidia-smi has answered, ComfyUI's version once it has. A provider is made anew when that
+  // changes; every provider hands its spans to the one bounded processor.
+  const tracer = (): Tracer => {
+    const pod = opts.resource();
+    const key = JSON.stringify(pod);
+    if (!provider || key !== resourceKey) {
+      resourceKey = key;
+      provider = new TracerProvider({
+        resource: defaultResource()
+          .merge(resourceFromAttributes({ 'host.name': hostname(), ...pod }))
+          .merge(resourceFromAttributes(config.resourceAttributes))
+          .merge(resourceFromAttributes({ 'service.name': config.serviceName })),
+        sampler: samplerFor(config),
+        idGenerator: ids,
+        spanProcessors: [processor],
+        spanLimits: { attributeValueLengthLimit: ATTRIBUTE_CHARS, eventCountLimit: 256, attributeCountLimit: 64 },
+      });
+    }
     return provider.getTracer('podscope', opts.version);
   };
 
   /** Starts and ends the plan's span and its children's; false when the sampler left it out. */
-  function emit(plan: SpanPlan, parent: Context): boolean {
-    const span = tracer().startSpan(plan.name, { startTime: hr(plan.start), attributes: plan.attributes }, parent) as Span;
+  function emit(t: Tracer, plan: SpanPlan, parent: Context): boolean {
+    const span = t.startSpan(plan.name, { startTime: hr(plan.start), attributes: plan.attributes }, parent) as Span;
     if (!span.isRecording()) return false;
     for (const e of plan.events) span.addEvent(e.name, e.attributes, hr(e.at));
     if (plan.error !== null) span.setStatus({ code: SpanStatusCode.ERROR, message: plan.error });
     const context = trace.setSpan(ROOT_CONTEXT, span);
-    for (const child of plan.children) emit(child, context);
+    for (const child of plan.children) emit(t, child, context);
     span.end(hr(plan.end));
     return true;
   }
@@ -254,7 +262,7 @@ export function createOtlpTraceSink(opts: OtlpTraceOptions): TraceSink {
         const p = job.parent;
         const parent = p ? trace.setSpanContext(ROOT_CONTEXT, { traceId: p.trace_id, spanId: p.span_id, traceFlags: p.flags & 0xff, isRemote: true }) : ROOT_CONTEXT;
         ids.next = !p && job.trace_id && TRACE_ID.test(job.trace_id) ? job.trace_id : null;
-        if (!emit(job.root, parent)) stats.jobs_unsampled++;
+        if (!emit(tracer(), job.root, parent)) stats.jobs_unsampled++;
       } catch (err) {
         // A span the SDK refuses is a lost trace, never a crash of the collector that finished the job.
         stats.dropped.export_failed++;

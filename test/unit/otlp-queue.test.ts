@@ -212,3 +212,20 @@ describe('the trace sink', () => {
     expect(Date.now() - started).toBeLessThan(30_000);
   });
 });
+
+describe('the resource of the traces', () => {
+  it('says what is known of the pod when each job’s trace goes out: the GPUs once they are seen', async () => {
+    const exporter = new HeldExporter();
+    let pod: Record<string, string | number> = { 'runpod.pod.id': 'p1' };
+    const sink = createOtlpTraceSink({ config: { ...CONFIG, maxExportBatchSize: 4 }, version: 't', resource: () => pod, exporter });
+    sink.export(trace(1));
+    pod = { 'runpod.pod.id': 'p1', 'podscope.gpu.count': 2, 'podscope.gpu.name': 'NVIDIA H200' };
+    sink.export(trace(1));
+    await until(() => exporter.calls.length === 1);
+    const [first, second] = [exporter.calls[0]!.spans[0]!, exporter.calls[0]!.spans[2]!];
+    expect(first.resource.attributes['podscope.gpu.count']).toBeUndefined();
+    expect(second.resource.attributes).toMatchObject({ 'runpod.pod.id': 'p1', 'podscope.gpu.count': 2, 'podscope.gpu.name': 'NVIDIA H200', 'service.name': 'comfyui' });
+    exporter.answer(ExportResultCode.SUCCESS);
+    await sink.shutdown(1000);
+  });
+});

@@ -43,7 +43,8 @@ export function jobTrace(job: Job, opts: JobTraceOptions = {}): JobTrace | null 
   const started = job.started_at;
   const comfyStart = job.started_timing === 'comfyui' ? started : null;
   const start = job.queued_at ?? comfyStart;
-  const timing = job.queued_at !== null || job.started_timing === 'comfyui' ? 'comfyui' : started !== null ? 'observed' : null;
+  const startTiming = job.queued_at !== null || job.started_timing === 'comfyui' ? 'comfyui' : started !== null ? 'observed' : null;
+  const timing = startTiming === null ? null : startTiming === 'comfyui' && job.finished_timing !== 'observed' ? 'comfyui' : 'observed';
 
   const root = span('comfyui.job', start ?? started, end, timing, {
     'comfyui.prompt.id': job.prompt_id,
@@ -144,8 +145,6 @@ function outcome(job: Job, root: SpanPlan, nodes: Map<string, SpanPlan>, end: nu
     root.events.push({ name: 'comfyui.lost', at: end, attributes: { 'podscope.lost_reason': reason, 'podscope.timing': 'observed' } });
     root.attributes['error.type'] ??= 'comfyui_lost';
     root.error ??= reason;
-    // The end of a lost job is when podscope gave up on it, not a time ComfyUI gave.
-    root.attributes['podscope.timing'] = 'observed';
   }
 }
 

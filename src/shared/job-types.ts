@@ -82,6 +82,8 @@ export interface Job {
   started_at: number | null;
   started_timing: TimeSource | null;
   finished_at: number | null;
+  /** Whose clock `finished_at` is on: ComfyUI's (tap, history, execution frames) or podscope's (a job called lost). */
+  finished_timing: TimeSource | null;
   nodes: Map<string, JobNode>;
   /** Node ids in graph order. */
   order: string[];

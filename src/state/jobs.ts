@@ -161,6 +161,7 @@ export class JobTracker {
         started_at: null,
         started_timing: null,
         finished_at: null,
+        finished_timing: null,
         nodes: new Map(),
         order: [],
         outputs_to_execute: [],
@@ -380,16 +381,16 @@ export class JobTracker {
         }
         break;
       case 'execution_success':
-        this.finish(job, 'success', ts);
+        this.finish(job, 'success', ts, false, e.ts !== null ? 'comfyui' : 'observed');
         break;
       case 'execution_error':
         if (e.blocker) break;
         this.setError(job, e.error, e.executed, ts);
-        this.finish(job, 'error', ts);
+        this.finish(job, 'error', ts, false, e.ts !== null ? 'comfyui' : 'observed');
         break;
       case 'execution_interrupted':
         this.setInterrupted(job, e.node_id, e.node_type, e.executed, ts);
-        this.finish(job, 'interrupted', ts);
+        this.finish(job, 'interrupted', ts, false, e.ts !== null ? 'comfyui' : 'observed');
         break;
     }
   }
@@ -531,7 +532,7 @@ export class JobTracker {
       traceback: [],
       rejection: { type: e.error ? str(e.error.type) : null, reasons },
     };
-    this.finish(job, 'error', e.t ?? now, true);
+    this.finish(job, 'error', e.t ?? now, true, e.t !== null ? 'comfyui' : 'observed');
     this.touch(now);
   }
 
@@ -632,8 +633,11 @@ export class JobTracker {
       else if (record.status_str === 'error') outcome = 'error';
     }
     if (outcome) {
-      if (end !== null) job.finished_at = end;
-      this.finish(job, outcome, end ?? job.finished_at ?? now, opts.silent);
+      if (end !== null) {
+        job.finished_at = end;
+        job.finished_timing = 'comfyui';
+      }
+      this.finish(job, outcome, end ?? job.finished_at ?? now, opts.silent ?? false, end !== null ? 'comfyui' : (job.finished_timing ?? 'observed'));
     }
     this.recompute(job);
     this.touch(now);
@@ -646,7 +650,7 @@ export class JobTracker {
     job.missing_checks++;
     if (opts.atOnce || job.missing_checks >= 2) {
       job.lost_reason = reason;
-      this.finish(job, 'lost', now);
+      this.finish(job, 'lost', now, false, 'observed');
       this.touch(now);
     }
   }
@@ -657,7 +661,7 @@ export class JobTracker {
     for (const job of this.jobs.values()) {
       if (isFinal(job.status)) continue;
       job.lost_reason = reason;
-      this.finish(job, 'lost', now);
+      this.finish(job, 'lost', now, false, 'observed');
       lost.push(job);
     }
     this.runningIds = [];
@@ -724,13 +728,14 @@ export class JobTracker {
 
   // ── outcome ────────────────────────────────────────────────────────────────────────────────
 
-  private finish(job: Job, outcome: JobStatus, ts: number, silent = false): void {
+  private finish(job: Job, outcome: JobStatus, ts: number, silent: boolean, timing: TimeSource): void {
     const wasFinal = isFinal(job.status);
     // ComfyUI's record refines an outcome podscope inferred (lost); one ComfyUI reported stands.
     if (wasFinal && (job.status === outcome || job.status !== 'lost')) return;
     job.status = outcome;
     job.lost_reason = outcome === 'lost' ? job.lost_reason : null;
     job.finished_at = Math.max(ts, job.started_at ?? ts);
+    job.finished_timing = timing;
     job.current_node = null;
     for (const node of job.nodes.values()) {
       if (node.status === 'running') {

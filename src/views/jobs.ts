@@ -40,6 +40,7 @@ export function workflowView(comfy: ComfyState, job: Job, now: number) {
     started_at: iso(s.started_at),
     started_timing: s.started_timing,
     finished_at: iso(s.finished_at),
+    finished_timing: s.finished_timing,
     duration_s: s.started_at !== null ? Math.round((end - s.started_at) / 100) / 10 : null,
     gpu_seconds: usage?.gpu_seconds ?? null,
     busy_gpu_seconds: usage?.busy_gpu_seconds ?? null,

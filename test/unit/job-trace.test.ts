@@ -148,7 +148,8 @@ describe('what the recordings do not hold', () => {
   });
 
   it('says a lost job with its reason, as an error ended at podscope’s observation', () => {
-    const { root } = traceOf(handJob({ status: 'lost', lost_reason: 'ComfyUI restarted while the job ran', error: null }));
+    // The end of a lost job is when podscope gave up on it, as the job model says.
+    const { root } = traceOf(handJob({ status: 'lost', lost_reason: 'ComfyUI restarted while the job ran', error: null, finished_timing: 'observed' }));
     expect(root.error).toBe('ComfyUI restarted while the job ran');
     expect(root.attributes).toMatchObject({ 'error.type': 'comfyui_lost', 'podscope.timing': 'observed' });
     expect(root.events).toContainEqual({ name: 'comfyui.lost', at: root.end, attributes: { 'podscope.lost_reason': 'ComfyUI restarted while the job ran', 'podscope.timing': 'observed' } });
@@ -165,6 +166,11 @@ describe('what the recordings do not hold', () => {
     const error = { node_id: null, class_type: null, exception_type: 'ProbableSystemRamOom', exception_message: 'ComfyUI vanished', traceback: [] };
     const { root } = traceOf(handJob({ status: 'lost', lost_reason: 'ComfyUI exited', error }));
     expect(root.events.find((e) => e.name === 'comfyui.oom')?.attributes['podscope.oom.kind']).toBe('system_ram_probable');
+  });
+
+  it('calls the job span observed when its end is podscope’s', () => {
+    expect(traceOf(handJob({ finished_timing: 'observed' })).root.attributes['podscope.timing']).toBe('observed');
+    expect(traceOf(handJob({ finished_timing: 'comfyui' })).root.attributes['podscope.timing']).toBe('comfyui');
   });
 
   it('carries the job’s GPU-seconds and peak VRAM', () => {

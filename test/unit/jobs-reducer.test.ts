@@ -365,6 +365,15 @@ describe('whose clock a node’s times are on', () => {
     expect(t.get(prompt)!.nodes.get('1')).toMatchObject({ finished_at: 1002, timing: 'comfyui' });
   });
 
+  it('ends a job on ComfyUI’s clock when ComfyUI says the outcome, and on podscope’s when podscope calls it lost', () => {
+    const t = started();
+    t.apply(1020, tap('execution_success', { timestamp: 1015 }));
+    expect(t.get(prompt)).toMatchObject({ status: 'success', finished_at: 1015, finished_timing: 'comfyui' });
+    const lost = started();
+    lost.loseUnfinished(1030, 'ComfyUI restarted');
+    expect(lost.get(prompt)).toMatchObject({ status: 'lost', finished_at: 1030, finished_timing: 'observed' });
+  });
+
   it('calls a node observed when one of its times is podscope’s', () => {
     const t = tracker();
     t.apply(1000, tap('podscope.prompt_start', { extra: { job_id: 'job-clock' }, graph: { '1': { class_type: 'EmptyImage', inputs: {} } }, outputs: ['1'], t: 990 }));

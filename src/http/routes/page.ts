@@ -28,7 +28,8 @@ export function pageRoutes(assets: WebAssets | undefined, sessions: SessionStore
   app.get('/assets/:name', (c) => {
     const file = assets?.files.get(c.req.param('name'));
     if (!file) throw new ApiError(404, 'NOT_FOUND', `No asset ${c.req.param('name').slice(0, 100)}.`);
-    return new Response(new Uint8Array(file.body), {
+    // A view of the bytes read at start-up, not a copy of them per request.
+    return new Response(new Uint8Array(file.body.buffer as ArrayBuffer, file.body.byteOffset, file.body.byteLength), {
       status: 200,
       headers: responseHeaders(c, { 'content-type': file.contentType, 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' }),
     });

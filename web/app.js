@@ -221,6 +221,8 @@
     const shown = JSON.stringify(v.jobs);
     if (shown === jobsShown) return;
     jobsShown = shown;
+    // A redraw must not take the keyboard's place away: the row that had focus gets it back.
+    const focused = document.activeElement?.closest?.('#jobs button[data-open]')?.dataset.open;
     $('jobs').replaceChildren(
       v.jobs.length === 0
         ? el('p', { class: 'muted' }, 'No job remembered yet.')
@@ -242,6 +244,7 @@
             ),
           ),
     );
+    if (focused !== undefined) [...$('jobs').querySelectorAll('button[data-open]')].find((b) => b.dataset.open === focused)?.focus();
   }
 
   let openId = null;

@@ -105,6 +105,15 @@ describe.skipIf(!CHROMIUM && !process.env.CI)('the page in a real browser', () =
     expect(await page.$eval('#detail', (e) => (e as HTMLElement).hidden)).toBe(true);
   }, 120_000);
 
+  it('keeps the keyboard on a job while the list of jobs is redrawn', async () => {
+    await page.waitForSelector('#jobs tr[data-job="job_0002"] button', { timeout: 60_000 });
+    await page.focus('#jobs tr[data-job="job_0002"] button');
+    // The demo keeps running jobs, so the list is redrawn; the focused button is then a new node.
+    await page.evaluate(() => ((document.activeElement as HTMLElement & { stale?: boolean }).stale = true));
+    await page.waitForFunction(() => !(document.querySelector('#jobs tr[data-job="job_0002"] button') as (HTMLElement & { stale?: boolean }) | null)?.stale, { timeout: 60_000 });
+    expect(await page.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset.open)).toBe('job_0002');
+  }, 90_000);
+
   it('opens a job from the keyboard, and closes it with Escape', async () => {
     await page.waitForSelector('#jobs tr[data-job="job_0002"] button', { timeout: 60_000 });
     await page.focus('#jobs tr[data-job="job_0002"] button');

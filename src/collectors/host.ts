@@ -4,9 +4,10 @@
  * memory. Outputs fail silently on a full disk, so a nearly full one becomes a problem.
  */
 import { readdir, statfs } from 'node:fs/promises';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { mem } from 'systeminformation';
 import type { HealthBoard } from '../state/health.js';
-import { nearlyFull, type DiskReading, type HostSnapshot } from '../shared/host.js';
+import { nearlyFull, type DiskReading, type EventLoopDelay, type HostSnapshot } from '../shared/host.js';
 import { HostState } from '../state/host.js';
 import { sleep, tracked, type Collector } from './collector.js';
 
@@ -20,6 +21,25 @@ export interface HostCollectorOptions {
   /** Seams for tests. */
   readMemory?: typeof mem;
   readFs?: (path: string) => Promise<{ bsize: number; blocks: number; bavail: number }>;
+  loopDelay?: LoopDelayMonitor;
+}
+
+/** What the collector reads of Node's event-loop delay histogram (nanoseconds). */
+export type LoopDelayMonitor = Pick<ReturnType<typeof monitorEventLoopDelay>, 'count' | 'min' | 'max' | 'mean' | 'stddev' | 'percentile' | 'reset' | 'enable' | 'disable'>;
+
+/**
+ * Node's delay monitor, sampling every 100 ms. Reading its figures walks the whole histogram
+ * (about a third of a millisecond), so they are read once per sample, never at a scrape.
+ */
+const LOOP_RESOLUTION_MS = 100;
+
+/** The monitor's figures in seconds, then a fresh interval; null when it saw no tick. */
+export function readLoopDelay(h: LoopDelayMonitor, lagMs: number): EventLoopDelay | null {
+  if (h.count === 0) return null;
+  const s = (ns: number) => ns / 1e9;
+  const figures = { lag_s: lagMs / 1000, min_s: s(h.min), max_s: s(h.max), mean_s: s(h.mean), stddev_s: s(h.stddev), p50_s: s(h.percentile(50)), p90_s: s(h.percentile(90)), p99_s: s(h.percentile(99)) };
+  h.reset();
+  return figures;
 }
 
 export class HostCollector implements Collector {
@@ -27,10 +47,12 @@ export class HostCollector implements Collector {
   /** Where the samples go; its own when none is given (tests). */
   private readonly state: HostState;
   private loop: Promise<void> | null = null;
+  private readonly loopDelay: LoopDelayMonitor;
 
   constructor(private readonly opts: HostCollectorOptions) {
     opts.health.declare(this.name);
     this.state = opts.state ?? new HostState();
+    this.loopDelay = opts.loopDelay ?? monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
   }
 
   snapshot(): HostSnapshot {
@@ -38,6 +60,7 @@ export class HostCollector implements Collector {
   }
 
   start(signal: AbortSignal): void {
+    this.loopDelay.enable();
     this.loop = (async () => {
       while (!signal.aborted) {
         await this.tick();
@@ -48,6 +71,7 @@ export class HostCollector implements Collector {
 
   async stop(): Promise<void> {
     await this.loop;
+    this.loopDelay.disable();
   }
 
   async tick(): Promise<void> {
@@ -80,6 +104,9 @@ export class HostCollector implements Collector {
       if (this.opts.outputDir && disks.some((d) => d.role === 'comfyui_output')) health.clear('artifacts', 'OUTPUT_DIR_MISSING');
       if (problems.length > 0) health.raise('host', 'DISK_NEARLY_FULL', `${problems.join('; ')}; ComfyUI outputs fail silently on a full disk`);
       else health.clear('host', 'DISK_NEARLY_FULL');
+      const waited = performance.now();
+      await new Promise((resolve) => setImmediate(resolve));
+      const eventLoop = readLoopDelay(this.loopDelay, performance.now() - waited);
       const pm = process.memoryUsage();
       // Minus one: the descriptor readdir itself holds.
       const fds = await readdir('/proc/self/fd').then((l) => l.length - 1, () => null);
@@ -90,6 +117,7 @@ export class HostCollector implements Collector {
           : null,
         disks,
         process: { rss_bytes: pm.rss, heap_used_bytes: pm.heapUsed, heap_total_bytes: pm.heapTotal, external_bytes: pm.external, array_buffers_bytes: pm.arrayBuffers, open_fds: fds },
+        event_loop: eventLoop,
       });
       return m ? { ok: true } : { ok: false, code: 'HOST_MEMORY_UNREADABLE', message: 'host memory could not be read' };
     });

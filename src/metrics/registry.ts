@@ -5,27 +5,10 @@
  * Metric families owned by one area (GPU, jobs, logs) are registered by that area's module in this
  * folder, reading state at scrape time: a scrape never runs nvidia-smi or calls ComfyUI.
  */
-import { Registry, Gauge, collectDefaultMetrics } from 'prom-client';
+import { Registry, Gauge } from 'prom-client';
+import { registerProcessMetrics } from './process.js';
 import type { HealthBoard } from '../state/health.js';
 import { HTTP_METHODS } from '../shared/http-methods.js';
-
-/** prom-client's default gauges named `_total`, which promtool rejects; their twins without it stay. */
-const MISNAMED_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
-/**
- * prom-client's default metrics that read /proc synchronously at every scrape; a scrape must do
- * no I/O, so metrics/host.ts exports these from the host collector's periodic sample instead.
- */
-const IO_AT_SCRAPE_DEFAULTS = [
-  'process_resident_memory_bytes',
-  'process_virtual_memory_bytes',
-  'process_heap_bytes',
-  'process_open_fds',
-  // process.memoryUsage() reads /proc/self for the resident set: the heap figures come from the same sample.
-  'nodejs_heap_size_total_bytes',
-  'nodejs_heap_size_used_bytes',
-  'nodejs_external_memory_bytes',
-];
-
 
 export interface CoreMetrics {
   registry: Registry;
@@ -34,9 +17,7 @@ export interface CoreMetrics {
 
 export function createCoreMetrics(opts: { version: string; health: HealthBoard }): CoreMetrics {
   const registry = new Exposition();
-  // The event-loop delay monitor wakes every eventLoopMonitoringPrecision ms, even on an idle pod.
-  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
-  for (const name of [...MISNAMED_DEFAULTS, ...IO_AT_SCRAPE_DEFAULTS]) registry.removeSingleMetric(name);
+  registerProcessMetrics(registry);
 
   new Gauge({
     name: 'podscope_build_info',

@@ -2,7 +2,7 @@
 import type { HostSnapshot } from '../shared/host.js';
 
 export class HostState {
-  private snap: HostSnapshot = { sampled_at: null, memory: null, disks: [], process: null };
+  private snap: HostSnapshot = { sampled_at: null, memory: null, disks: [], process: null, event_loop: null };
 
   snapshot(): HostSnapshot {
     return this.snap;

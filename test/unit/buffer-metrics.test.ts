@@ -59,6 +59,7 @@ describe('host metrics', () => {
         { path: '/workspace', role: 'workspace', total_bytes: 100, free_bytes: 70, used_ratio: 0.3 },
       ],
       process: { rss_bytes: 123_456_789, heap_used_bytes: 1, heap_total_bytes: 2, external_bytes: 3, array_buffers_bytes: 4, open_fds: 42 },
+      event_loop: null,
     });
     const s = await scrape(registry);
     expect(s.get('process_resident_memory_bytes')).toBe(123_456_789);
@@ -67,9 +68,25 @@ describe('host metrics', () => {
     expect(s.get('podscope_disk_free_bytes{role="workspace"}')).toBe(70);
   });
 
+  it('give the event loop’s delay from the sample, under prom-client’s names', async () => {
+    const { registry, host } = setup();
+    host.set({ sampled_at: 'x', memory: null, disks: [], process: null, event_loop: { lag_s: 0.0004, min_s: 0.1, max_s: 0.25, mean_s: 0.11, stddev_s: 0.02, p50_s: 0.101, p90_s: 0.12, p99_s: 0.2 } });
+    const s = await scrape(registry);
+    expect(s.get('nodejs_eventloop_lag_seconds')).toBe(0.0004);
+    expect(s.get('nodejs_eventloop_lag_max_seconds')).toBe(0.25);
+    expect(s.get('nodejs_eventloop_lag_p99_seconds')).toBe(0.2);
+  });
+
+  it('leave the event loop’s delay out before a first interval was measured', async () => {
+    const { registry, host } = setup();
+    host.set({ sampled_at: 'x', memory: null, disks: [], process: null, event_loop: null });
+    const s = await scrape(registry);
+    expect([...s.keys()].filter((k) => k.startsWith('nodejs_eventloop'))).toEqual([]);
+  });
+
   it('leave the descriptor count out when /proc could not be read', async () => {
     const { registry, host } = setup();
-    host.set({ sampled_at: 'x', memory: null, disks: [], process: { rss_bytes: 1, heap_used_bytes: 1, heap_total_bytes: 1, external_bytes: 0, array_buffers_bytes: 0, open_fds: null } });
+    host.set({ sampled_at: 'x', memory: null, disks: [], process: { rss_bytes: 1, heap_used_bytes: 1, heap_total_bytes: 1, external_bytes: 0, array_buffers_bytes: 0, open_fds: null }, event_loop: null });
     const s = await scrape(registry);
     expect(s.has('process_open_fds')).toBe(false);
     expect(s.get('process_resident_memory_bytes')).toBe(1);
@@ -77,9 +94,9 @@ describe('host metrics', () => {
 
   it('drop a disk that is no longer sampled', async () => {
     const { registry, host } = setup();
-    host.set({ sampled_at: 'x', memory: null, disks: [{ path: '/w', role: 'workspace', total_bytes: 1, free_bytes: 1, used_ratio: 0 }], process: null });
+    host.set({ sampled_at: 'x', memory: null, disks: [{ path: '/w', role: 'workspace', total_bytes: 1, free_bytes: 1, used_ratio: 0 }], process: null, event_loop: null });
     await scrape(registry);
-    host.set({ sampled_at: 'y', memory: null, disks: [], process: null });
+    host.set({ sampled_at: 'y', memory: null, disks: [], process: null, event_loop: null });
     expect([...(await scrape(registry)).keys()].some((k) => k.startsWith('podscope_disk_free_bytes'))).toBe(false);
   });
 });

@@ -23,7 +23,28 @@ function errno(code: string): NodeJS.ErrnoException {
   return Object.assign(new Error(`${code}: failed`), { code });
 }
 
-function collector(opts: { mem?: () => Promise<unknown>; disks?: Record<string, ReturnType<typeof fs> | NodeJS.ErrnoException>; outputDir?: string } = {}) {
+/** A stand-in for Node's delay monitor holding `count` ticks with the given figures (nanoseconds). */
+function loopMonitor(count: number) {
+  const ms = 1e6;
+  const m = {
+    count,
+    min: 100 * ms,
+    max: 250 * ms,
+    mean: 110 * ms,
+    stddev: 20 * ms,
+    percentile: (p: number) => ({ 50: 101 * ms, 90: 120 * ms, 99: 200 * ms })[p] ?? NaN,
+    resets: 0,
+    reset() {
+      m.resets++;
+      m.count = 0;
+    },
+    enable: () => true,
+    disable: () => true,
+  };
+  return m;
+}
+
+function collector(opts: { mem?: () => Promise<unknown>; disks?: Record<string, ReturnType<typeof fs> | NodeJS.ErrnoException>; outputDir?: string; loop?: ReturnType<typeof loopMonitor> } = {}) {
   const health = new HealthBoard();
   const state = new HostState();
   const disks = opts.disks ?? { '/workspace/ComfyUI/output': fs(100 * GIB, 60 * GIB), '/workspace': fs(100 * GIB, 60 * GIB) };
@@ -33,6 +54,7 @@ function collector(opts: { mem?: () => Promise<unknown>; disks?: Record<string, 
     outputDir: 'outputDir' in opts ? opts.outputDir : '/workspace/ComfyUI/output',
     workspaceDir: '/workspace',
     readMemory: (opts.mem ?? (async () => MEM)) as never,
+    loopDelay: opts.loop ?? loopMonitor(0),
     readFs: async (path) => {
       const d = disks[path];
       if (!d) throw errno('ENOENT');
@@ -60,7 +82,7 @@ describe('host memory', () => {
 
   it('shows nothing sampled before the first run', () => {
     const { state } = collector();
-    expect(state.snapshot()).toEqual({ sampled_at: null, memory: null, disks: [], process: null });
+    expect(state.snapshot()).toEqual({ sampled_at: null, memory: null, disks: [], process: null, event_loop: null });
   });
 });
 
@@ -144,6 +166,24 @@ describe('podscope’s own memory', () => {
     expect(p.heap_used_bytes).toBeLessThanOrEqual(p.heap_total_bytes);
     expect(p.open_fds).toBeGreaterThan(0);
     expect(state.snapshot().sampled_at).toMatch(/^\d{4}-\d\d-\d\dT/);
+  });
+});
+
+describe('the event loop’s delay', () => {
+  it('is given in seconds over the interval since the sample before, which then starts afresh', async () => {
+    const loop = loopMonitor(40);
+    const { c, state } = collector({ loop });
+    await c.tick();
+    const d = state.snapshot().event_loop!;
+    expect(d).toMatchObject({ min_s: 0.1, max_s: 0.25, mean_s: 0.11, stddev_s: 0.02, p50_s: 0.101, p90_s: 0.12, p99_s: 0.2 });
+    expect(d.lag_s).toBeGreaterThanOrEqual(0);
+    expect(loop.resets).toBe(1);
+  });
+
+  it('is unknown (null), not zero, while the monitor has seen no tick', async () => {
+    const { c, state } = collector({ loop: loopMonitor(0) });
+    await c.tick();
+    expect(state.snapshot().event_loop).toBeNull();
   });
 });
 

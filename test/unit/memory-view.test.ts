@@ -112,6 +112,7 @@ describe('host memory and disks', () => {
       memory: { total_bytes: 24 * GIB, available_bytes: 20 * GIB, used_bytes: 4 * GIB, swap_total_bytes: 0, swap_used_bytes: 0 },
       disks: [{ path: '/workspace', role: 'workspace', total_bytes: 100 * GIB, free_bytes: 33.3 * GIB, used_ratio: 0.667 }],
       process: { rss_bytes: 80.25 * MIB, heap_used_bytes: 30 * MIB, heap_total_bytes: 50 * MIB, external_bytes: 0, array_buffers_bytes: 0, open_fds: 20 },
+      event_loop: null,
     });
     const v = memoryView(state);
     expect(v.host).toEqual({
@@ -126,7 +127,7 @@ describe('host memory and disks', () => {
     const { state } = pod();
     const host = new HostState();
     state.host = host;
-    host.set({ sampled_at: 'x', memory: null, disks: [{ path: '/proc', role: 'workspace', total_bytes: 0, free_bytes: 0, used_ratio: null }], process: null });
+    host.set({ sampled_at: 'x', memory: null, disks: [{ path: '/proc', role: 'workspace', total_bytes: 0, free_bytes: 0, used_ratio: null }], process: null, event_loop: null });
     const v = memoryView(state);
     expect(v.host?.memory_mb).toBeNull();
     expect(v.host?.disks[0]!.used_percent).toBeNull();

@@ -4,7 +4,7 @@
  * every family is rebuilt from the current readings on each scrape.
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { readFamily } from './registry.js';
+import { LabelSet, readFamily } from './registry.js';
 import type { GpuHealthReading, GpuReading, GpuState } from '../state/gpu.js';
 import { CLOCK_EVENT_REASONS, type MigDevice } from '../shared/gpu-readings.js';
 
@@ -31,8 +31,23 @@ function pstateNumber(text: string | null): number | null {
 }
 
 export function registerGpuMetrics(registry: Registry, state: GpuState, now: () => number = Date.now): GpuMetricsHooks {
-  // A GPU never reached has no index when nothing tells it: it is named by its bus id.
-  const labels = (g: GpuReading) => ({ gpu: g.index === null ? (g.pci_bus_id ?? 'unknown') : String(g.index), uuid: g.uuid });
+  // A GPU never reached has no index when nothing tells it: it is named by its bus id. Each
+  // GPU's label set is written once and kept (by gpu, then uuid), not rebuilt for every series.
+  const labelSets = new Map<string, Map<string, LabelSet>>();
+  const labels = (g: GpuReading): LabelSet => {
+    const gpu = g.index === null ? (g.pci_bus_id ?? 'unknown') : String(g.index);
+    let byUuid = labelSets.get(gpu);
+    if (!byUuid) {
+      if (labelSets.size >= 64) labelSets.clear();
+      labelSets.set(gpu, (byUuid = new Map()));
+    }
+    let set = byUuid.get(g.uuid);
+    if (!set) {
+      if (byUuid.size >= 4) byUuid.clear();
+      byUuid.set(g.uuid, (set = new LabelSet({ gpu, uuid: g.uuid })));
+    }
+    return set;
+  };
 
   const gauge = (name: string, help: string, pick: PerGpu, scale = 1) =>
     readFamily(registry, name, help, 'gauge', (out) => {
@@ -100,7 +115,7 @@ export function registerGpuMetrics(registry: Registry, state: GpuState, now: () 
         for (const [label, pick] of picks) {
           const v = pick(h);
           if (v === null) continue;
-          out.push({ labels: labelName ? { ...labels(g), [labelName]: label } : labels(g), value: typeof v === 'boolean' ? Number(v) : v });
+          out.push({ labels: labelName ? labels(g).with(labelName, label) : labels(g), value: typeof v === 'boolean' ? Number(v) : v });
         }
       }
     });
@@ -129,7 +144,8 @@ export function registerGpuMetrics(registry: Registry, state: GpuState, now: () 
         for (const d of g.uuid ? state.mig(g.uuid) : []) {
           const v = pick(d);
           if (v === null) continue;
-          out.push({ labels: { ...labels(g), mig_instance: String(d.gpu_instance_id ?? d.index ?? 'unknown'), compute_instance: String(d.compute_instance_id ?? 'unknown'), profile: d.profile ?? 'unknown' }, value: v * scale });
+          const mig = labels(g).with('mig_instance', String(d.gpu_instance_id ?? d.index ?? 'unknown'));
+          out.push({ labels: mig.with('compute_instance', String(d.compute_instance_id ?? 'unknown')).with('profile', d.profile ?? 'unknown'), value: v * scale });
         }
       }
     });
@@ -140,12 +156,12 @@ export function registerGpuMetrics(registry: Registry, state: GpuState, now: () 
   readFamily(registry, 'podscope_gpu_clock_event_reason_active', 'Whether a clock-event (throttle) reason is active on the GPU (1) or not (0).', 'gauge', (out) => {
     for (const g of state.readings()) {
       if (g.clock_event_reasons === null) continue;
-      for (const [bit, reason] of CLOCK_EVENT_REASONS) out.push({ labels: { ...labels(g), reason }, value: (g.clock_event_reasons & bit) !== 0 ? 1 : 0 });
+      for (const [bit, reason] of CLOCK_EVENT_REASONS) out.push({ labels: labels(g).with('reason', reason), value: (g.clock_event_reasons & bit) !== 0 ? 1 : 0 });
     }
   });
 
   readFamily(registry, 'podscope_gpu_info', 'GPU identity; always 1. Join on gpu and uuid.', 'gauge', (out) => {
-    for (const g of state.readings()) out.push({ labels: { ...labels(g), name: g.name, driver: g.driver_version ?? 'unknown' }, value: 1 });
+    for (const g of state.readings()) out.push({ labels: labels(g).with('name', g.name).with('driver', g.driver_version ?? 'unknown'), value: 1 });
   });
 
   const duration = new Histogram({

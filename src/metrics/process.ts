@@ -13,7 +13,7 @@
 import { PerformanceObserver, constants } from 'node:perf_hooks';
 import { getHeapSpaceStatistics, type HeapSpaceInfo } from 'node:v8';
 import type { Registry } from 'prom-client';
-import { readFamily, type Series } from './registry.js';
+import { readFamily, type Series } from './exposition.js';
 
 const START_SECONDS = Math.round(Date.now() / 1000 - process.uptime());
 const [MAJOR, MINOR, PATCH] = process.version.slice(1).split('.');

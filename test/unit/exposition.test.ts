@@ -4,7 +4,7 @@
  */
 import { Counter, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { Exposition, readFamily, type Series } from '../../src/metrics/registry.js';
+import { Exposition, LabelSet, readFamily, type Series } from '../../src/metrics/registry.js';
 
 /** The same families in podscope's registry and, through get(), in a plain prom-client one. */
 async function both(define: (r: Registry) => void): Promise<[string, string]> {
@@ -45,6 +45,28 @@ describe('the exposition of read families', () => {
     const r = new Exposition();
     readFamily(r, 'x_dup', 'Duplicates.', 'gauge', series({ labels: { gpu: 'unknown', uuid: '' }, value: 1 }, { labels: { gpu: 'unknown', uuid: '' }, value: 2 }));
     expect((await r.metrics()).split('\n').filter((l) => l.startsWith('x_dup{'))).toEqual(['x_dup{gpu="unknown",uuid=""} 2']);
+  });
+
+  it('writes a kept label set, and the sets made from it with one label more, as prom-client writes the labels', async () => {
+    const gpu = new LabelSet({ gpu: '0', uuid: 'GPU-1' });
+    const [fast, plain] = await both((r) =>
+      readFamily(r, 'x_info', 'Kept labels.', 'gauge', series({ labels: gpu.with('name', 'NVIDIA "H100"\\80GB').with('driver', '590.44.01'), value: 1 }, { labels: gpu, value: 2 }, { labels: new LabelSet({}), value: 3 })),
+    );
+    expect(fast).toBe(plain);
+    expect(fast).toContain('x_info{gpu="0",uuid="GPU-1",name="NVIDIA \\"H100\\"\\\\80GB",driver="590.44.01"} 1');
+  });
+
+  it('gives back the same set for the same label added again', () => {
+    const gpu = new LabelSet({ gpu: '0', uuid: 'GPU-1' });
+    expect(gpu.with('reason', 'sw_power_cap')).toBe(gpu.with('reason', 'sw_power_cap'));
+    expect(gpu.with('reason', 'hw_slowdown')).not.toBe(gpu.with('reason', 'sw_power_cap'));
+  });
+
+  it('keeps one series per kept label set too, the last one', async () => {
+    const gpu = new LabelSet({ gpu: '0', uuid: 'GPU-1' });
+    const r = new Exposition();
+    readFamily(r, 'x_dup', 'Duplicates.', 'gauge', series({ labels: gpu.with('kind', 'a'), value: 1 }, { labels: gpu.with('kind', 'a'), value: 2 }, { labels: gpu.with('kind', 'b'), value: 3 }));
+    expect((await r.metrics()).split('\n').filter((l) => l.startsWith('x_dup{'))).toEqual(['x_dup{gpu="0",uuid="GPU-1",kind="a"} 2', 'x_dup{gpu="0",uuid="GPU-1",kind="b"} 3']);
   });
 
   it('comes after prom-client’s own families, one blank line between families', async () => {

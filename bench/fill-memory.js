@@ -7,7 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startPodscope } from '../dist/main.js';
+import { startPodscope, tuneHeap } from '../dist/main.js';
 import { txt2img } from '../dist/sim/comfyui.js';
 import { answer } from '../dist/sim/fake-nvidia-smi.js';
 import { planFields, parseHelpQueryGpu, parseCsvRows, toGpuRow } from '../dist/sources/nvidia-smi.js';
@@ -18,6 +18,7 @@ const dir = mkdtempSync(join(tmpdir(), 'podscope-fill-'));
 writeFileSync(join(dir, 'fake.json'), JSON.stringify({ fixture: 'h200-x1.drv590.load', gpus: 8 }));
 process.env.FAKE_NVIDIA_SMI = join(dir, 'fake.json');
 
+tuneHeap();
 // No ComfyUI in this process (it would count against podscope's memory): the buffers are filled directly.
 const pod = await startPodscope({
   env: { PODSCOPE_PORT: '0', PODSCOPE_HOST: '127.0.0.1', COMFYUI_URL: 'http://127.0.0.1:9', PODSCOPE_NVIDIA_SMI: join(ROOT, 'bin/fake-nvidia-smi'), LOG_LEVEL: 'silent', RUNPOD_GPU_COUNT: '8' },
@@ -63,11 +64,17 @@ while (logs.ring.size < config.logLines || logs.ring.bytes < config.logBytes * 0
 globalThis.gc?.();
 await new Promise((r) => setTimeout(r, 500));
 globalThis.gc?.();
+const afterFill = process.memoryUsage().rss;
+// Filled in seconds, the buffers leave the garbage of hours behind, and V8 gives unused heap back
+// to the system only once allocation has been quiet for 8 s (its memory reducer): a pod that
+// filled them over hours is measured after that has run.
+await new Promise((r) => setTimeout(r, 12_000));
 const mem = process.memoryUsage();
 const buffers = state.buffers();
 process.stdout.write(
   JSON.stringify({
     rss_mb: Math.round(mem.rss / 1024 / 1024),
+    rss_right_after_fill_mb: Math.round(afterFill / 1024 / 1024),
     rss_empty_buffers_mb: Math.round(baseline / 1024 / 1024),
     heap_used_mb: Math.round(mem.heapUsed / 1024 / 1024),
     heap_total_mb: Math.round(mem.heapTotal / 1024 / 1024),

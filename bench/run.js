@@ -414,14 +414,20 @@ function startJobStream(sim) {
 }
 
 async function benchMemory() {
-  // Every buffer full at its default capacity, inside a fresh podscope process.
-  const out = await new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, ['--expose-gc', '--max-semi-space-size=4', join(ROOT, 'bench/fill-memory.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let s = '';
-    c.stdout.on('data', (d) => (s += d));
-    c.on('exit', (code) => (code === 0 ? resolve(JSON.parse(s)) : reject(new Error(`fill-memory exited ${code}`))));
-  });
-  record('memory: RSS with every buffer full at default capacities', out.rss_mb, 'MB', '≤ 120 MB', out.rss_mb <= 120, out);
+  // Every buffer full at its default capacity, inside a fresh podscope process; the resident set
+  // of the same fill varies by ±10 MB from process to process, so the median of 5 is reported.
+  const fill = () =>
+    new Promise((resolve, reject) => {
+      const c = spawn(process.execPath, ['--expose-gc', '--max-semi-space-size=4', join(ROOT, 'bench/fill-memory.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let s = '';
+      c.stdout.on('data', (d) => (s += d));
+      c.on('exit', (code) => (code === 0 ? resolve(JSON.parse(s)) : reject(new Error(`fill-memory exited ${code}`))));
+    });
+  const runs = [];
+  for (let i = 0; i < (QUICK ? 1 : 5); i++) runs.push(await fill());
+  const rss = median(runs.map((r) => r.rss_mb));
+  const typical = runs.find((r) => r.rss_mb === rss) ?? runs[0];
+  record('memory: RSS with every buffer full at default capacities, settled (median of 5 processes)', rss, 'MB', '≤ 120 MB', rss <= 120, { ...typical, rss_mb_runs: runs.map((r) => r.rss_mb) });
 }
 
 // ---------------------------------------------------------------------------------------------

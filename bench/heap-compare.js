@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+/**
+ * `node bench/heap-compare.js`: two podscopes side by side under the soak's load (the simulated
+ * ComfyUI at 100 progress frames/s and 5,000 log lines/s, 8 GPUs, a poller on every endpoint of
+ * each), one with V8's own heap growing factor (`--heap-growing-percent=0`) and one as podscope
+ * runs (25 %, set by `tuneHeap()`): their resident set every 2 s after a 30-s warm-up, and their
+ * CPU. COMPARE_SECONDS sets the length (180 by default).
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SimComfyUI } from '../dist/sim/comfyui.js';
+import { FAKE_SMI, TICKS, pct, procStat, sleep, startLoad, startPodscope } from './lib.js';
+
+const seconds = Number(process.env.COMPARE_SECONDS ?? 180);
+const smiDir = mkdtempSync(join(tmpdir(), 'podscope-heap-'));
+writeFileSync(join(smiDir, 'fake.json'), JSON.stringify({ fixture: 'h200-x1.drv590.load', gpus: 8, utilization: 'wave' }));
+process.env.FAKE_NVIDIA_SMI = join(smiDir, 'fake.json');
+
+const sim = new SimComfyUI({ stepMs: 10 });
+await sim.start();
+const env = { COMFYUI_URL: sim.url, PODSCOPE_NVIDIA_SMI: FAKE_SMI, RUNPOD_GPU_COUNT: '8' };
+const pods = [
+  { name: "V8's own factor", pod: await startPodscope(env, { nodeArgs: ['--heap-growing-percent=0'] }), rss: [] },
+  { name: 'podscope (25 %)', pod: await startPodscope(env, { nodeArgs: [] }), rss: [] },
+];
+const stopLoad = startLoad(sim);
+let polling = true;
+const endpoints = ['/health', '/ready', '/debug/status', '/debug/workflow', '/debug/queue', '/debug/memory', '/debug/logs?lines=200', '/debug/artifacts', '/metrics', '/debug/status?format=text'];
+const pollers = pods.map(({ pod }) =>
+  (async () => {
+    while (polling) {
+      for (const e of endpoints) await (await fetch(`${pod.url}${e}`).catch(() => null))?.arrayBuffer();
+      await sleep(50);
+    }
+  })(),
+);
+await sleep(30_000);
+const cpu0 = pods.map((p) => procStat(p.pod.child.pid).cpuTicks);
+const end = Date.now() + seconds * 1000;
+while (Date.now() < end) {
+  await sleep(2000);
+  for (const p of pods) p.rss.push(Math.round(procStat(p.pod.child.pid).rss / 1024 ** 2));
+}
+const cpu = pods.map((p, i) => (procStat(p.pod.child.pid).cpuTicks - cpu0[i]) / TICKS / seconds);
+polling = false;
+await Promise.all(pollers);
+await stopLoad();
+process.stdout.write(`| podscope, ${seconds} s under the soak's load | RSS median MB | p90 | max | CPU, % of a core |\n| --- | --- | --- | --- | --- |\n`);
+pods.forEach((p, i) => process.stdout.write(`| ${p.name} | ${pct(p.rss, 50)} | ${pct(p.rss, 90)} | ${Math.max(...p.rss)} | ${(cpu[i] * 100).toFixed(1)} |\n`));
+for (const p of pods) await p.pod.stop();
+await sim.stop();
+process.exit(0);

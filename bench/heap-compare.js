@@ -6,16 +6,11 @@
  * runs (25 %, set by `tuneHeap()`): their resident set every 2 s after a 30-s warm-up, and their
  * CPU. COMPARE_SECONDS sets the length (180 by default).
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { SimComfyUI } from '../dist/sim/comfyui.js';
-import { FAKE_SMI, TICKS, pct, procStat, sleep, startLoad, startPodscope } from './lib.js';
+import { FAKE_SMI, TICKS, fakeGpus, pct, pollEndpoints, procStat, sleep, startLoad, startPodscope } from './lib.js';
 
 const seconds = Number(process.env.COMPARE_SECONDS ?? 180);
-const smiDir = mkdtempSync(join(tmpdir(), 'podscope-heap-'));
-writeFileSync(join(smiDir, 'fake.json'), JSON.stringify({ fixture: 'h200-x1.drv590.load', gpus: 8, utilization: 'wave' }));
-process.env.FAKE_NVIDIA_SMI = join(smiDir, 'fake.json');
+fakeGpus(8);
 
 const sim = new SimComfyUI({ stepMs: 10 });
 await sim.start();
@@ -25,16 +20,7 @@ const pods = [
   { name: 'podscope (25 %)', pod: await startPodscope(env, { nodeArgs: [] }), rss: [] },
 ];
 const stopLoad = startLoad(sim);
-let polling = true;
-const endpoints = ['/health', '/ready', '/debug/status', '/debug/workflow', '/debug/queue', '/debug/memory', '/debug/logs?lines=200', '/debug/artifacts', '/metrics', '/debug/status?format=text'];
-const pollers = pods.map(({ pod }) =>
-  (async () => {
-    while (polling) {
-      for (const e of endpoints) await (await fetch(`${pod.url}${e}`).catch(() => null))?.arrayBuffer();
-      await sleep(50);
-    }
-  })(),
-);
+const pollers = pods.map(({ pod }) => pollEndpoints(pod.url));
 await sleep(30_000);
 const cpu0 = pods.map((p) => procStat(p.pod.child.pid).cpuTicks);
 const end = Date.now() + seconds * 1000;
@@ -43,8 +29,7 @@ while (Date.now() < end) {
   for (const p of pods) p.rss.push(Math.round(procStat(p.pod.child.pid).rss / 1024 ** 2));
 }
 const cpu = pods.map((p, i) => (procStat(p.pod.child.pid).cpuTicks - cpu0[i]) / TICKS / seconds);
-polling = false;
-await Promise.all(pollers);
+await Promise.all(pollers.map((stop) => stop()));
 await stopLoad();
 process.stdout.write(`| podscope, ${seconds} s under the soak's load | RSS median MB | p90 | max | CPU, % of a core |\n| --- | --- | --- | --- | --- |\n`);
 pods.forEach((p, i) => process.stdout.write(`| ${p.name} | ${pct(p.rss, 50)} | ${pct(p.rss, 90)} | ${Math.max(...p.rss)} | ${(cpu[i] * 100).toFixed(1)} |\n`));

@@ -3,8 +3,9 @@
  * the simulated ComfyUI, and per-process CPU and memory readings from /proc.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { submit, txt2img } from '../dist/sim/comfyui.js';
@@ -90,3 +91,34 @@ export function startLoad(sim) {
   };
 }
 
+
+/** Points FAKE_NVIDIA_SMI at `gpus` simulated H200s answering from the real capture, under load. */
+export function fakeGpus(gpus = 8) {
+  const dir = mkdtempSync(join(tmpdir(), 'podscope-bench-smi-'));
+  const file = join(dir, 'fake.json');
+  writeFileSync(file, JSON.stringify({ fixture: 'h200-x1.drv590.load', gpus, utilization: 'wave' }));
+  process.env.FAKE_NVIDIA_SMI = file;
+  return file;
+}
+
+/** What the soak's poller asks, in turn, 50 ms after each round. */
+export const POLLED = ['/health', '/ready', '/debug/status', '/debug/workflow', '/debug/queue', '/debug/memory', '/debug/logs?lines=200', '/debug/artifacts', '/metrics', '/debug/status?format=text'];
+
+/** Polls every POLLED endpoint of `url` until the returned stop() is awaited; `seen(endpoint, response or null)`. */
+export function pollEndpoints(url, seen = () => {}) {
+  let polling = true;
+  const loop = (async () => {
+    while (polling) {
+      for (const e of POLLED) {
+        const r = await fetch(`${url}${e}`).catch(() => null);
+        seen(e, r);
+        await r?.arrayBuffer();
+      }
+      await sleep(50);
+    }
+  })();
+  return async () => {
+    polling = false;
+    await loop;
+  };
+}

@@ -16,7 +16,7 @@ import { answer } from '../dist/sim/fake-nvidia-smi.js';
 import { planFields, parseHelpQueryGpu, parseCsvRows, toGpuRow } from '../dist/sources/nvidia-smi.js';
 import { GpuState } from '../dist/state/gpu.js';
 
-import { FAKE_SMI, ROOT, TICKS, getJson, pct, procStat, sleep, startLoad, startPodscope } from './lib.js';
+import { FAKE_SMI, ROOT, TICKS, fakeGpus, getJson, pct, procStat, sleep, startLoad, startPodscope } from './lib.js';
 import { median, runWrk, startBaseline } from './wrk.js';
 import { renderResults } from './report.js';
 
@@ -442,10 +442,7 @@ async function main() {
   }
   const info = await machine();
   log(`podscope bench on ${info.cpu} (${info.cores} cores, ${info.memory_gb} GB), node ${info.node}${QUICK ? ', QUICK' : ''}`);
-  const smiDir = mkdtempSync(join(tmpdir(), 'podscope-bench-smi-'));
-  const smiConfig = join(smiDir, 'fake.json');
-  writeFileSync(smiConfig, JSON.stringify({ fixture: 'h200-x1.drv590.load', gpus: 8, utilization: 'wave' }));
-  process.env.FAKE_NVIDIA_SMI = smiConfig;
+  fakeGpus(8);
   const env = { PODSCOPE_NVIDIA_SMI: FAKE_SMI, PODSCOPE_GPU_INTERVAL_MS: '1000', RUNPOD_GPU_COUNT: '8', RUNPOD_POD_ID: 'bench' };
 
   if (want('gpu')) await benchGpuSampleCpu();

@@ -4,44 +4,32 @@
  * reporting podscope's RSS and heap every 30 s. Goal: RSS at the end within 10 % of RSS at minute 2.
  * SOAK_MINUTES shortens or lengthens the run.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SimComfyUI } from '../dist/sim/comfyui.js';
-import { FAKE_SMI, ROOT, getJson, procStat, sleep, startLoad, startPodscope } from './lib.js';
+import { FAKE_SMI, ROOT, fakeGpus, getJson, pollEndpoints, procStat, sleep, startLoad, startPodscope } from './lib.js';
 
 const minutes = Number(process.env.SOAK_MINUTES ?? 10);
-const smiDir = mkdtempSync(join(tmpdir(), 'podscope-soak-'));
-writeFileSync(join(smiDir, 'fake.json'), JSON.stringify({ fixture: 'h200-x1.drv590.load', gpus: 8, utilization: 'wave' }));
-process.env.FAKE_NVIDIA_SMI = join(smiDir, 'fake.json');
+fakeGpus(8);
 
 const sim = new SimComfyUI({ stepMs: 10 });
 await sim.start();
 const pod = await startPodscope({ COMFYUI_URL: sim.url, PODSCOPE_NVIDIA_SMI: FAKE_SMI, RUNPOD_GPU_COUNT: '8' });
 const stopLoad = startLoad(sim);
-let polling = true;
 let polls = 0;
 let failures = 0;
 /** /ready answering 503 is not a failure of podscope: it reports ComfyUI or GPU trouble. */
 const notReady = { count: 0 };
 const failed = new Map();
-const endpoints = ['/health', '/ready', '/debug/status', '/debug/workflow', '/debug/queue', '/debug/memory', '/debug/logs?lines=200', '/debug/artifacts', '/metrics', '/debug/status?format=text'];
-const poller = (async () => {
-  while (polling) {
-    for (const e of endpoints) {
-      const r = await fetch(`${pod.url}${e}`).catch(() => null);
-      polls++;
-      if (e === '/ready' && r?.status === 503) notReady.count++;
-      else if (!r || r.status >= 500) {
-        failures++;
-        const key = `${e} ${r ? r.status : 'no answer'}`;
-        failed.set(key, (failed.get(key) ?? 0) + 1);
-      }
-      await r?.arrayBuffer();
-    }
-    await sleep(50);
+const stopPolling = pollEndpoints(pod.url, (e, r) => {
+  polls++;
+  if (e === '/ready' && r?.status === 503) notReady.count++;
+  else if (!r || r.status >= 500) {
+    failures++;
+    const key = `${e} ${r ? r.status : 'no answer'}`;
+    failed.set(key, (failed.get(key) ?? 0) + 1);
   }
-})();
+});
 
 const samples = [];
 const started = Date.now();
@@ -54,8 +42,7 @@ while (Date.now() < end) {
   samples.push(s);
   process.stderr.write(`${JSON.stringify(s)}\n`);
 }
-polling = false;
-await poller;
+await stopPolling();
 await stopLoad();
 await pod.stop();
 await sim.stop();

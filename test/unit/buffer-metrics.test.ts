@@ -15,23 +15,13 @@ import { ComfyState } from '../../src/state/comfy.js';
 import { decodeQueueItem } from '../../src/sources/comfy-events.js';
 import { replay, type RawInput } from '../../src/collectors/comfy-inputs.js';
 import { readFileSync } from 'node:fs';
+import { scrape } from '../helpers/scrape.js';
 
 function recording(name: string): RawInput[] {
   return readFileSync(new URL(`../fixtures/comfyui/recordings/${name}.jsonl`, import.meta.url), 'utf8')
     .trim()
     .split('\n')
     .map((l) => JSON.parse(l) as RawInput);
-}
-
-/** Every sample line of a scrape, as series → value. */
-async function scrape(registry: Exposition): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  for (const line of (await registry.metrics()).split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const i = line.lastIndexOf(' ');
-    out.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return out;
 }
 
 describe('host metrics', () => {

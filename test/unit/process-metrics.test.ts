@@ -6,17 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { Exposition } from '../../src/metrics/registry.js';
 import { registerProcessMetrics } from '../../src/metrics/process.js';
 import { until } from '../helpers/wait.js';
-
-/** Every sample line of a scrape, as series → value. */
-async function scrape(registry: Exposition): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  for (const line of (await registry.metrics()).split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const i = line.lastIndexOf(' ');
-    out.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return out;
-}
+import { scrape } from '../helpers/scrape.js';
 
 function registry(): Exposition {
   const r = new Exposition();

@@ -161,11 +161,11 @@ export function readFamily(registry: Registry, name: string, help: string, type:
 
 /** The series with the same labels kept once, with the last value (a duplicate would void the scrape). */
 function lastOfEach(values: Series[]): Series[] {
-  const at = new Map<unknown, number>();
+  const at = new Map<string, number>();
   const out: Series[] = [];
   for (const v of values) {
-    // A kept LabelSet is its own key; its text stands for it beside a suffix.
-    const key = v.labels instanceof LabelSet ? (v.suffix ? `${v.suffix}\u0000${v.labels.text}` : v.labels) : `${v.suffix ?? ''}\u0000${Object.values(v.labels).join('\u0000')}`;
+    // A kept LabelSet's text is its key: made once, its hash is kept with it.
+    const key = v.labels instanceof LabelSet ? (v.suffix ? `${v.suffix}\u0000${v.labels.text}` : v.labels.text) : `${v.suffix ?? ''}\u0000${Object.values(v.labels).join('\u0000')}`;
     const i = at.get(key);
     if (i === undefined) {
       at.set(key, out.length);

@@ -62,10 +62,11 @@ describe('the exposition of read families', () => {
     expect(gpu.with('reason', 'hw_slowdown')).not.toBe(gpu.with('reason', 'sw_power_cap'));
   });
 
-  it('keeps one series per kept label set too, the last one', async () => {
+  it('keeps one series per label set when the sets are kept too, the last one, even from two sets alike', async () => {
     const gpu = new LabelSet({ gpu: '0', uuid: 'GPU-1' });
+    const twin = new LabelSet({ gpu: '0', uuid: 'GPU-1' });
     const r = new Exposition();
-    readFamily(r, 'x_dup', 'Duplicates.', 'gauge', series({ labels: gpu.with('kind', 'a'), value: 1 }, { labels: gpu.with('kind', 'a'), value: 2 }, { labels: gpu.with('kind', 'b'), value: 3 }));
+    readFamily(r, 'x_dup', 'Duplicates.', 'gauge', series({ labels: gpu.with('kind', 'a'), value: 1 }, { labels: twin.with('kind', 'a'), value: 2 }, { labels: gpu.with('kind', 'b'), value: 3 }));
     expect((await r.metrics()).split('\n').filter((l) => l.startsWith('x_dup{'))).toEqual(['x_dup{gpu="0",uuid="GPU-1",kind="a"} 2', 'x_dup{gpu="0",uuid="GPU-1",kind="b"} 3']);
   });
 

@@ -33,11 +33,16 @@ export type LoopDelayMonitor = Pick<ReturnType<typeof monitorEventLoopDelay>, 'c
  */
 const LOOP_RESOLUTION_MS = 100;
 
-/** The monitor's figures in seconds, then a fresh interval; null when it saw no tick. */
-export function readLoopDelay(h: LoopDelayMonitor, lagMs: number): EventLoopDelay | null {
+/**
+ * The monitor's figures in seconds, then a fresh interval; null when it saw no tick. Node's
+ * monitor records the time between its timer's runs, the sampling interval included (nodejs/node
+ * #62935: "an implicit floor of resolution ms"), so the interval is taken off: what is left is
+ * how late the loop was. (prom-client reports the interval as delay.)
+ */
+export function readLoopDelay(h: LoopDelayMonitor, lagMs: number, resolutionMs: number): EventLoopDelay | null {
   if (h.count === 0) return null;
-  const s = (ns: number) => ns / 1e9;
-  const figures = { lag_s: lagMs / 1000, min_s: s(h.min), max_s: s(h.max), mean_s: s(h.mean), stddev_s: s(h.stddev), p50_s: s(h.percentile(50)), p90_s: s(h.percentile(90)), p99_s: s(h.percentile(99)) };
+  const late = (ns: number) => Math.max(0, ns / 1e9 - resolutionMs / 1000);
+  const figures = { lag_s: lagMs / 1000, min_s: late(h.min), max_s: late(h.max), mean_s: late(h.mean), stddev_s: h.stddev / 1e9, p50_s: late(h.percentile(50)), p90_s: late(h.percentile(90)), p99_s: late(h.percentile(99)) };
   h.reset();
   return figures;
 }
@@ -106,7 +111,7 @@ export class HostCollector implements Collector {
       else health.clear('host', 'DISK_NEARLY_FULL');
       const waited = performance.now();
       await new Promise((resolve) => setImmediate(resolve));
-      const eventLoop = readLoopDelay(this.loopDelay, performance.now() - waited);
+      const eventLoop = readLoopDelay(this.loopDelay, performance.now() - waited, LOOP_RESOLUTION_MS);
       const pm = process.memoryUsage();
       // Minus one: the descriptor readdir itself holds.
       const fds = await readdir('/proc/self/fd').then((l) => l.length - 1, () => null);

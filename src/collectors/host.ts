@@ -41,7 +41,7 @@ const LOOP_RESOLUTION_MS = 100;
  */
 export function readLoopDelay(h: LoopDelayMonitor, lagMs: number, resolutionMs: number): EventLoopDelay | null {
   if (h.count === 0) return null;
-  const late = (ns: number) => Math.max(0, ns / 1e9 - resolutionMs / 1000);
+  const late = (ns: number) => Math.max(0, ns - resolutionMs * 1e6) / 1e9;
   const figures = { lag_s: lagMs / 1000, min_s: late(h.min), max_s: late(h.max), mean_s: late(h.mean), stddev_s: h.stddev / 1e9, p50_s: late(h.percentile(50)), p90_s: late(h.percentile(90)), p99_s: late(h.percentile(99)) };
   h.reset();
   return figures;

@@ -45,6 +45,16 @@ describe.skipIf(!CHROMIUM && !process.env.CI)('the page in a real browser', () =
     });
   }, 60_000);
 
+  /** Focuses a job's button in one step inside the page, so a redraw cannot come between. */
+  const focusJob = (id: string) =>
+    until(() =>
+      page.evaluate((sel) => {
+        const b = document.querySelector<HTMLElement>(sel);
+        b?.focus();
+        return b !== null && document.activeElement === b;
+      }, `#jobs tr[data-job="${id}"] button`),
+    );
+
   afterAll(async () => {
     await browser?.close();
     await demo?.close();
@@ -90,7 +100,8 @@ describe.skipIf(!CHROMIUM && !process.env.CI)('the page in a real browser', () =
   it('opens an OOM job from the recent jobs, with its error and forensics', async () => {
     // Opened while it may still be queued: the detail follows the job to its end.
     await page.waitForSelector('#jobs tr[data-job="job_0003"] button', { timeout: 60_000 });
-    await page.click('#jobs tr[data-job="job_0003"] button');
+    // A locator clicks the button as it is now: the list may be redrawn between finding it and clicking.
+    await page.locator('#jobs tr[data-job="job_0003"] button').click();
     await page.waitForSelector('#detail:not([hidden])', { timeout: 10_000 });
     await page.waitForSelector('#detail:not([hidden]) .job-error', { timeout: 60_000 }).catch(async (e) => {
       throw new Error(`${e.message}; answers over 400: ${failures.join(', ')}; console: ${consoleErrors.join(' | ')}; detail: ${await page.$eval('#detail', (d) => d.outerHTML.slice(0, 1500))}; live: ${await page.$eval('#live', (d) => d.textContent)}`);
@@ -107,7 +118,7 @@ describe.skipIf(!CHROMIUM && !process.env.CI)('the page in a real browser', () =
 
   it('keeps the keyboard on a job while the list of jobs is redrawn', async () => {
     await page.waitForSelector('#jobs tr[data-job="job_0002"] button', { timeout: 60_000 });
-    await page.focus('#jobs tr[data-job="job_0002"] button');
+    await focusJob('job_0002');
     // The demo keeps running jobs, so the list is redrawn; the focused button is then a new node.
     await page.evaluate(() => ((document.activeElement as HTMLElement & { stale?: boolean }).stale = true));
     await page.waitForFunction(() => !(document.querySelector('#jobs tr[data-job="job_0002"] button') as (HTMLElement & { stale?: boolean }) | null)?.stale, { timeout: 60_000 });
@@ -116,7 +127,7 @@ describe.skipIf(!CHROMIUM && !process.env.CI)('the page in a real browser', () =
 
   it('opens a job from the keyboard, and closes it with Escape', async () => {
     await page.waitForSelector('#jobs tr[data-job="job_0002"] button', { timeout: 60_000 });
-    await page.focus('#jobs tr[data-job="job_0002"] button');
+    await focusJob('job_0002');
     await page.keyboard.press('Enter');
     await page.waitForFunction(() => document.getElementById('detail-id')?.textContent === 'job_0002' && !document.getElementById('detail')!.hidden, { timeout: 10_000 });
     expect(await page.evaluate(() => document.activeElement?.id)).toBe('detail');

@@ -363,9 +363,11 @@ export class JobTracker {
 
   private execution(job: Job, e: ExecutionEvent, now: number): void {
     const ts = e.ts ?? now;
+    // The frame's own time is ComfyUI's; without one, it is when podscope saw the frame.
+    const timing: TimeSource = e.ts !== null ? 'comfyui' : 'observed';
     switch (e.type) {
       case 'execution_start':
-        if (!isFinal(job.status)) this.markStarted(job, ts, e.ts !== null ? 'comfyui' : 'observed');
+        if (!isFinal(job.status)) this.markStarted(job, ts, timing);
         else if (e.ts !== null) job.started_at = e.ts;
         break;
       case 'execution_cached':
@@ -381,16 +383,16 @@ export class JobTracker {
         }
         break;
       case 'execution_success':
-        this.finish(job, 'success', ts, false, e.ts !== null ? 'comfyui' : 'observed');
+        this.finish(job, 'success', ts, false, timing);
         break;
       case 'execution_error':
         if (e.blocker) break;
         this.setError(job, e.error, e.executed, ts);
-        this.finish(job, 'error', ts, false, e.ts !== null ? 'comfyui' : 'observed');
+        this.finish(job, 'error', ts, false, timing);
         break;
       case 'execution_interrupted':
         this.setInterrupted(job, e.node_id, e.node_type, e.executed, ts);
-        this.finish(job, 'interrupted', ts, false, e.ts !== null ? 'comfyui' : 'observed');
+        this.finish(job, 'interrupted', ts, false, timing);
         break;
     }
   }

@@ -32,22 +32,9 @@ function pstateNumber(text: string | null): number | null {
 
 export function registerGpuMetrics(registry: Registry, state: GpuState, now: () => number = Date.now): GpuMetricsHooks {
   // A GPU never reached has no index when nothing tells it: it is named by its bus id. Each
-  // GPU's label set is written once and kept (by gpu, then uuid), not rebuilt for every series.
-  const labelSets = new Map<string, Map<string, LabelSet>>();
-  const labels = (g: GpuReading): LabelSet => {
-    const gpu = g.index === null ? (g.pci_bus_id ?? 'unknown') : String(g.index);
-    let byUuid = labelSets.get(gpu);
-    if (!byUuid) {
-      if (labelSets.size >= 64) labelSets.clear();
-      labelSets.set(gpu, (byUuid = new Map()));
-    }
-    let set = byUuid.get(g.uuid);
-    if (!set) {
-      if (byUuid.size >= 4) byUuid.clear();
-      byUuid.set(g.uuid, (set = new LabelSet({ gpu, uuid: g.uuid })));
-    }
-    return set;
-  };
+  // GPU's label set is written once and kept, not rebuilt for every series.
+  const noLabels = new LabelSet({});
+  const labels = (g: GpuReading): LabelSet => noLabels.with('gpu', g.index === null ? (g.pci_bus_id ?? 'unknown') : String(g.index)).with('uuid', g.uuid);
 
   const gauge = (name: string, help: string, pick: PerGpu, scale = 1) =>
     readFamily(registry, name, help, 'gauge', (out) => {

@@ -424,10 +424,11 @@ async function benchMemory() {
       c.on('exit', (code) => (code === 0 ? resolve(JSON.parse(s)) : reject(new Error(`fill-memory exited ${code}`))));
     });
   const runs = [];
-  for (let i = 0; i < (QUICK ? 1 : 5); i++) runs.push(await fill());
+  const processes = QUICK ? 1 : 5;
+  for (let i = 0; i < processes; i++) runs.push(await fill());
   const rss = median(runs.map((r) => r.rss_mb));
   const typical = runs.find((r) => r.rss_mb === rss) ?? runs[0];
-  record('memory: RSS with every buffer full at default capacities, settled (median of 5 processes)', rss, 'MB', '≤ 120 MB', rss <= 120, { ...typical, rss_mb_runs: runs.map((r) => r.rss_mb) });
+  record(`memory: RSS with every buffer full at default capacities, settled (median of ${processes} processes)`, rss, 'MB', '≤ 120 MB', rss <= 120, { ...typical, rss_mb_runs: runs.map((r) => r.rss_mb) });
 }
 
 // ---------------------------------------------------------------------------------------------

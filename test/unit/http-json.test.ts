@@ -1,4 +1,5 @@
 /** Bounded JSON over HTTP against a real local server: every failure is a value with a stable code. */
+import { getEventListeners } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpJson } from '../../src/sources/http-json.js';
@@ -82,5 +83,27 @@ describe('httpJson', () => {
     const pending = httpJson(`${base}/hang`, { timeoutMs: 10_000, signal: ac.signal });
     ac.abort();
     expect(await pending).toMatchObject({ ok: false, code: 'HTTP_UNREACHABLE' });
+  });
+
+  it('holds nothing of a long-lived caller signal once each exchange is over', async () => {
+    // A collector passes the same signal to every poll for as long as podscope runs.
+    const collector = new AbortController();
+    for (let i = 0; i < 20; i++) {
+      await httpJson(`${base}/ok`, { timeoutMs: 10_000, signal: collector.signal });
+      await httpJson(`${base}/hang`, { timeoutMs: 20, signal: collector.signal });
+    }
+    expect(getEventListeners(collector.signal, 'abort')).toHaveLength(0);
+    // Node's AbortSignal.any() would have left a dependant signal behind per call (nodejs/node#55351).
+    const dependants = Object.getOwnPropertySymbols(collector.signal).find((k) => k.description === 'kDependantSignals');
+    const held = dependants === undefined ? undefined : (collector.signal as unknown as Record<symbol, Set<unknown> | undefined>)[dependants];
+    expect(held?.size ?? 0).toBe(0);
+  });
+
+  it('tells a deadline from the caller aborting when both are set', async () => {
+    const collector = new AbortController();
+    expect(await httpJson(`${base}/hang`, { timeoutMs: 50, signal: collector.signal })).toMatchObject({ ok: false, code: 'HTTP_TIMEOUT' });
+    const aborted = new AbortController();
+    aborted.abort();
+    expect(await httpJson(`${base}/hang`, { timeoutMs: 10_000, signal: aborted.signal })).toMatchObject({ ok: false, code: 'HTTP_UNREACHABLE' });
   });
 });

@@ -42,11 +42,14 @@ export function freePort() {
 /**
  * Starts `bin/podscope.js serve` (its shebang's V8 flags apply, as for `npx podscope`) and waits
  * for /health. Its stdout goes to `stdoutFile` when given (as a container runtime keeps it).
+ * `full: true` starts it with every buffer already full (bench/full-pod.js).
  */
-export async function startPodscope(env, { stdoutFile, nodeArgs = [] } = {}) {
+export async function startPodscope(env, { stdoutFile, nodeArgs = [], full = false } = {}) {
   const port = await freePort();
   const fd = stdoutFile ? openSync(stdoutFile, 'a') : 'ignore';
-  const child = spawn(nodeArgs.length ? process.execPath : BIN, nodeArgs.length ? ['--max-semi-space-size=4', ...nodeArgs, BIN, 'serve'] : ['serve'], {
+  const own = nodeArgs.length > 0 || full;
+  const entry = full ? [join(ROOT, 'bench/full-pod.js')] : [BIN, 'serve'];
+  const child = spawn(own ? process.execPath : BIN, own ? ['--max-semi-space-size=4', ...nodeArgs, ...entry] : ['serve'], {
     env: { PATH: process.env.PATH, PODSCOPE_PORT: String(port), PODSCOPE_HOST: '127.0.0.1', LOG_LEVEL: 'info', FAKE_NVIDIA_SMI: process.env.FAKE_NVIDIA_SMI, ...env },
     stdio: ['ignore', fd, 'ignore'],
   });

@@ -58,6 +58,11 @@ export interface StartOptions {
   sinks?: LineSink[];
   /** Receives every raw frame and HTTP answer from ComfyUI (the conformance suite records them). */
   recordComfy?: (raw: RawInput) => void;
+  /**
+   * Runs on the built state before any collector starts (the soak fills every buffer here, so it
+   * measures a pod that has run for hours).
+   */
+  beforeCollectors?: (state: PodState, config: Config) => void;
 }
 
 /** Builds and starts podscope. Throws ConfigError on a bad environment. */
@@ -161,6 +166,7 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
   }
 
   const app = createApp({ state, logger: componentLogger(logger, 'http'), metrics, assets: loadWebAssets() });
+  opts.beforeCollectors?.(state, config);
   const abort = new AbortController();
   for (const c of collectors) c.start(abort.signal);
 
@@ -206,7 +212,6 @@ function podResource(podId: string, gpuNames: string[], comfyVersion: string | n
   return attrs;
 }
 
-/** `podscope serve`: start, and stop cleanly on SIGTERM or SIGINT within five seconds. */
 /**
  * How far V8 lets the old generation grow past what the last full collection kept, in percent.
  * V8's own factor (up to 4×) let podscope's resident set swing to 150 MB under load for a live
@@ -224,7 +229,8 @@ export function tuneHeap(): void {
   if (!given) setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
 }
 
-export async function runServe(env: Record<string, string | undefined>): Promise<number> {
+/** `podscope serve`: start, and stop cleanly on SIGTERM or SIGINT within five seconds. */
+export async function runServe(env: Record<string, string | undefined>, opts: Omit<StartOptions, 'env'> = {}): Promise<number> {
   tuneHeap();
   // Signals are caught from the first moment, so one that arrives during start-up still ends cleanly.
   let signalled: NodeJS.Signals | null = null;
@@ -237,7 +243,7 @@ export async function runServe(env: Record<string, string | undefined>): Promise
 
   let pod: Podscope;
   try {
-    pod = await startPodscope({ env });
+    pod = await startPodscope({ ...opts, env });
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`podscope: invalid configuration: ${err.message}\n`);

@@ -32,8 +32,10 @@ export interface PodEvent {
   /** The job it is about (platform id and prompt id), for `?job_id=` filters; null otherwise. */
   job_id: string | null;
   prompt_id: string | null;
-  data: Record<string, unknown>;
-  /** The SSE frame, made once however many clients receive it. */
+  /**
+   * The SSE frame, made once however many clients receive it. It is the event's only copy of its
+   * data: a second, as an object, would double what the replay buffer holds.
+   */
   frame: string;
 }
 
@@ -70,7 +72,7 @@ export class EventJournal {
     const at = this.now();
     const seq = this.ring.lastSeq + 1;
     const body = { type, at: new Date(at).toISOString(), ...(job ? { job_id: job.job_id, prompt_id: job.prompt_id } : {}), ...data };
-    const event: PodEvent = { type, at, job_id: job?.job_id ?? null, prompt_id: job?.prompt_id ?? null, data, frame: `id: ${this.id(seq)}\nevent: ${type}\ndata: ${JSON.stringify(body)}\n\n` };
+    const event: PodEvent = { type, at, job_id: job?.job_id ?? null, prompt_id: job?.prompt_id ?? null, frame: `id: ${this.id(seq)}\nevent: ${type}\ndata: ${JSON.stringify(body)}\n\n` };
     const pushed = this.ring.push(event);
     this.counts.set(type, (this.counts.get(type) ?? 0) + 1);
     if (pushed !== undefined) {

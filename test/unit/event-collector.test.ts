@@ -36,7 +36,7 @@ function setup(opts: { gpu?: GpuState } = {}) {
   collector.start(new AbortController().signal);
   running.push(collector);
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  const events = (): Array<{ type: EventType; job_id: string | null; [field: string]: any }> => journal.ring.toArray().map((e) => ({ type: e.value.type, job_id: e.value.job_id, ...e.value.data }));
+  const events = (): Array<{ type: EventType; job_id: string | null; [field: string]: any }> => journal.ring.toArray().map((e) => ({ job_id: e.value.job_id, ...JSON.parse(e.value.frame.slice(e.value.frame.indexOf('\ndata: ') + 7)) }));
   /** Replays a recording, comparing after each input as the live collector does between arrivals. */
   const play = (name: string) =>
     replay(comfy.tracker, recording(name), (input) => {

@@ -5,7 +5,7 @@
  */
 import { readdir, statfs } from 'node:fs/promises';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { mem } from 'systeminformation';
+import { mem } from 'systeminformation/lib/memory.js';
 import type { HealthBoard } from '../state/health.js';
 import { nearlyFull, type DiskReading, type EventLoopDelay, type HostSnapshot } from '../shared/host.js';
 import { HostState } from '../state/host.js';

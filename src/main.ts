@@ -111,7 +111,7 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
   state.comfy = comfyState;
   state.readiness.set('comfyui', () => comfyState.httpCheck());
   state.readiness.set('websocket', () => comfyState.websocketCheck());
-  state.addBuffer('jobs', () => ({ entries: comfyState.tracker.size, bytes: comfyState.tracker.approxBytes(), capacity_entries: config.jobHistory, capacity_bytes: 0, dropped: 0, next_seq: 0 }));
+  state.addBuffer('jobs', () => ({ entries: comfyState.tracker.rememberedCount, bytes: comfyState.tracker.approxBytes(), capacity_entries: config.jobHistory, capacity_bytes: 0, dropped: 0, next_seq: 0 }));
   const comfy = new ComfyCollector({ config, state, comfy: comfyState, logger: componentLogger(logger, 'comfyui'), onRaw: opts.recordComfy });
   state.addConnections('comfyui', () => comfy.describe());
   registerComfyMetrics(metrics.registry, comfy);

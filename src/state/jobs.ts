@@ -129,8 +129,14 @@ export class JobTracker {
     this.finishListeners.push(listener);
   }
 
+  /** Every job known: the finished ones remembered, and those queued or running. */
   get size(): number {
     return this.jobs.size;
+  }
+
+  /** Finished jobs remembered, at most historyLimit: the bounded part /debug/memory reports. */
+  get rememberedCount(): number {
+    return this.finished.length;
   }
 
   private touch(now: number): void {

@@ -127,6 +127,15 @@ describe('job reconstruction from /queue and /history (another client\'s prompt)
     expect(t.all().map((j) => j.prompt_id)).toEqual(['p7', 'p8', 'p9']);
   });
 
+  it('counts the finished jobs it remembers apart from those still queued or running', () => {
+    const t = tracker();
+    for (let i = 0; i < 5; i++) t.applyHistory(1000 + i, history(`p${i}`, JSON.parse(fx('history-success-cached.json')).P));
+    const queued = (n: number, id: string): QueueItem => parseQueueItem([n, id, {}, {}, []])!;
+    t.applyQueue(2000, [queued(6, 'run')], [queued(7, 'wait')]);
+    expect(t.size).toBe(5);
+    expect(t.rememberedCount).toBe(3);
+  });
+
   it('tells finish listeners once per job, and not for a silent import', () => {
     const t = tracker();
     const done: string[] = [];

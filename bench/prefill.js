@@ -59,9 +59,12 @@ export function fillBuffers(state, config, { gpus = 8, now = Date.now() } = {}) 
   const logs = state.logs;
   const limit = 5 * config.logLines;
   for (let n = 0; n < limit && (logs.ring.size < config.logLines || logs.ring.bytes < config.logBytes * 0.95); n++) {
-    const message = n % 3 === 0
-      ? `Traceback (most recent call last):\n${'  File "/comfyui/execution.py", line 496, in execute\n'.repeat(12)}RuntimeError: x`
-      : ` 50%|█████     | ${n}/100 [00:01<00:01,  1.95it/s] sampler step`;
+    const text = n % 3 === 0
+      ? `Traceback (most recent call last):\n${'  File "/comfyui/execution.py", line 496, in execute\n'.repeat(12)}RuntimeError: step ${n}`
+      : ` 50%|█████     | ${n % 100}/100 [00:01<00:01,  1.95it/s] sampler step ${n}`;
+    // Each line its own flat string, as lines decoded from ComfyUI's stream are (a repeat() or a
+    // template here would be a rope sharing its parts, far smaller than a real line).
+    const message = Buffer.from(text).toString();
     logs.append({ ts: now - (limit - n), level: 'info', source: 'comfyui', message, job_id: `job_${n % 200}` });
   }
 }

@@ -72,7 +72,10 @@ export class EventJournal {
     const at = this.now();
     const seq = this.ring.lastSeq + 1;
     const body = { type, at: new Date(at).toISOString(), ...(job ? { job_id: job.job_id, prompt_id: job.prompt_id } : {}), ...data };
-    const event: PodEvent = { type, at, job_id: job?.job_id ?? null, prompt_id: job?.prompt_id ?? null, frame: `id: ${this.id(seq)}\nevent: ${type}\ndata: ${JSON.stringify(body)}\n\n` };
+    // Joined rather than concatenated: a template would keep the frame as a rope of ten pieces,
+    // which the replay buffer would hold for as long as the event.
+    const frame = ['id: ', this.id(seq), '\nevent: ', type, '\ndata: ', JSON.stringify(body), '\n\n'].join('');
+    const event: PodEvent = { type, at, job_id: job?.job_id ?? null, prompt_id: job?.prompt_id ?? null, frame };
     const pushed = this.ring.push(event);
     this.counts.set(type, (this.counts.get(type) ?? 0) + 1);
     if (pushed !== undefined) {

@@ -15,8 +15,9 @@ export interface Running {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
 }
 
-export async function startBin(env: Record<string, string>, args: string[] = [], nodeArgs: string[] = []): Promise<Running> {
-  const child = spawn(process.execPath, [...nodeArgs, BIN, ...args], {
+/** `entry` runs another script in place of bin/podscope.js (the bench's pre-filled pod). */
+export async function startBin(env: Record<string, string>, args: string[] = [], nodeArgs: string[] = [], entry = BIN): Promise<Running> {
+  const child = spawn(process.execPath, [...nodeArgs, entry, ...args], {
     env: { PATH: process.env.PATH ?? '', PODSCOPE_PORT: '0', PODSCOPE_HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -22,6 +22,28 @@ export interface SseStream {
   close(): void;
 }
 
+/**
+ * One SSE block (the text between blank lines) as a frame; null when it holds only comments,
+ * which go to `comments`.
+ */
+export function parseSseBlock(block: string, comments: string[] = []): SseFrame | null {
+  const f: Partial<SseFrame> & { data?: string } = {};
+  for (const line of block.split('\n')) {
+    if (line.startsWith(':')) comments.push(line.slice(1).trim());
+    else if (line.startsWith('id: ')) f.id = line.slice(4);
+    else if (line.startsWith('event: ')) f.event = line.slice(7);
+    else if (line.startsWith('data: ')) f.data = f.data === undefined ? line.slice(6) : `${f.data}\n${line.slice(6)}`;
+  }
+  if (f.data === undefined && f.event === undefined) return null;
+  let json: unknown = null;
+  try {
+    json = JSON.parse(f.data ?? '');
+  } catch {
+    /* not JSON */
+  }
+  return { id: f.id, event: f.event ?? 'message', data: f.data ?? '', json };
+}
+
 export async function openSse(url: string, headers: Record<string, string> = {}): Promise<SseStream> {
   const ac = new AbortController();
   const res = await fetch(url, { headers: { accept: 'text/event-stream', ...headers }, signal: ac.signal });
@@ -40,23 +62,9 @@ export async function openSse(url: string, headers: Record<string, string> = {})
           buf += decoder.decode(value, { stream: true });
           let cut: number;
           while ((cut = buf.indexOf('\n\n')) >= 0) {
-            const block = buf.slice(0, cut);
+            const frame = parseSseBlock(buf.slice(0, cut), comments);
             buf = buf.slice(cut + 2);
-            const f: Partial<SseFrame> & { data?: string } = {};
-            for (const line of block.split('\n')) {
-              if (line.startsWith(':')) comments.push(line.slice(1).trim());
-              else if (line.startsWith('id: ')) f.id = line.slice(4);
-              else if (line.startsWith('event: ')) f.event = line.slice(7);
-              else if (line.startsWith('data: ')) f.data = f.data === undefined ? line.slice(6) : `${f.data}\n${line.slice(6)}`;
-            }
-            if (f.data === undefined && f.event === undefined) continue;
-            let json: unknown = null;
-            try {
-              json = JSON.parse(f.data ?? '');
-            } catch {
-              /* not JSON */
-            }
-            frames.push({ id: f.id, event: f.event ?? 'message', data: f.data ?? '', json });
+            if (frame) frames.push(frame);
           }
         }
       } catch {

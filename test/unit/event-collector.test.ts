@@ -13,6 +13,7 @@ import { GpuState } from '../../src/state/gpu.js';
 import { replay, type RawInput } from '../../src/collectors/comfy-inputs.js';
 import { decodeQueueItem } from '../../src/sources/comfy-events.js';
 import { fixtureRows } from '../helpers/gpu-rows.js';
+import { parseSseBlock } from '../helpers/sse.js';
 
 function recording(name: string): RawInput[] {
   return readFileSync(new URL(`../fixtures/comfyui/recordings/${name}.jsonl`, import.meta.url), 'utf8')
@@ -36,7 +37,7 @@ function setup(opts: { gpu?: GpuState } = {}) {
   collector.start(new AbortController().signal);
   running.push(collector);
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  const events = (): Array<{ type: EventType; job_id: string | null; [field: string]: any }> => journal.ring.toArray().map((e) => ({ job_id: e.value.job_id, ...JSON.parse(e.value.frame.slice(e.value.frame.indexOf('\ndata: ') + 7)) }));
+  const events = (): Array<{ type: EventType; job_id: string | null; [field: string]: any }> => journal.ring.toArray().map((e) => ({ job_id: e.value.job_id, ...parseSseBlock(e.value.frame.trimEnd())!.json }));
   /** Replays a recording, comparing after each input as the live collector does between arrivals. */
   const play = (name: string) =>
     replay(comfy.tracker, recording(name), (input) => {

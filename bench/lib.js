@@ -125,3 +125,31 @@ export function pollEndpoints(url, seen = () => {}) {
     await loop;
   };
 }
+
+/**
+ * One Prometheus-like scraper: GET /metrics every `everyMs` until the returned stop() is awaited.
+ * `times` holds each answered scrape's latency in ms; `failed` counts those with no 2xx answer.
+ */
+export function startScraper(url, everyMs = 100) {
+  const times = [];
+  let failed = 0;
+  let scraping = true;
+  const loop = (async () => {
+    while (scraping) {
+      const t = performance.now();
+      const r = await fetch(`${url}/metrics`).catch(() => null);
+      await r?.arrayBuffer();
+      if (r?.ok) times.push(performance.now() - t);
+      else failed++;
+      await sleep(everyMs);
+    }
+  })();
+  return {
+    times,
+    failed: () => failed,
+    stop: async () => {
+      scraping = false;
+      await loop;
+    },
+  };
+}

@@ -16,7 +16,7 @@ import { answer } from '../dist/sim/fake-nvidia-smi.js';
 import { planFields, parseHelpQueryGpu, parseCsvRows, toGpuRow } from '../dist/sources/nvidia-smi.js';
 import { GpuState } from '../dist/state/gpu.js';
 
-import { FAKE_SMI, ROOT, TICKS, fakeGpus, getJson, pct, procStat, sleep, startLoad, startPodscope } from './lib.js';
+import { FAKE_SMI, ROOT, TICKS, fakeGpus, getJson, pct, procStat, sleep, startLoad, startPodscope, startScraper } from './lib.js';
 import { median, runWrk, startBaseline } from './wrk.js';
 import { renderResults } from './report.js';
 
@@ -154,17 +154,14 @@ async function benchMetrics(pod) {
   record('/metrics CPU per scrape, back to back (8 GPUs, remembered jobs below)', Math.max(0, cpuMs).toFixed(2), 'ms', '≤ 1 ms', cpuMs <= 1, { scrapes: n, jobs_remembered: jobs, bytes: text.length, note: 'one exposition serves every scrape within 1 s' });
 
   // Latency for one scraper (every 100 ms) while 20 connections poll /debug/status with wrk.
-  const times = [];
   const harness = runWrk(`${pod.url}/debug/status`, { connections: 20, seconds: QUICK ? 8 : 25 });
   await sleep(500);
-  const until = Date.now() + (QUICK ? 6000 : 22_000);
-  while (Date.now() < until) {
-    const t = performance.now();
-    await (await fetch(`${pod.url}/metrics`)).arrayBuffer();
-    times.push(performance.now() - t);
-    await sleep(100);
-  }
+  const scraper = startScraper(pod.url);
+  await sleep(QUICK ? 6000 : 22_000);
+  await scraper.stop();
   const load = await harness;
+  const { times } = scraper;
+  if (scraper.failed() > 0) throw new Error(`${scraper.failed()} scrapes got no answer under the harness load`);
   const p99 = pct(times, 99);
   record('/metrics scrape latency p99, one scraper, while 20 connections poll /debug/status', p99.toFixed(2), 'ms', '≤ 10 ms', p99 <= 10, { p50_ms: Number(pct(times, 50).toFixed(2)), scrapes: times.length, harness_rps: Math.round(load.rps) });
 }

@@ -11,7 +11,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SimComfyUI } from '../dist/sim/comfyui.js';
-import { FAKE_SMI, ROOT, fakeGpus, getJson, pct, pollEndpoints, procStat, sleep, startLoad, startPodscope } from './lib.js';
+import { FAKE_SMI, ROOT, fakeGpus, getJson, pct, pollEndpoints, procStat, sleep, startLoad, startPodscope, startScraper } from './lib.js';
 import { bufferFill } from './prefill.js';
 import { runWrk } from './wrk.js';
 
@@ -27,17 +27,7 @@ const filled = bufferFill((await getJson(`${pod.url}/debug/memory`)).podscope?.b
 const stopLoad = startLoad(sim);
 // The harness: 20 connections polling /debug/status as fast as podscope answers, and one scraper.
 const harness = runWrk(`${pod.url}/debug/status`, { connections: 20, seconds: minutes * 60 });
-const scrapes = [];
-let scraping = true;
-const scraper = (async () => {
-  while (scraping) {
-    const t = performance.now();
-    const r = await fetch(`${pod.url}/metrics`).catch(() => null);
-    await r?.arrayBuffer();
-    if (r?.ok) scrapes.push(performance.now() - t);
-    await sleep(100);
-  }
-})();
+const scraper = startScraper(pod.url);
 let polls = 0;
 let failures = 0;
 /** /ready answering 503 is not a failure of podscope: it reports ComfyUI or GPU trouble. */
@@ -65,8 +55,8 @@ while (Date.now() < end) {
   process.stderr.write(`${JSON.stringify(s)}\n`);
 }
 const load = await harness;
-scraping = false;
-await scraper;
+await scraper.stop();
+const scrapes = scraper.times;
 await stopPolling();
 await stopLoad();
 await pod.stop();
@@ -82,7 +72,7 @@ const full = (x) => `${x.gpu_timeline} · ${x.jobs} · ${x.artifacts} · ${x.eve
 const md = [
   '# podscope soak results',
   '',
-  `${minutes} minutes of the harness load (20 wrk connections polling /debug/status: ${Math.round(load.rps)} req/s, p99 ${load.p99_ms} ms, ${load.non2xx} not 2xx; one scraper every 100 ms: ${scrapes.length} scrapes, p99 ${pct(scrapes, 99).toFixed(1)} ms) on top of the benchmark load (100 progress frames/s, 5,000 log lines/s, 8 GPUs at 1 Hz) and a poller on every endpoint (${polls} requests, ${failures} failed${failed.size ? `: ${[...failed].map(([k, n]) => `${k}: ${n}`).join(', ')}` : ''}; /ready said 503 (not ready) ${notReady.count} times). podscope's stdout went to a file.`,
+  `${minutes} minutes of the harness load (20 wrk connections polling /debug/status: ${Math.round(load.rps)} req/s, p99 ${load.p99_ms} ms, ${load.non2xx} not 2xx; one scraper every 100 ms: ${scrapes.length} scrapes, ${scraper.failed()} failed, p99 ${pct(scrapes, 99).toFixed(1)} ms) on top of the benchmark load (100 progress frames/s, 5,000 log lines/s, 8 GPUs at 1 Hz) and a poller on every endpoint (${polls} requests, ${failures} failed${failed.size ? `: ${[...failed].map(([k, n]) => `${k}: ${n}`).join(', ')}` : ''}; /ready said 503 (not ready) ${notReady.count} times). podscope's stdout went to a file.`,
   '',
   `Every buffer was full from the start (bench/full-pod.js fills them, dated over the hour before, then collects and serves as \`podscope serve\` does): GPU timeline · jobs · artifacts · events · logs at the start ${full(filled)}.`,
   '',

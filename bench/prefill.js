@@ -12,6 +12,9 @@ import { decodeHistoryEntry } from '../dist/sources/comfy-events.js';
 
 const FIXTURE = 'h200-x1.drv590.load';
 
+/** The prompt id of the j-th filled job. */
+const promptId = (j) => `00000000-0000-4000-8000-${String(j).padStart(12, '0')}`;
+
 /** `state` and `config` as `beforeCollectors` receives them; `gpus` simulated H200s. */
 export function fillBuffers(state, config, { gpus = 8, now = Date.now() } = {}) {
   // GPU timeline: one sample per second of the hour before now, as the live collector takes them.
@@ -30,7 +33,7 @@ export function fillBuffers(state, config, { gpus = 8, now = Date.now() } = {}) 
   const perJob = Math.ceil(config.artifacts / config.jobHistory);
   const spacing = Math.floor(3_600_000 / jobs);
   for (let j = 0; j < jobs; j++) {
-    const id = `00000000-0000-4000-8000-${String(j).padStart(12, '0')}`;
+    const id = promptId(j);
     const end = now - (jobs - j) * spacing;
     const images = Array.from({ length: perJob }, (_, k) => ({ filename: `ComfyUI_${String(j * perJob + k).padStart(5, '0')}_.png`, subfolder: 'runs', type: 'output' }));
     tracker.applyHistory(end, decodeHistoryEntry(id, {
@@ -49,8 +52,8 @@ export function fillBuffers(state, config, { gpus = 8, now = Date.now() } = {}) 
     const st = events.ring.stats();
     return st.entries >= st.capacity_entries || st.bytes >= st.capacity_bytes * 0.95;
   };
+  const job = { job_id: `job_${jobs - 1}`, prompt_id: promptId(jobs - 1) };
   for (let n = 0; !full() && n < 10 * config.events; n++) {
-    const job = { job_id: `job_${jobs - 1}`, prompt_id: `00000000-0000-4000-8000-${String(jobs - 1).padStart(12, '0')}` };
     if (n % 5 === 4) events.record('gpu', gpuData);
     else events.record('progress', { node_id: '3', class_type: 'KSampler', steps: n % 30, total: 30, progress_percent: Math.round(((n % 30) / 30) * 100) }, job);
   }

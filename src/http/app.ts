@@ -76,18 +76,22 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   // One exposition serves every scrape within METRICS_REUSE_MS: several scrapers (an HA pair, a
   // debugging curl) cost one build, and no value is more than that old.
-  let exposition: { text: string; at: number } | null = null;
-  let building: Promise<string> | null = null;
+  // It is kept as bytes: a string would be encoded again for every scrape.
+  let exposition: { bytes: Buffer<ArrayBuffer>; at: number } | null = null;
+  let building: Promise<Buffer<ArrayBuffer>> | null = null;
   app.get('/metrics', async (c) => {
     const now = state.now();
-    let text: string;
-    if (exposition && now - exposition.at < METRICS_REUSE_MS && now >= exposition.at) text = exposition.text;
+    let bytes: Buffer<ArrayBuffer>;
+    if (exposition && now - exposition.at < METRICS_REUSE_MS && now >= exposition.at) bytes = exposition.bytes;
     else {
-      building ??= metrics.registry.metrics().finally(() => (building = null));
-      text = await building;
-      exposition = { text, at: now };
+      building ??= metrics.registry
+        .metrics()
+        .then((text) => Buffer.from(text, 'utf8'))
+        .finally(() => (building = null));
+      bytes = await building;
+      exposition = { bytes, at: now };
     }
-    return sendBody(c, text, 200, metrics.registry.contentType);
+    return sendBody(c, bytes, 200, metrics.registry.contentType);
   });
 
   const index = (c: AppContext) =>

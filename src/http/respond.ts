@@ -17,8 +17,12 @@ export function serialize(body: unknown, pretty: boolean, scrubber: Scrubber): s
   return scrubber.containsSecret(text) ? scrubber.scrubValues(text) : text;
 }
 
-/** Shared snapshots, with their serialized forms once made. */
-const serialized = new WeakMap<object, { compact?: string; pretty?: string }>();
+/**
+ * Shared snapshots, with their serialized forms once made, kept as UTF-8 bytes: a string body is
+ * measured, joined to the response head and encoded again on every request, which for a 10 KB
+ * status costs more than everything else podscope does to answer it.
+ */
+const serialized = new WeakMap<object, { compact?: Buffer<ArrayBuffer>; pretty?: Buffer<ArrayBuffer> }>();
 
 /** The request id the outer fetch gave this request, if any. */
 function requestIdOf(c: Context): string | undefined {
@@ -36,12 +40,12 @@ export function responseHeaders(c: Context, own: Record<string, string>): Record
  * `c.body`, Hono turns two or more headers into a `Headers` object that @hono/node-server then
  * turns back into a record, which costs more per request than the rest of a small answer.
  */
-export function sendBody(c: Context, text: string, status: number, contentType: string, extra?: Record<string, string>): Response {
+export function sendBody(c: Context, text: string | Uint8Array<ArrayBuffer>, status: number, contentType: string, extra?: Record<string, string>): Response {
   return textResponse(text, status, contentType, requestIdOf(c), extra);
 }
 
 /** {@link sendBody} without a Hono context (an answer made before routing). */
-export function textResponse(text: string, status: number, contentType: string, requestId: string | undefined, extra?: Record<string, string>): Response {
+export function textResponse(text: string | Uint8Array<ArrayBuffer>, status: number, contentType: string, requestId: string | undefined, extra?: Record<string, string>): Response {
   const headers: Record<string, string> =
     requestId === undefined ? { 'content-type': contentType, 'cache-control': 'no-store' } : { 'content-type': contentType, 'cache-control': 'no-store', 'x-request-id': requestId };
   if (extra) for (const k in extra) headers[k.toLowerCase()] = extra[k]!;
@@ -53,17 +57,16 @@ const TEXT_TYPE = 'text/plain; charset=utf-8';
 
 export function sendJson(c: Context, ctx: { scrubber: Scrubber }, body: unknown, status = 200, extraHeaders?: Record<string, string>): Response {
   const pretty = wantsPretty(c);
-  let text: string;
   const forms = typeof body === 'object' && body !== null ? serialized.get(body) : undefined;
-  if (forms) {
-    // A shared snapshot: serialize it once per form, not once per request.
-    text = (pretty ? forms.pretty : forms.compact) ?? serialize(body, pretty, ctx.scrubber);
-    if (pretty) forms.pretty = text;
-    else forms.compact = text;
-  } else {
-    text = serialize(body, pretty, ctx.scrubber);
+  if (!forms) return sendBody(c, serialize(body, pretty, ctx.scrubber), status, JSON_TYPE, extraHeaders);
+  // A shared snapshot: serialized and encoded once per form, not once per request.
+  let bytes = pretty ? forms.pretty : forms.compact;
+  if (!bytes) {
+    bytes = Buffer.from(serialize(body, pretty, ctx.scrubber), 'utf8');
+    if (pretty) forms.pretty = bytes;
+    else forms.compact = bytes;
   }
-  return sendBody(c, text, status, JSON_TYPE, extraHeaders);
+  return sendBody(c, bytes, status, JSON_TYPE, extraHeaders);
 }
 
 /** Marks a view object as an immutable snapshot shared by several requests. */

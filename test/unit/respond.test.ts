@@ -88,6 +88,13 @@ describe('sendJson', () => {
     expect(reads).toBe(2);
   });
 
+  it('sends a shared snapshot as UTF-8 bytes, non-ASCII text and scrubbing included', async () => {
+    const snapshot = markSnapshot({ name: 'café ✓ 画像', leaked: SECRET });
+    const res = await app((c) => sendJson(c, ctx, snapshot))();
+    const expected = Buffer.from('{"name":"café ✓ 画像","leaked":"[REDACTED]"}', 'utf8');
+    expect(Buffer.from(await res.arrayBuffer())).toEqual(expected);
+  });
+
   it('scrubs a secret out of a body on its way out', async () => {
     const res = await app((c) => sendJson(c, ctx, { leaked: SECRET }))();
     expect(await res.text()).toBe('{"leaked":"[REDACTED]"}');

@@ -28,27 +28,33 @@ export interface LoggerOptions {
 }
 
 /**
- * stdout, written in batches: lines gathered over FLUSH_MS go out in one write (at once past
- * 64 KiB), instead of one system call per line or per turn of the event loop; to a file, each
- * write is synchronous. Whatever is pending is written before the process exits.
+ * stdout, written in batches: lines gathered over FLUSH_MS go out in one write (at once when the
+ * next line might not fit in BATCH_BYTES), instead of one system call per line or per turn of the
+ * event loop; to a file, each write is synchronous. Whatever is pending is written before the
+ * process exits. Lines are encoded into the batch as they come, so a busy pod's access lines die
+ * young instead of waiting as strings for the next write.
  */
 const FLUSH_MS = 25;
+const BATCH_BYTES = 64 * 1024;
+/** The most bytes one UTF-16 unit takes in UTF-8. */
+const UTF8_PER_UNIT = 3;
 
 /** Every buffered sink's flush, run once when the process exits (one listener, however many sinks). */
 const flushAtExit = new Set<() => void>();
 let exitHooked = false;
 
-export function bufferedStdout(write: (text: string) => void = (t) => process.stdout.write(t)): LineSink {
-  let pending: string[] = [];
-  let size = 0;
+export function bufferedStdout(write: (bytes: Uint8Array) => void = (b) => process.stdout.write(b)): LineSink {
+  let batch = Buffer.allocUnsafeSlow(BATCH_BYTES);
+  let used = 0;
   let scheduled = false;
   const flush = () => {
     scheduled = false;
-    if (pending.length === 0) return;
-    const text = pending.join('');
-    pending = [];
-    size = 0;
-    write(text);
+    if (used === 0) return;
+    const out = batch.subarray(0, used);
+    // A fresh batch: the one written may still be on its way out.
+    batch = Buffer.allocUnsafeSlow(BATCH_BYTES);
+    used = 0;
+    write(out);
   };
   flushAtExit.add(flush);
   if (!exitHooked) {
@@ -59,10 +65,16 @@ export function bufferedStdout(write: (text: string) => void = (t) => process.st
   }
   return {
     write(line) {
-      pending.push(line);
-      size += line.length;
-      if (size >= 64 * 1024) flush();
-      else if (!scheduled) {
+      const most = line.length * UTF8_PER_UNIT;
+      if (used + most > BATCH_BYTES) {
+        flush();
+        if (most > BATCH_BYTES) {
+          write(Buffer.from(line, 'utf8'));
+          return;
+        }
+      }
+      used += batch.write(line, used, 'utf8');
+      if (!scheduled) {
         scheduled = true;
         setTimeout(flush, FLUSH_MS).unref();
       }

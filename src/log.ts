@@ -32,10 +32,12 @@ export interface LoggerOptions {
  * next line might not fit in BATCH_BYTES), instead of one system call per line or per turn of the
  * event loop; to a file, each write is synchronous. Whatever is pending is written before the
  * process exits. Lines are encoded into the batch as they come, so a busy pod's access lines die
- * young instead of waiting as strings for the next write.
+ * young instead of waiting as strings for the next write; a batch is filled again only once its
+ * write has ended.
  */
 const FLUSH_MS = 25;
 const BATCH_BYTES = 64 * 1024;
+const SPARE_BATCHES = 2;
 /** The most bytes one UTF-16 unit takes in UTF-8. */
 const UTF8_PER_UNIT = 3;
 
@@ -43,18 +45,45 @@ const UTF8_PER_UNIT = 3;
 const flushAtExit = new Set<() => void>();
 let exitHooked = false;
 
-export function bufferedStdout(write: (bytes: Uint8Array) => void = (b) => process.stdout.write(b)): LineSink {
+/** Whether stdout has failed (its reader closed the pipe): lines are then dropped, not fatal. */
+let stdoutGone = false;
+let stdoutWatched = false;
+
+/**
+ * Writes to stdout. A stdout that fails (EPIPE when the log collector goes away) would otherwise
+ * end podscope with an unhandled error; it says so once on stderr and goes on serving.
+ */
+function writeStdout(bytes: Uint8Array, done: () => void): void {
+  if (!stdoutWatched) {
+    stdoutWatched = true;
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+      if (stdoutGone) return;
+      stdoutGone = true;
+      process.stderr.on('error', () => undefined);
+      process.stderr.write(`podscope: stdout failed (${err.code ?? err.message}); its own log lines now go only to /debug/logs\n`);
+    });
+  }
+  if (stdoutGone) return done();
+  process.stdout.write(bytes, () => done());
+}
+
+export function bufferedStdout(write: (bytes: Uint8Array, done: () => void) => void = writeStdout): LineSink {
   let batch = Buffer.allocUnsafeSlow(BATCH_BYTES);
   let used = 0;
   let scheduled = false;
+  // Batches whose write has ended, to fill again: a busy pod reuses two or three instead of
+  // allocating one per write.
+  const spare: (typeof batch)[] = [];
   const flush = () => {
     scheduled = false;
     if (used === 0) return;
-    const out = batch.subarray(0, used);
-    // A fresh batch: the one written may still be on its way out.
-    batch = Buffer.allocUnsafeSlow(BATCH_BYTES);
+    const written = batch;
+    batch = spare.pop() ?? Buffer.allocUnsafeSlow(BATCH_BYTES);
+    const length = used;
     used = 0;
-    write(out);
+    write(written.subarray(0, length), () => {
+      if (spare.length < SPARE_BATCHES) spare.push(written);
+    });
   };
   flushAtExit.add(flush);
   if (!exitHooked) {
@@ -69,7 +98,7 @@ export function bufferedStdout(write: (bytes: Uint8Array) => void = (b) => proce
       if (used + most > BATCH_BYTES) {
         flush();
         if (most > BATCH_BYTES) {
-          write(Buffer.from(line, 'utf8'));
+          write(Buffer.from(line, 'utf8'), () => {});
           return;
         }
       }

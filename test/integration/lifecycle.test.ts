@@ -1,6 +1,7 @@
 import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { runBin, startBin } from '../helpers/spawn.js';
+import { until } from '../helpers/wait.js';
 
 const QUIET = { COMFYUI_URL: 'http://127.0.0.1:9', PODSCOPE_GPU: 'off', LOG_LEVEL: 'info' };
 
@@ -35,6 +36,23 @@ describe('the podscope process', () => {
     half.destroy();
     expect(code).toBe(0);
     expect(at - sentAt).toBeLessThan(5000);
+  });
+
+  it('goes on serving, and says so once on stderr, when whoever reads its stdout goes away', async () => {
+    const p = await startBin(QUIET);
+    try {
+      p.child.stdout!.destroy();
+      // Each answer writes an access line; the next write to the closed pipe fails with EPIPE.
+      await until(async () => {
+        expect((await fetch(`${p.url}/health`)).status).toBe(200);
+        return /stdout failed \(EPIPE\)/.test(p.stderr()) || undefined;
+      }, 15_000, 10);
+      expect((await fetch(`${p.url}/debug/status`)).status).toBe(200);
+      expect(p.stderr().match(/stdout failed/g)).toHaveLength(1);
+      expect(p.child.exitCode).toBeNull();
+    } finally {
+      p.child.kill('SIGKILL');
+    }
   });
 
   it('exits 0 on SIGINT too', async () => {

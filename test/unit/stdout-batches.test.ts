@@ -8,7 +8,10 @@ import { bufferedStdout } from '../../src/log.js';
 /** A sink whose writes are recorded as text, one entry per system call it would make. */
 function recorded() {
   const writes: string[] = [];
-  const sink = bufferedStdout((bytes) => writes.push(Buffer.from(bytes).toString('utf8')));
+  const sink = bufferedStdout((bytes, done) => {
+    writes.push(Buffer.from(bytes).toString('utf8'));
+    done();
+  });
   return { sink, writes };
 }
 
@@ -52,13 +55,23 @@ describe('bufferedStdout', () => {
     expect(writes).toEqual(['before\n', long, 'after\n']);
   });
 
-  it('does not reuse the bytes of a batch once it is written', () => {
-    const kept: Uint8Array[] = [];
-    const sink = bufferedStdout((bytes) => kept.push(bytes));
+  it('fills a written batch again only once its write has ended', () => {
+    const inFlight: Array<{ bytes: Uint8Array; text: string; done: () => void }> = [];
+    const sink = bufferedStdout((bytes, done) => inFlight.push({ bytes, text: Buffer.from(bytes).toString('utf8'), done }));
     sink.write('first\n');
     vi.advanceTimersByTime(25);
     sink.write('second\n');
     vi.advanceTimersByTime(25);
-    expect(kept.map((b) => Buffer.from(b).toString('utf8'))).toEqual(['first\n', 'second\n']);
+    // Neither write has ended: the second line went into a batch of its own.
+    expect(inFlight.map((w) => w.text)).toEqual(['first\n', 'second\n']);
+    inFlight[0]!.done();
+    for (const line of ['third\n', 'fourth\n']) {
+      sink.write(line);
+      vi.advanceTimersByTime(25);
+    }
+    expect(inFlight.map((w) => w.text)).toEqual(['first\n', 'second\n', 'third\n', 'fourth\n']);
+    // The batch whose write ended was filled again; the ones still in flight kept their bytes.
+    expect(inFlight[3]!.bytes.buffer).toBe(inFlight[0]!.bytes.buffer);
+    expect(inFlight.slice(1, 3).map((w) => Buffer.from(w.bytes).toString('utf8'))).toEqual(['second\n', 'third\n']);
   });
 });

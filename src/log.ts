@@ -60,7 +60,7 @@ function writeStdout(bytes: Uint8Array, done: () => void): void {
       if (stdoutGone) return;
       stdoutGone = true;
       process.stderr.on('error', () => undefined);
-      process.stderr.write(`podscope: stdout failed (${err.code ?? err.message}); its own log lines now go only to /debug/logs\n`);
+      process.stderr.write(`podscope: stdout failed (${err.code ?? err.message}); log lines are dropped from now on, its own records stay in /debug/logs\n`);
     });
   }
   if (stdoutGone) return done();

@@ -75,7 +75,6 @@ export function bufferedStdout(write: (bytes: Uint8Array, done: () => void) => v
   // allocating one per write.
   const spare: (typeof batch)[] = [];
   const flush = () => {
-    scheduled = false;
     if (used === 0) return;
     const written = batch;
     batch = spare.pop() ?? Buffer.allocUnsafeSlow(BATCH_BYTES);
@@ -103,9 +102,14 @@ export function bufferedStdout(write: (bytes: Uint8Array, done: () => void) => v
         }
       }
       used += batch.write(line, used, 'utf8');
+      // One timer at a time: a batch written early, when full, leaves the pending timer to write
+      // what comes after it.
       if (!scheduled) {
         scheduled = true;
-        setTimeout(flush, FLUSH_MS).unref();
+        setTimeout(() => {
+          scheduled = false;
+          flush();
+        }, FLUSH_MS).unref();
       }
     },
   };

@@ -2,8 +2,7 @@
  * The composition root: config → state → collectors → HTTP server, and a clean stop on signals.
  * This is the only module that wires every layer together.
  */
-import { serve as serveHttp, type ServerType } from '@hono/node-server';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { setFlagsFromString } from 'node:v8';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { Scrubber } from './secrets.js';
@@ -36,7 +35,7 @@ import { ArtifactCollector, ArtifactFileService } from './collectors/artifacts.j
 import { attachForensics } from './state/forensics.js';
 import type { Collector } from './collectors/collector.js';
 import { ProblemJournal } from './collectors/problems.js';
-import { createApp } from './http/app.js';
+import { createHttpHandler } from './http/app.js';
 import { loadWebAssets } from './sources/web-assets.js';
 import { answerClientError } from './http/client-errors.js';
 import { VERSION } from './version.js';
@@ -45,7 +44,7 @@ export interface Podscope {
   config: Config;
   state: PodState;
   logger: Logger;
-  server: ServerType;
+  server: Server;
   /** The port actually bound (useful with PODSCOPE_PORT=0). */
   port: number;
   /** Stops collectors and the server; resolves when both are down. */
@@ -165,17 +164,18 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
     collectors.push(new TraceCollector({ sink, comfy: comfy.comfy, health: state.health, scrubber }));
   }
 
-  const app = createApp({ state, logger: componentLogger(logger, 'http'), metrics, assets: loadWebAssets() });
+  const http = createHttpHandler({ state, logger: componentLogger(logger, 'http'), metrics, assets: loadWebAssets() });
   opts.beforeCollectors?.(state, config);
   const abort = new AbortController();
   for (const c of collectors) c.start(abort.signal);
 
-  const server = await new Promise<ServerType>((resolve, reject) => {
-    const s = serveHttp({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = createServer(http.listener);
     s.once('error', reject);
+    s.listen(config.port, config.host, () => resolve(s));
   });
-  (server as Server).on('clientError', answerClientError);
-  const address = (server as Server).address();
+  server.on('clientError', answerClientError);
+  const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   logger.info({ data: { host: config.host, port, version: VERSION, comfyui_url: config.comfyuiUrl, gpu: config.gpuEnabled } }, `podscope listening on ${config.host}:${port}`);
   if (config.token === undefined) {
@@ -187,11 +187,10 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
     (closing ??= (async () => {
       abort.abort();
       for (const end of [...state.streams]) end();
-      const http = server as Server;
-      const serverClosed = new Promise<void>((resolve) => http.close(() => resolve()));
-      http.closeIdleConnections();
+      const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
       // Streams (log follow) and slow clients get a moment to finish, then are cut.
-      const cut = setTimeout(() => http.closeAllConnections(), 1000);
+      const cut = setTimeout(() => server.closeAllConnections(), 1000);
       cut.unref();
       await Promise.allSettled(collectors.map((c) => c.stop()));
       await serverClosed;

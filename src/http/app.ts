@@ -4,14 +4,17 @@
  * Routes never do I/O: they read state the collectors keep and serialize a snapshot.
  */
 import { Hono } from 'hono';
-import { requestHeader, requestInfo, type AppContext, type AppEnv, type RequestInfo } from './env.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { getRequestListener } from '@hono/node-server';
+import { nodeHeader, requestHeader, requestInfo, type AppContext, type AppEnv, type RequestInfo } from './env.js';
 import { accessLog, type Logger } from '../log.js';
 import type { CoreMetrics } from '../metrics/registry.js';
 import type { PodState } from '../state/pod.js';
 import { ApiError, errorBody } from './errors.js';
 import { checkAccess } from './access.js';
 import { requestIdFrom, traceFrom } from './tracing.js';
-import { JSON_TYPE, sendBody, sendJson, serialize, textResponse } from './respond.js';
+import { isCurl, JSON_TYPE, jsonBody, sendBody, sendJson, serialize, sharedView, textResponse } from './respond.js';
+import { statusView } from '../views/status.js';
 import { debugRoutes, DEBUG_ENDPOINTS } from './routes/debug.js';
 import { devRoutes, DEV_ENDPOINTS } from './routes/dev.js';
 import { loginRoutes, LOGIN_ENDPOINTS } from './routes/login.js';
@@ -55,7 +58,25 @@ const ASSET_PATH = /^\/assets\/[\w.-]+$/;
 /** How long one /metrics exposition may be served again, at most (values are then ≤ 1 s old). */
 const METRICS_REUSE_MS = 1000;
 
+/** podscope's HTTP answers: the Hono app, and the node:http listener that serves it. */
+export interface HttpHandler {
+  app: Hono<AppEnv>;
+  /** Answers the hot read-only routes itself (see {@link createHttpHandler}), the rest through Hono. */
+  listener: (incoming: IncomingMessage, outgoing: ServerResponse) => void;
+}
+
+/** The Hono app alone, for tests that call `app.request`. */
 export function createApp(deps: AppDeps): Hono<AppEnv> {
+  return createHttpHandler(deps).app;
+}
+
+/** One JSON answer of a route that reads no parameters: the same for Hono and the direct lane. */
+interface Plain {
+  body: object;
+  status: number;
+}
+
+export function createHttpHandler(deps: AppDeps): HttpHandler {
   const { state, logger, metrics } = deps;
   const { config } = state;
   // A trailing slash names the same route (`/debug/status/` is /debug/status, not a 405).
@@ -65,15 +86,20 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const sessions = deps.sessions ?? new SessionStore(state.now);
   const allowed = allowedMethods(endpoints);
 
-  app.get('/health', (c) =>
-    sendJson(c, state, { status: 'ok', version: state.version, uptime_s: Math.round((state.now() - state.startedAt) / 100) / 10 }),
-  );
-
-  app.get('/ready', (c) => {
+  const health = (): Plain => ({ body: { status: 'ok', version: state.version, uptime_s: Math.round((state.now() - state.startedAt) / 100) / 10 }, status: 200 });
+  const ready = (): Plain => {
     const r = state.condition();
-    return sendJson(c, state, { status: r.status, checks: r.checks, problems: r.problems, version: state.version }, r.ready ? 200 : 503);
-  });
+    return { body: { status: r.status, checks: r.checks, problems: r.problems, version: state.version }, status: r.ready ? 200 : 503 };
+  };
+  const statusSnapshot = sharedView(100, () => statusView(state), () => state.comfy?.tracker.version ?? 0);
+  const status = (): Plain => ({ body: statusSnapshot(), status: 200 });
+  const plain = (answer: () => Plain) => (c: AppContext) => {
+    const a = answer();
+    return sendJson(c, state, a.body, a.status);
+  };
 
+  app.get('/health', plain(health));
+  app.get('/ready', plain(ready));
   // One exposition serves every scrape within METRICS_REUSE_MS: several scrapers (an HA pair, a
   // debugging curl) cost one build, and no value is more than that old.
   // It is kept as bytes: a string would be encoded again for every scrape.
@@ -105,7 +131,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   app.route('/', loginRoutes(state, sessions));
   app.route('/', pageRoutes(deps.assets, sessions));
-  app.route('/debug', debugRoutes(state));
+  app.route('/debug', debugRoutes(state, statusSnapshot));
   if (devEnabled) app.route('/debug', devRoutes(state, logger));
 
   const errorResponse = (c: AppContext, api: ApiError): Response => {
@@ -139,7 +165,6 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   // The request's context, access check, count and access line live around Hono rather than in a
   // middleware: any middleware makes Hono and @hono/node-server answer every request through
   // promises, which costs more than everything else podscope does per request.
-  const dispatch = app.fetch;
   const access = accessLog(logger, 'http');
   const known = new Set<string>(endpoints.map((e) => e.path));
   // Every path but the open ones is checked, decoded as the router decodes it (so
@@ -155,11 +180,39 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     const p = decoded.length > 1 ? decoded.replace(/\/+$/, '') : decoded;
     return OPEN_PATHS.has(p) || ASSET_PATH.test(p);
   };
+  /** Why this request may not read `path` (a 401 or 403), or null when it may. */
+  const refusal = (path: string, header: (name: string) => string | undefined, remoteAddress: string | undefined): ApiError | null => {
+    if (open(path)) return null;
+    try {
+      const cookie = header('cookie');
+      checkAccess(config.token, {
+        authorization: header('authorization'),
+        forwarded: header('x-forwarded-for') !== undefined || header('forwarded') !== undefined,
+        remoteAddress,
+        session: cookie !== undefined && sessions.valid(sessionFromCookie(cookie)),
+      });
+      return null;
+    } catch (err) {
+      if (err instanceof ApiError) return err;
+      throw err;
+    }
+  };
+  const identify = (header: (name: string) => string | undefined, started: number): RequestInfo => {
+    const trace = traceFrom(header('traceparent'));
+    return { requestId: requestIdFrom(header('x-request-id')), traceId: trace.traceId, spanId: trace.spanId, started };
+  };
+  /** The request count and the access line, once the answer is made. */
+  const record = (method: string, route: string, path: string, info: RequestInfo, status: number): void => {
+    const seconds = (performance.now() - info.started) / 1000;
+    metrics.observeRequest(method, route, status, seconds);
+    access({ requestId: info.requestId, traceId: info.traceId, spanId: info.spanId, method, route, path, status, latencyMs: Math.round(seconds * 1e6) / 1000 });
+  };
+
+  const dispatch = app.fetch;
   app.fetch = (request: Request, env?: AppEnv['Bindings'], ctx?: unknown) => {
     const started = performance.now();
     const header = (name: string) => requestHeader(request, env, name);
-    const trace = traceFrom(header('traceparent'));
-    const info: RequestInfo = { requestId: requestIdFrom(header('x-request-id')), traceId: trace.traceId, spanId: trace.spanId, started };
+    const info = identify(header, started);
     const raw = env?.incoming?.url ?? new URL(request.url).pathname;
     const q = raw.indexOf('?');
     const path = q < 0 ? raw : raw.slice(0, q);
@@ -167,31 +220,18 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     // A bounded label: the endpoint's path, never a raw one.
     const route = known.has(trimmed) ? trimmed : 'unmatched';
     const finish = (res: Response): Response => {
-      const seconds = (performance.now() - started) / 1000;
-      const status = res.status;
-      metrics.observeRequest(request.method, route, status, seconds);
-      access({ requestId: info.requestId, traceId: info.traceId, spanId: info.spanId, method: request.method, route, path, status, latencyMs: Math.round(seconds * 1e6) / 1000 });
+      record(request.method, route, path, info, res.status);
       return res;
     };
-    if (!open(path)) {
-      try {
-        const cookie = header('cookie');
-        checkAccess(config.token, {
-          authorization: header('authorization'),
-          forwarded: header('x-forwarded-for') !== undefined || header('forwarded') !== undefined,
-          remoteAddress: env?.incoming?.socket?.remoteAddress,
-          session: cookie !== undefined && sessions.valid(sessionFromCookie(cookie)),
-        });
-      } catch (err) {
-        if (!(err instanceof ApiError)) throw err;
-        // A browser opening the page without a session is sent to log in first.
-        if (trimmed === '/' && err.status === 401) {
-          return finish(new Response(null, { status: 303, headers: { location: '/login?next=%2F', 'cache-control': 'no-store', 'x-request-id': info.requestId } }));
-        }
-        const pretty = /[?&]pretty(=|&|$)/.test(raw) || /^curl\//i.test(header('user-agent') ?? '');
-        const body = serialize(errorBody(err, info.requestId, info.traceId), pretty, state.scrubber);
-        return finish(textResponse(body, err.status, JSON_TYPE, info.requestId, err.headers));
+    const refused = refusal(path, header, env?.incoming?.socket?.remoteAddress);
+    if (refused) {
+      // A browser opening the page without a session is sent to log in first.
+      if (trimmed === '/' && refused.status === 401) {
+        return finish(new Response(null, { status: 303, headers: { location: '/login?next=%2F', 'cache-control': 'no-store', 'x-request-id': info.requestId } }));
       }
+      const pretty = /[?&]pretty(=|&|$)/.test(raw) || isCurl(header('user-agent'));
+      const body = serialize(errorBody(refused, info.requestId, info.traceId), pretty, state.scrubber);
+      return finish(textResponse(body, refused.status, JSON_TYPE, info.requestId, refused.headers));
     }
     // @hono/node-server makes a fresh bindings object per request: it carries the ids as it is.
     let bindings: AppEnv['Bindings'];
@@ -203,5 +243,45 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     return res instanceof Promise ? res.then(finish) : finish(res);
   };
 
-  return app;
+  // The direct lane. A GET of exactly one of these paths (no query, no trailing slash) is what a
+  // harness polls and a balancer probes; it is answered here, from node:http, with the same
+  // answer, headers, count and access line as through Hono, but without the Web Request and
+  // Response that @hono/node-server builds around each request and Hono's routing, which cost
+  // more CPU than everything podscope itself does per request (README, Performance). Anything
+  // else, and any request this lane would refuse or fail on, goes through Hono, which answers it
+  // the one way it always does.
+  const direct = new Map<string, () => Plain>([
+    ['/health', health],
+    ['/ready', ready],
+    ['/debug/status', status],
+  ]);
+  // Through app.fetch as it is at the time of each request (a test may wrap it to see the lanes).
+  const viaHono = getRequestListener((request, env) => app.fetch(request, env), { hostname: config.host });
+  const listener = (incoming: IncomingMessage, outgoing: ServerResponse): void => {
+    const path = incoming.url;
+    const answer = incoming.method === 'GET' && path !== undefined ? direct.get(path) : undefined;
+    if (answer === undefined) return void viaHono(incoming, outgoing);
+    const started = performance.now();
+    const header = (name: string) => nodeHeader(incoming.headers, name);
+    let plain: Plain;
+    let body: string | Buffer;
+    try {
+      if (refusal(path!, header, incoming.socket.remoteAddress) !== null) return void viaHono(incoming, outgoing);
+      plain = answer();
+      body = jsonBody(plain.body, isCurl(header('user-agent')), state.scrubber);
+    } catch {
+      return void viaHono(incoming, outgoing);
+    }
+    const info = identify(header, started);
+    outgoing.writeHead(plain.status, {
+      'content-type': JSON_TYPE,
+      'cache-control': 'no-store',
+      'x-request-id': info.requestId,
+      'content-length': typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength,
+    });
+    outgoing.end(body);
+    record('GET', path!, path!, info, plain.status);
+  };
+
+  return { app, listener };
 }

@@ -1,4 +1,5 @@
 /** The Hono environment every podscope route shares: what the request middleware puts in context. */
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Context } from 'hono';
 import type { HttpBindings } from '@hono/node-server';
 import type { Logger } from '../log.js';
@@ -31,7 +32,11 @@ export type AppContext = Context<AppEnv>;
  */
 export function requestHeader(request: Request, bindings: AppEnv['Bindings'] | undefined, name: string): string | undefined {
   const headers = bindings?.incoming?.headers;
-  if (!headers) return request.headers.get(name) ?? undefined;
+  return headers ? nodeHeader(headers, name) : (request.headers.get(name) ?? undefined);
+}
+
+/** One header (its name in lower case) of node:http's parsed headers, a repeated one joined. */
+export function nodeHeader(headers: IncomingHttpHeaders, name: string): string | undefined {
   const v = headers[name];
   return Array.isArray(v) ? v.join(', ') : v;
 }

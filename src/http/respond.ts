@@ -7,8 +7,12 @@ import { header } from './env.js';
 import type { Scrubber } from '../secrets.js';
 
 export function wantsPretty(c: Context): boolean {
-  if (c.req.query('pretty') !== undefined) return true;
-  return /^curl\//i.test(header(c as never, 'user-agent') ?? '');
+  return c.req.query('pretty') !== undefined || isCurl(header(c as never, 'user-agent'));
+}
+
+/** Whether a User-Agent is curl's: a person at a terminal, who gets pretty JSON unasked. */
+export function isCurl(userAgent: string | undefined): boolean {
+  return userAgent !== undefined && /^curl\//i.test(userAgent);
 }
 
 /** Serializes a body the way sendJson sends it (pretty or compact, secrets scrubbed). */
@@ -56,23 +60,50 @@ export const JSON_TYPE = 'application/json; charset=utf-8';
 const TEXT_TYPE = 'text/plain; charset=utf-8';
 
 export function sendJson(c: Context, ctx: { scrubber: Scrubber }, body: unknown, status = 200, extraHeaders?: Record<string, string>): Response {
-  const pretty = wantsPretty(c);
+  return sendBody(c, jsonBody(body, wantsPretty(c), ctx.scrubber), status, JSON_TYPE, extraHeaders);
+}
+
+/**
+ * A JSON answer's body: a shared snapshot's bytes, serialized and encoded once per form (not once
+ * per request), or any other value serialized now.
+ */
+export function jsonBody(body: unknown, pretty: boolean, scrubber: Scrubber): string | Buffer<ArrayBuffer> {
   const forms = typeof body === 'object' && body !== null ? serialized.get(body) : undefined;
-  if (!forms) return sendBody(c, serialize(body, pretty, ctx.scrubber), status, JSON_TYPE, extraHeaders);
-  // A shared snapshot: serialized and encoded once per form, not once per request.
+  if (!forms) return serialize(body, pretty, scrubber);
   let bytes = pretty ? forms.pretty : forms.compact;
   if (!bytes) {
-    bytes = Buffer.from(serialize(body, pretty, ctx.scrubber), 'utf8');
+    bytes = Buffer.from(serialize(body, pretty, scrubber), 'utf8');
     if (pretty) forms.pretty = bytes;
     else forms.compact = bytes;
   }
-  return sendBody(c, bytes, status, JSON_TYPE, extraHeaders);
+  return bytes;
 }
 
 /** Marks a view object as an immutable snapshot shared by several requests. */
 export function markSnapshot<T extends object>(view: T): T {
   serialized.set(view, {});
   return view;
+}
+
+/**
+ * A view built at most once per `ttlMs` while `version()` stays the same: a harness polling
+ * /debug/status from many workers shares one build (its `sampled_at` says when), and a change of
+ * jobs or queue shows at once, so /debug/status never lags /debug/queue or /debug/workflow.
+ */
+export function sharedView<T extends object>(ttlMs: number, build: () => T, version: () => number = () => 0): () => T {
+  let at = -Infinity;
+  let built = -1;
+  let value: T;
+  return () => {
+    const now = performance.now();
+    const v = version();
+    if (now - at >= ttlMs || v !== built) {
+      value = markSnapshot(build());
+      at = now;
+      built = v;
+    }
+    return value;
+  };
 }
 
 export function sendText(c: Context, ctx: { scrubber: Scrubber }, text: string, status = 200): Response {

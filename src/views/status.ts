@@ -6,6 +6,8 @@ import { gpuStatusView, type GpuStatusView } from './gpu.js';
 
 export type PodStatus = 'starting' | 'idle' | 'processing' | 'degraded';
 
+export type StatusView = ReturnType<typeof statusView>;
+
 export function statusView(state: PodState) {
   const now = state.now();
   const gpus: GpuStatusView[] = state.gpu ? state.gpu.readings().map((g) => gpuStatusView(g, now, state.gpu)) : [];

@@ -6,11 +6,13 @@ import { Scrubber } from '../../src/secrets.js';
 import { createLogger, type LineSink } from '../../src/log.js';
 import { PodState } from '../../src/state/pod.js';
 import { createCoreMetrics } from '../../src/metrics/registry.js';
-import { createApp } from '../../src/http/app.js';
+import { createHttpHandler, type HttpHandler } from '../../src/http/app.js';
 import type { WebAssets } from '../../src/shared/web-assets.js';
 
 export interface TestPod {
-  app: ReturnType<typeof createApp>;
+  app: HttpHandler['app'];
+  /** node:http's listener: the direct lane, then Hono. */
+  listener: HttpHandler['listener'];
   state: PodState;
   lines: string[];
   metrics: ReturnType<typeof createCoreMetrics>;
@@ -28,8 +30,8 @@ export function testPod(env: Record<string, string | undefined> = {}, now?: () =
   const logger = createLogger({ level: 'info', podId: config.podId, environment: config.env, scrubber, sinks: [memorySink(lines)] });
   const state = new PodState({ config, version: '0.0.0-test', scrubber, env: fullEnv, now });
   const metrics = createCoreMetrics({ version: '0.0.0-test', health: state.health });
-  const app = createApp({ state, logger, metrics, assets: opts.assets });
-  return { app, state, lines, metrics };
+  const { app, listener } = createHttpHandler({ state, logger, metrics, assets: opts.assets });
+  return { app, listener, state, lines, metrics };
 }
 
 /** Node bindings as @hono/node-server passes them, with a chosen peer address. */

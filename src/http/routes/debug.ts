@@ -3,12 +3,12 @@
  */
 import { Hono, type Context } from 'hono';
 import type { PodState } from '../../state/pod.js';
-import { statusView } from '../../views/status.js';
+import type { StatusView } from '../../views/status.js';
 import { memoryView } from '../../views/memory.js';
 import { jobsView, workflowView, queueView } from '../../views/jobs.js';
 import { ApiError } from '../errors.js';
 import { formatParam, intParam, jobIdParam, parseQuery, querySpec } from '../query.js';
-import { markSnapshot, sendJson, sendText } from '../respond.js';
+import { sendJson, sendText, sharedView } from '../respond.js';
 import { renderJobs, renderMemory, renderQueue, renderStatus, renderWorkflow } from '../../shared/text-views.js';
 import { z } from 'zod';
 import { logsHandler } from './logs.js';
@@ -42,31 +42,10 @@ function answer<T>(c: Context, state: PodState, view: T, render: (v: T) => strin
   return format === 'text' ? sendText(c, state, render(view)) : sendJson(c, state, view);
 }
 
-/**
- * A view built at most once per `ttlMs` while `version()` stays the same: a harness polling
- * /debug/status from many workers shares one build (its `sampled_at` says when), and a change of
- * jobs or queue shows at once, so /debug/status never lags /debug/queue or /debug/workflow.
- */
-function snapshot<T extends object>(ttlMs: number, build: () => T, version: () => number = () => 0): () => T {
-  let at = -Infinity;
-  let built = -1;
-  let value: T;
-  return () => {
-    const now = performance.now();
-    const v = version();
-    if (now - at >= ttlMs || v !== built) {
-      value = markSnapshot(build());
-      at = now;
-      built = v;
-    }
-    return value;
-  };
-}
-
-export function debugRoutes(state: PodState): Hono<AppEnv> {
+/** /debug/*; `status` gives the shared status snapshot (node:http's direct answers use it too). */
+export function debugRoutes(state: PodState, status: () => StatusView): Hono<AppEnv> {
   const app = new Hono<AppEnv>({ strict: false });
-  const status = snapshot(100, () => statusView(state), () => state.comfy?.tracker.version ?? 0);
-  const memory = snapshot(250, () => memoryView(state));
+  const memory = sharedView(250, () => memoryView(state));
   app.get('/status', (c) => answer(c, state, status(), renderStatus));
   const memoryQuery = querySpec({ points: intParam(1, state.config.gpuSamples).optional(), format: formatParam.optional() });
   app.get('/memory', (c) => {

@@ -180,9 +180,9 @@ export function createHttpHandler(deps: AppDeps): HttpHandler {
     const p = decoded.length > 1 ? decoded.replace(/\/+$/, '') : decoded;
     return OPEN_PATHS.has(p) || ASSET_PATH.test(p);
   };
-  /** Why this request may not read `path` (a 401 or 403), or null when it may. */
-  const refusal = (path: string, header: (name: string) => string | undefined, remoteAddress: string | undefined): ApiError | null => {
-    if (open(path)) return null;
+  /** Why this request may not read its path (a 401 or 403), or null when it may. */
+  const refusal = (isOpen: boolean, header: (name: string) => string | undefined, remoteAddress: string | undefined): ApiError | null => {
+    if (isOpen) return null;
     try {
       const cookie = header('cookie');
       checkAccess(config.token, {
@@ -223,7 +223,7 @@ export function createHttpHandler(deps: AppDeps): HttpHandler {
       record(request.method, route, path, info, res.status);
       return res;
     };
-    const refused = refusal(path, header, env?.incoming?.socket?.remoteAddress);
+    const refused = refusal(open(path), header, env?.incoming?.socket?.remoteAddress);
     if (refused) {
       // A browser opening the page without a session is sent to log in first.
       if (trimmed === '/' && refused.status === 401) {
@@ -250,24 +250,22 @@ export function createHttpHandler(deps: AppDeps): HttpHandler {
   // more CPU than everything podscope itself does per request (README, Performance). Anything
   // else, and any request this lane would refuse or fail on, goes through Hono, which answers it
   // the one way it always does.
-  const direct = new Map<string, () => Plain>([
-    ['/health', health],
-    ['/ready', ready],
-    ['/debug/status', status],
-  ]);
+  const direct = new Map<string, { answer: () => Plain; open: boolean }>(
+    ([['/health', health], ['/ready', ready], ['/debug/status', status]] as const).map(([path, answer]) => [path, { answer, open: open(path) }]),
+  );
   // Through app.fetch as it is at the time of each request (a test may wrap it to see the lanes).
   const viaHono = getRequestListener((request, env) => app.fetch(request, env), { hostname: config.host });
   const listener = (incoming: IncomingMessage, outgoing: ServerResponse): void => {
     const path = incoming.url;
-    const answer = incoming.method === 'GET' && path !== undefined ? direct.get(path) : undefined;
-    if (answer === undefined) return void viaHono(incoming, outgoing);
+    const route = incoming.method === 'GET' && path !== undefined ? direct.get(path) : undefined;
+    if (route === undefined) return void viaHono(incoming, outgoing);
     const started = performance.now();
     const header = (name: string) => nodeHeader(incoming.headers, name);
     let plain: Plain;
     let body: string | Buffer;
     try {
-      if (refusal(path!, header, incoming.socket.remoteAddress) !== null) return void viaHono(incoming, outgoing);
-      plain = answer();
+      if (refusal(route.open, header, incoming.socket.remoteAddress) !== null) return void viaHono(incoming, outgoing);
+      plain = route.answer();
       body = jsonBody(plain.body, isCurl(header('user-agent')), state.scrubber);
     } catch {
       return void viaHono(incoming, outgoing);

@@ -50,7 +50,8 @@ export async function startPodscope(env, { stdoutFile, nodeArgs = [], full = fal
   const own = nodeArgs.length > 0 || full;
   const entry = full ? [join(ROOT, 'bench/full-pod.js')] : [BIN, 'serve'];
   const child = spawn(own ? process.execPath : BIN, own ? ['--max-semi-space-size=4', ...nodeArgs, ...entry] : ['serve'], {
-    env: { PATH: process.env.PATH, PODSCOPE_PORT: String(port), PODSCOPE_HOST: '127.0.0.1', LOG_LEVEL: 'info', FAKE_NVIDIA_SMI: process.env.FAKE_NVIDIA_SMI, ...env },
+    // MALLOC_ARENA_MAX as the bin's shebang sets it, for a podscope started without the bin.
+    env: { PATH: process.env.PATH, PODSCOPE_PORT: String(port), PODSCOPE_HOST: '127.0.0.1', LOG_LEVEL: 'info', FAKE_NVIDIA_SMI: process.env.FAKE_NVIDIA_SMI, MALLOC_ARENA_MAX: '2', ...env },
     stdio: ['ignore', fd, 'ignore'],
   });
   if (typeof fd === 'number') closeSync(fd);

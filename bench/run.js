@@ -415,7 +415,7 @@ async function benchMemory() {
   // of the same fill varies by ±10 MB from process to process, so the median of 5 is reported.
   const fill = () =>
     new Promise((resolve, reject) => {
-      const c = spawn(process.execPath, ['--expose-gc', '--max-semi-space-size=4', join(ROOT, 'bench/fill-memory.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const c = spawn(process.execPath, ['--expose-gc', '--max-semi-space-size=4', join(ROOT, 'bench/fill-memory.js')], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, MALLOC_ARENA_MAX: '2' } });
       let s = '';
       c.stdout.on('data', (d) => (s += d));
       c.on('exit', (code) => (code === 0 ? resolve(JSON.parse(s)) : reject(new Error(`fill-memory exited ${code}`))));

@@ -1,5 +1,7 @@
-#!/usr/bin/env -S node --max-semi-space-size=4
-// A 4 MiB young generation keeps the resident set small under bursts (see bench/results.md).
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=4
+// A 4 MiB young generation, and glibc's malloc kept to two arenas instead of one per thread that
+// ever allocates (GC helpers, libuv's pool), keep the resident set small under load (README,
+// Performance).
 // podscope's entry point: the compiled CLI in dist/ (built by `npm ci` through the prepare script).
 import { cli } from '../dist/cli/main.js';
 

@@ -98,7 +98,7 @@ supervise_podscope() {
   while :; do
     podscope_env
     started=$SECONDS
-    "$PODSCOPE_NODE" --max-old-space-size="$PODSCOPE_MAX_OLD_SPACE_MB" --max-semi-space-size=4 "$PODSCOPE_BIN" serve &
+    MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}" "$PODSCOPE_NODE" --max-old-space-size="$PODSCOPE_MAX_OLD_SPACE_MB" --max-semi-space-size=4 "$PODSCOPE_BIN" serve &
     child=$!
     wait "$child"
     code=$?

@@ -1,6 +1,8 @@
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { runBin, startBin } from '../helpers/spawn.js';
+import { BIN, runBin, startBin } from '../helpers/spawn.js';
 import { until } from '../helpers/wait.js';
 
 const QUIET = { COMFYUI_URL: 'http://127.0.0.1:9', PODSCOPE_GPU: 'off', LOG_LEVEL: 'info' };
@@ -72,5 +74,21 @@ describe('the podscope process', () => {
     const r = await runBin({}, ['--version']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^\d+\.\d+\.\d+\n$/);
+  });
+
+  // What `npx podscope` runs is the bin through its shebang, not `node bin/podscope.js`.
+  it.runIf(process.platform === 'linux')('runs, through its shebang, with a 4 MiB young generation and two malloc arenas', async () => {
+    const child = spawn(BIN, ['serve'], { env: { PATH: process.env.PATH ?? '', PODSCOPE_PORT: '0', PODSCOPE_HOST: '127.0.0.1', ...QUIET }, stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      await until(() => out.includes('podscope listening on'), 15_000);
+      const args = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0');
+      const env = readFileSync(`/proc/${child.pid}/environ`, 'utf8').split('\0');
+      expect(args).toContain('--max-semi-space-size=4');
+      expect(env).toContain('MALLOC_ARENA_MAX=2');
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 });

@@ -159,6 +159,15 @@ describe('wrapping runpod/comfyui (start.sh copies ComfyUI into /workspace on fi
     expect(readFileSync(join(w.root, 'workspace/runpod-slim/comfyui.log'), 'utf8')).toContain('[podscope-wrap] podscope exited with status 137');
   }, 45_000);
 
+  it('runs podscope with two malloc arenas, unless the pod sets its own number', async () => {
+    const environ = async (w: Wrapped) => {
+      const pid = await until(async () => ((await answers(`${w.pod}/health`)) ? w.podscopePid() : undefined), 20_000);
+      return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    };
+    expect(await environ(await wrap('runpod-comfyui'))).toContain('MALLOC_ARENA_MAX=2');
+    expect(await environ(await wrap('runpod-comfyui', { MALLOC_ARENA_MAX: '4' }))).toContain('MALLOC_ARENA_MAX=4');
+  }, 45_000);
+
   it('keeps ComfyUI and the base services running when podscope cannot start, retrying with a growing delay', async () => {
     const w = await wrap('runpod-comfyui', { PODSCOPE_TOKEN: 'short' });
     await until(() => (w.stderr().match(/podscope exited with status 2;/g) ?? []).length >= 3, 30_000);

@@ -3,7 +3,7 @@
  * the simulated ComfyUI, and per-process CPU and memory readings from /proc.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -96,9 +96,28 @@ export function startLoad(sim) {
 }
 
 
+const scratch = new Set();
+
+/**
+ * A directory under the system's temp directory, removed when the bench exits (also on Ctrl-C or
+ * SIGTERM): podscope's stdout alone, kept there as a container runtime keeps it, takes gigabytes
+ * in one run, and a disk left nearly full makes every podscope after it report DISK_NEARLY_FULL.
+ */
+export function scratchDir(prefix) {
+  if (scratch.size === 0) {
+    process.once('exit', () => {
+      for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
+    });
+    for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => process.exit(130));
+  }
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  scratch.add(dir);
+  return dir;
+}
+
 /** Points FAKE_NVIDIA_SMI at `gpus` simulated H200s answering from the real capture, under load. */
 export function fakeGpus(gpus = 8) {
-  const dir = mkdtempSync(join(tmpdir(), 'podscope-bench-smi-'));
+  const dir = scratchDir('podscope-bench-smi-');
   const file = join(dir, 'fake.json');
   writeFileSync(file, JSON.stringify({ fixture: 'h200-x1.drv590.load', gpus, utilization: 'wave' }));
   process.env.FAKE_NVIDIA_SMI = file;

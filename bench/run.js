@@ -8,15 +8,15 @@
  * them. BENCH_QUICK=1 shortens the long measurements (for a smoke run; figures are then rougher).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, appendFileSync } from 'node:fs';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { writeFileSync, appendFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { SimComfyUI, submit, txt2img } from '../dist/sim/comfyui.js';
 import { answer } from '../dist/sim/fake-nvidia-smi.js';
 import { planFields, parseHelpQueryGpu, parseCsvRows, toGpuRow } from '../dist/sources/nvidia-smi.js';
 import { GpuState } from '../dist/state/gpu.js';
 
-import { FAKE_SMI, ROOT, TICKS, fakeGpus, getJson, pct, procStat, sleep, startLoad, startPodscope, startScraper } from './lib.js';
+import { FAKE_SMI, ROOT, TICKS, fakeGpus, scratchDir, getJson, pct, procStat, sleep, startLoad, startPodscope, startScraper } from './lib.js';
 import { median, runWrk, startBaseline } from './wrk.js';
 import { renderResults } from './report.js';
 
@@ -69,7 +69,7 @@ async function benchHttp(pod) {
   // of percent over minutes, so ratios are taken within a round and their median reported.
   const rounds = QUICK ? 1 : 5;
   const seconds = QUICK ? 3 : 6;
-  const dir = mkdtempSync(join(tmpdir(), 'podscope-bench-http-'));
+  const dir = scratchDir('podscope-bench-http-');
   const bodies = {};
   for (const path of ['/debug/status', '/health']) {
     const file = join(dir, `${path.replaceAll('/', '_')}.json`);
@@ -237,7 +237,7 @@ async function benchIdle(env) {
 
 async function benchLogIngest(env) {
   // Highest sustained rate with no line lost, by the websocket stream and by the log file.
-  const dir = mkdtempSync(join(tmpdir(), 'podscope-bench-logs-'));
+  const dir = scratchDir('podscope-bench-logs-');
   const file = join(dir, 'comfyui.log');
   writeFileSync(file, '');
   const sim = new SimComfyUI({});
@@ -315,7 +315,7 @@ async function benchLogIngest(env) {
 async function benchTraces(env) {
   const rounds = QUICK ? 1 : 5;
   const seconds = QUICK ? 3 : 10;
-  const dir = mkdtempSync(join(tmpdir(), 'podscope-bench-traces-'));
+  const dir = scratchDir('podscope-bench-traces-');
   const sink = await startBaseline('otlp-sink', '/dev/null', join(dir, 'sink.log'));
   const runs = { off: [], on: [] };
   for (let round = 0; round < rounds; round++) {
@@ -450,7 +450,7 @@ async function main() {
   await sim.start();
   // BENCH_PROFILE=dir: this podscope writes a V8 CPU profile there when it stops (bench/profile.js reads it).
   const nodeArgs = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
-  const pod = await startPodscope({ ...env, COMFYUI_URL: sim.url }, { stdoutFile: join(mkdtempSync(join(tmpdir(), 'podscope-bench-out-')), 'podscope.log'), nodeArgs });
+  const pod = await startPodscope({ ...env, COMFYUI_URL: sim.url }, { stdoutFile: join(scratchDir('podscope-bench-out-'), 'podscope.log'), nodeArgs });
   // 200 remembered jobs: quick cached prompts.
   await submit(sim.url, txt2img({ steps: 1, seed: 1 }), { extra: { job_id: 'warm' } });
   for (let i = 0; i < 200; i++) await submit(sim.url, txt2img({ steps: 1, seed: 1 }), { clientId: `w${i}`, extra: { job_id: `filler_${i}` } });

@@ -7,11 +7,10 @@
  * heap and buffers every 30 s. Goals: RSS at the end ≤ 120 MB, and within 10 % of RSS at minute 2.
  * SOAK_MINUTES shortens or lengthens the run.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SimComfyUI } from '../dist/sim/comfyui.js';
-import { FAKE_SMI, ROOT, fakeGpus, getJson, pct, pollEndpoints, procStat, sleep, startLoad, startPodscope, startScraper } from './lib.js';
+import { FAKE_SMI, ROOT, fakeGpus, scratchDir, getJson, pct, pollEndpoints, procStat, sleep, startLoad, startPodscope, startScraper } from './lib.js';
 import { bufferFill } from './prefill.js';
 import { runWrk } from './wrk.js';
 
@@ -21,7 +20,7 @@ fakeGpus(8);
 const sim = new SimComfyUI({ stepMs: 10 });
 await sim.start();
 // stdout (the access log and podscope's own lines) goes to a file, as a container runtime keeps it.
-const stdoutFile = join(mkdtempSync(join(tmpdir(), 'podscope-soak-')), 'podscope.log');
+const stdoutFile = join(scratchDir('podscope-soak-'), 'podscope.log');
 const pod = await startPodscope({ COMFYUI_URL: sim.url, PODSCOPE_NVIDIA_SMI: FAKE_SMI, RUNPOD_GPU_COUNT: '8' }, { full: true, stdoutFile });
 const filled = bufferFill((await getJson(`${pod.url}/debug/memory`)).podscope?.buffers);
 const stopLoad = startLoad(sim);

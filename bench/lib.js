@@ -15,6 +15,8 @@ export const BIN = join(ROOT, 'bin/podscope.js');
 export const FAKE_SMI = join(ROOT, 'bin/fake-nvidia-smi');
 export const TICKS = 100; // USER_HZ on Linux
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** What bin/podscope.js's shebang gives Node, for a podscope started without the bin. */
+export const AS_THE_BIN = { nodeArgs: ['--max-semi-space-size=4'], env: { MALLOC_ARENA_MAX: '2' } };
 
 export function pct(values, p) {
   const s = [...values].sort((a, b) => a - b);
@@ -49,9 +51,8 @@ export async function startPodscope(env, { stdoutFile, nodeArgs = [], full = fal
   const fd = stdoutFile ? openSync(stdoutFile, 'a') : 'ignore';
   const own = nodeArgs.length > 0 || full;
   const entry = full ? [join(ROOT, 'bench/full-pod.js')] : [BIN, 'serve'];
-  const child = spawn(own ? process.execPath : BIN, own ? ['--max-semi-space-size=4', ...nodeArgs, ...entry] : ['serve'], {
-    // MALLOC_ARENA_MAX as the bin's shebang sets it, for a podscope started without the bin.
-    env: { PATH: process.env.PATH, PODSCOPE_PORT: String(port), PODSCOPE_HOST: '127.0.0.1', LOG_LEVEL: 'info', FAKE_NVIDIA_SMI: process.env.FAKE_NVIDIA_SMI, MALLOC_ARENA_MAX: '2', ...env },
+  const child = spawn(own ? process.execPath : BIN, own ? [...AS_THE_BIN.nodeArgs, ...nodeArgs, ...entry] : ['serve'], {
+    env: { PATH: process.env.PATH, PODSCOPE_PORT: String(port), PODSCOPE_HOST: '127.0.0.1', LOG_LEVEL: 'info', FAKE_NVIDIA_SMI: process.env.FAKE_NVIDIA_SMI, ...AS_THE_BIN.env, ...env },
     stdio: ['ignore', fd, 'ignore'],
   });
   if (typeof fd === 'number') closeSync(fd);
@@ -108,7 +109,7 @@ export function scratchDir(prefix) {
     process.once('exit', () => {
       for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
     });
-    for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => process.exit(130));
+    for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]]) process.once(signal, () => process.exit(code));
   }
   const dir = mkdtempSync(join(tmpdir(), prefix));
   scratch.add(dir);

@@ -16,7 +16,7 @@ import { answer } from '../dist/sim/fake-nvidia-smi.js';
 import { planFields, parseHelpQueryGpu, parseCsvRows, toGpuRow } from '../dist/sources/nvidia-smi.js';
 import { GpuState } from '../dist/state/gpu.js';
 
-import { FAKE_SMI, ROOT, TICKS, fakeGpus, scratchDir, getJson, pct, procStat, sleep, startLoad, startPodscope, startScraper } from './lib.js';
+import { AS_THE_BIN, FAKE_SMI, ROOT, TICKS, fakeGpus, scratchDir, getJson, pct, procStat, sleep, startLoad, startPodscope, startScraper } from './lib.js';
 import { median, runWrk, startBaseline } from './wrk.js';
 import { renderResults } from './report.js';
 
@@ -415,7 +415,7 @@ async function benchMemory() {
   // of the same fill varies by ±10 MB from process to process, so the median of 5 is reported.
   const fill = () =>
     new Promise((resolve, reject) => {
-      const c = spawn(process.execPath, ['--expose-gc', '--max-semi-space-size=4', join(ROOT, 'bench/fill-memory.js')], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, MALLOC_ARENA_MAX: '2' } });
+      const c = spawn(process.execPath, ['--expose-gc', ...AS_THE_BIN.nodeArgs, join(ROOT, 'bench/fill-memory.js')], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...AS_THE_BIN.env } });
       let s = '';
       c.stdout.on('data', (d) => (s += d));
       c.on('exit', (code) => (code === 0 ? resolve(JSON.parse(s)) : reject(new Error(`fill-memory exited ${code}`))));

@@ -34,10 +34,16 @@ export interface LoggerOptions {
  * process exits. Lines are encoded into the batch as they come, so a busy pod's access lines die
  * young instead of waiting as strings for the next write; a batch is filled again only once its
  * write has ended.
+ *
+ * A reader that stops taking lines (a stuck log shipper, a paused pipe) would otherwise make every
+ * write wait in memory, without bound: once PENDING_BYTES are handed to stdout and not yet
+ * written, the batch being filled is held and lines after it are dropped, counted, until a write
+ * ends.
  */
 const FLUSH_MS = 25;
 const BATCH_BYTES = 64 * 1024;
 const SPARE_BATCHES = 2;
+export const PENDING_BYTES = 1024 * 1024;
 /** The most bytes one UTF-16 unit takes in UTF-8. */
 const UTF8_PER_UNIT = 3;
 
@@ -67,24 +73,81 @@ function writeStdout(bytes: Uint8Array, done: () => void): void {
   process.stdout.write(bytes, () => done());
 }
 
-export function bufferedStdout(write: (bytes: Uint8Array, done: () => void) => void = writeStdout): LineSink {
+/**
+ * Told when stdout stops taking lines (the first line dropped) and when it takes them again; never
+ * from inside a `write`.
+ */
+export interface StallListener {
+  stalled(): void;
+  /** `dropped`: the lines dropped since `stalled`. */
+  resumed(dropped: number): void;
+}
+
+/** The stdout sink: a {@link LineSink} that counts what it could not write. */
+export interface StdoutSink extends LineSink {
+  /** Lines dropped, ever, because stdout was not taking them. */
+  readonly dropped: number;
+  watch(listener: StallListener): void;
+}
+
+export function bufferedStdout(write: (bytes: Uint8Array, done: () => void) => void = writeStdout, pendingBytes = PENDING_BYTES): StdoutSink {
   let batch = Buffer.allocUnsafeSlow(BATCH_BYTES);
   let used = 0;
   let scheduled = false;
   // Batches whose write has ended, to fill again: a busy pod reuses two or three instead of
   // allocating one per write.
   const spare: (typeof batch)[] = [];
-  const flush = () => {
-    if (used === 0) return;
+  /** Bytes handed to `write` whose write has not ended. */
+  let pending = 0;
+  let dropped = 0;
+  /** Lines dropped since the stall began; null while stdout takes lines. */
+  let stall: number | null = null;
+  let listener: StallListener | undefined;
+
+  const schedule = () => {
+    if (scheduled) return;
+    scheduled = true;
+    setTimeout(() => {
+      scheduled = false;
+      flush();
+    }, FLUSH_MS).unref();
+  };
+  const hand = (bytes: Uint8Array, ended?: () => void) => {
+    pending += bytes.byteLength;
+    write(bytes, () => {
+      pending -= bytes.byteLength;
+      ended?.();
+      if (stall === null) {
+        // A batch held while stdout was behind goes out with the next flush.
+        if (used > 0) schedule();
+      } else if (flush()) {
+        const n = stall;
+        stall = null;
+        listener?.resumed(n);
+      }
+    });
+  };
+  /** Hands the batch to `write`; false when stdout already has too much waiting (`force` aside). */
+  const flush = (force = false): boolean => {
+    if (used === 0) return true;
+    if (!force && pending + used > pendingBytes) return false;
     const written = batch;
     batch = spare.pop() ?? Buffer.allocUnsafeSlow(BATCH_BYTES);
     const length = used;
     used = 0;
-    write(written.subarray(0, length), () => {
+    hand(written.subarray(0, length), () => {
       if (spare.length < SPARE_BATCHES) spare.push(written);
     });
+    return true;
   };
-  flushAtExit.add(flush);
+  const drop = () => {
+    dropped++;
+    if (stall !== null) return void stall++;
+    stall = 1;
+    // Not from inside `write`: the listener may log, which writes again.
+    queueMicrotask(() => listener?.stalled());
+  };
+  flushAtExit.add(() => flush(true));
   if (!exitHooked) {
     exitHooked = true;
     process.once('exit', () => {
@@ -92,30 +155,32 @@ export function bufferedStdout(write: (bytes: Uint8Array, done: () => void) => v
     });
   }
   return {
+    get dropped() {
+      return dropped;
+    },
+    watch(l) {
+      listener = l;
+    },
     write(line) {
       const most = line.length * UTF8_PER_UNIT;
       if (used + most > BATCH_BYTES) {
-        flush();
+        if (!flush()) return drop();
         if (most > BATCH_BYTES) {
-          write(Buffer.from(line, 'utf8'), () => {});
+          const bytes = Buffer.from(line, 'utf8');
+          if (pending + bytes.byteLength > pendingBytes) return drop();
+          hand(bytes);
           return;
         }
       }
       used += batch.write(line, used, 'utf8');
       // One timer at a time: a batch written early, when full, leaves the pending timer to write
       // what comes after it.
-      if (!scheduled) {
-        scheduled = true;
-        setTimeout(() => {
-          scheduled = false;
-          flush();
-        }, FLUSH_MS).unref();
-      }
+      schedule();
     },
   };
 }
 
-const stdoutSink: LineSink = bufferedStdout();
+const stdoutSink: StdoutSink = bufferedStdout();
 
 /** The current time as ISO 8601, made once per millisecond however many lines share it. */
 let isoAt = -1;

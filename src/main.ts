@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:http';
 import { setFlagsFromString } from 'node:v8';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { Scrubber } from './secrets.js';
-import { bufferedStdout, componentLogger, createLogger, type LineSink, type Logger } from './log.js';
+import { PENDING_BYTES, bufferedStdout, componentLogger, createLogger, type LineSink, type Logger } from './log.js';
 import { PodState } from './state/pod.js';
 import { GpuState } from './state/gpu.js';
 import { createCoreMetrics } from './metrics/registry.js';
@@ -75,6 +75,22 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
   const logger = createLogger({ level: config.logLevel, podId: config.podId, environment: config.env, scrubber, sinks: [...(opts.sinks ?? [stdout]), bufferSink] });
   const state = new PodState({ config, version: VERSION, scrubber, env: opts.env });
   const metrics = createCoreMetrics({ version: VERSION, health: state.health });
+  // A stdout nobody reads is a problem on-call should see; what podscope logs meanwhile stays in
+  // the log buffer (access lines aside).
+  const stdoutLog = componentLogger(logger, 'log');
+  stdout.watch({
+    stalled: () =>
+      state.health.raise(
+        'podscope',
+        'STDOUT_BLOCKED',
+        `stdout is not taking log lines: ${PENDING_BYTES / 1024 / 1024} MiB of them wait to be written, and the lines after them are dropped from stdout until its reader catches up; podscope's own lines stay in /debug/logs`,
+        'warning',
+      ),
+    resumed: (dropped) => {
+      state.health.clear('podscope', 'STDOUT_BLOCKED');
+      stdoutLog.warn({ data: { dropped_lines: dropped } }, `stdout takes log lines again; ${dropped} lines were dropped from it meanwhile`);
+    },
+  });
   const collectors: Collector[] = [new ProblemJournal({ health: state.health, logger: componentLogger(logger, 'problems'), remindMs: config.problemRemindS * 1000 })];
 
   if (config.gpuEnabled) {
@@ -119,7 +135,7 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
   const logs = new LogStore(config.logLines, config.logBytes);
   state.logs = logs;
   state.addBuffer('logs', () => logs.ring.stats());
-  registerLogMetrics(metrics.registry, logs);
+  registerLogMetrics(metrics.registry, logs, stdout);
   const logCollector = new LogCollector({ config, store: logs, comfy: comfy.comfy, health: state.health, scrubber });
   comfy.onLogEntries((entries) => logCollector.ingestComfy(entries));
   ownRecords = logCollector.podscopeSink();

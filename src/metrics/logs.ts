@@ -1,11 +1,12 @@
 /**
- * Log buffer metrics: lines by source and level, lines dropped, buffer fill.
+ * Log buffer metrics: lines by source and level, lines dropped, buffer fill; lines stdout did not
+ * take.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { LogStore } from '../state/logs.js';
 import { readFamily } from './registry.js';
 
-export function registerLogMetrics(registry: Registry, store: LogStore): void {
+export function registerLogMetrics(registry: Registry, store: LogStore, stdout: { readonly dropped: number }): void {
   readFamily(registry, 'podscope_log_lines_total', 'Log lines taken into the buffer, by source (comfyui, podscope) and level.', 'counter', (out) => {
     for (const [key, n] of store.counts) {
       const [source, level] = key.split('\u0000') as [string, string];
@@ -19,6 +20,15 @@ export function registerLogMetrics(registry: Registry, store: LogStore): void {
     collect() {
       this.reset();
       this.inc(store.ring.dropped);
+    },
+  });
+  new Counter({
+    name: 'podscope_stdout_lines_dropped_total',
+    help: 'podscope log lines not written to stdout because its reader had stopped taking them (1 MiB already waiting).',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(stdout.dropped);
     },
   });
   new Gauge({

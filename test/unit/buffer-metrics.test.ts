@@ -95,8 +95,9 @@ describe('log buffer metrics', () => {
   function setup(lines = 3) {
     const registry = new Exposition();
     const store = new LogStore(lines, 1024 * 1024);
-    registerLogMetrics(registry, store);
-    return { registry, store };
+    const stdout = { dropped: 0 };
+    registerLogMetrics(registry, store, stdout);
+    return { registry, store, stdout };
   }
 
   it('count lines by source and level, with what was dropped and what is held', async () => {
@@ -114,6 +115,15 @@ describe('log buffer metrics', () => {
   it('show an empty buffer as 0 lines and 0 bytes, which is a fact, not an unknown', async () => {
     const s = await scrape(setup().registry);
     expect(s.get('podscope_log_buffer_lines')).toBe(0);
+    expect(s.get('podscope_log_lines_dropped_total')).toBe(0);
+  });
+
+  it('count the lines stdout did not take, apart from the buffer\'s own drops', async () => {
+    const { registry, stdout } = setup();
+    expect((await scrape(registry)).get('podscope_stdout_lines_dropped_total')).toBe(0);
+    stdout.dropped = 7;
+    const s = await scrape(registry);
+    expect(s.get('podscope_stdout_lines_dropped_total')).toBe(7);
     expect(s.get('podscope_log_lines_dropped_total')).toBe(0);
   });
 });

@@ -4,7 +4,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/comfyui/**/*.test.ts'],
-    globalSetup: ['test/comfyui/global-setup.ts'],
+    globalSetup: ['test/helpers/scratch.ts', 'test/comfyui/global-setup.ts'],
     testTimeout: 90_000,
     hookTimeout: 180_000,
     pool: 'forks',

@@ -15,7 +15,7 @@ export const BIN = join(ROOT, 'bin/podscope.js');
 export const FAKE_SMI = join(ROOT, 'bin/fake-nvidia-smi');
 export const TICKS = 100; // USER_HZ on Linux
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-/** What bin/podscope.js's shebang gives Node, for a podscope started without the bin. */
+/** What bin/podscope.js's shebang gives Node, for a podscope started without the bin (test/integration/lifecycle.test.ts holds the two equal). */
 export const AS_THE_BIN = { nodeArgs: ['--max-semi-space-size=4'], env: { MALLOC_ARENA_MAX: '2' } };
 
 export function pct(values, p) {

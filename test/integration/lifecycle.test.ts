@@ -122,6 +122,17 @@ describe('the podscope process', () => {
     expect(r.stdout).toMatch(/^\d+\.\d+\.\d+\n$/);
   });
 
+  it('is run by the bench with the Node settings its shebang gives', async () => {
+    const shebang = /^#!\/usr\/bin\/env -S (.+)$/m.exec(readFileSync(BIN, 'utf8'))![1]!.split(' ');
+    const node = shebang.indexOf('node');
+    const fromShebang = {
+      nodeArgs: shebang.slice(node + 1),
+      env: Object.fromEntries(shebang.slice(0, node).map((w) => w.split('=') as [string, string])),
+    };
+    const bench = (await import(new URL('../../bench/lib.js', import.meta.url).href)) as { AS_THE_BIN: unknown };
+    expect(bench.AS_THE_BIN).toEqual(fromShebang);
+  });
+
   // What `npx podscope` runs is the bin through its shebang, not `node bin/podscope.js`.
   it.runIf(process.platform === 'linux')('runs, through its shebang, with a 4 MiB young generation and two malloc arenas', async () => {
     const child = spawn(BIN, ['serve'], { env: { PATH: process.env.PATH ?? '', PODSCOPE_PORT: '0', PODSCOPE_HOST: '127.0.0.1', ...QUIET }, stdio: ['ignore', 'pipe', 'ignore'] });

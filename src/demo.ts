@@ -12,6 +12,7 @@ import WebSocket from 'ws';
 import { SimComfyUI, submit, txt2img, type Graph } from './sim/comfyui.js';
 import { startPodscope, type Podscope } from './main.js';
 import { ConfigError } from './config.js';
+import { say, watchStdout } from './log.js';
 
 export interface DemoOptions {
   env: Record<string, string | undefined>;
@@ -178,7 +179,7 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
   let summaryTimer: NodeJS.Timeout | null = null;
   if (!opts.quiet) {
     const auth = pod.config.token ? ' -H "Authorization: Bearer $PODSCOPE_TOKEN"' : '';
-    process.stdout.write(
+    say(
       [
         '',
         `podscope demo: a simulated ComfyUI (${sim.url}) with ${gpus} simulated H200 GPUs and a workload,`,
@@ -194,7 +195,7 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
         '',
       ].join('\n'),
     );
-    summaryTimer = setInterval(() => process.stdout.write(`${demoSummary(pod)}\n`), opts.summaryMs ?? 30_000);
+    summaryTimer = setInterval(() => say(`${demoSummary(pod)}\n`), opts.summaryMs ?? 30_000);
     summaryTimer.unref();
   }
 
@@ -235,6 +236,7 @@ export function demoSummary(pod: Podscope): string {
 }
 
 export async function runDemo(env: Record<string, string | undefined>, opts: { gpus?: number; stepMs?: number; summaryMs?: number } = {}): Promise<number> {
+  watchStdout();
   let demo: Demo;
   try {
     demo = await startDemo({ env, ...opts });
@@ -248,7 +250,7 @@ export async function runDemo(env: Record<string, string | undefined>, opts: { g
   }
   return new Promise<number>((resolve) => {
     const stop = () => {
-      process.stdout.write('\nstopping the demo…\n');
+      say('\nstopping the demo…\n');
       const hard = setTimeout(() => resolve(0), 4500);
       hard.unref();
       void demo.close().then(() => {

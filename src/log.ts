@@ -56,19 +56,29 @@ let stdoutGone = false;
 let stdoutWatched = false;
 
 /**
- * Writes to stdout. A stdout that fails (EPIPE when the log collector goes away) would otherwise
- * end podscope with an unhandled error; it says so once on stderr and goes on serving.
+ * Watches stdout for the server and the demo, once per process. A stdout that fails (EPIPE when
+ * the log collector or the terminal's pipe goes away) would otherwise end podscope with an
+ * unhandled error; it says so once on stderr, and podscope goes on serving without it.
  */
+export function watchStdout(): void {
+  if (stdoutWatched) return;
+  stdoutWatched = true;
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (stdoutGone) return;
+    stdoutGone = true;
+    process.stderr.on('error', () => undefined);
+    process.stderr.write(`podscope: stdout failed (${err.code ?? err.message}); log lines are dropped from now on, its own records stay in /debug/logs\n`);
+  });
+}
+
+/** Writes text to stdout while it works (see {@link watchStdout}); nothing once it has failed. */
+export function say(text: string): void {
+  watchStdout();
+  if (!stdoutGone) process.stdout.write(text);
+}
+
 function writeStdout(bytes: Uint8Array, done: () => void): void {
-  if (!stdoutWatched) {
-    stdoutWatched = true;
-    process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-      if (stdoutGone) return;
-      stdoutGone = true;
-      process.stderr.on('error', () => undefined);
-      process.stderr.write(`podscope: stdout failed (${err.code ?? err.message}); log lines are dropped from now on, its own records stay in /debug/logs\n`);
-    });
-  }
+  watchStdout();
   if (stdoutGone) return done();
   process.stdout.write(bytes, () => done());
 }

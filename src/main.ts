@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:http';
 import { setFlagsFromString } from 'node:v8';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { Scrubber } from './secrets.js';
-import { PENDING_BYTES, bufferedStdout, componentLogger, createLogger, type LineSink, type Logger } from './log.js';
+import { PENDING_BYTES, bufferedStdout, componentLogger, createLogger, watchStdout, type LineSink, type Logger } from './log.js';
 import { PodState } from './state/pod.js';
 import { GpuState } from './state/gpu.js';
 import { createCoreMetrics } from './metrics/registry.js';
@@ -247,6 +247,8 @@ export function tuneHeap(): void {
 /** `podscope serve`: start, and stop cleanly on SIGTERM or SIGINT within five seconds. */
 export async function runServe(env: Record<string, string | undefined>, opts: Omit<StartOptions, 'env'> = {}): Promise<number> {
   tuneHeap();
+  // A stdout that fails is said once and lived with, whatever the log level (see watchStdout).
+  watchStdout();
   // Signals are caught from the first moment, so one that arrives during start-up still ends cleanly.
   let signalled: NodeJS.Signals | null = null;
   let onSignal: (signal: NodeJS.Signals) => void = (signal) => {

@@ -114,6 +114,16 @@ function client(args: Args, env: Record<string, string | undefined>): ClientOpti
   return { url: str(args, 'url') ?? env.PODSCOPE_URL ?? 'http://127.0.0.1:9188', token: str(args, 'token') ?? env.PODSCOPE_TOKEN };
 }
 
+/**
+ * Whether whoever reads the client's output has gone (`podscope logs --follow | head -1`). A client
+ * command then ends quietly, as a pipe's reader expects: no stack trace, `--follow` stops, and
+ * `wait` still exits with the job's code.
+ */
+let readerGone = false;
+function quietWhenReaderGoes(): void {
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => (readerGone = true));
+}
+
 function out(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
 }
@@ -160,6 +170,7 @@ async function logs(args: Args, env: Record<string, string | undefined>): Promis
     }
     params.set('lines', '1000');
     await new Promise((r) => setTimeout(r, 1000));
+    if (readerGone) return 0;
   }
 }
 
@@ -306,6 +317,8 @@ export async function cli(argv: string[], env: Record<string, string | undefined
     process.stderr.write(`podscope: ${(err as Error).message}\n\n${USAGE}`);
     return 64;
   }
+  // The server and the demo watch their own stdout (they go on serving without it).
+  if (args.command !== 'serve' && args.command !== 'demo') quietWhenReaderGoes();
   if (args.flags.has('version') && args.command === 'serve') {
     out(VERSION);
     return 0;

@@ -184,6 +184,35 @@ describe('the CLI against the demo', () => {
     expect(r.stderr).toMatch(/the token is not valid/);
   });
 
+  it('logs --follow ends quietly with exit 0 when its reader goes away (| head -1)', async () => {
+    const c = spawn(process.execPath, [BIN, 'logs', '--follow', '--url', url], { env: { PATH: process.env.PATH ?? '', PODSCOPE_TOKEN: TOKEN } });
+    let stderr = '';
+    c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((r) => c.once('exit', (code) => r(code)));
+    await new Promise((r) => c.stdout.once('data', r));
+    c.stdout.destroy();
+    expect(await exited).toBe(0);
+    expect(stderr).toBe('');
+  });
+
+  it('a view whose reader has already gone exits with its own code and no stack trace', async () => {
+    const c = spawn(process.execPath, [BIN, 'status', '--url', url], { env: { PATH: process.env.PATH ?? '', PODSCOPE_TOKEN: TOKEN } });
+    c.stdout.destroy();
+    let stderr = '';
+    c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    expect(await new Promise<number | null>((r) => c.once('exit', (code) => r(code)))).toBe(0);
+    expect(stderr).toBe('');
+  });
+
+  it('wait keeps its exit code (2, timed out) when its reader has already gone', async () => {
+    const c = spawn(process.execPath, [BIN, 'wait', '--url', url, '--job', 'never-submitted', '--timeout', '1'], { env: { PATH: process.env.PATH ?? '', PODSCOPE_TOKEN: TOKEN } });
+    c.stdout.destroy();
+    let stderr = '';
+    c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    expect(await new Promise<number | null>((r) => c.once('exit', (code) => r(code)))).toBe(2);
+    expect(stderr).not.toMatch(/EPIPE|Unhandled/);
+  });
+
   it('a client without a token is told how to get one', async () => {
     const r = await cli(['status', '--url', url], { PODSCOPE_TOKEN: '' });
     expect(r.code).toBe(3);
@@ -222,6 +251,37 @@ describe('the demo on a terminal', () => {
       await new Promise((r) => calm.once('exit', r));
     }
   }, 30_000);
+
+  it('goes on serving when its terminal goes away, says so once, and still stops cleanly, leaving nothing behind', async () => {
+    const { mkdtempSync, readdirSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const tmp = mkdtempSync(join(tmpdir(), 'demo-tmp-'));
+    const orphan = spawn(process.execPath, [BIN, 'demo', '--step-ms', '25', '--summary-s', '1'], {
+      env: { PATH: process.env.PATH ?? '', TMPDIR: tmp, PODSCOPE_PORT: '0', PODSCOPE_HOST: '127.0.0.1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let text = '';
+    let stderr = '';
+    orphan.stdout!.on('data', (d: Buffer) => (text += d.toString()));
+    orphan.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((r) => orphan.once('exit', (code) => r(code)));
+    try {
+      const at = await until(() => /watching them at (http:\/\/\S+)/.exec(text)?.[1], 15_000);
+      orphan.stdout!.destroy();
+      // The next summary fails with EPIPE.
+      await until(() => /stdout failed \(EPIPE\)/.test(stderr), 15_000);
+      expect((await fetch(`${at}/health`)).status).toBe(200);
+      orphan.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(stderr.match(/stdout failed/g)).toHaveLength(1);
+      expect(stderr).not.toMatch(/Unhandled|at .*\.js:\d+/);
+      expect(readdirSync(tmp)).toEqual([]);
+    } finally {
+      orphan.kill('SIGKILL');
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }, 45_000);
 
   it('leaves nothing behind when it cannot start (a busy port)', async () => {
     const { createServer } = await import('node:net');

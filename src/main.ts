@@ -245,6 +245,27 @@ export function tuneHeap(): void {
 }
 
 /** `podscope serve`: start, and stop cleanly on SIGTERM or SIGINT within five seconds. */
+/** The exit status of a podscope stopped by an error nothing caught (EX_SOFTWARE). */
+export const EXIT_UNCAUGHT = 70;
+
+/**
+ * The last resort, once podscope runs: an error nothing caught, or a promise rejection nothing
+ * handled, is logged as one fatal JSON line, scrubbed like every other line (Node itself would
+ * print the raw stack on stderr), and podscope exits 70 for its supervisor to start it again:
+ * state after an error nobody expected cannot be trusted.
+ */
+function stopOnUncaught(logger: Logger): void {
+  const stop = (err: unknown, what: string) => {
+    try {
+      logger.fatal({ error: err }, `podscope stops: ${what}`);
+    } finally {
+      process.exit(EXIT_UNCAUGHT);
+    }
+  };
+  process.on('uncaughtException', (err) => stop(err, 'an error nothing caught'));
+  process.on('unhandledRejection', (reason) => stop(reason, 'a promise rejection nothing handled'));
+}
+
 export async function runServe(env: Record<string, string | undefined>, opts: Omit<StartOptions, 'env'> = {}): Promise<number> {
   tuneHeap();
   // A stdout that fails is said once and lived with, whatever the log level (see watchStdout).
@@ -270,6 +291,7 @@ export async function runServe(env: Record<string, string | undefined>, opts: Om
     process.stderr.write(`podscope: cannot start: ${e.code === 'EADDRINUSE' ? 'the port is already in use' : e.message}\n`);
     return 1;
   }
+  stopOnUncaught(pod.logger);
   return new Promise<number>((resolve) => {
     onSignal = (signal) => {
       pod.logger.info({ data: { signal } }, `received ${signal}, shutting down`);

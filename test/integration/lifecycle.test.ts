@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { BIN, runBin, startBin } from '../helpers/spawn.js';
@@ -102,6 +104,46 @@ describe('the podscope process', () => {
       p.child.kill('SIGKILL');
     }
   }, 90_000);
+
+  describe('an error nothing caught', () => {
+    const SECRET = 'hunter2-db-password-0123';
+    /** podscope's serve, run by a script that, on SIGUSR2, throws or rejects with the secret in the message. */
+    function crashingEntry(how: 'throw' | 'reject'): string {
+      const dir = mkdtempSync(join(tmpdir(), 'podscope-crash-'));
+      const main = new URL('../../dist/main.js', import.meta.url).href;
+      const fail = `new Error('lost the database at postgres://admin:' + process.env.DB_PASSWORD + '@db:5432')`;
+      const file = join(dir, 'crash.mjs');
+      writeFileSync(
+        file,
+        `import { runServe } from ${JSON.stringify(main)};\n` +
+          `process.on('SIGUSR2', () => setImmediate(() => { ${how === 'throw' ? `throw ${fail}` : `void Promise.reject(${fail})`}; }));\n` +
+          `process.exitCode = await runServe(process.env);\n`,
+      );
+      return file;
+    }
+
+    for (const [how, what] of [['throw', 'an error nothing caught'], ['reject', 'a promise rejection nothing handled']] as const) {
+      it(`(${how}) is logged as one fatal, scrubbed JSON line, and podscope exits 70 for its supervisor`, async () => {
+        const p = await startBin({ ...QUIET, DB_PASSWORD: SECRET }, [], [], crashingEntry(how));
+        try {
+          p.child.kill('SIGUSR2');
+          const { code } = await p.exited;
+          expect(code).toBe(70);
+          const fatal = p
+            .stdout()
+            .split('\n')
+            .filter((l) => l.includes('"level":"fatal"'))
+            .map((l) => JSON.parse(l) as { message: string; error: { message: string } });
+          expect(fatal).toHaveLength(1);
+          expect(fatal[0]!.message).toBe(`podscope stops: ${what}`);
+          expect(fatal[0]!.error.message).toBe('lost the database at postgres://admin:[REDACTED]@db:5432');
+          expect(p.stdout() + p.stderr()).not.toContain(SECRET);
+        } finally {
+          p.child.kill('SIGKILL');
+        }
+      });
+    }
+  });
 
   it('exits 0 on SIGINT too', async () => {
     const p = await startBin(QUIET);

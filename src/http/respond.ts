@@ -48,10 +48,16 @@ export function sendBody(c: Context, body: string | Uint8Array<ArrayBuffer>, sta
   return textResponse(body, status, contentType, requestIdOf(c), extra);
 }
 
-/** {@link sendBody} without a Hono context (an answer made before routing). */
+/**
+ * {@link sendBody} without a Hono context (an answer made before routing). Its length is a header,
+ * so the answer to a `HEAD` (the GET's headers without the body) says it too.
+ */
 export function textResponse(body: string | Uint8Array<ArrayBuffer>, status: number, contentType: string, requestId: string | undefined, extra?: Record<string, string>): Response {
+  const length = String(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength);
   const headers: Record<string, string> =
-    requestId === undefined ? { 'content-type': contentType, 'cache-control': 'no-store' } : { 'content-type': contentType, 'cache-control': 'no-store', 'x-request-id': requestId };
+    requestId === undefined
+      ? { 'content-type': contentType, 'cache-control': 'no-store', 'content-length': length }
+      : { 'content-type': contentType, 'cache-control': 'no-store', 'x-request-id': requestId, 'content-length': length };
   if (extra) for (const k in extra) headers[k.toLowerCase()] = extra[k]!;
   return new Response(body, { status, headers });
 }

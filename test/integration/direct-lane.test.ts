@@ -127,6 +127,19 @@ describe('what the direct lane leaves to Hono', () => {
     expect(s.viaHono()).toBe(1);
   });
 
+  it.each([['/health'], ['/debug/status'], ['/debug/status?format=text'], ['/metrics'], ['/nowhere']])('HEAD %s: the GET\'s headers, Content-Length included, without the body', async (path) => {
+    const s = await serve();
+    const head = await fetch(`${s.base}${path}`, { method: 'HEAD' });
+    const get = await fetch(`${s.base}${path}`);
+    const body = Buffer.from(await get.arrayBuffer());
+    expect(await head.arrayBuffer()).toHaveProperty('byteLength', 0);
+    expect(head.status).toBe(get.status);
+    expect(head.headers.get('content-type')).toBe(get.headers.get('content-type'));
+    // The answers that move (an uptime, a sample) may change length between the two requests.
+    if (path === '/nowhere') expect(Number(head.headers.get('content-length'))).toBe(body.byteLength);
+    else expect(Number(head.headers.get('content-length'))).toBeGreaterThan(0);
+  });
+
   it('a request without the token, refused with the same 401 as through Hono', async () => {
     const s = await serve({ PODSCOPE_TOKEN: 'tok-direct-lane-0123456789' });
     const direct = await answer(await fetch(`${s.base}/debug/status`));

@@ -13,7 +13,7 @@ import type { PodState } from '../state/pod.js';
 import { ApiError, errorBody } from './errors.js';
 import { checkAccess } from './access.js';
 import { requestIdFrom, traceFrom } from './tracing.js';
-import { isCurl, JSON_TYPE, jsonBody, sendBody, sendJson, serialize, sharedView, textResponse } from './respond.js';
+import { isCurl, JSON_TYPE, jsonBody, prettyAsked, sendBody, sendJson, serialize, sharedView, textResponse } from './respond.js';
 import { statusView } from '../views/status.js';
 import { debugRoutes, DEBUG_ENDPOINTS } from './routes/debug.js';
 import { devRoutes, DEV_ENDPOINTS } from './routes/dev.js';
@@ -229,8 +229,7 @@ export function createHttpHandler(deps: AppDeps): HttpHandler {
       if (trimmed === '/' && refused.status === 401) {
         return finish(new Response(null, { status: 303, headers: { location: '/login?next=%2F', 'cache-control': 'no-store', 'x-request-id': info.requestId } }));
       }
-      const pretty = /[?&]pretty(=|&|$)/.test(raw) || isCurl(header('user-agent'));
-      const body = serialize(errorBody(refused, info.requestId, info.traceId), pretty, state.scrubber);
+      const body = serialize(errorBody(refused, info.requestId, info.traceId), prettyAsked(raw, header('user-agent')), state.scrubber);
       return finish(textResponse(body, refused.status, JSON_TYPE, info.requestId, refused.headers));
     }
     // @hono/node-server makes a fresh bindings object per request: it carries the ids as it is.

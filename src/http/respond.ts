@@ -6,8 +6,15 @@ import type { Context } from 'hono';
 import { header } from './env.js';
 import type { Scrubber } from '../secrets.js';
 
+const PRETTY = /[?&]pretty(=|&|$)/;
+
+/** Whether a client asked for pretty JSON: `pretty` (with any value) in its query, or curl's User-Agent. */
+export function prettyAsked(url: string, userAgent: string | undefined): boolean {
+  return PRETTY.test(url) || isCurl(userAgent);
+}
+
 export function wantsPretty(c: Context): boolean {
-  return c.req.query('pretty') !== undefined || isCurl(header(c as never, 'user-agent'));
+  return prettyAsked(c.req.url, header(c as never, 'user-agent'));
 }
 
 /** Whether a User-Agent is curl's: a person at a terminal, who gets pretty JSON unasked. */

@@ -32,6 +32,10 @@ describe('wantsPretty', () => {
     ['', { 'user-agent': 'node' }, false],
     ['', {}, false],
     ['?prettyish', {}, false],
+    ['?a=1&pretty', {}, true],
+    ['?pretty&a=1', {}, true],
+    ['?a=pretty', {}, false],
+    ['?xpretty=1', {}, false],
   ])('is %s for %j', async (query, headers, pretty) => {
     const req = app((c) => c.text(String(wantsPretty(c))));
     expect(await (await req(`/x${query}`, headers as Record<string, string>)).text()).toBe(String(pretty));

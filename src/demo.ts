@@ -34,6 +34,16 @@ export interface Demo {
 
 const FAKE_SMI = fileURLToPath(new URL('../bin/fake-nvidia-smi', import.meta.url));
 
+/**
+ * What the workload's nth prompt does, by n % 10 (any other n: a good prompt); its job id is
+ * {@link demoJobId}(n). Tests name the jobs they look at through these.
+ */
+export const DEMO_JOB_KINDS = { interrupted: 1, oom: 3, cached: 5, rejected: 7, preview: 8, video: 9 } as const;
+
+export function demoJobId(n: number): string {
+  return `job_${String(n).padStart(4, '0')}`;
+}
+
 /** The workload: mostly good prompts, some cached, now and then an OOM, an interrupt, a rejected prompt. */
 class Workload {
   private n = 0;
@@ -72,14 +82,15 @@ class Workload {
 
   private async submitOne(): Promise<void> {
     const n = ++this.n;
-    const jobId = `job_${String(n).padStart(4, '0')}`;
+    const jobId = demoJobId(n);
     const kind = n % 10;
+    const K = DEMO_JOB_KINDS;
     let graph: Graph;
-    if (kind === 3) graph = txt2img({ batch: 64, steps: 20, seed: n }); // runs out of GPU memory
-    else if (kind === 5) graph = txt2img({ seed: 7, steps: 12 }); // the same prompt again: cached nodes
-    else if (kind === 7) graph = txt2img({ ckpt: 'sdxl_turbo_missing.safetensors' }); // fails validation
-    else if (kind === 8) graph = txt2img({ seed: n, steps: 16, output: 'PreviewImage' });
-    else if (kind === 9) graph = { ...txt2img({ seed: n, steps: 10 }), '9': { class_type: 'VHS_VideoCombine', inputs: { images: ['8', 0], filename_prefix: 'AnimateDiff' } } };
+    if (kind === K.oom) graph = txt2img({ batch: 64, steps: 20, seed: n }); // runs out of GPU memory
+    else if (kind === K.cached) graph = txt2img({ seed: 7, steps: 12 }); // the same prompt again: cached nodes
+    else if (kind === K.rejected) graph = txt2img({ ckpt: 'sdxl_turbo_missing.safetensors' }); // fails validation
+    else if (kind === K.preview) graph = txt2img({ seed: n, steps: 16, output: 'PreviewImage' });
+    else if (kind === K.video) graph = { ...txt2img({ seed: n, steps: 10 }), '9': { class_type: 'VHS_VideoCombine', inputs: { images: ['8', 0], filename_prefix: 'AnimateDiff' } } };
     else graph = txt2img({ seed: n, steps: 12 + (n % 3) * 8, prefix: n % 4 === 0 ? 'runs/demo' : 'ComfyUI' });
     // Most prompts come like RunPod's worker does: a fresh client id each, and a job id.
     const worker = n % 6 !== 0;
@@ -91,7 +102,7 @@ class Workload {
       await new Promise((r) => ws!.once('open', r).once('error', r));
     }
     const res = await submit(this.sim.url, graph, { clientId, extra: { job_id: jobId, trace_id: randomUUID().replace(/-/g, '') } });
-    if (kind === 1 && res.body.prompt_id) {
+    if (kind === K.interrupted && res.body.prompt_id) {
       // Someone presses "cancel" a few seconds in.
       const id = res.body.prompt_id;
       setTimeout(() => void fetch(`${this.sim.url}/interrupt`, { method: 'POST', body: JSON.stringify({ prompt_id: id }) }).catch(() => undefined), 2500).unref();

@@ -8,11 +8,13 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
-import { startDemo, type Demo } from '../../src/demo.js';
+import { DEMO_JOB_KINDS, demoJobId, startDemo, type Demo } from '../../src/demo.js';
 import { until } from '../helpers/wait.js';
 
 const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
 const TOKEN = 'page-token-0123456789abcdef';
+/** The demo's first job that runs out of GPU memory. */
+const OOM_JOB = demoJobId(DEMO_JOB_KINDS.oom);
 
 // CI installs Debian's chromium; a developer machine without it skips, CI never does.
 describe.skipIf(!CHROMIUM && !process.env.CI)('the page in a real browser', () => {
@@ -99,16 +101,16 @@ describe.skipIf(!CHROMIUM && !process.env.CI)('the page in a real browser', () =
 
   it('opens an OOM job from the recent jobs, with its error and forensics', async () => {
     // Opened while it may still be queued: the detail follows the job to its end.
-    await page.waitForSelector('#jobs tr[data-job="job_0003"] button', { timeout: 60_000 });
+    await page.waitForSelector(`#jobs tr[data-job="${OOM_JOB}"] button`, { timeout: 60_000 });
     // A locator clicks the button as it is now: the list may be redrawn between finding it and clicking.
-    await page.locator('#jobs tr[data-job="job_0003"] button').click();
+    await page.locator(`#jobs tr[data-job="${OOM_JOB}"] button`).click();
     await page.waitForSelector('#detail:not([hidden])', { timeout: 10_000 });
     await page.waitForSelector('#detail:not([hidden]) .job-error', { timeout: 60_000 }).catch(async (e) => {
       throw new Error(`${e.message}; answers over 400: ${failures.join(', ')}; console: ${consoleErrors.join(' | ')}; detail: ${await page.$eval('#detail', (d) => d.outerHTML.slice(0, 1500))}; live: ${await page.$eval('#live', (d) => d.textContent)}`);
     });
     // The log's OOM line may come before ComfyUI's record of the error: the detail follows.
     await page.waitForFunction(() => /OutOfMemoryError/.test(document.querySelector('#detail .job-error')?.textContent ?? ''), { timeout: 60_000 }).catch(async (e) => {
-      const api = await (await fetch(`${base}/debug/workflow?job_id=job_0003`, { headers: { authorization: `Bearer ${TOKEN}` } })).json();
+      const api = await (await fetch(`${base}/debug/workflow?job_id=${OOM_JOB}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json();
       throw new Error(`${e.message}; api: ${JSON.stringify(api).slice(0, 300)}; live: ${await page.$eval('#live', (d) => d.textContent)}; detail: ${await page.$eval('#detail-body', (d) => d.textContent?.slice(0, 300))}`);
     });
     expect(await page.$eval('#detail .forensics', (e) => e.textContent)).toMatch(/"oom": true/);

@@ -3,7 +3,7 @@
  * Fills every podscope buffer to its default capacity inside one podscope process and prints
  * its RSS as JSON: the memory goal is about this state, which takes hours to reach on a pod.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +12,8 @@ import { bufferFill, fillBuffers } from './prefill.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'podscope-fill-'));
+// Not bench/lib.js's scratchDir: that module would load the simulator into the process measured.
+process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
 writeFileSync(join(dir, 'fake.json'), JSON.stringify({ fixture: 'h200-x1.drv590.load', gpus: 8 }));
 process.env.FAKE_NVIDIA_SMI = join(dir, 'fake.json');
 

@@ -9,6 +9,7 @@ import { txt2img } from '../dist/sim/comfyui.js';
 import { answer } from '../dist/sim/fake-nvidia-smi.js';
 import { planFields, parseHelpQueryGpu, parseCsvRows, toGpuRow } from '../dist/sources/nvidia-smi.js';
 import { decodeHistoryEntry } from '../dist/sources/comfy-events.js';
+import { gpuEventData } from '../dist/collectors/events.js';
 
 const FIXTURE = 'h200-x1.drv590.load';
 
@@ -47,7 +48,7 @@ export function fillBuffers(state, config, { gpus = 8, now = Date.now() } = {}) 
   // Events: what a running job sends, four progress events for each GPU sample, until the replay
   // buffer holds as many events, or as many bytes, as it may.
   const events = state.events;
-  const gpuData = { sampled_at: new Date(now).toISOString(), gpus: (state.gpu?.readings() ?? []).map((g) => ({ index: g.index, uuid: g.uuid, utilization_percent: g.utilization_percent, memory_used_mb: g.memory_used_mb, memory_total_mb: g.memory_total_mb, temperature_c: g.temperature_c, power_w: g.power_w, lost: g.lost })) };
+  const gpuData = state.gpu ? gpuEventData(state.gpu, now) : { sampled_at: new Date(now).toISOString(), gpus: [] };
   const full = () => {
     const st = events.ring.stats();
     return st.entries >= st.capacity_entries || st.bytes >= st.capacity_bytes * 0.95;

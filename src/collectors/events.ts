@@ -237,18 +237,23 @@ export class EventCollector implements Collector {
     const at = gpu?.lastSuccess;
     if (!gpu || at === null || at === undefined || at === this.lastGpuSample) return;
     this.lastGpuSample = at;
-    this.opts.journal.record('gpu', {
-      sampled_at: iso(at),
-      gpus: gpu.readings().map((g) => ({
-        index: g.index,
-        uuid: g.uuid || null,
-        utilization_percent: g.utilization_percent,
-        memory_used_mb: g.memory_used_mb,
-        memory_total_mb: g.memory_total_mb,
-        temperature_c: g.temperature_c,
-        power_w: g.power_w,
-        lost: g.lost,
-      })),
-    });
+    this.opts.journal.record('gpu', gpuEventData(gpu, at));
   }
+}
+
+/** The data of a `gpu` event: each GPU's reading in the sample taken at `at`. */
+export function gpuEventData(gpu: GpuState, at: number): Record<string, unknown> {
+  return {
+    sampled_at: iso(at),
+    gpus: gpu.readings().map((g) => ({
+      index: g.index,
+      uuid: g.uuid || null,
+      utilization_percent: g.utilization_percent,
+      memory_used_mb: g.memory_used_mb,
+      memory_total_mb: g.memory_total_mb,
+      temperature_c: g.temperature_c,
+      power_w: g.power_w,
+      lost: g.lost,
+    })),
+  };
 }

@@ -244,7 +244,6 @@ export function tuneHeap(): void {
   if (!given) setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
 }
 
-/** `podscope serve`: start, and stop cleanly on SIGTERM or SIGINT within five seconds. */
 /** The exit status of a podscope stopped by an error nothing caught (EX_SOFTWARE). */
 export const EXIT_UNCAUGHT = 70;
 
@@ -266,6 +265,7 @@ function stopOnUncaught(logger: Logger): void {
   process.on('unhandledRejection', (reason) => stop(reason, 'a promise rejection nothing handled'));
 }
 
+/** `podscope serve`: start, and stop cleanly on SIGTERM or SIGINT within five seconds. */
 export async function runServe(env: Record<string, string | undefined>, opts: Omit<StartOptions, 'env'> = {}): Promise<number> {
   tuneHeap();
   // A stdout that fails is said once and lived with, whatever the log level (see watchStdout).

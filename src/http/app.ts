@@ -13,7 +13,7 @@ import type { PodState } from '../state/pod.js';
 import { ApiError, errorBody } from './errors.js';
 import { checkAccess } from './access.js';
 import { requestIdFrom, traceFrom } from './tracing.js';
-import { isCurl, JSON_TYPE, jsonBody, prettyAsked, sendBody, sendJson, serialize, sharedView, textResponse } from './respond.js';
+import { bodyLength, isCurl, JSON_TYPE, jsonBody, prettyAsked, sendBody, sendJson, serialize, sharedView, textResponse } from './respond.js';
 import { statusView } from '../views/status.js';
 import { debugRoutes, DEBUG_ENDPOINTS } from './routes/debug.js';
 import { devRoutes, DEV_ENDPOINTS } from './routes/dev.js';
@@ -274,7 +274,7 @@ export function createHttpHandler(deps: AppDeps): HttpHandler {
       'content-type': JSON_TYPE,
       'cache-control': 'no-store',
       'x-request-id': info.requestId,
-      'content-length': typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength,
+      'content-length': bodyLength(body),
     });
     outgoing.end(body);
     record('GET', path!, path!, info, plain.status);

@@ -60,13 +60,18 @@ export function sendBody(c: Context, body: string | Uint8Array<ArrayBuffer>, sta
  * so the answer to a `HEAD` (the GET's headers without the body) says it too.
  */
 export function textResponse(body: string | Uint8Array<ArrayBuffer>, status: number, contentType: string, requestId: string | undefined, extra?: Record<string, string>): Response {
-  const length = String(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength);
+  const length = String(bodyLength(body));
   const headers: Record<string, string> =
     requestId === undefined
       ? { 'content-type': contentType, 'cache-control': 'no-store', 'content-length': length }
       : { 'content-type': contentType, 'cache-control': 'no-store', 'x-request-id': requestId, 'content-length': length };
   if (extra) for (const k in extra) headers[k.toLowerCase()] = extra[k]!;
   return new Response(body, { status, headers });
+}
+
+/** A body's length in bytes, as Content-Length says it. */
+export function bodyLength(body: string | Uint8Array): number {
+  return typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
 }
 
 export const JSON_TYPE = 'application/json; charset=utf-8';

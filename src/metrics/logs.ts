@@ -5,6 +5,7 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { LogStore } from '../state/logs.js';
 import { readFamily } from './registry.js';
+import { PENDING_BYTES } from '../log.js';
 
 export function registerLogMetrics(registry: Registry, store: LogStore, stdout: { readonly dropped: number }): void {
   readFamily(registry, 'podscope_log_lines_total', 'Log lines taken into the buffer, by source (comfyui, podscope) and level.', 'counter', (out) => {
@@ -24,7 +25,7 @@ export function registerLogMetrics(registry: Registry, store: LogStore, stdout: 
   });
   new Counter({
     name: 'podscope_stdout_lines_dropped_total',
-    help: 'podscope log lines not written to stdout because its reader had stopped taking them (1 MiB already waiting).',
+    help: `podscope log lines not written to stdout because its reader had stopped taking them (${PENDING_BYTES / 1024 / 1024} MiB already waiting).`,
     registers: [registry],
     collect() {
       this.reset();

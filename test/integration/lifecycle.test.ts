@@ -4,10 +4,28 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { BIN, runBin, startBin } from '../helpers/spawn.js';
+import { BIN, runBin, startBin, type Running } from '../helpers/spawn.js';
 import { until } from '../helpers/wait.js';
 
 const QUIET = { COMFYUI_URL: 'http://127.0.0.1:9', PODSCOPE_GPU: 'off', LOG_LEVEL: 'info' };
+
+async function problems(p: Running): Promise<Array<{ code: string; severity: string }>> {
+  return ((await (await fetch(`${p.url}/debug/status`)).json()) as { problems: Array<{ code: string; severity: string }> }).problems;
+}
+
+/** Stops reading podscope's stdout and sends it access lines (about 400 bytes each) until it raises STDOUT_BLOCKED. */
+async function blockStdout(p: Running): Promise<{ code: string; severity: string }> {
+  p.child.stdout!.pause();
+  return until(async () => {
+    await Promise.all(Array.from({ length: 200 }, () => fetch(`${p.url}/health`).then((r) => r.arrayBuffer())));
+    return (await problems(p)).find((x) => x.code === 'STDOUT_BLOCKED');
+  }, 60_000, 0);
+}
+
+async function stdoutDropped(p: Running): Promise<number> {
+  const metrics = await (await fetch(`${p.url}/metrics`)).text();
+  return Number(/^podscope_stdout_lines_dropped_total (\d+)$/m.exec(metrics)?.[1]);
+}
 
 describe('the podscope process', () => {
   it('serves /health 200 and /ready 503 naming what is missing when no ComfyUI runs', async () => {
@@ -62,16 +80,9 @@ describe('the podscope process', () => {
   it('holds its log lines to 1 MiB while whoever reads its stdout stops reading, raises STDOUT_BLOCKED, and counts what it dropped', async () => {
     const p = await startBin(QUIET);
     try {
-      p.child.stdout!.pause();
-      // Access lines, about 400 bytes each, until the pipe, the reader's buffer and 1 MiB are full.
-      const problems = async () => ((await (await fetch(`${p.url}/debug/status`)).json()) as { problems: Array<{ code: string; severity: string }> }).problems;
-      const blocked = await until(async () => {
-        await Promise.all(Array.from({ length: 200 }, () => fetch(`${p.url}/health`).then((r) => r.arrayBuffer())));
-        return (await problems()).find((x) => x.code === 'STDOUT_BLOCKED');
-      }, 60_000, 0);
+      const blocked = await blockStdout(p);
       expect(blocked.severity).toBe('warning');
-      const metrics = await (await fetch(`${p.url}/metrics`)).text();
-      expect(Number(/^podscope_stdout_lines_dropped_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThan(0);
+      expect(await stdoutDropped(p)).toBeGreaterThan(0);
       // The problem's own log line could not reach stdout; the log buffer has it.
       const logs = (await (await fetch(`${p.url}/debug/logs?source=podscope`)).json()) as { lines: Array<{ message: string }> };
       expect(logs.lines.some((l) => /STDOUT_BLOCKED/.test(l.message))).toBe(true);
@@ -84,19 +95,13 @@ describe('the podscope process', () => {
   it('writes what it held once its stdout is read again, says how many lines it dropped, and clears STDOUT_BLOCKED', async () => {
     const p = await startBin(QUIET);
     try {
-      p.child.stdout!.pause();
-      const codes = async () => ((await (await fetch(`${p.url}/debug/status`)).json()) as { problems: Array<{ code: string }> }).problems.map((x) => x.code);
-      await until(async () => {
-        await Promise.all(Array.from({ length: 200 }, () => fetch(`${p.url}/health`).then((r) => r.arrayBuffer())));
-        return (await codes()).includes('STDOUT_BLOCKED');
-      }, 60_000, 0);
+      await blockStdout(p);
       p.child.stdout!.resume();
       const notice = await until(() => p.stdout().split('\n').find((l) => l.includes('stdout takes log lines again')), 30_000);
       const dropped = (JSON.parse(notice) as { data: { dropped_lines: number } }).data.dropped_lines;
       expect(dropped).toBeGreaterThan(0);
-      await until(async () => !(await codes()).includes('STDOUT_BLOCKED'), 15_000);
-      const metrics = await (await fetch(`${p.url}/metrics`)).text();
-      expect(Number(/^podscope_stdout_lines_dropped_total (\d+)$/m.exec(metrics)?.[1])).toBe(dropped);
+      await until(async () => (await problems(p)).every((x) => x.code !== 'STDOUT_BLOCKED'), 15_000);
+      expect(await stdoutDropped(p)).toBe(dropped);
       // Dropped lines are whole lines: every line that came out is a whole JSON record.
       const lines = p.stdout().split('\n').slice(0, -1);
       for (const l of lines) expect(() => JSON.parse(l) as unknown, l.slice(0, 80)).not.toThrow();

@@ -166,6 +166,7 @@ export const ENV_SCHEMA = {
   PODSCOPE_LOG_BYTES: int(64 * 1024, 512 * MiB, 16 * MiB),
   PODSCOPE_WORKSPACE_DIR: text('/workspace'),
   PODSCOPE_FOLLOW_HEARTBEAT_MS: int(100, 60_000, 15_000),
+  PODSCOPE_LOG_PROBES: choice(['true', 'false'], 'must be "true" or "false"'),
   LOG_LEVEL: z
     .enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(', ')}` })
     .optional()
@@ -239,6 +240,8 @@ export interface Config {
   readonly workspaceDir: string;
   readonly followHeartbeatMs: number;
   readonly logLevel: LogLevel;
+  /** Whether a 200 answer to /health or /ready gets an access line (PODSCOPE_LOG_PROBES). */
+  readonly logProbes: boolean;
   readonly podId: string;
   /** From RUNPOD_GPU_COUNT; undefined means "count the GPUs seen". */
   readonly gpuCount: number | undefined;
@@ -331,6 +334,7 @@ function toConfig(p: Parsed, fallbackHost: string): Config {
     workspaceDir: p.PODSCOPE_WORKSPACE_DIR,
     followHeartbeatMs: p.PODSCOPE_FOLLOW_HEARTBEAT_MS,
     logLevel: p.LOG_LEVEL,
+    logProbes: p.PODSCOPE_LOG_PROBES === 'true',
     podId: p.RUNPOD_POD_ID ?? fallbackHost,
     gpuCount: p.RUNPOD_GPU_COUNT,
     traces: traceConfig(p),

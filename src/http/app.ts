@@ -54,6 +54,8 @@ const BASE_ENDPOINTS = [
  */
 const OPEN_PATHS = new Set(['/health', '/ready', '/login', '/logout']);
 const ASSET_PATH = /^\/assets\/[\w.-]+$/;
+/** The routes a balancer or a harness probes (see `record` in {@link createHttpHandler}). */
+const PROBES = new Set(['/health', '/ready']);
 
 /** How long one /metrics exposition may be served again, at most (values are then ≤ 1 s old). */
 const METRICS_REUSE_MS = 1000;
@@ -201,10 +203,15 @@ export function createHttpHandler(deps: AppDeps): HttpHandler {
     const trace = traceFrom(header('traceparent'));
     return { requestId: requestIdFrom(header('x-request-id')), traceId: trace.traceId, spanId: trace.spanId, started };
   };
-  /** The request count and the access line, once the answer is made. */
+  /**
+   * The request count and the access line, once the answer is made. A probe that finds the pod
+   * well (a 200 from /health or /ready) is counted but not logged unless PODSCOPE_LOG_PROBES asks:
+   * a balancer or a harness probing every second would bury on-call's lines under its own.
+   */
   const record = (method: string, route: string, path: string, info: RequestInfo, status: number): void => {
     const seconds = (performance.now() - info.started) / 1000;
     metrics.observeRequest(method, route, status, seconds);
+    if (status === 200 && PROBES.has(route) && !config.logProbes) return;
     access({ requestId: info.requestId, traceId: info.traceId, spanId: info.spanId, method, route, path, status, latencyMs: Math.round(seconds * 1e6) / 1000 });
   };
 

@@ -43,6 +43,16 @@ async function answer(res: Response) {
   return { status: res.status, headers, body: await res.text() };
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function accessLines(s: Served, requestId: string): any[] {
+  return s.pod.lines.map((l) => JSON.parse(l)).filter((l) => l.request_id === requestId && l.access === true);
+}
+
+/** Makes /ready answer 200: every readiness check passes. */
+function allReady(s: Served): void {
+  for (const n of ['comfyui', 'websocket', 'gpu'] as const) s.pod.state.readiness.set(n, () => ({ ok: true }));
+}
+
 const routes = ['/health', '/ready', '/debug/status'] as const;
 
 describe('the direct lane', () => {
@@ -73,7 +83,7 @@ describe('the direct lane', () => {
 
   it('answers /ready 200 when every check passes, and 503 with the problem once one is raised, as Hono does', async () => {
     const s = await serve();
-    for (const n of ['comfyui', 'websocket', 'gpu'] as const) s.pod.state.readiness.set(n, () => ({ ok: true }));
+    allReady(s);
     const ready = await answer(await fetch(`${s.base}/ready`));
     s.pod.state.health.raise('host', 'DISK_NEARLY_FULL', '/workspace is 99% full');
     const direct = await answer(await fetch(`${s.base}/ready`));
@@ -96,11 +106,11 @@ describe('the direct lane', () => {
 
   it('writes one access line per request, with route, path and status', async () => {
     const s = await serve();
-    const res = await fetch(`${s.base}/health`, { headers: { 'x-request-id': 'probe-1' } });
+    const res = await fetch(`${s.base}/debug/status`, { headers: { 'x-request-id': 'poll-1' } });
     await res.arrayBuffer();
-    const lines = s.pod.lines.map((l) => JSON.parse(l)).filter((l) => l.request_id === 'probe-1');
+    const lines = accessLines(s, 'poll-1');
     expect(lines).toHaveLength(1);
-    expect(lines[0].data).toMatchObject({ method: 'GET', route: '/health', path: '/health', status: 200 });
+    expect(lines[0].data).toMatchObject({ method: 'GET', route: '/debug/status', path: '/debug/status', status: 200 });
     expect(typeof lines[0].data.latency_ms).toBe('number');
   });
 
@@ -109,6 +119,38 @@ describe('the direct lane', () => {
     for (let i = 0; i < 3; i++) await (await fetch(`${s.base}/debug/status`)).arrayBuffer();
     const text = await (await fetch(`${s.base}/metrics`)).text();
     expect(text).toContain('podscope_http_requests_total{method="GET",route="/debug/status",status="200"} 3');
+  });
+});
+
+// Both lanes: `?via=hono` sends the same probe through Hono.
+const probes = ['/health', '/ready', '/health?via=hono', '/ready?via=hono'];
+
+describe('probes', () => {
+  it.each(probes)('a 200 from GET %s is counted but writes no access line', async (path) => {
+    const s = await serve();
+    allReady(s);
+    const res = await fetch(`${s.base}${path}`, { headers: { 'x-request-id': 'probe-1' } });
+    await res.arrayBuffer();
+    expect(res.status).toBe(200);
+    expect(accessLines(s, 'probe-1')).toEqual([]);
+    const route = path.split('?')[0];
+    expect(await (await fetch(`${s.base}/metrics`)).text()).toContain(`podscope_http_requests_total{method="GET",route="${route}",status="200"} 1`);
+  });
+
+  it.each(['/ready', '/ready?via=hono'])('a 503 from GET %s writes its access line', async (path) => {
+    const s = await serve();
+    const res = await fetch(`${s.base}${path}`, { headers: { 'x-request-id': 'probe-2' } });
+    await res.arrayBuffer();
+    expect(res.status).toBe(503);
+    expect(accessLines(s, 'probe-2')[0]?.data).toMatchObject({ route: '/ready', status: 503 });
+  });
+
+  it.each(probes)('with PODSCOPE_LOG_PROBES=true, a 200 from GET %s writes its access line', async (path) => {
+    const s = await serve({ PODSCOPE_LOG_PROBES: 'true' });
+    allReady(s);
+    const res = await fetch(`${s.base}${path}`, { headers: { 'x-request-id': 'probe-3' } });
+    await res.arrayBuffer();
+    expect(accessLines(s, 'probe-3')[0]?.data).toMatchObject({ method: 'GET', route: path.split('?')[0], status: 200 });
   });
 });
 

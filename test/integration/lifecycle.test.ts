@@ -17,7 +17,7 @@ async function problems(p: Running): Promise<Array<{ code: string; severity: str
 async function blockStdout(p: Running): Promise<{ code: string; severity: string }> {
   p.child.stdout!.pause();
   return until(async () => {
-    await Promise.all(Array.from({ length: 200 }, () => fetch(`${p.url}/health`).then((r) => r.arrayBuffer())));
+    await Promise.all(Array.from({ length: 200 }, () => fetch(`${p.url}/debug/status`).then((r) => r.arrayBuffer())));
     return (await problems(p)).find((x) => x.code === 'STDOUT_BLOCKED');
   }, 60_000, 0);
 }
@@ -66,10 +66,10 @@ describe('the podscope process', () => {
       p.child.stdout!.destroy();
       // Each answer writes an access line; the next write to the closed pipe fails with EPIPE.
       await until(async () => {
-        expect((await fetch(`${p.url}/health`)).status).toBe(200);
+        expect((await fetch(`${p.url}/debug/status`)).status).toBe(200);
         return /stdout failed \(EPIPE\)/.test(p.stderr()) || undefined;
       }, 15_000, 10);
-      expect((await fetch(`${p.url}/debug/status`)).status).toBe(200);
+      expect((await fetch(`${p.url}/health`)).status).toBe(200);
       expect(p.stderr().match(/stdout failed/g)).toHaveLength(1);
       expect(p.child.exitCode).toBeNull();
     } finally {

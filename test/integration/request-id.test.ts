@@ -68,11 +68,11 @@ describe('access lines', () => {
     });
     try {
       const base = `http://127.0.0.1:${pod.port}`;
-      await (await fetch(`${base}/health`, { headers: { 'x-request-id': 'access-probe' } })).arrayBuffer();
+      await (await fetch(`${base}/debug/status`, { headers: { 'x-request-id': 'access-probe' } })).arrayBuffer();
       expect(stdout.some((l) => l.includes('"request_id":"access-probe"') && l.includes('"access":true'))).toBe(true);
       const logs = (await (await fetch(`${base}/debug/logs?source=podscope&lines=1000`)).json()) as { lines: Array<{ message: string }> };
       expect(logs.lines.some((l) => l.message.startsWith('podscope listening'))).toBe(true);
-      expect(logs.lines.some((l) => l.message.includes('/health'))).toBe(false);
+      expect(logs.lines.some((l) => l.message.includes('/debug/status'))).toBe(false);
     } finally {
       await pod.close();
     }

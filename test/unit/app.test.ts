@@ -127,10 +127,10 @@ describe('request ids and tracing', () => {
 
   it('logs one access line with method, route, status, latency and request id', async () => {
     const pod = testPod();
-    await pod.app.request('/health', { headers: { 'x-request-id': 'rid-1' } });
+    await pod.app.request('/debug/status', { headers: { 'x-request-id': 'rid-1' } }, LOOPBACK);
     const line = pod.lines.map((l) => JSON.parse(l)).find((l) => l.request_id === 'rid-1');
     expect(line).toMatchObject({ level: 'info', service: 'podscope', pod_id: 'pod_test', environment: 'production' });
-    expect(line.data).toMatchObject({ method: 'GET', route: '/health', status: 200 });
+    expect(line.data).toMatchObject({ method: 'GET', route: '/debug/status', status: 200 });
     expect(typeof line.data.latency_ms).toBe('number');
     expect(typeof line.timestamp).toBe('string');
     expect(typeof line.message).toBe('string');
@@ -163,7 +163,8 @@ describe('request ids and tracing', () => {
 
   it('scrubs a secret value sent as the request id', async () => {
     const pod = testPod({ PODSCOPE_TOKEN: TOKEN });
-    await pod.app.request('/health', { headers: { 'x-request-id': TOKEN } });
+    await pod.app.request('/nope', { headers: { 'x-request-id': TOKEN } });
+    expect(pod.lines.some((l) => l.includes('"access":true'))).toBe(true);
     expect(pod.lines.join('')).not.toContain(TOKEN);
   });
 

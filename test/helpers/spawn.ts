@@ -18,7 +18,7 @@ export interface Running {
 /** `entry` runs another script in place of bin/podscope.js (the bench's pre-filled pod). */
 export async function startBin(env: Record<string, string>, args: string[] = [], nodeArgs: string[] = [], entry = BIN): Promise<Running> {
   const child = spawn(process.execPath, [...nodeArgs, entry, ...args], {
-    env: { PATH: process.env.PATH ?? '', PODSCOPE_PORT: '0', PODSCOPE_HOST: '127.0.0.1', ...env },
+    env: { PATH: process.env.PATH ?? '', TMPDIR: process.env.TMPDIR, PODSCOPE_PORT: '0', PODSCOPE_HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -53,7 +53,7 @@ export async function startBin(env: Record<string, string>, args: string[] = [],
 /** Runs the bin to completion (for start-up failures). */
 export function runBin(env: Record<string, string>, args: string[] = []): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? '', TMPDIR: process.env.TMPDIR, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -40,7 +40,8 @@ async function json(path: string) {
 
 beforeAll(async () => {
   demo = spawn(process.execPath, [BIN, 'demo', '--step-ms', '25'], {
-    env: { PATH: process.env.PATH ?? '', PODSCOPE_PORT: '0', PODSCOPE_HOST: '127.0.0.1', PODSCOPE_TOKEN: TOKEN, LOG_LEVEL: 'error' },
+    // The suite's TMPDIR: a demo killed before it can clean up leaves its files there, not in /tmp.
+    env: { PATH: process.env.PATH ?? '', TMPDIR: process.env.TMPDIR, PODSCOPE_PORT: '0', PODSCOPE_HOST: '127.0.0.1', PODSCOPE_TOKEN: TOKEN, LOG_LEVEL: 'error' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   demo.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -237,7 +238,7 @@ describe('stopping the demo', () => {
 describe('the demo on a terminal', () => {
   it('keeps the terminal calm: a one-line summary per period and no JSON log lines', async () => {
     const calm = spawn(process.execPath, [BIN, 'demo', '--step-ms', '25', '--summary-s', '1'], {
-      env: { PATH: process.env.PATH ?? '', PODSCOPE_PORT: '0', PODSCOPE_HOST: '127.0.0.1' },
+      env: { PATH: process.env.PATH ?? '', TMPDIR: process.env.TMPDIR, PODSCOPE_PORT: '0', PODSCOPE_HOST: '127.0.0.1' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let text = '';

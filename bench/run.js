@@ -94,10 +94,11 @@ async function benchHttp(pod) {
   }
   const med = (key, field) => median(runs[key].map((r) => r[field]));
   const detail = (key) => ({ rps: Math.round(med(key, 'rps')), p99_ms: med(key, 'p99_ms'), server_cpu_percent: med(key, 'server_cpu_percent'), wrk_cpu_percent: med(key, 'wrk_cpu_percent') });
-  /** Each round's a ÷ b, to two places: how often a goal is met, not only the median. */
-  const ratios = (a, b, field = 'rps') => runs[a].map((r, i) => Math.round((r[field] / runs[b][i][field]) * 100) / 100);
-  /** The median over rounds of a ÷ b, each round's figures taken minutes apart at most. */
-  const ratio = (a, b, field = 'rps') => median(runs[a].map((r, i) => r[field] / runs[b][i][field]));
+  /** Each round's a ÷ b, each round's figures taken minutes apart at most. */
+  const byRound = (a, b, field) => runs[a].map((r, i) => r[field] / runs[b][i][field]);
+  /** The rounds' ratios to two places: how often a goal is met, not only the median. */
+  const ratios = (a, b, field = 'rps') => byRound(a, b, field).map((x) => Math.round(x * 100) / 100);
+  const ratio = (a, b, field = 'rps') => median(byRound(a, b, field));
   const errors = Object.values(runs).flat().reduce((n, r) => n + r.non2xx, 0);
   for (const path of ['/debug/status', '/health']) {
     const p = detail(`podscope ${path}`);

@@ -63,6 +63,13 @@ async function benchGpuSampleCpu() {
  * Throughput of the request path, by wrk: podscope's /debug/status and /health against a bare
  * node:http server and a Hono hello world serving the very same bodies, each server in its own
  * process with stdout to a file; the median over rounds of each round's ratio, the generator's own CPU reported.
+ *
+ * Every server lives through the whole section and idles while the others are measured, as
+ * podscope does. A Node server that has idled answers small requests more slowly than a fresh
+ * one: V8's idle-time collections drop the object shapes Node's process.nextTick recorded, and
+ * that object literal's feedback then goes megamorphic for good, so each tick object is built in
+ * the runtime (README, Performance). Comparing an idled podscope with fresh baselines measured
+ * that, not the request path; "hono /health, fresh" shows its size in each round.
  */
 async function benchHttp(pod) {
   // Short rounds, each running every server one after the other: this VM's speed drifts by tens
@@ -76,21 +83,37 @@ async function benchHttp(pod) {
     writeFileSync(file, await (await fetch(`${pod.url}${path}`)).text());
     bodies[path] = file;
   }
+  const servers = {};
+  for (const path of ['/debug/status', '/health']) {
+    for (const kind of ['bare', 'hono']) {
+      const server = await startBaseline(kind, bodies[path], join(dir, `${kind}.log`));
+      await (await fetch(server.url)).arrayBuffer();
+      servers[`${kind} ${path}`] = server;
+    }
+  }
+  // Long enough for V8's memory reducer (its first collection comes 8 s after a quiet start).
+  await sleep(15_000);
   const runs = {};
   const add = (key, r) => (runs[key] ??= []).push(r);
-  for (let round = 0; round < rounds; round++) {
-    for (const path of ['/debug/status', '/health']) {
-      for (const kind of ['bare', 'hono']) {
-        const server = await startBaseline(kind, bodies[path], join(dir, `${kind}.log`));
-        add(`${kind} ${path}`, await runWrk(server.url, { seconds, serverPid: server.child.pid }));
-        await server.stop();
+  try {
+    for (let round = 0; round < rounds; round++) {
+      for (const path of ['/debug/status', '/health']) {
+        for (const kind of ['bare', 'hono']) {
+          const server = servers[`${kind} ${path}`];
+          add(`${kind} ${path}`, await runWrk(server.url, { seconds, serverPid: server.child.pid }));
+        }
+        add(`podscope ${path}`, await runWrk(`${pod.url}${path}`, { seconds, serverPid: pod.child.pid }));
       }
-      add(`podscope ${path}`, await runWrk(`${pod.url}${path}`, { seconds, serverPid: pod.child.pid }));
+      const fresh = await startBaseline('hono', bodies['/health'], join(dir, 'hono-fresh.log'));
+      add('hono /health, fresh', await runWrk(fresh.url, { seconds, serverPid: fresh.child.pid }));
+      await fresh.stop();
+      // The same /debug/status load with 20 clients following /debug/events (read and discarded).
+      const followers = await openEventStreams(pod.url, 20);
+      add('podscope /debug/status + 20 event streams', await runWrk(`${pod.url}/debug/status`, { seconds, serverPid: pod.child.pid }));
+      followers.close();
     }
-    // The same /debug/status load with 20 clients following /debug/events (read and discarded).
-    const followers = await openEventStreams(pod.url, 20);
-    add('podscope /debug/status + 20 event streams', await runWrk(`${pod.url}/debug/status`, { seconds, serverPid: pod.child.pid }));
-    followers.close();
+  } finally {
+    await Promise.all(Object.values(servers).map((server) => server.stop()));
   }
   const med = (key, field) => median(runs[key].map((r) => r[field]));
   const detail = (key) => ({ rps: Math.round(med(key, 'rps')), p99_ms: med(key, 'p99_ms'), server_cpu_percent: med(key, 'server_cpu_percent'), wrk_cpu_percent: med(key, 'wrk_cpu_percent') });
@@ -117,6 +140,8 @@ async function benchHttp(pod) {
       record('/debug/status p99, podscope ÷ bare node:http', p99.toFixed(2), '×', '≤ 2', p99 <= 2, { podscope_p99_ms: p.p99_ms, bare_p99_ms: bare.p99_ms });
     }
   }
+  const idled = ratio('hono /health', 'hono /health, fresh');
+  record('Hono hello world /health, the process that has idled ÷ a fresh one (what idling costs any Node server)', idled.toFixed(2), '×', '-', null, { idled: detail('hono /health'), fresh: detail('hono /health, fresh'), per_round: ratios('hono /health', 'hono /health, fresh') });
 }
 
 /** `n` clients following /debug/events, each reading and discarding what comes. */

@@ -278,6 +278,17 @@ describe('health and readiness', () => {
     expect(body).toEqual({ status: 'ok', version: '0.0.0-test', uptime_s: 12.3 });
   });
 
+  it('/health gives each answer the uptime of its own moment, to the tenth of a second', async () => {
+    let t = 1_000_000;
+    const pod = testPod({}, () => t);
+    const uptimes: unknown[] = [];
+    for (const step of [12_340, 10, 90, 100, 0]) {
+      t += step;
+      uptimes.push((await json(await pod.app.request('/health'))).uptime_s);
+    }
+    expect(uptimes).toEqual([12.3, 12.4, 12.4, 12.5, 12.5]);
+  });
+
   it('/ready is 503 naming each missing dependency', async () => {
     const pod = testPod();
     pod.state.readiness.set('comfyui', () => ({ ok: false, message: 'ComfyUI has not answered yet', starting: true }));

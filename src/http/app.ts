@@ -13,7 +13,7 @@ import type { PodState } from '../state/pod.js';
 import { ApiError, errorBody } from './errors.js';
 import { checkAccess } from './access.js';
 import { requestIdFrom, traceFrom } from './tracing.js';
-import { bodyLength, isCurl, JSON_TYPE, jsonBody, markSnapshot, prettyAsked, sendBody, sendJson, serialize, sharedView, textResponse } from './respond.js';
+import { bodyLength, isCurl, JSON_TYPE, jsonBody, prettyAsked, sendBody, sendJson, serialize, sharedView, textResponse } from './respond.js';
 import { statusView } from '../views/status.js';
 import { debugRoutes, DEBUG_ENDPOINTS } from './routes/debug.js';
 import { devRoutes, DEV_ENDPOINTS } from './routes/dev.js';
@@ -90,16 +90,9 @@ export function createHttpHandler(deps: AppDeps): HttpHandler {
 
   // /health's answer changes only with its uptime's tenth of a second: one body per tenth, shared
   // and kept as bytes like a snapshot, so a probe costs no serialization.
-  let healthTenths = NaN;
-  let healthBody: object = {};
-  const health = (): Plain => {
-    const tenths = Math.round((state.now() - state.startedAt) / 100);
-    if (tenths !== healthTenths) {
-      healthTenths = tenths;
-      healthBody = markSnapshot({ status: 'ok', version: state.version, uptime_s: tenths / 10 });
-    }
-    return { body: healthBody, status: 200 };
-  };
+  const uptimeTenths = () => Math.round((state.now() - state.startedAt) / 100);
+  const healthSnapshot = sharedView(Infinity, () => ({ status: 'ok', version: state.version, uptime_s: uptimeTenths() / 10 }), uptimeTenths);
+  const health = (): Plain => ({ body: healthSnapshot(), status: 200 });
   const ready = (): Plain => {
     const r = state.condition();
     return { body: { status: r.status, checks: r.checks, problems: r.problems, version: state.version }, status: r.ready ? 200 : 503 };

@@ -67,8 +67,8 @@ async function benchGpuSampleCpu() {
  * Every server lives through the whole section and idles while the others are measured, as
  * podscope does. A Node server that has idled answers small requests more slowly than a fresh
  * one: V8's idle-time collections drop the object shapes Node's process.nextTick recorded, and
- * that object literal's feedback then goes megamorphic for good, so each tick object is built in
- * the runtime (README, Performance). Comparing an idled podscope with fresh baselines measured
+ * that object literal's feedback then goes megamorphic (and stayed so in every run watched), so
+ * each tick object is built in the runtime (README, Performance). Comparing an idled podscope with fresh baselines measured
  * that, not the request path; "hono /health, fresh" shows its size in each round.
  */
 async function benchHttp(pod) {

@@ -1,131 +1,106 @@
 /**
- * The layering README's "How it is built" describes, read from the imports of src/ and held:
- *
- *   sources → collectors → state → views / http / metrics, with main.ts the only composition root.
- *
- * Each file fails by name with the rule it breaks. Shared types and pure helpers live in leaves
- * (src/shared/ and the top-level modules other than main.ts and demo.ts) that every layer may
- * import and that import only each other.
+ * The layering of src/ (test/helpers/layering.ts has the rules), held on src/ itself, and the
+ * checker held to finding each kind of wrong edge, put into a temporary copy of src/.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, normalize, relative } from 'node:path';
+import { appendFileSync, cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
+import { checkLayering, describeOffence, importsOf, type Offence } from '../helpers/layering.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const SRC = join(ROOT, 'src');
-
-type Layer = 'shared' | 'sources' | 'logs' | 'state' | 'collectors' | 'views' | 'metrics' | 'http' | 'cli' | 'sim' | 'root' | 'demo';
-
-/** What each layer may import (besides itself). */
-const ALLOWED: Record<Layer, readonly Layer[]> = {
-  shared: ['shared'],
-  sources: ['shared'],
-  logs: ['shared'],
-  state: ['shared'],
-  collectors: ['shared', 'sources', 'logs', 'state'],
-  views: ['shared', 'state'],
-  metrics: ['shared', 'state'],
-  http: ['shared', 'state', 'views', 'metrics'],
-  cli: ['shared'],
-  sim: ['shared', 'sources'],
-  demo: ['shared', 'sim', 'root'],
-  root: ['shared', 'sources', 'logs', 'state', 'collectors', 'views', 'metrics', 'http'],
-};
-
-function layerOf(file: string): Layer {
-  const rel = relative(SRC, file);
-  if (rel === 'main.ts') return 'root';
-  if (rel === 'demo.ts') return 'demo';
-  if (!rel.includes('/')) return 'shared'; // config, format, log, secrets, version
-  return rel.split('/')[0] as Layer;
-}
-
-function files(dir: string): string[] {
-  return readdirSync(dir).flatMap((f) => {
-    const p = join(dir, f);
-    return statSync(p).isDirectory() ? files(p) : p.endsWith('.ts') ? [p] : [];
-  });
-}
-
-/** Every relative import of a file (static, re-export, dynamic), resolved to a .ts path. */
-function importsOf(file: string): string[] {
-  const text = readFileSync(file, 'utf8');
-  const specs = [
-    ...text.matchAll(/^\s*(?:import|export)\b[^'"]*?from\s+'(\.[^']+)'/gm),
-    ...text.matchAll(/^\s*import\s+'(\.[^']+)'/gm),
-    ...text.matchAll(/\bimport\(\s*'(\.[^']+)'\s*\)/g),
-  ].map((m) => m[1]!);
-  return specs.map((s) => normalize(join(dirname(file), s)).replace(/\.js$/, '.ts'));
-}
-
-const ALL = files(SRC);
-const GRAPH = new Map(ALL.map((f) => [f, importsOf(f)]));
-const name = (f: string) => relative(ROOT, f);
+const SRC = fileURLToPath(new URL('../../src', import.meta.url));
 
 describe('the layering of src/', () => {
-  it('every import goes the way the layers allow', () => {
-    const wrong: string[] = [];
-    for (const [file, targets] of GRAPH) {
-      const from = layerOf(file);
-      for (const t of targets) {
-        const to = layerOf(t);
-        if (to !== from && !ALLOWED[from].includes(to)) wrong.push(`${name(file)} (${from}) imports ${name(t)} (${to}): ${from} may import only ${[from, ...ALLOWED[from]].join(', ')}`);
-      }
-    }
-    expect(wrong).toEqual([]);
+  it('breaks no rule: every import goes the way the layers allow, exists, closes no cycle, and no reader does I/O', () => {
+    expect(checkLayering(SRC).map(describeOffence)).toEqual([]);
+  });
+});
+
+describe('the layering checker', () => {
+  let copy: string | null = null;
+  afterEach(() => {
+    if (copy) rmSync(copy, { recursive: true, force: true });
+    copy = null;
   });
 
-  it('no file imports one that does not exist', () => {
-    const missing = [...GRAPH].flatMap(([f, ts]) => ts.filter((t) => !GRAPH.has(t)).map((t) => `${name(f)} imports ${name(t)}`));
-    expect(missing).toEqual([]);
+  /** A copy of src/ with `text` appended to `file` (or written as a new file), and `also` written, checked. */
+  function withChange(file: string, text: string, opts: { create?: boolean; also?: [string, string] } = {}): Offence[] {
+    copy = mkdtempSync(join(tmpdir(), 'layering-'));
+    cpSync(SRC, copy, { recursive: true });
+    (opts.create ? writeFileSync : appendFileSync)(join(copy, file), `\n${text}\n`);
+    if (opts.also) writeFileSync(join(copy, opts.also[0]), opts.also[1]);
+    return checkLayering(copy);
+  }
+
+  const found = (offences: Offence[]) => offences.map((o) => ({ file: o.file, rule: o.rule }));
+
+  it.each([
+    ['a single-quoted import', `import { GpuCollector } from '../collectors/gpu.js';`],
+    ['a double-quoted import', `import { GpuCollector } from "../collectors/gpu.js";`],
+    ['an import over several lines', `import {\n  GpuCollector,\n} from\n  '../collectors/gpu.js';`],
+    ['a type-only import', `import type { GpuCollector } from '../collectors/gpu.js';`],
+    ['a re-export', `export { GpuCollector } from '../collectors/gpu.js';`],
+    ['a side-effect import', `import '../collectors/gpu.js';`],
+    ['a dynamic import', `export const later = () => import("../collectors/gpu.js");`],
+    ['a dynamic import in backquotes', 'export const later = () => import(`../collectors/gpu.js`);'],
+    ['a require', `export const gpu = require('../collectors/gpu.js');`],
+  ])('names the file and the layering rule for %s from state/ into collectors/', (_what, line) => {
+    expect(found(withChange('state/host.ts', line))).toContainEqual({ file: 'state/host.ts', rule: 'layering' });
   });
 
-  it('no two modules import each other, however indirectly', () => {
-    const cycles: string[] = [];
-    const state = new Map<string, 'open' | 'done'>();
-    const visit = (f: string, path: string[]) => {
-      if (state.get(f) === 'done') return;
-      if (state.get(f) === 'open') {
-        cycles.push([...path.slice(path.indexOf(f)), f].map(name).join(' → '));
-        return;
-      }
-      state.set(f, 'open');
-      for (const t of GRAPH.get(f) ?? []) visit(t, [...path, f]);
-      state.set(f, 'done');
-    };
-    for (const f of ALL) visit(f, []);
-    expect(cycles).toEqual([]);
+  it.each([
+    ['bare fs', `import { readFileSync } from 'fs';`],
+    ['node:fs', `import { readFileSync } from "node:fs";`],
+    ['bare net', `import { connect } from 'net';`],
+    ['child_process', `import { spawn } from 'node:child_process';`],
+    ['http', `import * as http from 'http';`],
+    ['a dynamic import of fs/promises', `export const io = () => import('fs/promises');`],
+    ['a require of child_process', `export const cp = require("child_process");`],
+    ['the global fetch', `export const go = () => fetch('http://127.0.0.1/');`],
+  ])('names the file and the I/O rule for %s in a view', (_what, line) => {
+    expect(found(withChange('views/status.ts', line))).toContainEqual({ file: 'views/status.ts', rule: 'io' });
   });
 
-  it('only main.ts composes: collectors receive the state they write and never register into PodState', () => {
-    const offences: string[] = [];
-    for (const f of ALL.filter((x) => layerOf(x) === 'collectors')) {
-      const text = readFileSync(f, 'utf8');
-      for (const m of text.matchAll(/\bstate\.(comfy|gpu|host|logs|artifacts|artifactFiles)\s*=[^=]|\breadiness\.set\(|\baddConnections\(|\baddBuffer\(|\bnew (ComfyState|GpuState|LogStore|ArtifactLedger)\(/g)) {
-        offences.push(`${name(f)}: ${m[0].trim()}`);
-      }
-    }
-    expect(offences).toEqual([]);
+  it('lets a reader name a type from an I/O module: types are erased', () => {
+    expect(withChange('http/respond.ts', `import type { ServerResponse } from 'node:http';\nimport { type IncomingMessage } from 'http';`)).toEqual([]);
   });
 
-  it('a scrape reads state and never moves it', () => {
-    const offences: string[] = [];
-    for (const f of ALL.filter((x) => layerOf(x) === 'metrics')) {
-      const text = readFileSync(f, 'utf8');
-      for (const m of text.matchAll(/\b(?:state|gpu|comfy|tracker|ledger|logs)\.(advance|apply\w*|set\w*|record\w*|raise|clear|lose\w*|annotate\w*)\(/g)) offences.push(`${name(f)}: ${m[0]}`);
-    }
-    expect(offences).toEqual([]);
+  it('does not take an import written in a comment for one', () => {
+    expect(withChange('views/status.ts', `// import { readFileSync } from 'fs';\n/* import('../collectors/gpu.js') */`)).toEqual([]);
   });
 
-  it('routes and views do no I/O: no file system, child process, network or fetch', () => {
-    const offences: string[] = [];
-    for (const f of ALL.filter((x) => ['http', 'views'].includes(layerOf(x)))) {
-      const text = readFileSync(f, 'utf8');
-      // Types are allowed (the direct lane answers on the node:http response it is handed), and so is
-      // a method named fetch (Hono's app.fetch): only the global fetch goes out.
-      for (const m of text.matchAll(/^import (?!type\b)[^;]*?from '(node:(?:fs|fs\/promises|child_process|net|dgram|http2?|https))'|(?<![.\w])fetch\(/gm)) offences.push(`${name(f)}: ${m[0]}`);
-    }
-    expect(offences).toEqual([]);
+  it('treats config and logging as layers, not as leaves every layer may take', () => {
+    expect(found(withChange('views/status.ts', `import type { Config } from '../config.js';`))).toContainEqual({ file: 'views/status.ts', rule: 'layering' });
+    expect(found(withChange('state/host.ts', `import type { Logger } from '../log.js';`))).toContainEqual({ file: 'state/host.ts', rule: 'layering' });
+  });
+
+  it('names a top-level file it cannot classify', () => {
+    expect(found(withChange('helpers.ts', 'export const x = 1;', { create: true }))).toContainEqual({ file: 'helpers.ts', rule: 'unclassified' });
+  });
+
+  it('names an import of a file that does not exist', () => {
+    expect(found(withChange('state/host.ts', `import { x } from './nowhere.js';`))).toContainEqual({ file: 'state/host.ts', rule: 'missing' });
+  });
+
+  it('names two modules that import each other', () => {
+    const offences = withChange('format.ts', `import { round as again } from './shared/loop.js';`, { also: ['shared/loop.ts', `import { round } from '../format.js';\nexport { round };`] });
+    expect(found(offences)).toContainEqual({ file: 'format.ts', rule: 'cycle' });
+  });
+
+  it('names a collector that composes the pod itself', () => {
+    expect(found(withChange('collectors/host.ts', 'export const wire = (state: { readiness: { set(n: string, f: () => unknown): void } }) => state.readiness.set("x", () => 1);'))).toContainEqual({ file: 'collectors/host.ts', rule: 'composition' });
+  });
+
+  it('reads the line of each import, any way it is written', () => {
+    const edges = importsOf(`import a from 'a';\nimport type { B } from "b";\nexport { c } from 'c';\nconst d = await import(\`d\`);\nconst e = require("e");\nimport 'f';`);
+    expect(edges.map((e) => [e.spec, e.typeOnly, e.line])).toEqual([
+      ['a', false, 1],
+      ['b', true, 2],
+      ['c', false, 3],
+      ['f', false, 6],
+      ['d', false, 4],
+      ['e', false, 5],
+    ]);
   });
 });

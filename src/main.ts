@@ -28,7 +28,7 @@ import { registerComfyMetrics } from './metrics/comfyui.js';
 import { registerLogMetrics } from './metrics/logs.js';
 import { registerArtifactMetrics } from './metrics/artifacts.js';
 import { registerHostMetrics } from './metrics/host.js';
-import { LogCollector } from './collectors/logs.js';
+import { LogCollector, type LogOrigin } from './collectors/logs.js';
 import { LogStore } from './state/logs.js';
 import { ArtifactLedger } from './state/artifacts.js';
 import { ArtifactCollector, ArtifactFileService } from './collectors/artifacts.js';
@@ -57,6 +57,8 @@ export interface StartOptions {
   sinks?: LineSink[];
   /** Receives every raw frame and HTTP answer from ComfyUI (the conformance suite records them). */
   recordComfy?: (raw: RawInput) => void;
+  /** Told of every ComfyUI log record as each origin delivers it, before copies are merged (the conformance suite). */
+  recordLogs?: (origin: LogOrigin, text: string) => void;
   /**
    * Runs on the built state before any collector starts (the soak fills every buffer here, so it
    * measures a pod that has run for hours).
@@ -136,7 +138,7 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
   state.logs = logs;
   state.addBuffer('logs', () => logs.ring.stats());
   registerLogMetrics(metrics.registry, logs, stdout);
-  const logCollector = new LogCollector({ config, store: logs, comfy: comfy.comfy, health: state.health, scrubber });
+  const logCollector = new LogCollector({ config, store: logs, comfy: comfy.comfy, health: state.health, scrubber, onRecord: opts.recordLogs });
   comfy.onLogEntries((entries) => logCollector.ingestComfy(entries));
   ownRecords = logCollector.podscopeSink();
   state.addConnections('logs', () => logCollector.describe());

@@ -27,7 +27,8 @@ import {
 } from '../logs/normalize.js';
 import type { Collector } from './collector.js';
 
-type Origin = 'stream' | 'file';
+/** Where a ComfyUI line came from: its websocket log stream (and backlog), or its log file. */
+export type LogOrigin = 'stream' | 'file';
 
 /**
  * The reasons in ComfyUI's validation block, as sentences: `* CheckpointLoaderSimple 4:` followed
@@ -94,17 +95,19 @@ export interface LogCollectorOptions {
   health: HealthBoard;
   scrubber: Scrubber;
   now?: () => number;
+  /** Told of every ComfyUI record as an origin delivers it, before copies are merged (the conformance suite). */
+  onRecord?: (origin: LogOrigin, text: string) => void;
 }
 
 export class LogCollector implements Collector {
   readonly name = 'logs';
   private readonly now: () => number;
-  private readonly pipelines: Record<Origin, Pipeline>;
+  private readonly pipelines: Record<LogOrigin, Pipeline>;
   private readonly follower: LogFileFollower | null;
   /** Keys of ComfyUI entries already taken from the stream or the backlog. */
   private readonly seenEntries = new Set<string>();
   /** Recent lines by text with their times, to keep a line that came by both stream and file once. */
-  private readonly recent = new Map<string, Array<{ origin: Origin; ts: number; matched: boolean }>>();
+  private readonly recent = new Map<string, Array<{ origin: LogOrigin; ts: number; matched: boolean }>>();
   private timer: NodeJS.Timeout | null = null;
   private validation: string[] | null = null;
   private readonly importFailures = new Set<string>();
@@ -182,7 +185,7 @@ export class LogCollector implements Collector {
     };
   }
 
-  private ingest(origin: Origin, chunk: string, ts: number | null = null): void {
+  private ingest(origin: LogOrigin, chunk: string, ts: number | null = null): void {
     const p = this.pipelines[origin];
     p.lastChunkAt = this.now();
     p.chunkTs = ts;
@@ -197,7 +200,7 @@ export class LogCollector implements Collector {
     if (bar && this.attributableJob(ts ?? p.lastChunkAt)) this.opts.comfy.tracker.applyLogActivity(this.now(), bar);
   }
 
-  private reset(origin: Origin): void {
+  private reset(origin: LogOrigin): void {
     const p = this.pipelines[origin];
     const rest = p.assembler.flush();
     if (rest) this.line(origin, rest);
@@ -205,7 +208,7 @@ export class LogCollector implements Collector {
     if (g) this.record(origin, g, null);
   }
 
-  private line(origin: Origin, raw: string): void {
+  private line(origin: LogOrigin, raw: string): void {
     let text = stripAnsi(raw);
     let ts: number | null = null;
     if (origin === 'file') ({ ts, text } = stripManagerPrefix(text));
@@ -215,10 +218,11 @@ export class LogCollector implements Collector {
     for (const part of parts) for (const rec of this.pipelines[origin].grouper.push(part)) this.record(origin, rec, ts);
   }
 
-  private record(origin: Origin, text: string, ts: number | null): void {
+  private record(origin: LogOrigin, text: string, ts: number | null): void {
     if (text.trim() === '') return;
     const now = this.now();
     const at = ts ?? this.pipelines[origin].chunkTs ?? now;
+    this.opts.onRecord?.(origin, text);
     if (this.duplicate(origin, text, at)) return;
     const { level, text: body } = detectLevel(text);
     this.restartSignal(body, at, now);
@@ -239,7 +243,7 @@ export class LogCollector implements Collector {
    * time by ComfyUI's clock: a backlog replayed after a reconnect carries the entries' own times,
    * so it matches the file lines written then, however long ago they arrived.
    */
-  private duplicate(origin: Origin, text: string, ts: number): boolean {
+  private duplicate(origin: LogOrigin, text: string, ts: number): boolean {
     if (!this.follower) return false;
     const copies = this.recent.get(text) ?? [];
     const twin = copies.find((c) => c.origin !== origin && !c.matched && Math.abs(c.ts - ts) <= SAME_LINE_MS);

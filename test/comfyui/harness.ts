@@ -25,6 +25,8 @@ export interface Pod {
   pod: Podscope;
   base: string;
   raw: RawInput[];
+  /** Every ComfyUI log record as each origin (websocket, file) delivered it, with when. */
+  logRecords: Array<{ origin: 'stream' | 'file'; text: string; at: number }>;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   get(path: string): Promise<{ status: number; body: any; at: number }>;
   close(): Promise<void>;
@@ -32,6 +34,7 @@ export interface Pod {
 
 export async function startPod(comfy: ComfyTarget, env: Record<string, string> = {}): Promise<Pod> {
   const raw: RawInput[] = [];
+  const logRecords: Pod['logRecords'] = [];
   const pod = await startPodscope({
     env: {
       PODSCOPE_PORT: '0',
@@ -47,9 +50,12 @@ export async function startPod(comfy: ComfyTarget, env: Record<string, string> =
     recordComfy: (r) => {
       if (raw.length < 200_000) raw.push(r);
     },
+    recordLogs: (origin, text) => {
+      if (logRecords.length < 200_000) logRecords.push({ origin, text, at: Date.now() });
+    },
   });
   const base = `http://127.0.0.1:${pod.port}`;
-  return { pod, base, raw, get: jsonGetter(base), close: () => pod.close() };
+  return { pod, base, raw, logRecords, get: jsonGetter(base), close: () => pod.close() };
 }
 
 export interface RealRig {

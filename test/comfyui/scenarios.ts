@@ -43,6 +43,12 @@ export function conformance(mode: Mode): void {
       await rig?.close();
     });
 
+    /** Waits until the log file and the websocket have each delivered a line containing `text` (after `since`, by the test's clock). */
+    async function bothOriginsDelivered(text: string, since = 0): Promise<void> {
+      const delivered = (origin: 'stream' | 'file') => pod.logRecords.some((r) => r.origin === origin && r.at >= since && r.text.includes(text));
+      await until(() => (delivered('stream') && delivered('file')) || null, 20_000);
+    }
+
     /** Submits, watches /debug/workflow?job_id= until the job ends, and returns everything seen. */
     async function run(graph: ReturnType<typeof samplerGraph>, id: string, opts: { client?: boolean; name?: string; statusEvery?: number } = {}) {
       const watcher = new Watcher(pod, `/debug/workflow?job_id=${id}`);
@@ -54,7 +60,8 @@ export function conformance(mode: Mode): void {
         const r = await pod.get(`/debug/workflow?job_id=${id}`);
         return r.status === 200 && ['success', 'error', 'interrupted', 'lost'].includes(r.body.status) && r.body.prompt_id === promptId ? r : null;
       }, 60_000);
-      await new Promise((r) => setTimeout(r, 100));
+      // Each watcher has looked at least once after the outcome showed.
+      await until(() => [watcher, status].every((w) => w.samples.some((x) => x.at > end.at)) || null, 10_000, 10);
       const samples = await watcher.stop();
       const statuses = await status.stop();
       if (opts.name) saveRecording(`${mode}-${opts.name}`, pod.raw, posted.postedAt - 50);
@@ -65,7 +72,7 @@ export function conformance(mode: Mode): void {
       const s = await pod.get('/debug/status');
       expect(s.body.comfyui.visibility.mode).toBe(mode);
       expect(s.body.comfyui.visibility.sees).toMatch(mode === 'tap' ? /every prompt from every client, node by node/ : /without the tap node/);
-      if (mode === 'tap') expect(s.body.comfyui.tap_version).toBe('2');
+      expect(s.body.comfyui.tap_version).toBe(mode === 'tap' ? '2' : null);
     });
 
     it('finds a job by its job id within 1 s of the POST, and never shows it under another id', async () => {
@@ -76,7 +83,9 @@ export function conformance(mode: Mode): void {
       expect(found, 'never found by its job id').toBeDefined();
       expect(found!.at - posted.postedAt).toBeLessThanOrEqual(FOUND_MS + 100);
       for (const s of samples.filter((x) => x.status === 200)) expect(s.body.job_id).toBe(id);
-      for (const s of statuses) if (s.body.current_job) expect([id, null]).toContain(s.body.current_job.job_id);
+      // Every current job shown while it ran is this one (its job id, or null while its extra_data is unread).
+      const others = statuses.filter((s) => s.body.current_job && ![id, null].includes(s.body.current_job.job_id));
+      expect(others.map((s) => s.body.current_job.job_id)).toEqual([]);
     });
 
     it("reports the outcome soon after the submitter's terminal event", async () => {
@@ -100,7 +109,9 @@ export function conformance(mode: Mode): void {
       const started = Date.parse(end.body.started_at);
       const finished = Date.parse(end.body.finished_at);
       const lastTenth = finished - 0.1 * (finished - started);
-      for (const s of seen) if (s.at < lastTenth && s.body.progress_percent !== null) expect(s.body.progress_percent).toBeLessThan(95);
+      const early = seen.filter((s) => s.at < lastTenth && s.body.progress_percent !== null);
+      expect(early.length).toBeGreaterThan(0);
+      expect(early.filter((s) => s.body.progress_percent >= 95).map((s) => s.body.progress_percent)).toEqual([]);
     });
 
     it('shows the running sampler and its steps live', async () => {
@@ -128,15 +139,10 @@ export function conformance(mode: Mode): void {
         const running = status.current_job?.prompt_id ?? null;
         const queued = queue.running[0]?.prompt_id ?? null;
         // Two requests a few ms apart may straddle a change; a settled pair must agree.
-        if (running === posted.promptId || queued === posted.promptId) {
-          compared++;
-          if (running !== null && queued !== null) expect(queued).toBe(running);
-        }
+        if (running === posted.promptId || queued === posted.promptId) compared++;
         const asOf = Date.parse(queue.as_of);
-        for (const j of [...queue.running, ...queue.pending]) {
-          if (j.started_at) expect(asOf).toBeGreaterThanOrEqual(Date.parse(j.started_at));
-          expect(asOf).toBeGreaterThanOrEqual(Date.parse(j.first_seen_at));
-        }
+        const later = [...queue.running, ...queue.pending].filter((j) => Date.parse(j.started_at ?? j.first_seen_at) > asOf || Date.parse(j.first_seen_at) > asOf);
+        expect(later).toEqual([]);
       }
       expect(compared).toBeGreaterThan(5);
       const both = pairs.filter((p) => p.status.current_job && p.queue.running[0]);
@@ -149,17 +155,16 @@ export function conformance(mode: Mode): void {
       const { end } = await run(samplerGraph({ steps: 5, stepMs: 60, loadMs: 500 }), id);
       const w = end.body;
       const t = (v: string | null) => (v === null ? null : Date.parse(v));
-      if (w.queued_at !== null) expect(t(w.queued_at)!).toBeLessThanOrEqual(t(w.started_at)!);
+      expect(t(w.queued_at ?? w.started_at)!).toBeLessThanOrEqual(t(w.started_at)!);
       expect(t(w.started_at)!).toBeLessThanOrEqual(t(w.finished_at)!);
-      for (const n of w.nodes) {
-        if (n.duration_ms !== null) expect(n.duration_ms).toBeGreaterThanOrEqual(0);
-        if (n.started_at !== null) {
-          expect(t(n.started_at)!).toBeGreaterThanOrEqual(t(w.started_at)! - 5);
-          expect(t(n.started_at)!).toBeLessThanOrEqual(t(w.finished_at)!);
-        }
-        // A node that ran for a measurable time never shows 0 ms.
-        if (n.duration_ms === 0) expect(n.class_type).not.toBe('PodscopeSlowLoad');
-      }
+      type Node = { node_id: string; class_type: string; started_at: string | null; duration_ms: number | null };
+      const nodes = w.nodes as Node[];
+      // Known times lie within the job's run (5 ms for clocks read apart); durations are never negative.
+      const outside = nodes.filter((n) => n.started_at !== null && (t(n.started_at)! < t(w.started_at)! - 5 || t(n.started_at)! > t(w.finished_at)!));
+      expect(outside).toEqual([]);
+      expect(nodes.filter((n) => n.duration_ms !== null && n.duration_ms < 0)).toEqual([]);
+      // A node that ran for a measurable time (the 500 ms loader) never shows 0 ms.
+      expect(nodes.filter((n) => n.duration_ms === 0 && n.class_type === 'PodscopeSlowLoad')).toEqual([]);
       const loader = w.nodes.find((n: { class_type: string }) => n.class_type === 'PodscopeSlowLoad');
       if (mode === 'tap') {
         expect(loader.duration_ms).toBeGreaterThanOrEqual(450);
@@ -358,7 +363,8 @@ export function conformance(mode: Mode): void {
         const r = await pod.get(`/debug/logs?q=${marker}&lines=100`);
         return r.body.lines.length > 0 ? r : null;
       }, 10_000);
-      await new Promise((r) => setTimeout(r, 1500)); // the other origin's copy has had time to arrive
+      // Both origins (the log file and the websocket) have delivered the marker's line before it is counted.
+      await bothOriginsDelivered(marker);
       const again = await pod.get(`/debug/logs?q=${marker}&lines=100`);
       expect(again.body.lines).toHaveLength(1);
       const line = logs.body.lines[0];
@@ -405,7 +411,8 @@ export function conformance(mode: Mode): void {
       expect(lost.body.lost_reason).toMatch(/restarted|stopped/);
       expect(lost.body.error.exception_type).toBe('ProbableSystemRamOom');
       await until(async () => (await pod.get('/ready')).status === 200 || null, 30_000);
-      await new Promise((r) => setTimeout(r, 2000)); // the new ComfyUI's start-up lines are in by now
+      // The new ComfyUI's start-up lines have come by both origins (the file, and the websocket's backlog) before anything is counted.
+      await bothOriginsDelivered('To see the GUI', restartAt);
       const charged = await pod.get(`/debug/logs?job_id=${id}&lines=1000&source=comfyui`);
       const late = charged.body.lines.filter((l: { ts: string }) => Date.parse(l.ts) >= restartAt);
       expect(late.map((l: { message: string }) => l.message)).toEqual([]);
@@ -414,8 +421,7 @@ export function conformance(mode: Mode): void {
       const since = gui.body.lines.filter((l: { ts: string }) => Date.parse(l.ts) >= restartAt);
       expect(since).toHaveLength(1);
       // And the new ComfyUI runs jobs that podscope follows.
-      const next = jobId('after-restart');
-      const after = await run(quickGraph(), next);
+      const after = await run(quickGraph(), jobId('after-restart'));
       expect(after.end.body.status).toBe('success');
     }, 120_000);
   });

@@ -166,7 +166,8 @@ describe('the running job', () => {
     c.tracker.applyQueue(10_000, [decodeQueueItem([1, 'P1', {}, { job_id: 'j1' }, []])!], []);
     const job = c.currentJob(12_500)!;
     expect(job).toMatchObject({ job_id: 'j1', prompt_id: 'P1', gpu_seconds: null, last_activity_s: 2.5 });
-    if (job.progress_percent === null) expect(job.progress_unknown_reason).toBe(PROGRESS_UNKNOWN);
+    expect(job.progress_percent).toBeNull();
+    expect(job.progress_unknown_reason).toBe(PROGRESS_UNKNOWN);
   });
 });
 

@@ -5,7 +5,7 @@
  * rewrites them.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Exposition } from '../../src/metrics/registry.js';
 import { describe, expect, it } from 'vitest';
@@ -25,13 +25,17 @@ import { statusView } from '../../src/views/status.js';
 const GOLDEN = fileURLToPath(new URL('../golden/', import.meta.url));
 const RECORDINGS = fileURLToPath(new URL('../fixtures/comfyui/recordings/', import.meta.url));
 
-/** Compares with test/golden/<name>, or writes it with UPDATE_GOLDEN=1 (or when it is new). */
+/**
+ * Compares with test/golden/<name>. The file is written only with UPDATE_GOLDEN=1: a missing one
+ * fails, so a deleted golden can never pass by being written from the answer it should check.
+ */
 function golden(name: string, actual: string): void {
   const path = join(GOLDEN, name);
-  if (process.env.UPDATE_GOLDEN === '1' || !existsSync(path)) {
+  if (process.env.UPDATE_GOLDEN === '1') {
     mkdirSync(GOLDEN, { recursive: true });
     writeFileSync(path, actual);
   }
+  if (!existsSync(path)) expect.fail(`${relative(process.cwd(), path)} is missing: write it with UPDATE_GOLDEN=1 and review it before committing`);
   expect(actual).toBe(readFileSync(path, 'utf8'));
 }
 

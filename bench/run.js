@@ -68,7 +68,7 @@ async function benchGpuSampleCpu() {
  * podscope does. A Node server that has idled answers small requests more slowly than a fresh
  * one: V8's idle-time collections drop the object shapes Node's process.nextTick recorded, and
  * that object literal's feedback then goes megamorphic (and stayed so in every run watched), so
- * each tick object is built in the runtime (README, Performance). Comparing an idled podscope with fresh baselines measured
+ * each tick object is built in the runtime (docs/performance.md). Comparing an idled podscope with fresh baselines measured
  * that, not the request path; "hono /health, fresh" shows its size in each round.
  */
 async function benchHttp(pod) {

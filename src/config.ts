@@ -359,5 +359,5 @@ export function loadConfig(env: Record<string, string | undefined>, fallbackHost
   return toConfig(result.data, fallbackHost);
 }
 
-/** Names of every variable podscope reads; the README's table is checked against this list. */
+/** Names of every variable podscope reads; docs/configuration.md's table is checked against this list. */
 export const CONFIG_VARIABLES: readonly string[] = Object.keys(ENV_SCHEMA);

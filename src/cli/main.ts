@@ -10,7 +10,7 @@ import { CliError, errorMessage, followEvents, getJson, type ClientOptions } fro
 const USAGE = `podscope ${VERSION}: debug sidecar for ComfyUI on RunPod GPU pods
 
 Usage:
-  podscope [serve]                   run the sidecar (configured by environment variables; see README)
+  podscope [serve]                   run the sidecar (configured by environment variables; see docs/configuration.md)
   podscope demo [--gpus N] [--step-ms MS] [--summary-s S]
                                      the sidecar against a simulated ComfyUI, GPUs and workload
   podscope status    [options]       pod status, GPUs, current job, problems

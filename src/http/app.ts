@@ -257,7 +257,7 @@ export function createHttpHandler(deps: AppDeps): HttpHandler {
   // harness polls and a balancer probes; it is answered here, from node:http, with the same
   // answer, headers, count and access line as through Hono, but without the Web Request and
   // Response that @hono/node-server builds around each request and Hono's routing, which cost
-  // more CPU than everything podscope itself does per request (README, Performance). Anything
+  // more CPU than everything podscope itself does per request (docs/performance.md). Anything
   // else, and any request this lane would refuse or fail on, goes through Hono, which answers it
   // the one way it always does.
   const direct = new Map<string, { answer: () => Plain; open: boolean }>(

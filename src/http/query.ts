@@ -42,7 +42,7 @@ export function parseQuery<T extends z.ZodRawShape>(c: Context, spec: QuerySpec<
   const parameter = String(issue.path[0] ?? 'query');
   throw new ApiError(400, 'INVALID_PARAMETER', `${parameter} ${issue.message}.`, {
     details: { parameter, problem: issue.message },
-    help: 'GET /debug lists each endpoint; see the README for the parameters it takes.',
+    help: 'GET /debug lists each endpoint; see docs/api.md for the parameters it takes.',
   });
 }
 

@@ -4,17 +4,17 @@
  */
 import { createServer, type Server } from 'node:http';
 import { setFlagsFromString } from 'node:v8';
-import { ConfigError, loadConfig, type Config } from './config.js';
+import { ConfigError, loadConfig, type Config, type TraceConfig } from './config.js';
 import { Scrubber } from './secrets.js';
 import { PENDING_BYTES, bufferedStdout, componentLogger, createLogger, watchStdout, type LineSink, type Logger } from './log.js';
 import { PodState } from './state/pod.js';
-import { GpuState } from './state/gpu.js';
+import type { ComfyState } from './state/comfy.js';
+import type { HealthBoard } from './state/health.js';
+import type { ReadonlyJob } from './shared/job-types.js';
 import { createCoreMetrics } from './metrics/registry.js';
 import { registerGpuMetrics } from './metrics/gpu.js';
 import { GpuCollector } from './collectors/gpu.js';
 import { HostCollector } from './collectors/host.js';
-import { HostState } from './state/host.js';
-import { EventJournal } from './state/events.js';
 import { EventCollector } from './collectors/events.js';
 import { registerEventMetrics } from './metrics/events.js';
 import { TraceCollector } from './collectors/traces.js';
@@ -23,16 +23,13 @@ import type { Attributes } from './shared/traces.js';
 import { redactUrlCredentials } from './secrets.js';
 import { iso } from './format.js';
 import { ComfyCollector, type RawInput } from './collectors/comfyui.js';
-import { ComfyState } from './state/comfy.js';
 import { registerComfyMetrics } from './metrics/comfyui.js';
 import { registerLogMetrics } from './metrics/logs.js';
 import { registerArtifactMetrics } from './metrics/artifacts.js';
 import { registerHostMetrics } from './metrics/host.js';
 import { LogCollector, type LogOrigin } from './collectors/logs.js';
-import { LogStore } from './state/logs.js';
-import { ArtifactLedger } from './state/artifacts.js';
 import { ArtifactCollector, ArtifactFileService } from './collectors/artifacts.js';
-import { attachForensics } from './state/forensics.js';
+import { attributionStep, FinishPipeline, forensicsStep } from './finish/pipeline.js';
 import type { Collector } from './collectors/collector.js';
 import { ProblemJournal } from './collectors/problems.js';
 import { createHttpHandler } from './http/app.js';
@@ -70,120 +67,104 @@ export interface StartOptions {
 export async function startPodscope(opts: StartOptions): Promise<Podscope> {
   const config = loadConfig(opts.env);
   const scrubber = Scrubber.fromEnv(opts.env, [config.token]);
-  // podscope's own records also go to the log buffer, once the buffer exists.
+  // podscope's own records also go to the log buffer, once its collector exists.
   let ownRecords: LineSink | null = null;
   const bufferSink: LineSink = { write: (line) => ownRecords?.write(line), acceptsAccess: false };
   const stdout = bufferedStdout();
   const logger = createLogger({ level: config.logLevel, podId: config.podId, environment: config.env, scrubber, sinks: [...(opts.sinks ?? [stdout]), bufferSink] });
+
+  // The state, every part of it, before anything writes to it.
   const state = new PodState({ config, version: VERSION, scrubber, env: opts.env });
-  const metrics = createCoreMetrics({ version: VERSION, health: state.health });
+  const { health, comfy: comfyState, gpu: gpuState, host: hostState, logs, artifacts: ledger, events: journal } = state;
+
   // A stdout nobody reads is a problem on-call should see; what podscope logs meanwhile stays in
   // the log buffer (access lines aside).
   const stdoutLog = componentLogger(logger, 'log');
   stdout.watch({
     stalled: () =>
-      state.health.raise(
+      health.raise(
         'podscope',
         'STDOUT_BLOCKED',
         `stdout is not taking log lines: ${PENDING_BYTES / 1024 / 1024} MiB of them wait to be written, and the lines after them are dropped from stdout until its reader catches up; podscope's own lines stay in /debug/logs`,
         'warning',
       ),
     resumed: (dropped) => {
-      state.health.clear('podscope', 'STDOUT_BLOCKED');
+      health.clear('podscope', 'STDOUT_BLOCKED');
       stdoutLog.warn({ data: { dropped_lines: dropped } }, `stdout takes log lines again; ${dropped} lines were dropped from it meanwhile`);
     },
   });
-  const collectors: Collector[] = [new ProblemJournal({ health: state.health, logger: componentLogger(logger, 'problems'), remindMs: config.problemRemindS * 1000 })];
 
-  if (config.gpuEnabled) {
-    const gpu = new GpuState({ startedAt: state.startedAt, intervalMs: config.gpuIntervalMs, heldCount: config.gpuCount, timelineCapacity: config.gpuSamples });
-    state.gpu = gpu;
-    state.addBuffer('gpu_timeline', () => gpu.timeline.stats());
-    const hooks = registerGpuMetrics(metrics.registry, gpu);
-    const collector = new GpuCollector({
-      bin: config.nvidiaSmi,
-      intervalMs: config.gpuIntervalMs,
-      timeoutMs: config.gpuTimeoutMs,
-      appsIntervalMs: config.gpuAppsIntervalMs,
-      healthIntervalMs: config.gpuHealthIntervalMs,
-      state: gpu,
-      health: state.health,
-      logger: componentLogger(logger, 'gpu'),
-      onRun: hooks.onRun,
-    });
-    state.readiness.set('gpu', () => collector.readiness());
-    state.addConnections('nvidia_smi', () => collector.describe());
-    collectors.push(collector);
-  } else {
-    state.readiness.set('gpu', () => ({ ok: true }));
-  }
-
-  const hostState = new HostState();
-  state.host = hostState;
+  // Metrics: every family reads the state at scrape time; finished jobs are counted by the pipeline.
+  const metrics = createCoreMetrics({ version: VERSION, health });
+  const gpuMetrics = gpuState ? registerGpuMetrics(metrics.registry, gpuState) : null;
   registerHostMetrics(metrics.registry, hostState);
-  const host = new HostCollector({ health: state.health, outputDir: config.comfyuiOutputDir, workspaceDir: config.workspaceDir, state: hostState });
-  collectors.push(host);
-
-  const comfyState = new ComfyState(config.comfyuiUrl, { jobIdKey: config.jobIdKey, historyLimit: config.jobHistory }, state.gpu);
-  state.comfy = comfyState;
-  state.readiness.set('comfyui', () => comfyState.httpCheck());
-  state.readiness.set('websocket', () => comfyState.websocketCheck());
-  state.addBuffer('jobs', () => ({ entries: comfyState.tracker.rememberedCount, bytes: comfyState.tracker.approxBytes(), capacity_entries: config.jobHistory, capacity_bytes: 0, dropped: 0, next_seq: 0 }));
-  const comfy = new ComfyCollector({ config, state, comfy: comfyState, logger: componentLogger(logger, 'comfyui'), onRaw: opts.recordComfy });
-  state.addConnections('comfyui', () => comfy.describe());
-  registerComfyMetrics(metrics.registry, comfy);
-  collectors.push(comfy);
-
-  const logs = new LogStore(config.logLines, config.logBytes);
-  state.logs = logs;
-  state.addBuffer('logs', () => logs.ring.stats());
+  const jobMetrics = registerComfyMetrics(metrics.registry, comfyState);
   registerLogMetrics(metrics.registry, logs, stdout);
-  const logCollector = new LogCollector({ config, store: logs, comfy: comfy.comfy, health: state.health, scrubber, onRecord: opts.recordLogs });
+  const oomMetrics = registerArtifactMetrics(metrics.registry, ledger);
+  registerEventMetrics(metrics.registry, journal);
+
+  // The collectors, each handed the parts it writes.
+  const problems = new ProblemJournal({ health, logger: componentLogger(logger, 'problems'), remindMs: config.problemRemindS * 1000 });
+  const gpu = gpuState
+    ? new GpuCollector({
+        bin: config.nvidiaSmi,
+        intervalMs: config.gpuIntervalMs,
+        timeoutMs: config.gpuTimeoutMs,
+        appsIntervalMs: config.gpuAppsIntervalMs,
+        healthIntervalMs: config.gpuHealthIntervalMs,
+        state: gpuState,
+        health,
+        logger: componentLogger(logger, 'gpu'),
+        onRun: gpuMetrics?.onRun,
+      })
+    : null;
+  const host = new HostCollector({ health, outputDir: config.comfyuiOutputDir, workspaceDir: config.workspaceDir, state: hostState });
+  const comfy = new ComfyCollector({ config, comfy: comfyState, health, now: state.now, logger: componentLogger(logger, 'comfyui'), onRaw: opts.recordComfy });
+  const logCollector = new LogCollector({ config, store: logs, comfy: comfyState, health, scrubber, onRecord: opts.recordLogs });
   comfy.onLogEntries((entries) => logCollector.ingestComfy(entries));
   ownRecords = logCollector.podscopeSink();
-  state.addConnections('logs', () => logCollector.describe());
-  collectors.push(logCollector);
-
-  // Forensics first, so finish listeners registered after it (artifacts) see the complete job.
-  comfy.comfy.tracker.onFinish((job) => attachForensics(job, { gpu: state.gpu, logs, comfy: comfy.comfy }, state.now()));
-  const ledger = new ArtifactLedger(config.artifacts);
-  state.artifacts = ledger;
-  state.addBuffer('artifacts', () => ledger.ring.stats());
-  const dirs = () => ({ outputDir: config.comfyuiOutputDir, tempDir: config.comfyuiTempDir, argv: comfy.comfy.argv });
-  const artifacts = new ArtifactCollector({ ledger, tracker: comfy.comfy.tracker, dirs, comfyuiUrl: config.comfyuiUrl });
-  state.artifactFiles = new ArtifactFileService({ dirs, comfyuiUrl: config.comfyuiUrl });
+  const dirs = () => ({ outputDir: config.comfyuiOutputDir, tempDir: config.comfyuiTempDir, argv: comfyState.argv });
+  const artifacts = new ArtifactCollector({ ledger, dirs, comfyuiUrl: config.comfyuiUrl });
   comfy.onRestart((at) => artifacts.comfyRestarted(at));
-  registerArtifactMetrics(metrics.registry, ledger, comfy.comfy);
-  collectors.push(artifacts);
-
-  // After forensics, so a finished job's event carries its complete error.
-  const events = new EventJournal(config.events, 8 * 1024 * 1024, state.now);
-  state.events = events;
-  state.addBuffer('events', () => events.ring.stats());
-  registerEventMetrics(metrics.registry, events);
-  collectors.push(new EventCollector({ journal: events, comfy: comfy.comfy, health: state.health, gpu: state.gpu, gpuIntervalMs: config.gpuIntervalMs }));
-
+  const events = new EventCollector({ journal, comfy: comfyState, health, gpu: gpuState, gpuIntervalMs: config.gpuIntervalMs });
   // Job traces over OTLP, only when an endpoint is set: otherwise OpenTelemetry is never loaded.
-  if (config.traces) {
-    const { createOtlpTraceSink } = await import('./sources/otlp.js');
-    const traceLogger = componentLogger(logger, 'traces');
-    const sink = createOtlpTraceSink({
-      config: config.traces,
-      version: VERSION,
-      resource: () => podResource(config.podId, state.gpu?.readings().map((g) => g.name) ?? [], comfyState.version),
-      onExportState: (ok, message) =>
-        ok ? traceLogger.info('trace export works again') : traceLogger.warn({ data: { url: redactUrlCredentials(config.traces!.url) } }, `trace export failing: ${message}`),
-    });
-    registerTraceMetrics(metrics.registry, sink.stats);
-    state.addConnections('otlp', () => {
-      const s = sink.stats();
-      return { ...s, last_success_at: iso(s.last_success_at), last_error_at: iso(s.last_error_at) };
-    });
-    collectors.push(new TraceCollector({ sink, comfy: comfy.comfy, health: state.health, scrubber }));
-  }
+  const traces = config.traces ? await traceExport(config.traces, () => podResource(config.podId, gpuState?.readings().map((g) => g.name) ?? [], comfyState.version), comfyState, health, scrubber, componentLogger(logger, 'traces')) : null;
+  if (traces) registerTraceMetrics(metrics.registry, traces.sink.stats);
 
-  const http = createHttpHandler({ state, logger: componentLogger(logger, 'http'), metrics, assets: loadWebAssets() });
+  // What happens when a job ends, in this order: each step reads what the ones before it wrote.
+  const finish = new FinishPipeline(
+    [
+      attributionStep(comfyState, gpuState),
+      { name: 'charge it the log lines of its run', run: (job) => logCollector.jobFinished(job) },
+      forensicsStep(comfyState, { gpu: gpuState, logs }, state.now),
+      { name: 'log its end', run: (job) => comfy.jobFinished(job) },
+      { name: 'record its outputs', run: (job) => artifacts.jobFinished(job) },
+      { name: 'count it in metrics', run: (job, refined) => (jobMetrics.jobFinished(job, refined), oomMetrics.jobFinished(job, refined)) },
+      { name: 'tell event followers', run: (job, refined) => events.jobFinished(job, refined) },
+      ...(traces ? [{ name: 'export its trace', run: (job: ReadonlyJob, refined: boolean) => traces.collector.jobFinished(job, refined) }] : []),
+    ],
+    (step, job, err) => logger.error({ job_id: job.job_id, error: err }, `finishing job ${job.job_id}: the step "${step}" failed`),
+  );
+  comfyState.tracker.finishWith(finish.run);
+
+  const http = createHttpHandler({
+    state,
+    logger: componentLogger(logger, 'http'),
+    metrics,
+    assets: loadWebAssets(),
+    services: {
+      downloads: new ArtifactFileService({ dirs, comfyuiUrl: config.comfyuiUrl }),
+      eventStreams: journal.streams,
+      connections: () => ({
+        ...(gpu ? { nvidia_smi: gpu.describe() } : {}),
+        comfyui: comfy.describe(),
+        logs: logCollector.describe(),
+        ...(traces ? { otlp: traces.describe() } : {}),
+      }),
+    },
+  });
   opts.beforeCollectors?.(state, config);
+  const collectors: Collector[] = [problems, ...(gpu ? [gpu] : []), host, comfy, logCollector, artifacts, events, ...(traces ? [traces.collector] : [])];
   const abort = new AbortController();
   for (const c of collectors) c.start(abort.signal);
 
@@ -204,7 +185,7 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
   const close = () =>
     (closing ??= (async () => {
       abort.abort();
-      for (const end of [...state.streams]) end();
+      http.endStreams();
       const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       // Streams (log follow) and slow clients get a moment to finish, then are cut.
@@ -216,6 +197,26 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
     })());
 
   return { config, state, logger, server, port, close };
+}
+
+/** The OTLP trace export: the sink (OpenTelemetry, imported only here), its collector, and what /debug/connections shows of it. */
+async function traceExport(config: TraceConfig, resource: () => Attributes, comfy: ComfyState, health: HealthBoard, scrubber: Scrubber, traceLogger: Logger) {
+  const { createOtlpTraceSink } = await import('./sources/otlp.js');
+  const sink = createOtlpTraceSink({
+    config,
+    version: VERSION,
+    resource,
+    onExportState: (ok, message) =>
+      ok ? traceLogger.info('trace export works again') : traceLogger.warn({ data: { url: redactUrlCredentials(config.url) } }, `trace export failing: ${message}`),
+  });
+  return {
+    sink,
+    collector: new TraceCollector({ sink, comfy, health, scrubber }),
+    describe: () => {
+      const s = sink.stats();
+      return { ...s, last_success_at: iso(s.last_success_at), last_error_at: iso(s.last_error_at) };
+    },
+  };
 }
 
 /** What a job's trace says of the pod it ran on: the pod id, its GPUs, ComfyUI's version. */

@@ -6,7 +6,7 @@
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import type { ArtifactFiles, ArtifactLedger, Artifact, OpenedFile } from '../state/artifacts.js';
-import type { JobTracker } from '../state/jobs.js';
+import type { ReadonlyJob } from '../state/jobs.js';
 import { contentTypeFor, directoryFor, nameProblem, resolveInside, type ComfyDirs } from '../sources/artifact-files.js';
 import type { Collector } from './collector.js';
 
@@ -18,18 +18,18 @@ export class ArtifactCollector implements Collector {
   constructor(
     private readonly opts: {
       ledger: ArtifactLedger;
-      tracker: JobTracker;
       /** Where outputs live (the argv part is read when a check runs: ComfyUI reports it late). */
       dirs: () => ComfyDirs;
       /** ComfyUI's base URL: files in a directory podscope cannot see are checked through /view. */
       comfyuiUrl: string;
       now?: () => number;
     },
-  ) {
-    opts.tracker.onFinish((job) => {
-      const added = opts.ledger.addJob(job, (opts.now ?? Date.now)());
-      void this.check(added);
-    });
+  ) {}
+
+  /** A step of the finish pipeline: the job's outputs go into the ledger, and are checked on disk. */
+  jobFinished(job: ReadonlyJob): void {
+    const added = this.opts.ledger.addJob(job, (this.opts.now ?? Date.now)());
+    void this.check(added);
   }
 
   start(): void {

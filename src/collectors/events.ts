@@ -10,9 +10,9 @@
 import type { Collector } from './collector.js';
 import type { ComfyState, Rejection } from '../state/comfy.js';
 import type { EventJournal } from '../state/events.js';
-import type { GpuState } from '../state/gpu.js';
+import type { GpuReader } from '../state/gpu.js';
 import type { HealthBoard, ProblemChange } from '../state/health.js';
-import type { Job, NodeStatus } from '../shared/job-types.js';
+import type { NodeStatus, ReadonlyJob } from '../shared/job-types.js';
 import { iso, round } from '../format.js';
 
 /** Least time between two progress events of one job. */
@@ -45,14 +45,14 @@ export interface EventCollectorOptions {
   journal: EventJournal;
   comfy: ComfyState;
   health: HealthBoard;
-  gpu: GpuState | null;
+  gpu: GpuReader | null;
   gpuIntervalMs: number;
   now?: () => number;
 }
 
 const FINISHED_NODE: ReadonlySet<NodeStatus> = new Set(['completed', 'cached', 'error', 'interrupted']);
 
-const ids = (job: Job) => ({ job_id: job.job_id, prompt_id: job.prompt_id });
+const ids = (job: ReadonlyJob) => ({ job_id: job.job_id, prompt_id: job.prompt_id });
 
 export class EventCollector implements Collector {
   readonly name = 'events';
@@ -68,7 +68,6 @@ export class EventCollector implements Collector {
     this.now = opts.now ?? Date.now;
     const { comfy, health } = opts;
     comfy.tracker.onChange(() => this.schedule());
-    comfy.tracker.onFinish((job, refined) => this.finished(job, refined));
     comfy.onRejection((r) => this.rejection(r));
     health.onChange((c) => this.problem(c));
   }
@@ -119,7 +118,7 @@ export class EventCollector implements Collector {
    * Says what changed about one job; true when something is still owed (a progress event, or the
    * job's events waiting for its identity). `force` says everything now (the job has ended).
    */
-  private compareJob(job: Job, now: number, force: boolean): boolean {
+  private compareJob(job: ReadonlyJob, now: number, force: boolean): boolean {
     const { journal } = this.opts;
     let seen = this.seen.get(job.prompt_id);
     if (!seen) {
@@ -143,7 +142,7 @@ export class EventCollector implements Collector {
   }
 
   /** Says what changed about the job's nodes; true when a node's end waits for ComfyUI's own time. */
-  private compareNodes(job: Job, seen: SeenJob, now: number, force: boolean): boolean {
+  private compareNodes(job: ReadonlyJob, seen: SeenJob, now: number, force: boolean): boolean {
     const { journal } = this.opts;
     let owed = false;
     for (const id of job.order) {
@@ -185,7 +184,8 @@ export class EventCollector implements Collector {
     return owed;
   }
 
-  private finished(job: Job, refined: boolean): void {
+  /** A step of the finish pipeline: the job's last changes, then its end, as events. */
+  jobFinished(job: ReadonlyJob, refined: boolean): void {
     if (!this.running) return;
     // Whatever changed on the way to the outcome first, so the job's end is its last event. A
     // refinement (ComfyUI's record of a job podscope had called lost) only says the new outcome.
@@ -242,7 +242,7 @@ export class EventCollector implements Collector {
 }
 
 /** The data of a `gpu` event: each GPU's reading in the sample taken at `at`. */
-export function gpuEventData(gpu: GpuState, at: number): Record<string, unknown> {
+export function gpuEventData(gpu: GpuReader, at: number): Record<string, unknown> {
   return {
     sampled_at: iso(at),
     gpus: gpu.readings().map((g) => ({

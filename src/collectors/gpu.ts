@@ -8,7 +8,6 @@
 import type { Logger } from '../log.js';
 import type { HealthBoard } from '../state/health.js';
 import type { GpuState } from '../state/gpu.js';
-import type { CheckResult } from '../state/readiness.js';
 import { runBounded, type RunningProcess, type RunResult } from '../sources/process.js';
 import {
   classifyFailure,
@@ -339,18 +338,6 @@ export class GpuCollector implements Collector {
   }
 
   /** The `gpu` check of /ready. */
-  readiness(): CheckResult {
-    const { state, health } = this.opts;
-    const problems = health.problems().filter((p) => p.component === 'gpu' && p.severity === 'error');
-    if (problems.length > 0) return { ok: false, message: `GPU sampling: ${problems.map((p) => p.message).join('; ')}` };
-    const last = state.lastSuccess;
-    if (last === null) return { ok: false, message: 'no GPU sample yet', starting: true };
-    const age = this.now() - last;
-    const limit = Math.max(3 * this.opts.intervalMs, this.opts.timeoutMs + this.opts.intervalMs);
-    if (age > limit) return { ok: false, message: `the newest GPU sample is ${Math.round(age / 1000)} s old` };
-    return { ok: true };
-  }
-
   /** What this collector holds open, for /debug/connections and /debug/memory. */
   describe(): Record<string, unknown> {
     return {

@@ -9,6 +9,7 @@ import type { Config } from '../config.js';
 import type { LineSink } from '../log.js';
 import type { Scrubber } from '../secrets.js';
 import type { ComfyState } from '../state/comfy.js';
+import type { ReadonlyJob } from '../shared/job-types.js';
 import type { HealthBoard } from '../state/health.js';
 import type { LogRecord, LogSource, LogStore } from '../state/logs.js';
 import { LogFileFollower } from '../sources/log-file.js';
@@ -132,16 +133,20 @@ export class LogCollector implements Collector {
         })
       : null;
     opts.health.declare(this.name);
-    // A prompt podscope never saw running (too quick, or another client's without the tap): ComfyUI's
-    // own start and end times say which lines were its own, before and after they arrive.
-    opts.comfy.tracker.onFinish((job) => {
-      // Only ComfyUI's own outcome has an end on its clock: a lost job's end is when podscope gave up.
-      if (job.status === 'lost' || job.started_timing !== 'comfyui' || job.started_at === null || job.finished_at === null) return;
-      const window = { jobId: job.job_id, promptId: job.prompt_id, from: job.started_at, to: job.finished_at + FINISH_SLACK_MS };
-      opts.store.attribute(window.jobId, window.from, window.to);
-      this.finishedWindows.push(window);
-      if (this.finishedWindows.length > 8) this.finishedWindows.shift();
-    });
+  }
+
+  /**
+   * A step of the finish pipeline. A prompt podscope never saw running (too quick, or another
+   * client's without the tap): ComfyUI's own start and end times say which lines were its own,
+   * before and after they arrive.
+   */
+  jobFinished(job: ReadonlyJob): void {
+    // Only ComfyUI's own outcome has an end on its clock: a lost job's end is when podscope gave up.
+    if (job.status === 'lost' || job.started_timing !== 'comfyui' || job.started_at === null || job.finished_at === null) return;
+    const window = { jobId: job.job_id, promptId: job.prompt_id, from: job.started_at, to: job.finished_at + FINISH_SLACK_MS };
+    this.opts.store.attribute(window.jobId, window.from, window.to);
+    this.finishedWindows.push(window);
+    if (this.finishedWindows.length > 8) this.finishedWindows.shift();
   }
 
   start(): void {

@@ -10,8 +10,8 @@
 import type { Collector } from './collector.js';
 import type { ComfyState } from '../state/comfy.js';
 import type { HealthBoard, ProblemChange } from '../state/health.js';
-import { isGpuOom } from '../state/forensics.js';
-import type { Job, JobNode, NodeStatus } from '../shared/job-types.js';
+
+import { isGpuOom, type DeepReadonly, type JobNode, type NodeStatus, type ReadonlyJob } from '../shared/job-types.js';
 import type { Attributes, JobTrace, SpanEventPlan, SpanPlan, TraceSink } from '../shared/traces.js';
 import type { Scrubber } from '../secrets.js';
 
@@ -37,7 +37,7 @@ export interface JobTraceOptions {
 }
 
 /** A job's trace; null while it has not finished (its spans would have no end). */
-export function jobTrace(job: Job, opts: JobTraceOptions = {}): JobTrace | null {
+export function jobTrace(job: ReadonlyJob, opts: JobTraceOptions = {}): JobTrace | null {
   if (job.finished_at === null) return null;
   const end = job.finished_at;
   const started = job.started_at;
@@ -91,7 +91,7 @@ function span(name: string, start: number | null, end: number, timing: 'comfyui'
   return { name, start: known ? Math.min(start, end) : end, end, attributes: attrs, events: [], error: null, children: [] };
 }
 
-function nodeSpan(node: JobNode, jobStart: number | null, jobEnd: number): SpanPlan {
+function nodeSpan(node: DeepReadonly<JobNode>, jobStart: number | null, jobEnd: number): SpanPlan {
   // A node still running when the job ended (interrupted, lost) ended with it.
   const end = node.finished_at ?? (node.started_at !== null ? jobEnd : (jobStart ?? jobEnd));
   const s = span(node.class_type, node.started_at, end, node.timing, {
@@ -108,7 +108,7 @@ function nodeSpan(node: JobNode, jobStart: number | null, jobEnd: number): SpanP
 }
 
 /** The job's outcome on its spans: status, `error.type`, and events for OOM, interruption and a lost ComfyUI. */
-function outcome(job: Job, root: SpanPlan, nodes: Map<string, SpanPlan>, end: number): void {
+function outcome(job: ReadonlyJob, root: SpanPlan, nodes: Map<string, SpanPlan>, end: number): void {
   // An interruption is someone stopping the job, not a failure of it: said by an event, status unset.
   const e = job.status === 'interrupted' ? null : job.error;
   if (e) {
@@ -177,7 +177,6 @@ export class TraceCollector implements Collector {
   private running = false;
 
   constructor(private readonly opts: TraceCollectorOptions) {
-    opts.comfy.tracker.onFinish((job, refined) => this.finished(job, refined));
     opts.health.onChange((c) => this.problem(c));
   }
 
@@ -190,7 +189,8 @@ export class TraceCollector implements Collector {
     await this.opts.sink.shutdown(this.opts.shutdownMs ?? 2000);
   }
 
-  private finished(job: Job, refined: boolean): void {
+  /** A step of the finish pipeline: the job's trace, with the stalls declared while it ran. */
+  jobFinished(job: ReadonlyJob, refined: boolean): void {
     const stalls = this.stalls.get(job.prompt_id);
     this.stalls.delete(job.prompt_id);
     // A refinement (ComfyUI's record of a job podscope had called lost) comes after its trace left.

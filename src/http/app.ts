@@ -9,7 +9,7 @@ import { getRequestListener } from '@hono/node-server';
 import { nodeHeader, requestHeader, requestInfo, type AppContext, type AppEnv, type RequestInfo } from './env.js';
 import { accessLog, type Logger } from '../log.js';
 import type { CoreMetrics } from '../metrics/registry.js';
-import type { PodState } from '../state/pod.js';
+import type { PodReader } from '../state/pod.js';
 import { ApiError, errorBody } from './errors.js';
 import { checkAccess } from './access.js';
 import { requestIdFrom, traceFrom } from './tracing.js';
@@ -21,11 +21,16 @@ import { loginRoutes, LOGIN_ENDPOINTS } from './routes/login.js';
 import { SessionStore, sessionFromCookie } from './sessions.js';
 import { pageRoutes, PAGE_ENDPOINTS } from './routes/page.js';
 import type { WebAssets } from '../shared/web-assets.js';
+import { StreamCounts } from '../state/events.js';
+import type { HttpServices } from './services.js';
+import type { OpenStreams } from './stream.js';
 
 export type { AppContext, AppEnv } from './env.js';
 
 export interface AppDeps {
-  state: PodState;
+  state: PodReader;
+  /** Downloads, the collectors' connections, the event streams' counts (default: none served, none listed). */
+  services?: Partial<HttpServices>;
   logger: Logger;
   metrics: CoreMetrics;
   /** Browser sessions (tests pass their own); one per app otherwise. */
@@ -63,6 +68,8 @@ const METRICS_REUSE_MS = 1000;
 /** podscope's HTTP answers: the Hono app, and the node:http listener that serves it. */
 export interface HttpHandler {
   app: Hono<AppEnv>;
+  /** Ends every open stream (log follow, events) with its closing message: podscope is stopping. */
+  endStreams(): void;
   /** Answers the hot read-only routes itself (see {@link createHttpHandler}), the rest through Hono. */
   listener: (incoming: IncomingMessage, outgoing: ServerResponse) => void;
 }
@@ -86,6 +93,8 @@ export function createHttpHandler(deps: AppDeps): HttpHandler {
   const devEnabled = config.env === 'development';
   const endpoints = [...PAGE_ENDPOINTS, ...BASE_ENDPOINTS, ...LOGIN_ENDPOINTS, ...DEBUG_ENDPOINTS, ...(devEnabled ? DEV_ENDPOINTS : [])];
   const sessions = deps.sessions ?? new SessionStore(state.now);
+  const services: HttpServices = { downloads: null, connections: () => ({}), eventStreams: new StreamCounts(), ...deps.services };
+  const openStreams: OpenStreams = new Set();
   const allowed = allowedMethods(endpoints);
 
   // /health's answer changes only with its uptime's tenth of a second: one body per tenth, shared
@@ -97,7 +106,7 @@ export function createHttpHandler(deps: AppDeps): HttpHandler {
     const r = state.condition();
     return { body: { status: r.status, checks: r.checks, problems: r.problems, version: state.version }, status: r.ready ? 200 : 503 };
   };
-  const statusSnapshot = sharedView(100, () => statusView(state), () => state.comfy?.tracker.version ?? 0);
+  const statusSnapshot = sharedView(100, () => statusView(state), () => state.comfy.tracker.version);
   const status = (): Plain => ({ body: statusSnapshot(), status: 200 });
   const plain = (answer: () => Plain) => (c: AppContext) => {
     const a = answer();
@@ -137,8 +146,8 @@ export function createHttpHandler(deps: AppDeps): HttpHandler {
 
   app.route('/', loginRoutes(state, sessions));
   app.route('/', pageRoutes(deps.assets, sessions));
-  app.route('/debug', debugRoutes(state, statusSnapshot));
-  if (devEnabled) app.route('/debug', devRoutes(state, logger));
+  app.route('/debug', debugRoutes(state, statusSnapshot, services, openStreams));
+  if (devEnabled) app.route('/debug', devRoutes(state, logger, services.connections));
 
   const errorResponse = (c: AppContext, api: ApiError): Response => {
     const info = requestInfo(c);
@@ -291,5 +300,8 @@ export function createHttpHandler(deps: AppDeps): HttpHandler {
     record('GET', path!, path!, info, plain.status);
   };
 
-  return { app, listener };
+  const endStreams = () => {
+    for (const end of [...openStreams]) end();
+  };
+  return { app, listener, endStreams };
 }

@@ -5,13 +5,18 @@
  * podscope stops.
  */
 import type { Context } from 'hono';
-import type { PodState } from '../state/pod.js';
+import type { PodReader } from '../state/pod.js';
 import { responseHeaders } from './respond.js';
 
 /** Bytes a reader may fall behind by before it is dropped. */
 export const MAX_PENDING_BYTES = 1024 * 1024;
 
+/** The streams open now, each by the function that ends it: all are ended when podscope stops. */
+export type OpenStreams = Set<() => void>;
+
 export interface StreamSpec {
+  /** Where the stream is listed while it is open. */
+  open: OpenStreams;
   contentType: string;
   /** What is sent first: a greeting, then what the client is owed from before. */
   initial: string[];
@@ -28,7 +33,7 @@ export interface StreamSpec {
   onEnd?(): void;
 }
 
-export function streamResponse(c: Context, state: PodState, spec: StreamSpec): Response {
+export function streamResponse(c: Context, state: PodReader, spec: StreamSpec): Response {
   const headers = responseHeaders(c, { 'Content-Type': spec.contentType, 'Cache-Control': 'no-cache, no-store', 'X-Accel-Buffering': 'no' });
   // HEAD: the headers alone. A stream made and never read would hold its subscription forever.
   if (c.req.method === 'HEAD') return c.body(null, 200, headers);
@@ -70,14 +75,14 @@ export function streamResponse(c: Context, state: PodState, spec: StreamSpec): R
         };
         spec.onStart?.();
         const stop = () => end(spec.stopping);
-        state.streams.add(stop);
+        spec.open.add(stop);
         const heartbeat = setInterval(() => send(spec.heartbeat), state.config.followHeartbeatMs);
         heartbeat.unref();
         let unsubscribe = () => {};
         cleanup = () => {
           unsubscribe();
           clearInterval(heartbeat);
-          state.streams.delete(stop);
+          spec.open.delete(stop);
         };
         cancelled = finish;
         // What the client is owed from before is bounded by the buffer it comes from: all of it is

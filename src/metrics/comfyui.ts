@@ -1,15 +1,17 @@
 /**
- * ComfyUI and job metrics (contract 2.10). Counters of finished jobs are fed by the tracker's
- * finish events; gauges read ComfyState at scrape time. No label holds a prompt id, job id or file name.
+ * ComfyUI and job metrics (contract 2.10). Counters of finished jobs are fed by a step of the
+ * finish pipeline; gauges read ComfyUI's state at scrape time. No label holds a prompt id, job id
+ * or file name.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { ComfyState } from '../state/comfy.js';
+import type { ComfyReader } from '../state/comfy.js';
+import type { ReadonlyJob } from '../shared/job-types.js';
 import { optionalGauge, readFamily } from './registry.js';
 
 const STATUSES = ['success', 'error', 'interrupted', 'lost'] as const;
 
-export function registerComfyMetrics(registry: Registry, source: { comfy: ComfyState }): void {
-  const comfy = source.comfy;
+/** Registers the families; returns the finish pipeline's step that counts a finished job. */
+export function registerComfyMetrics(registry: Registry, comfy: ComfyReader): { jobFinished(job: ReadonlyJob, refined: boolean): void } {
   const jobs = new Counter({ name: 'podscope_jobs_finished_total', help: 'Jobs that reached an outcome, by status.', labelNames: ['status'], registers: [registry] });
   const duration = new Histogram({
     name: 'podscope_job_duration_seconds',
@@ -31,7 +33,8 @@ export function registerComfyMetrics(registry: Registry, source: { comfy: ComfyS
     gpuSeconds.inc({ status: s }, 0);
   }
   const classTypes = new Set<string>();
-  comfy.tracker.onFinish((job, refined) => {
+
+  const jobFinished = (job: ReadonlyJob, refined: boolean): void => {
     if (refined) return; // counted once, when it first ended
     jobs.inc({ status: job.status });
     if (job.started_at !== null && job.finished_at !== null) duration.observe({ status: job.status }, Math.max(0, job.finished_at - job.started_at) / 1000);
@@ -44,7 +47,7 @@ export function registerComfyMetrics(registry: Registry, source: { comfy: ComfyS
       classTypes.add(label);
       nodeDuration.observe({ class_type: label }, Math.max(0, node.finished_at - node.started_at) / 1000);
     }
-  });
+  };
 
   new Gauge({
     name: 'podscope_comfyui_up',
@@ -107,4 +110,5 @@ export function registerComfyMetrics(registry: Registry, source: { comfy: ComfyS
     const job = comfy.tracker.running();
     return job ? (Date.now() - job.last_activity) / 1000 : null;
   });
+  return { jobFinished };
 }

@@ -3,10 +3,10 @@
  * slowly.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { EventJournal } from '../state/events.js';
+import type { EventReader } from '../state/events.js';
 import { readFamily } from './registry.js';
 
-export function registerEventMetrics(registry: Registry, journal: EventJournal): void {
+export function registerEventMetrics(registry: Registry, journal: EventReader): void {
   readFamily(registry, 'podscope_events_total', 'Events recorded for /debug/events, by type.', 'counter', (out) => {
     for (const [type, n] of journal.counts) out.push({ labels: { type }, value: n });
   });

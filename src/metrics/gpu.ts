@@ -1,11 +1,11 @@
 /**
- * GPU metrics (contract 2.10), in base units, read from GpuState at scrape time. Per-GPU series
+ * GPU metrics (contract 2.10), in base units, read from the GPU state at scrape time. Per-GPU series
  * carry only `gpu` (index) and `uuid`; a GPU that is no longer seen stops being exported because
  * every family is rebuilt from the current readings on each scrape.
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { LabelSet, readFamily } from './registry.js';
-import type { GpuHealthReading, GpuReading, GpuState } from '../state/gpu.js';
+import type { GpuHealthReading, GpuReader, GpuReading } from '../state/gpu.js';
 import { CLOCK_EVENT_REASONS, type MigDevice } from '../shared/gpu-readings.js';
 
 const MIB = 1024 * 1024;
@@ -30,7 +30,7 @@ function pstateNumber(text: string | null): number | null {
   return m ? Number(m[1]) : null;
 }
 
-export function registerGpuMetrics(registry: Registry, state: GpuState, now: () => number = Date.now): GpuMetricsHooks {
+export function registerGpuMetrics(registry: Registry, state: GpuReader, now: () => number = Date.now): GpuMetricsHooks {
   // A GPU never reached has no index when nothing tells it: it is named by its bus id. Each
   // GPU's label set is written once and kept, not rebuilt for every series.
   const noLabels = new LabelSet({});

@@ -5,10 +5,11 @@
  * does no I/O.
  */
 import type { Registry } from 'prom-client';
-import type { EventLoopDelay, HostSnapshot } from '../shared/host.js';
+import type { EventLoopDelay } from '../shared/host.js';
+import type { HostReader } from '../state/host.js';
 import { optionalGauge, readFamily } from './registry.js';
 
-export function registerHostMetrics(registry: Registry, host: { snapshot(): HostSnapshot }): void {
+export function registerHostMetrics(registry: Registry, host: HostReader): void {
   // Absent until the first sample: 0 would be a reading nobody took.
   optionalGauge(registry, 'process_resident_memory_bytes', 'Resident memory size in bytes (sampled every 5 s).', () => host.snapshot().process?.rss_bytes ?? null);
   optionalGauge(registry, 'process_open_fds', 'Number of open file descriptors (sampled every 5 s).', () => host.snapshot().process?.open_fds ?? null);

@@ -3,11 +3,11 @@
  * take.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { LogStore } from '../state/logs.js';
+import type { LogReader } from '../state/logs.js';
 import { readFamily } from './registry.js';
 import { PENDING_BYTES } from '../log.js';
 
-export function registerLogMetrics(registry: Registry, store: LogStore, stdout: { readonly dropped: number }): void {
+export function registerLogMetrics(registry: Registry, store: LogReader, stdout: { readonly dropped: number }): void {
   readFamily(registry, 'podscope_log_lines_total', 'Log lines taken into the buffer, by source (comfyui, podscope) and level.', 'counter', (out) => {
     for (const [key, n] of store.counts) {
       const [source, level] = key.split('\u0000') as [string, string];

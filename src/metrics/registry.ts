@@ -8,7 +8,7 @@
 import { Registry, Gauge } from 'prom-client';
 import { registerProcessMetrics } from './process.js';
 import { Exposition, readFamily } from './exposition.js';
-import type { HealthBoard } from '../state/health.js';
+import type { HealthReader } from '../state/health.js';
 import { HTTP_METHODS } from '../shared/http-methods.js';
 
 export { Exposition, LabelSet, optionalGauge, readFamily, type Series } from './exposition.js';
@@ -18,7 +18,7 @@ export interface CoreMetrics {
   observeRequest(method: string, route: string, status: number, seconds: number): void;
 }
 
-export function createCoreMetrics(opts: { version: string; health: HealthBoard }): CoreMetrics {
+export function createCoreMetrics(opts: { version: string; health: HealthReader }): CoreMetrics {
   const registry = new Exposition();
   registerProcessMetrics(registry);
 
@@ -51,7 +51,7 @@ export function createCoreMetrics(opts: { version: string; health: HealthBoard }
   });
 
   const { health } = opts;
-  const perCollector = (name: string, help: string, pick: (c: ReturnType<HealthBoard['collectorsSnapshot']>[number]) => number | null) =>
+  const perCollector = (name: string, help: string, pick: (c: ReturnType<HealthReader['collectorsSnapshot']>[number]) => number | null) =>
     readFamily(registry, name, help, 'gauge', (out) => {
       for (const c of health.collectorsSnapshot()) {
         const value = pick(c);

@@ -6,6 +6,7 @@
  */
 
 import type { TraceParent } from './traces.js';
+import { isOomText } from './log-levels.js';
 
 export type JobStatus = 'queued' | 'running' | 'success' | 'error' | 'interrupted' | 'lost';
 /**
@@ -133,4 +134,30 @@ export function isRecord(v: unknown): v is Record<string, unknown> {
 
 export function isFinal(status: JobStatus): boolean {
   return status === 'success' || status === 'error' || status === 'interrupted' || status === 'lost';
+}
+
+/**
+ * A value nobody may change through this reference: what the job tracker hands to readers (views,
+ * routes, metrics) and to the steps of a finished job, so only the reducer moves a job.
+ */
+export type DeepReadonly<T> = T extends (...args: never[]) => unknown
+  ? T
+  : T extends ReadonlyMap<infer K, infer V>
+    ? ReadonlyMap<K, DeepReadonly<V>>
+    : T extends ReadonlySet<infer U>
+      ? ReadonlySet<DeepReadonly<U>>
+      : T extends ReadonlyArray<infer E>
+        ? ReadonlyArray<DeepReadonly<E>>
+        : T extends object
+          ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+          : T;
+
+/** A job as readers and finish steps see it. */
+export type ReadonlyJob = DeepReadonly<Job>;
+
+/** Whether a job's error is the GPU running out of memory (torch's OutOfMemoryError, or its text). */
+export function isGpuOom(job: { readonly error: { readonly exception_type: string; readonly exception_message: string; readonly [extra: string]: unknown } | null }): boolean {
+  const e = job.error;
+  if (!e) return false;
+  return /OutOfMemoryError/.test(e.exception_type) || isOomText(e.exception_message) || e.oom === true;
 }

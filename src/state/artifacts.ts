@@ -3,8 +3,8 @@
  * audio, 3D, any list of dicts with `filename` and `type`), bounded, with what the disk says of
  * each file when podscope knows ComfyUI's output directory.
  */
-import { RingBuffer } from './ring-buffer.js';
-import { isRecord, type Job } from './jobs.js';
+import { RingBuffer, type RingReader } from './ring-buffer.js';
+import { isRecord, type ReadonlyJob } from './jobs.js';
 
 export interface Artifact {
   job_id: string;
@@ -94,7 +94,7 @@ export class ArtifactLedger {
   }
 
   /** Adds a finished job's outputs; returns the new entries (to stat on disk). */
-  addJob(job: Job, now: number): Artifact[] {
+  addJob(job: ReadonlyJob, now: number): Artifact[] {
     const added: Artifact[] = [];
     for (const o of job.outputs) {
       for (const a of artifactsFromUi(o.ui)) {
@@ -141,4 +141,10 @@ export class ArtifactLedger {
       }
     }
   }
+}
+
+/** The ledger as readers see it: the artifacts remembered, never one added or changed. */
+export interface ArtifactReader extends Readonly<Pick<ArtifactLedger, 'forJob' | 'newest'>> {
+  readonly ring: RingReader<Artifact>;
+  readonly producedByKind: ReadonlyMap<string, number>;
 }

@@ -1,10 +1,10 @@
 /**
  * What podscope knows about ComfyUI: connection state, the last /system_stats, frame counters,
- * the latest preview per job, and the job tracker. Written by the ComfyUI collector, read by views.
+ * the latest preview per job, rejected prompts, and the job tracker. The ComfyUI collector tells it
+ * what happened through intent methods (`httpAnswered`, `connected`, `frameArrived`…); readers get
+ * a {@link ComfyReader}. How it is shown lives in views/comfy.ts.
  */
-import type { GpuState } from './gpu.js';
-import { JobTracker, type Job } from './jobs.js';
-import { round } from '../format.js';
+import { JobTracker, type JobsReader } from './jobs.js';
 import type { CheckResult } from './readiness.js';
 
 export interface Preview {
@@ -46,77 +46,128 @@ export interface Rejection {
   source: 'tap' | 'log' | 'tap+log';
 }
 
-export const PROGRESS_UNKNOWN = "the prompt's graph has not been read yet, so the work left is unknown";
-
-/**
- * A job's ids as answers show them: `job_id` is null (with the reason) until the prompt's
- * extra_data has been read, so an answer never shows a prompt_id that later turns into a job id.
- */
-export function jobIdentity(job: Job): { job_id: string | null; prompt_id: string; job_id_unknown_reason?: string } {
-  if (job.identity_known) return { job_id: job.job_id, prompt_id: job.prompt_id };
-  return { job_id: null, prompt_id: job.prompt_id, job_id_unknown_reason: "the prompt's extra_data has not been read yet" };
-}
-
 /** How close a log block and a tap report of one rejection arrive. */
 const SAME_REJECTION_MS = 5000;
+/** Rejections kept, newest last. */
+const MAX_REJECTIONS = 20;
+
+/** What /system_stats said, and when. */
+export interface SystemStatsRead {
+  at: number;
+  raw: Record<string, unknown>;
+}
 
 export class ComfyState {
   readonly tracker: JobTracker;
-  reachedAt: number | null = null;
-  lastHttpOkAt: number | null = null;
-  lastHttpError: string | null = null;
-  httpFailingSince: number | null = null;
-  /** When ComfyUI was last seen going away (websocket closed, or HTTP failing). */
-  lastDownAt: number | null = null;
-  /** Since when ComfyUI's port refuses connections (the process is gone), else null. */
-  refusedSince: number | null = null;
-  wsConnected = false;
-  wsDownSince: number | null = null;
-  wsEverConnected = false;
-  wsClientId: string | null = null;
-  wsLastCloseReason: string | null = null;
-  wsReconnects = 0;
-  lastFrameAt: number | null = null;
-  queueRemaining: number | null = null;
-  version: string | null = null;
-  systemStatsRaw: Record<string, unknown> | null = null;
-  systemStatsAt: number | null = null;
-  /** Whether the ComfyUI tap node mirrors execution events to podscope. */
-  tap = false;
-  tapVersion: string | null = null;
-  /** ComfyUI's command line, from /system_stats (where its output and temp directories are). */
-  argv: string[] | null = null;
-  readonly framesByType = new Map<string, number>();
-  malformedFrames = 0;
-  binaryFrames = 0;
+  private reachedAtMs: number | null = null;
+  private lastHttpOk: number | null = null;
+  private lastHttpErr: string | null = null;
+  private httpFailing: number | null = null;
+  private lastDown: number | null = null;
+  private refused: number | null = null;
+  private ws = { connected: false, downSince: null as number | null, everConnected: false, clientId: null as string | null, lastCloseReason: null as string | null, reconnects: 0 };
+  private lastFrame: number | null = null;
+  private queueLeft: number | null = null;
+  private comfyVersion: string | null = null;
+  private stats: SystemStatsRead | null = null;
+  private tapInfo: { version: string | null } | null = null;
+  private commandLine: string[] | null = null;
+  private readonly frames = new Map<string, number>();
+  private malformed = 0;
+  private binary = 0;
   private readonly previews = new Map<string, Preview>();
-  /** Prompts ComfyUI refused with HTTP 400, newest last. */
-  readonly rejections: Rejection[] = [];
+  private readonly rejectionList: Rejection[] = [];
   private readonly rejectionListeners: Array<(r: Rejection) => void> = [];
 
   constructor(
     readonly url: string,
     opts: { jobIdKey: string; historyLimit: number },
-    private readonly gpu: GpuState | null,
   ) {
     this.tracker = new JobTracker(opts);
-    // A finished job keeps its GPU use over its own run (first listener: metrics and forensics read it).
-    this.tracker.onFinish((job) => {
-      if (job.finished_at !== null) job.usage = this.usageFor(job, job.finished_at);
-    });
+  }
+
+  // ── what the collector tells ─────────────────────────────────────────────────────────────────
+
+  /** ComfyUI answered over HTTP; true the first time ever. */
+  httpAnswered(now: number): boolean {
+    const first = this.reachedAtMs === null;
+    this.reachedAtMs ??= now;
+    this.lastHttpOk = now;
+    this.lastHttpErr = null;
+    this.httpFailing = null;
+    this.refused = null;
+    return first;
+  }
+
+  /** An HTTP call to ComfyUI failed; `refused` when its port refuses connections (the process is gone). */
+  httpFailed(now: number, message: string, refused: boolean): void {
+    if (this.httpFailing === null) this.lastDown = now;
+    this.httpFailing ??= now;
+    this.lastHttpErr = message;
+    this.refused = refused ? (this.refused ?? now) : null;
+  }
+
+  /** The websocket opened under `clientId`. */
+  connected(clientId: string): void {
+    this.ws.connected = true;
+    this.ws.everConnected = true;
+    this.ws.downSince = null;
+    this.ws.clientId = clientId;
+  }
+
+  /** The websocket closed (or failed to open); true when it had been open. */
+  disconnected(now: number, reason: string): boolean {
+    const was = this.ws.connected;
+    this.ws.connected = false;
+    this.ws.downSince ??= now;
+    this.ws.lastCloseReason = reason;
+    if (was) {
+      this.lastDown = now;
+      this.ws.reconnects++;
+    }
+    return was;
+  }
+
+  /** A websocket frame arrived: a text frame of `type`, a binary one, or one that is no JSON. */
+  frameArrived(now: number, kind: { type: string } | 'binary' | 'malformed'): void {
+    this.lastFrame = now;
+    if (kind === 'binary') this.binary++;
+    else if (kind === 'malformed') this.malformed++;
+    else {
+      const key = KNOWN_FRAME_TYPES.has(kind.type) ? kind.type : 'other';
+      this.frames.set(key, (this.frames.get(key) ?? 0) + 1);
+    }
+  }
+
+  /** ComfyUI's own count of prompts left, from a status frame. */
+  queueRemainingIs(n: number): void {
+    this.queueLeft = n;
+  }
+
+  /** /system_stats answered: its version and command line are read from it. */
+  systemStatsRead(now: number, raw: Record<string, unknown>): void {
+    this.stats = { at: now, raw };
+    const system = typeof raw.system === 'object' && raw.system !== null ? (raw.system as Record<string, unknown>) : {};
+    if (typeof system.comfyui_version === 'string') this.comfyVersion = system.comfyui_version;
+    this.commandLine = Array.isArray(system.argv) ? system.argv.filter((a): a is string => typeof a === 'string').slice(0, 200) : null;
+  }
+
+  /** Whether the tap node answered (`null`: it did not), with its version. */
+  tapFound(info: { version: string | null } | null): void {
+    this.tapInfo = info;
   }
 
   /** Records a rejection; the tap's report and the log's block of one rejection become one entry. */
   addRejection(r: Rejection): void {
-    const twin = this.rejections.find((x) => x.source !== r.source && x.source !== 'tap+log' && Math.abs(x.at - r.at) <= SAME_REJECTION_MS);
+    const twin = this.rejectionList.find((x) => x.source !== r.source && x.source !== 'tap+log' && Math.abs(x.at - r.at) <= SAME_REJECTION_MS);
     if (twin) {
       const tap = r.source === 'tap' ? r : twin;
       const log = r.source === 'tap' ? twin : r;
       Object.assign(twin, { at: tap.at, job_id: tap.job_id, prompt_id: tap.prompt_id, reasons: tap.reasons.length > 0 ? tap.reasons : log.reasons, lines: log.lines, source: 'tap+log' });
       return;
     }
-    this.rejections.push(r);
-    if (this.rejections.length > 20) this.rejections.shift();
+    this.rejectionList.push(r);
+    if (this.rejectionList.length > MAX_REJECTIONS) this.rejectionList.shift();
     for (const l of this.rejectionListeners) l(r);
   }
 
@@ -127,13 +178,8 @@ export class ComfyState {
 
   /** Forgets rejections older than `ttlMs`; returns how many remain. */
   pruneRejections(now: number, ttlMs: number): number {
-    while (this.rejections.length > 0 && now - this.rejections[0]!.at > ttlMs) this.rejections.shift();
-    return this.rejections.length;
-  }
-
-  countFrame(type: string): void {
-    const key = KNOWN_FRAME_TYPES.has(type) ? type : 'other';
-    this.framesByType.set(key, (this.framesByType.get(key) ?? 0) + 1);
+    while (this.rejectionList.length > 0 && now - this.rejectionList[0]!.at > ttlMs) this.rejectionList.shift();
+    return this.rejectionList.length;
   }
 
   /** Keeps only the latest preview of each job, and only for jobs still remembered. */
@@ -144,12 +190,92 @@ export class ComfyState {
     if (this.previews.size > 64) this.previews.delete(this.previews.keys().next().value!);
   }
 
+  // ── what readers see ─────────────────────────────────────────────────────────────────────────
+
+  /** When ComfyUI first answered, if ever. */
+  get reachedAt(): number | null {
+    return this.reachedAtMs;
+  }
+  get lastHttpOkAt(): number | null {
+    return this.lastHttpOk;
+  }
+  get lastHttpError(): string | null {
+    return this.lastHttpErr;
+  }
+  /** Since when HTTP calls fail, else null. */
+  get httpFailingSince(): number | null {
+    return this.httpFailing;
+  }
+  /** When ComfyUI was last seen going away (websocket closed, or HTTP failing). */
+  get lastDownAt(): number | null {
+    return this.lastDown;
+  }
+  /** Since when ComfyUI's port refuses connections (the process is gone), else null. */
+  get refusedSince(): number | null {
+    return this.refused;
+  }
+  get wsConnected(): boolean {
+    return this.ws.connected;
+  }
+  get wsDownSince(): number | null {
+    return this.ws.downSince;
+  }
+  get wsEverConnected(): boolean {
+    return this.ws.everConnected;
+  }
+  get wsClientId(): string | null {
+    return this.ws.clientId;
+  }
+  get wsLastCloseReason(): string | null {
+    return this.ws.lastCloseReason;
+  }
+  get wsReconnects(): number {
+    return this.ws.reconnects;
+  }
+  get lastFrameAt(): number | null {
+    return this.lastFrame;
+  }
+  get queueRemaining(): number | null {
+    return this.queueLeft;
+  }
+  get version(): string | null {
+    return this.comfyVersion;
+  }
+  /** The last /system_stats answer, as ComfyUI gave it. */
+  get systemStats(): SystemStatsRead | null {
+    return this.stats;
+  }
+  /** Whether the ComfyUI tap node mirrors execution events to podscope. */
+  get tap(): boolean {
+    return this.tapInfo !== null;
+  }
+  get tapVersion(): string | null {
+    return this.tapInfo?.version ?? null;
+  }
+  /** ComfyUI's command line, from /system_stats (where its output and temp directories are). */
+  get argv(): readonly string[] | null {
+    return this.commandLine;
+  }
+  get framesByType(): ReadonlyMap<string, number> {
+    return this.frames;
+  }
+  get malformedFrames(): number {
+    return this.malformed;
+  }
+  get binaryFrames(): number {
+    return this.binary;
+  }
+  /** Prompts ComfyUI refused with HTTP 400, newest last. */
+  get rejections(): readonly Readonly<Rejection>[] {
+    return this.rejectionList;
+  }
+
   preview(promptId: string): Preview | undefined {
     return this.previews.get(promptId);
   }
 
   everReached(): boolean {
-    return this.reachedAt !== null;
+    return this.reachedAtMs !== null;
   }
 
   /**
@@ -157,122 +283,68 @@ export class ComfyState {
    * after it closed. Log lines are charged to the running job only while this holds.
    */
   alive(): boolean {
-    if (this.httpFailingSince !== null || this.lastHttpOkAt === null) return false;
-    return this.wsConnected || (this.wsDownSince !== null && this.lastHttpOkAt > this.wsDownSince);
+    if (this.httpFailing !== null || this.lastHttpOk === null) return false;
+    return this.ws.connected || (this.ws.downSince !== null && this.lastHttpOk > this.ws.downSince);
   }
 
   /** The `comfyui` check of /ready: ComfyUI answers over HTTP. */
   httpCheck(): CheckResult {
-    if (this.lastHttpOkAt === null) {
-      return { ok: false, message: `ComfyUI at ${this.url} has not answered yet${this.lastHttpError ? ` (${this.lastHttpError})` : ''}`, starting: true };
+    if (this.lastHttpOk === null) {
+      return { ok: false, message: `ComfyUI at ${this.url} has not answered yet${this.lastHttpErr ? ` (${this.lastHttpErr})` : ''}`, starting: true };
     }
-    if (this.httpFailingSince !== null) return { ok: false, message: `ComfyUI at ${this.url} does not answer: ${this.lastHttpError}` };
+    if (this.httpFailing !== null) return { ok: false, message: `ComfyUI at ${this.url} does not answer: ${this.lastHttpErr}` };
     return { ok: true };
   }
 
   /** The `websocket` check of /ready. */
   websocketCheck(): CheckResult {
-    if (this.wsConnected) return { ok: true };
-    if (!this.wsEverConnected) return { ok: false, message: `websocket to ComfyUI not connected yet${this.wsLastCloseReason ? ` (${this.wsLastCloseReason})` : ''}`, starting: true };
-    return { ok: false, message: `websocket to ComfyUI is down: ${this.wsLastCloseReason ?? 'closed'}` };
+    if (this.ws.connected) return { ok: true };
+    if (!this.ws.everConnected) return { ok: false, message: `websocket to ComfyUI not connected yet${this.ws.lastCloseReason ? ` (${this.ws.lastCloseReason})` : ''}`, starting: true };
+    return { ok: false, message: `websocket to ComfyUI is down: ${this.ws.lastCloseReason ?? 'closed'}` };
   }
 
-  /** What podscope can see of other clients' prompts, in one sentence. */
-  visibility(): { mode: 'tap' | 'observer'; sees: string } {
-    if (this.tap) {
-      return {
-        mode: 'tap',
-        sees: 'every prompt from every client, node by node, with ComfyUI\'s own times, job ids from the POST on, and rejected prompts with their reasons',
-      };
-    }
-    return {
-      mode: 'observer',
-      sees:
-        "without the tap node: other clients' prompts through /queue and /history (ids, outcome, error, outputs, ComfyUI's start and end times) and the log (a sampler's tqdm steps); node start times only where progress frames or the log show them, otherwise null; rejected prompts only from the log, without their job id",
-    };
-  }
-
-  info() {
-    return {
-      connected: this.wsConnected && this.httpFailingSince === null && this.lastHttpOkAt !== null,
-      url: this.url,
-      version: this.version,
-      http_ok: this.httpFailingSince === null && this.lastHttpOkAt !== null,
-      websocket: this.wsConnected,
-      tap: this.tap,
-      tap_version: this.tapVersion,
-      visibility: this.visibility(),
-      last_frame_at: this.lastFrameAt ? new Date(this.lastFrameAt).toISOString() : null,
-    };
-  }
-
-  queueCounts() {
+  queueCounts(): { running: number; pending: number } {
     const order = this.tracker.queueOrder();
     return { running: order.running.length, pending: order.pending.length };
   }
+}
 
-  /** GPU use between the job's start and its end (or now). */
-  usageFor(job: Job, now: number): Job['usage'] {
-    if (!this.gpu || job.started_at === null) return job.usage;
-    const w = this.gpu.usageBetween(job.started_at, job.finished_at ?? now);
-    return { gpu_seconds: round(w.gpu_seconds, 3), busy_gpu_seconds: round(w.busy_gpu_seconds, 3), peak_vram_mb: w.peak_vram_mb };
-  }
-
-  currentJob(now: number): Record<string, unknown> | null {
-    const job = this.tracker.running();
-    if (!job) return null;
-    const node = job.current_node ? job.nodes.get(job.current_node) : undefined;
-    const usage = this.usageFor(job, now);
-    return {
-      ...jobIdentity(job),
-      progress_percent: job.progress,
-      ...(job.progress === null ? { progress_unknown_reason: PROGRESS_UNKNOWN } : {}),
-      started_at: job.started_at ? new Date(job.started_at).toISOString() : null,
-      elapsed_s: job.started_at ? round((now - job.started_at) / 1000) : null,
-      current_node: node
-        ? { node_id: node.node_id, class_type: node.class_type, title: node.title, progress: node.total !== null ? { steps: node.steps ?? 0, total: node.total } : null }
-        : null,
-      gpu_seconds: usage ? usage.gpu_seconds : null,
-      last_activity_s: round((now - job.last_activity) / 1000),
-    };
-  }
-
-  systemStats(): Record<string, unknown> | null {
-    const raw = this.systemStatsRaw;
-    if (!raw) return null;
-    const system = (raw.system ?? {}) as Record<string, unknown>;
-    const devices = Array.isArray(raw.devices) ? (raw.devices as Array<Record<string, unknown>>) : [];
-    const mb = (v: unknown) => (typeof v === 'number' ? Math.round(v / 1024 / 1024) : null);
-    return {
-      sampled_at: this.systemStatsAt ? new Date(this.systemStatsAt).toISOString() : null,
-      version: typeof system.comfyui_version === 'string' ? system.comfyui_version : null,
-      ram_total_mb: mb(system.ram_total),
-      ram_free_mb: mb(system.ram_free),
-      devices: devices.map((d) => ({
-        name: typeof d.name === 'string' ? d.name : null,
-        type: typeof d.type === 'string' ? d.type : null,
-        index: typeof d.index === 'number' ? d.index : null,
-        vram_total_mb: mb(d.vram_total),
-        vram_free_mb: mb(d.vram_free),
-        torch_vram_reserved_mb: mb(d.torch_vram_total),
-        torch_vram_free_mb: mb(d.torch_vram_free),
-      })),
-    };
-  }
-
-  jobPeaks(now: number): Array<Record<string, unknown>> {
-    return this.tracker
-      .all()
-      .filter((j) => j.started_at !== null)
-      .sort((a, b) => (b.started_at ?? 0) - (a.started_at ?? 0))
-      .slice(0, 20)
-      .map((j) => ({
-        job_id: j.job_id,
-        prompt_id: j.prompt_id,
-        status: j.status,
-        started_at: new Date(j.started_at!).toISOString(),
-        finished_at: j.finished_at ? new Date(j.finished_at).toISOString() : null,
-        peak_vram_mb: j.usage?.peak_vram_mb ?? this.usageFor(j, now)?.peak_vram_mb ?? null,
-      }));
-  }
+/** ComfyUI's state as readers see it: everything it knows, nothing it can be told. */
+export interface ComfyReader
+  extends Readonly<
+    Pick<
+      ComfyState,
+      | 'url'
+      | 'reachedAt'
+      | 'lastHttpOkAt'
+      | 'lastHttpError'
+      | 'httpFailingSince'
+      | 'lastDownAt'
+      | 'refusedSince'
+      | 'wsConnected'
+      | 'wsDownSince'
+      | 'wsEverConnected'
+      | 'wsClientId'
+      | 'wsLastCloseReason'
+      | 'wsReconnects'
+      | 'lastFrameAt'
+      | 'queueRemaining'
+      | 'version'
+      | 'systemStats'
+      | 'tap'
+      | 'tapVersion'
+      | 'argv'
+      | 'framesByType'
+      | 'malformedFrames'
+      | 'binaryFrames'
+      | 'rejections'
+      | 'preview'
+      | 'everReached'
+      | 'alive'
+      | 'httpCheck'
+      | 'websocketCheck'
+      | 'queueCounts'
+    >
+  > {
+  readonly tracker: JobsReader;
 }

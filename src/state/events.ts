@@ -7,7 +7,7 @@
  * across a restart is told its events are gone instead of being handed someone else's numbers.
  */
 import { randomBytes } from 'node:crypto';
-import { RingBuffer, type RingEntry } from './ring-buffer.js';
+import { RingBuffer, type RingReader, type RingEntry } from './ring-buffer.js';
 
 export const EVENT_TYPES = [
   'job_queued',
@@ -47,6 +47,12 @@ export type Resume =
   | { kind: 'replay'; entries: RingEntry<PodEvent>[] }
   | { kind: 'gap'; entries: RingEntry<PodEvent>[]; lost: number | null; reason: string };
 
+/** The event streams served: written by the route that serves them, read by metrics. */
+export class StreamCounts {
+  open = 0;
+  dropped = 0;
+}
+
 export class EventJournal {
   readonly boot = randomBytes(4).toString('hex');
   readonly ring: RingBuffer<PodEvent>;
@@ -54,7 +60,7 @@ export class EventJournal {
   /** Events recorded, by type (for metrics). */
   readonly counts = new Map<EventType, number>();
   /** Streams open now, and streams dropped for reading too slowly (kept by the route, read by metrics). */
-  readonly streams = { open: 0, dropped: 0 };
+  readonly streams = new StreamCounts();
 
   constructor(
     capacity: number,
@@ -115,4 +121,11 @@ export class EventJournal {
     }
     return { kind: 'replay', entries: this.ring.after(seq) };
   }
+}
+
+/** The journal as readers see it: replay and subscriptions, never an event recorded. */
+export interface EventReader extends Readonly<Pick<EventJournal, 'boot' | 'id' | 'subscribe' | 'subscriberCount' | 'resume'>> {
+  readonly ring: RingReader<PodEvent>;
+  readonly counts: ReadonlyMap<EventType, number>;
+  readonly streams: Readonly<StreamCounts>;
 }

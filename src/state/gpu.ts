@@ -3,7 +3,9 @@
  * behind GPU-seconds and energy. Pure and synchronous; the clock is whatever the caller passes.
  */
 import { NO_READINGS, type ComputeApp, type GpuHealth, type GpuRow, type MigDevice } from '../shared/gpu-readings.js';
-import { RingBuffer } from './ring-buffer.js';
+import { RingBuffer, type RingReader } from './ring-buffer.js';
+import type { Problem } from './health.js';
+import type { CheckResult } from './readiness.js';
 
 export interface GpuReading extends Omit<GpuRow, 'index'> {
   /** nvidia-smi's index; null for a GPU never reached whose index nothing tells. */
@@ -363,6 +365,25 @@ export class GpuState {
     return this.lastSuccessAt;
   }
 
+  /** The sampling period podscope was configured with. */
+  get intervalMs(): number {
+    return this.opts.intervalMs;
+  }
+
+  /**
+   * The `gpu` check of /ready: sampling works when the newest sample is recent (three periods, or
+   * one run's timeout and a period) and no error problem of the GPU collector is raised.
+   */
+  samplingCheck(now: number, problems: readonly Problem[], runTimeoutMs: number): CheckResult {
+    const errors = problems.filter((p) => p.component === 'gpu' && p.severity === 'error');
+    if (errors.length > 0) return { ok: false, message: `GPU sampling: ${errors.map((p) => p.message).join('; ')}` };
+    if (this.lastSuccessAt === null) return { ok: false, message: 'no GPU sample yet', starting: true };
+    const age = now - this.lastSuccessAt;
+    const limit = Math.max(3 * this.opts.intervalMs, runTimeoutMs + this.opts.intervalMs);
+    if (age > limit) return { ok: false, message: `the newest GPU sample is ${Math.round(age / 1000)} s old` };
+    return { ok: true };
+  }
+
   get gpuCountSeen(): number {
     return this.tracks.size;
   }
@@ -446,4 +467,29 @@ function normBus(bus: string): string {
   // `00000000:34:00.0` and `0000:34:00.0` name the same device.
   const m = /^([0-9a-f]+):([0-9a-f]{2}:[0-9a-f]{2}\.[0-9a-f])$/i.exec(bus.trim());
   return m ? `${m[1]!.replace(/^0+/, '')}:${m[2]!.toLowerCase()}` : bus.trim().toLowerCase();
+}
+
+/** The GPU state as readers see it: readings, totals and the timeline, never a sample applied. */
+export interface GpuReader
+  extends Readonly<Pick<
+    GpuState,
+    | 'driverVersion'
+    | 'maxGapMs'
+    | 'heldByRunpod'
+    | 'heldCount'
+    | 'readings'
+    | 'totals'
+    | 'podGpuSeconds'
+    | 'computeApps'
+    | 'computeAppsAt'
+    | 'lastSuccess'
+    | 'intervalMs'
+    | 'samplingCheck'
+    | 'gpuCountSeen'
+    | 'health'
+    | 'mig'
+    | 'migSampledAt'
+    | 'usageBetween'
+  >> {
+  readonly timeline: RingReader<TimelinePoint>;
 }

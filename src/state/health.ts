@@ -161,3 +161,6 @@ export class HealthBoard {
     return false;
   }
 }
+
+/** What readers (routes, views, metrics) may do with the board: look. */
+export type HealthReader = Readonly<Pick<HealthBoard, 'problems' | 'hasProblem' | 'get' | 'collectorsSnapshot'>>;

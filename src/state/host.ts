@@ -12,3 +12,6 @@ export class HostState {
     this.snap = snapshot;
   }
 }
+
+/** The host sample as readers see it. */
+export type HostReader = Readonly<Pick<HostState, 'snapshot'>>;

@@ -20,7 +20,7 @@
 import { REDACTED, isSecretName } from '../secrets.js';
 import type { ComfyEvent, ErrorInfo, ExecutionEvent, HistoryRecord, ProgressNode } from '../shared/comfy-events.js';
 import { ancestors, neededNodes, plannedSteps, topologicalOrder } from './job-graph.js';
-import { isFinal, isRecord, type Job, type JobError, type JobNode, type JobSnapshot, type JobStatus, type NodeStatus, type QueueItem, type TimeSource } from '../shared/job-types.js';
+import { isFinal, isRecord, type DeepReadonly, type Job, type JobError, type JobNode, type JobSnapshot, type JobStatus, type JobUsage, type NodeStatus, type QueueItem, type ReadonlyJob, type TimeSource } from '../shared/job-types.js';
 import type { TraceParent } from '../shared/traces.js';
 
 export * from '../shared/job-types.js';
@@ -83,6 +83,9 @@ export function rejectionReasons(error: Record<string, unknown> | null, nodeErro
   return out.slice(0, 20);
 }
 
+/** Told of a job's outcome: the finish pipeline (see {@link JobTracker.finishWith}). */
+export type FinishHandler = (job: ReadonlyJob, refined: boolean) => void;
+
 export interface JobTrackerOptions {
   jobIdKey: string;
   historyLimit: number;
@@ -110,7 +113,8 @@ export class JobTracker {
   private readonly byJobId = new Map<string, string>();
   private pendingOrder: string[] = [];
   private runningIds: string[] = [];
-  private readonly finishListeners: Array<(job: Job, refined: boolean) => void> = [];
+  /** The finish pipeline (composed in main.ts): told of every outcome, set once. */
+  private finisher: FinishHandler | null = null;
   private readonly changeListeners: Array<() => void> = [];
   /** Size estimates of finished jobs (see {@link approxBytes}). */
   private readonly sizes = new Map<string, number>();
@@ -122,11 +126,14 @@ export class JobTracker {
   constructor(private readonly opts: JobTrackerOptions) {}
 
   /**
-   * Told when a job reaches an outcome (metrics, artifacts, forensics): once, and again with
+   * Hands every outcome to the finish pipeline: once when a job reaches one, and again with
    * `refined` when ComfyUI's record later turns a job podscope inferred lost into its real outcome.
+   * The pipeline sees the job read-only; what it learns goes back through {@link recordUsage},
+   * {@link annotateError} and {@link diagnose}. Set once, by the composition root.
    */
-  onFinish(listener: (job: Job, refined: boolean) => void): void {
-    this.finishListeners.push(listener);
+  finishWith(handler: FinishHandler): void {
+    if (this.finisher) throw new Error('the job tracker already has its finish pipeline');
+    this.finisher = handler;
   }
 
   /** Every job known: the finished ones remembered, and those queued or running. */
@@ -730,6 +737,27 @@ export class JobTracker {
     if (!job) return;
     job.error ??= { node_id: job.current_node, class_type: job.current_node ? (job.nodes.get(job.current_node)?.class_type ?? null) : null, exception_type: 'unknown', exception_message: '', traceback: [] } satisfies JobError;
     Object.assign(job.error, extra);
+    this.changed(job);
+  }
+
+  /** Gives a job that ended without an error the one its evidence points to (a probable RAM OOM kill). */
+  diagnose(promptId: string, error: JobError): void {
+    const job = this.jobs.get(promptId);
+    if (!job || job.error) return;
+    job.error = error;
+    this.changed(job);
+  }
+
+  /** Records a finished job's GPU use over its own run (the attribution step). */
+  recordUsage(promptId: string, usage: JobUsage | null): void {
+    const job = this.jobs.get(promptId);
+    if (!job) return;
+    job.usage = usage;
+    this.changed(job);
+  }
+
+  /** A finished job learned something after its outcome: its size is measured again, readers see a new version. */
+  private changed(job: Job): void {
     this.sizes.delete(job.prompt_id);
     this.version++;
   }
@@ -760,7 +788,7 @@ export class JobTracker {
       this.finished.push(job.prompt_id);
       this.evict();
     }
-    if (!silent) for (const l of this.finishListeners) l(job, wasFinal);
+    if (!silent) this.finisher?.(job, wasFinal);
   }
 
   private evict(): void {
@@ -862,7 +890,7 @@ export class JobTracker {
     return [...this.jobs.values()].filter((j) => !isFinal(j.status));
   }
 
-  snapshot(job: Job): JobSnapshot {
+  snapshot(job: ReadonlyJob): DeepReadonly<JobSnapshot> {
     const nodes = job.order.map((id) => job.nodes.get(id)!).filter(Boolean);
     const needed = nodes.filter((n) => n.needed);
     return {
@@ -873,4 +901,14 @@ export class JobTracker {
       nodes_completed: needed.filter((n) => done(n.status)).length,
     };
   }
+}
+
+/** The tracker as readers see it: jobs, read-only, and the queue's order; never an event applied. */
+export interface JobsReader
+  extends Readonly<Pick<JobTracker, 'size' | 'rememberedCount' | 'version' | 'updatedAt' | 'has' | 'isFinished' | 'queueOrder' | 'snapshot' | 'approxBytes'>> {
+  get(idOrJobId: string): ReadonlyJob | undefined;
+  running(): ReadonlyJob | undefined;
+  latest(): ReadonlyJob | undefined;
+  all(): ReadonlyJob[];
+  unfinished(): ReadonlyJob[];
 }

@@ -2,7 +2,7 @@
  * The log buffer: one ring of ComfyUI's and podscope's log records, bounded by entries and bytes,
  * searchable by level, job, source, text and seq cursor, with live subscribers for follow mode.
  */
-import { RingBuffer, type RingEntry } from './ring-buffer.js';
+import { RingBuffer, type RingReader, type RingEntry } from './ring-buffer.js';
 import { LEVEL_RANK, type Level } from '../shared/log-levels.js';
 
 export type LogSource = 'comfyui' | 'podscope';
@@ -90,4 +90,10 @@ export class LogStore {
   query(q: LogQuery): RingEntry<LogRecord>[] {
     return this.ring.select(this.matcher(q), q.lines, q.after ?? 0);
   }
+}
+
+/** The log buffer as readers see it: queries and subscriptions, never an append or an attribution. */
+export interface LogReader extends Readonly<Pick<LogStore, 'subscribe' | 'subscriberCount' | 'matcher' | 'query'>> {
+  readonly ring: RingReader<LogRecord>;
+  readonly counts: ReadonlyMap<string, number>;
 }

@@ -1,24 +1,73 @@
 /**
- * PodState: everything the routes may read, in one place. Collectors write the parts they own;
- * routes only read and serialize.
+ * PodState: everything the routes may read, in one place, built whole before the server starts.
+ *
+ * Each part is made by {@link createPodParts} (or handed in by a test) and given to the PodState at
+ * construction; collectors write the parts they own, and readers (http/, views/, metrics/) are typed
+ * against {@link PodReader}, which exposes each part read-only: the compiler keeps them from moving
+ * state. Only the GPU part may be absent, when GPU sampling is off (`PODSCOPE_GPU=off`).
  */
 import type { Config } from '../config.js';
 import { redactEnvValue, type Scrubber } from '../secrets.js';
-import type { HostState } from './host.js';
-import type { EventJournal } from './events.js';
-import type { ComfyState } from './comfy.js';
-import type { GpuState } from './gpu.js';
-import type { LogStore } from './logs.js';
-import type { ArtifactFiles, ArtifactLedger } from './artifacts.js';
-import { HealthBoard } from './health.js';
-import { Readiness, type ReadyReport } from './readiness.js';
+import { HostState, type HostReader } from './host.js';
+import { EventJournal, type EventReader } from './events.js';
+import { ComfyState, type ComfyReader } from './comfy.js';
+import { GpuState, type GpuReader } from './gpu.js';
+import { LogStore, type LogReader } from './logs.js';
+import { ArtifactLedger, type ArtifactReader } from './artifacts.js';
+import { HealthBoard, type HealthReader } from './health.js';
+import { readinessReport, type ReadyReport } from './readiness.js';
 import type { RingStats } from './ring-buffer.js';
 
 /** Environment variables shown in /debug/config: an allowlist of prefixes, never the whole env. */
 const SHOWN_ENV = /^(PODSCOPE_|COMFYUI_|RUNPOD_|LOG_LEVEL$|CUDA_VISIBLE_DEVICES$|NVIDIA_VISIBLE_DEVICES$|NODE_ENV$)/;
 
-export type ConnectionsProvider = () => unknown;
+/** Bytes the event journal may hold for clients that reconnect. */
+export const EVENT_JOURNAL_BYTES = 8 * 1024 * 1024;
 
+/** The parts of the pod's state, each written by one collector. */
+export interface PodParts {
+  health: HealthBoard;
+  comfy: ComfyState;
+  /** GPU readings and accounting; null when GPU sampling is off (PODSCOPE_GPU=off). */
+  gpu: GpuState | null;
+  host: HostState;
+  logs: LogStore;
+  artifacts: ArtifactLedger;
+  events: EventJournal;
+}
+
+/** Every part, empty, sized by the configuration. */
+export function createPodParts(config: Config, now: () => number, startedAt: number): PodParts {
+  return {
+    health: new HealthBoard(now),
+    comfy: new ComfyState(config.comfyuiUrl, { jobIdKey: config.jobIdKey, historyLimit: config.jobHistory }),
+    gpu: config.gpuEnabled ? new GpuState({ startedAt, intervalMs: config.gpuIntervalMs, heldCount: config.gpuCount, timelineCapacity: config.gpuSamples }) : null,
+    host: new HostState(),
+    logs: new LogStore(config.logLines, config.logBytes),
+    artifacts: new ArtifactLedger(config.artifacts),
+    events: new EventJournal(config.events, EVENT_JOURNAL_BYTES, now),
+  };
+}
+
+/** The pod as routes, views and metrics see it: every part read-only. */
+export interface PodReader {
+  readonly config: Config;
+  readonly version: string;
+  readonly scrubber: Scrubber;
+  readonly startedAt: number;
+  readonly now: () => number;
+  /** Allowlisted environment, secrets redacted by name and URL passwords masked. */
+  readonly environment: Readonly<Record<string, string>>;
+  readonly health: HealthReader;
+  readonly comfy: ComfyReader;
+  readonly gpu: GpuReader | null;
+  readonly host: HostReader;
+  readonly logs: LogReader;
+  readonly artifacts: ArtifactReader;
+  readonly events: EventReader;
+  condition(): ReadyReport;
+  buffers(): Record<string, RingStats>;
+}
 
 export interface PodStateOptions {
   config: Config;
@@ -26,44 +75,41 @@ export interface PodStateOptions {
   scrubber: Scrubber;
   env: Record<string, string | undefined>;
   now?: () => number;
+  /** When podscope started (default: now). */
+  startedAt?: number;
+  /** The parts (default: each made empty from the configuration). */
+  parts?: Partial<PodParts>;
 }
 
-export class PodState {
+export class PodState implements PodReader {
   readonly config: Config;
   readonly version: string;
   readonly scrubber: Scrubber;
   readonly startedAt: number;
   readonly now: () => number;
-  readonly health: HealthBoard;
-  readonly readiness = new Readiness();
-  /** Allowlisted environment, secrets redacted by name and URL passwords masked. */
   readonly environment: Readonly<Record<string, string>>;
-  private readonly connectionProviders = new Map<string, ConnectionsProvider>();
-  private readonly bufferProviders = new Map<string, () => RingStats>();
-  /** GPU readings and accounting; null when GPU sampling is off. */
-  gpu: GpuState | null = null;
-  /** Outputs of finished jobs; null until wired. */
-  artifacts: ArtifactLedger | null = null;
-  /** Opens output files for downloads; null until wired. */
-  artifactFiles: ArtifactFiles | null = null;
-  /** The log buffer; null until the log collector is wired. */
-  logs: LogStore | null = null;
-  /** Open streams (log follow) to end when podscope stops. */
-  readonly streams = new Set<() => void>();
-  /** Jobs, queue and ComfyUI connection; null until the ComfyUI side is wired. */
-  comfy: ComfyState | null = null;
-  /** Host memory, disks and podscope's own memory, as last sampled. */
-  host: HostState | null = null;
-  /** What changed, for /debug/events; null until wired. */
-  events: EventJournal | null = null;
+  readonly health: HealthBoard;
+  readonly comfy: ComfyState;
+  readonly gpu: GpuState | null;
+  readonly host: HostState;
+  readonly logs: LogStore;
+  readonly artifacts: ArtifactLedger;
+  readonly events: EventJournal;
 
   constructor(opts: PodStateOptions) {
     this.config = opts.config;
     this.version = opts.version;
     this.scrubber = opts.scrubber;
     this.now = opts.now ?? Date.now;
-    this.startedAt = this.now();
-    this.health = new HealthBoard(this.now);
+    this.startedAt = opts.startedAt ?? this.now();
+    const parts = { ...createPodParts(opts.config, this.now, this.startedAt), ...opts.parts };
+    this.health = parts.health;
+    this.comfy = parts.comfy;
+    this.gpu = parts.gpu;
+    this.host = parts.host;
+    this.logs = parts.logs;
+    this.artifacts = parts.artifacts;
+    this.events = parts.events;
     const shown: Record<string, string> = {};
     for (const name of Object.keys(opts.env).sort()) {
       const value = opts.env[name];
@@ -74,28 +120,27 @@ export class PodState {
 
   /** /ready's checks and the pod's condition, from the same rule /debug/status uses. */
   condition(): ReadyReport {
-    return this.readiness.report(this.health.problems());
+    const problems = this.health.problems();
+    const gpu = this.gpu;
+    return readinessReport(
+      {
+        comfyui: () => this.comfy.httpCheck(),
+        websocket: () => this.comfy.websocketCheck(),
+        gpu: () => (gpu ? gpu.samplingCheck(this.now(), problems, this.config.gpuTimeoutMs) : { ok: true }),
+      },
+      problems,
+    );
   }
 
-  /** A collector registers what it holds open, for /debug/connections. */
-  addConnections(name: string, provider: ConnectionsProvider): void {
-    this.connectionProviders.set(name, provider);
-  }
-
-  /** Every ring buffer registers its fill, for /debug/memory. */
-  addBuffer(name: string, stats: () => RingStats): void {
-    this.bufferProviders.set(name, stats);
-  }
-
+  /** Every ring buffer's fill, for /debug/memory. */
   buffers(): Record<string, RingStats> {
-    const out: Record<string, RingStats> = {};
-    for (const [name, stats] of this.bufferProviders) out[name] = stats();
-    return out;
-  }
-
-  connections(): Record<string, unknown> {
-    const out: Record<string, unknown> = {};
-    for (const [name, provider] of this.connectionProviders) out[name] = provider();
-    return out;
+    const jobs = this.comfy.tracker;
+    return {
+      ...(this.gpu ? { gpu_timeline: this.gpu.timeline.stats() } : {}),
+      jobs: { entries: jobs.rememberedCount, bytes: jobs.approxBytes(), capacity_entries: this.config.jobHistory, capacity_bytes: 0, dropped: 0, next_seq: 0 },
+      logs: this.logs.ring.stats(),
+      artifacts: this.artifacts.ring.stats(),
+      events: this.events.ring.stats(),
+    };
   }
 }

@@ -26,36 +26,30 @@ export interface ReadyReport {
   problems: Pick<Problem, 'component' | 'code' | 'message'>[];
 }
 
-export class Readiness {
-  private readonly fns = new Map<CheckName, CheckFn>();
-
-  set(name: CheckName, fn: CheckFn): void {
-    this.fns.set(name, fn);
-  }
-
-  /** The checks and the condition they make together with the raised problems. */
-  report(problems: readonly Problem[] = []): ReadyReport {
-    const checks = {} as Record<CheckName, string>;
-    let broken = 0;
-    let starting = 0;
-    for (const name of READY_CHECKS) {
-      const fn = this.fns.get(name);
-      let r: CheckResult;
-      try {
-        r = fn ? fn() : { ok: false, message: `${name} is not monitored by this podscope.` };
-      } catch (err) {
-        r = { ok: false, message: `${name} check failed: ${(err as Error).message}` };
-      }
-      if (r.ok) {
-        checks[name] = 'ok';
-      } else {
-        checks[name] = r.message;
-        if (r.starting) starting++;
-        else broken++;
-      }
+/**
+ * The checks and the condition they make together with the raised problems. A check that throws
+ * counts as failing, with its message.
+ */
+export function readinessReport(fns: Record<CheckName, CheckFn>, problems: readonly Problem[] = []): ReadyReport {
+  const checks = {} as Record<CheckName, string>;
+  let broken = 0;
+  let starting = 0;
+  for (const name of READY_CHECKS) {
+    let r: CheckResult;
+    try {
+      r = fns[name]();
+    } catch (err) {
+      r = { ok: false, message: `${name} check failed: ${(err as Error).message}` };
     }
-    const errors = problems.filter((p) => p.severity === 'error').map(({ component, code, message }) => ({ component, code, message }));
-    const status: Condition = broken > 0 || errors.length > 0 ? 'degraded' : starting > 0 ? 'starting' : 'ok';
-    return { ready: status === 'ok', status, checks, problems: errors };
+    if (r.ok) {
+      checks[name] = 'ok';
+    } else {
+      checks[name] = r.message;
+      if (r.starting) starting++;
+      else broken++;
+    }
   }
+  const errors = problems.filter((p) => p.severity === 'error').map(({ component, code, message }) => ({ component, code, message }));
+  const status: Condition = broken > 0 || errors.length > 0 ? 'degraded' : starting > 0 ? 'starting' : 'ok';
+  return { ready: status === 'ok', status, checks, problems: errors };
 }

@@ -178,3 +178,6 @@ export class RingBuffer<T> {
     };
   }
 }
+
+/** A ring buffer as readers see it: entries and fill, never a push or a clear. */
+export type RingReader<T> = Readonly<Pick<RingBuffer<T>, 'size' | 'bytes' | 'dropped' | 'firstSeq' | 'lastSeq' | 'newest' | 'after' | 'select' | 'walkBack' | 'toArray' | 'last' | 'stats'>>;

@@ -1,7 +1,7 @@
 /**
  * GPU objects as /debug/status and /debug/memory show them (contract 2.3, 2.7).
  */
-import type { GpuHealthReading, GpuReading, GpuState } from '../state/gpu.js';
+import type { GpuHealthReading, GpuReader, GpuReading } from '../state/gpu.js';
 import { activeReasons, type MigDevice } from '../shared/gpu-readings.js';
 import { healthVerdict } from '../shared/gpu-health.js';
 
@@ -62,7 +62,7 @@ export function healthView(h: GpuHealthReading | null): HealthView | null {
   return { ...h, sampled_at: new Date(h.sampled_at).toISOString(), verdict: healthVerdict(h)?.text ?? null };
 }
 
-export function gpuStatusView(g: GpuReading, now: number, gpu?: GpuState | null): GpuStatusView {
+export function gpuStatusView(g: GpuReading, now: number, gpu?: GpuReader | null): GpuStatusView {
   const reasons: Record<string, string> = {};
   for (const f of STATUS_FIELDS) {
     if (g[f] === null && g.null_reasons[f]) reasons[f] = g.null_reasons[f]!;

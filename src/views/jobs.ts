@@ -1,15 +1,16 @@
 /**
  * /debug/workflow (contract 2.4) and /debug/queue (contract 2.6).
  */
-import { jobIdentity, PROGRESS_UNKNOWN, type ComfyState } from '../state/comfy.js';
-import type { Job, JobSnapshot } from '../state/jobs.js';
+import type { ComfyReader } from '../state/comfy.js';
+import type { GpuReader } from '../state/gpu.js';
 import { iso } from '../format.js';
-import { isFinal } from '../shared/job-types.js';
+import { isFinal, type ReadonlyJob } from '../shared/job-types.js';
+import { jobIdentity, jobUsage, PROGRESS_UNKNOWN } from './comfy.js';
 
 
-export function workflowView(comfy: ComfyState, job: Job, now: number) {
-  const s: JobSnapshot = comfy.tracker.snapshot(job);
-  const usage = job.usage ?? comfy.usageFor(job, now);
+export function workflowView(comfy: ComfyReader, gpu: GpuReader | null, job: ReadonlyJob, now: number) {
+  const s = comfy.tracker.snapshot(job);
+  const usage = jobUsage(job, gpu, now);
   const end = job.finished_at ?? now;
   return {
     ...jobIdentity(job),
@@ -54,7 +55,7 @@ export function workflowView(comfy: ComfyState, job: Job, now: number) {
   };
 }
 
-function queueJob(job: Job) {
+function queueJob(job: ReadonlyJob) {
   return {
     ...jobIdentity(job),
     number: job.number,
@@ -68,9 +69,9 @@ function queueJob(job: Job) {
   };
 }
 
-export function queueView(comfy: ComfyState, now: number) {
+export function queueView(comfy: ComfyReader, now: number) {
   const order = comfy.tracker.queueOrder();
-  const pick = (ids: string[]) => ids.map((id) => comfy.tracker.get(id)).filter((j): j is Job => j !== undefined);
+  const pick = (ids: string[]) => ids.map((id) => comfy.tracker.get(id)).filter((j): j is ReadonlyJob => j !== undefined);
   return {
     running: pick(order.running).map(queueJob),
     pending: pick(order.pending).map((j, i) => ({ ...queueJob(j), position: i + 1 })),
@@ -83,8 +84,8 @@ export function queueView(comfy: ComfyState, now: number) {
 }
 
 /** One remembered job as /debug/jobs lists it: outcome, times, GPU use and the error in brief. */
-function jobSummary(comfy: ComfyState, job: Job, now: number) {
-  const usage = job.usage ?? comfy.usageFor(job, now);
+function jobSummary(gpu: GpuReader | null, job: ReadonlyJob, now: number) {
+  const usage = jobUsage(job, gpu, now);
   const end = job.finished_at ?? now;
   const e = job.error;
   return {
@@ -108,14 +109,14 @@ function jobSummary(comfy: ComfyState, job: Job, now: number) {
  * first, each by its own times (a job read from ComfyUI's history sorts by when it ended, not by
  * when podscope read it).
  */
-export function jobsView(comfy: ComfyState, now: number, opts: { status?: string; limit: number }) {
-  const key = (j: Job) => (isFinal(j.status) ? (j.finished_at ?? j.started_at ?? j.queued_at ?? j.first_seen_at) : Number.POSITIVE_INFINITY);
+export function jobsView(comfy: ComfyReader, gpu: GpuReader | null, now: number, opts: { status?: string; limit: number }) {
+  const key = (j: ReadonlyJob) => (isFinal(j.status) ? (j.finished_at ?? j.started_at ?? j.queued_at ?? j.first_seen_at) : Number.POSITIVE_INFINITY);
   const jobs = comfy.tracker
     .all()
     .filter((j) => opts.status === undefined || j.status === opts.status || (opts.status === 'finished' && isFinal(j.status)))
     .sort((a, b) => key(b) - key(a) || b.first_seen_at - a.first_seen_at);
   return {
-    jobs: jobs.slice(0, opts.limit).map((j) => jobSummary(comfy, j, now)),
+    jobs: jobs.slice(0, opts.limit).map((j) => jobSummary(gpu, j, now)),
     total: jobs.length,
     sampled_at: iso(now),
   };

@@ -1,20 +1,22 @@
 /**
  * /debug/status (contract 2.3): the one answer a harness or a person polls.
  */
-import type { PodState } from '../state/pod.js';
+import type { PodReader } from '../state/pod.js';
+import { iso } from '../format.js';
 import { gpuStatusView, type GpuStatusView } from './gpu.js';
+import { comfyInfoView, currentJobView } from './comfy.js';
 
 export type PodStatus = 'starting' | 'idle' | 'processing' | 'degraded';
 
 export type StatusView = ReturnType<typeof statusView>;
 
-export function statusView(state: PodState) {
+export function statusView(state: PodReader) {
   const now = state.now();
   const gpus: GpuStatusView[] = state.gpu ? state.gpu.readings().map((g) => gpuStatusView(g, now, state.gpu)) : [];
   // The GPU ComfyUI uses: the first one, unless ComfyUI names another.
   const gpu = gpus.find((g) => !g.lost) ?? gpus[0] ?? null;
   const comfy = state.comfy;
-  const currentJob = comfy ? comfy.currentJob(now) : null;
+  const currentJob = currentJobView(comfy, state.gpu, now);
   const problems = state.health.problems();
   // The same condition /ready answers; only `ok` is refined by what ComfyUI is doing.
   const condition = state.condition().status;
@@ -25,9 +27,9 @@ export function statusView(state: PodState) {
     gpu: gpu ? { ...gpu } : null,
     gpus,
     current_job: currentJob,
-    comfyui: comfy ? comfy.info() : { connected: false, url: state.config.comfyuiUrl, version: null },
-    queue: comfy ? comfy.queueCounts() : { running: 0, pending: 0 },
+    comfyui: comfyInfoView(comfy),
+    queue: comfy.queueCounts(),
     problems: problems.map(({ component, code, message, since, severity }) => ({ component, code, message, since, severity })),
-    sampled_at: new Date(now).toISOString(),
+    sampled_at: iso(now),
   };
 }

@@ -20,6 +20,7 @@ export type Layer =
   | 'collectors'
   | 'views'
   | 'metrics'
+  | 'finish'
   | 'http'
   | 'cli'
   | 'sim'
@@ -38,11 +39,12 @@ export const ALLOWED: Record<Layer, readonly Layer[]> = {
   collectors: ['shared', 'config', 'logging', 'sources', 'logs', 'state'],
   views: ['shared', 'state'],
   metrics: ['shared', 'logging', 'state'],
+  finish: ['shared', 'state', 'views'],
   http: ['shared', 'logging', 'state', 'views', 'metrics'],
   cli: ['shared', 'version'],
   sim: ['shared', 'sources'],
   demo: ['shared', 'config', 'logging', 'sim', 'root'],
-  root: ['shared', 'config', 'logging', 'version', 'sources', 'logs', 'state', 'collectors', 'views', 'metrics', 'http'],
+  root: ['shared', 'config', 'logging', 'version', 'sources', 'logs', 'state', 'collectors', 'views', 'metrics', 'finish', 'http'],
 };
 
 /**
@@ -61,7 +63,13 @@ const TOP_LEVEL: Record<string, Layer> = {
 };
 
 /** Layers whose files may do no I/O: no file system, child process, network or fetch. */
-export const NO_IO: readonly Layer[] = ['shared', 'state', 'views', 'metrics', 'http'];
+export const NO_IO: readonly Layer[] = ['shared', 'state', 'views', 'metrics', 'finish', 'http'];
+
+/** Layers that only read the pod's state: typed against its read-only interfaces, never its classes. */
+export const READERS: readonly Layer[] = ['views', 'metrics', 'http'];
+
+/** The classes of the state, which readers reach only through their read-only interfaces (PodReader, ComfyReader…). */
+const WRITABLE_STATE = /\b(PodState|ComfyState|GpuState|LogStore|EventJournal|ArtifactLedger|HealthBoard|JobTracker|HostState)\b/g;
 
 /** Node's modules that reach the file system, other processes or the network. */
 const IO_MODULES = new Set(['fs', 'fs/promises', 'child_process', 'net', 'dgram', 'http', 'https', 'http2', 'tls', 'dns', 'dns/promises', 'worker_threads', 'cluster']);
@@ -123,7 +131,7 @@ function tsFiles(dir: string): string[] {
 export interface Offence {
   file: string;
   line: number;
-  rule: 'layering' | 'unclassified' | 'missing' | 'cycle' | 'io' | 'composition' | 'scrape';
+  rule: 'layering' | 'unclassified' | 'missing' | 'cycle' | 'io' | 'composition' | 'scrape' | 'reader';
   message: string;
 }
 
@@ -162,6 +170,12 @@ export function checkLayering(src: string): Offence[] {
       const code = withoutComments(text);
       // A method named fetch (Hono's app.fetch) is allowed: only the global fetch goes out.
       for (const m of code.matchAll(/(?<![.\w])fetch\s*\(/g)) out.push({ file: rel(file), line: code.slice(0, m.index).split('\n').length, rule: 'io', message: `${from} does no I/O, but calls fetch()` });
+    }
+    if (from !== null && READERS.includes(from)) {
+      const code = withoutComments(text);
+      for (const m of code.matchAll(WRITABLE_STATE)) {
+        out.push({ file: rel(file), line: code.slice(0, m.index).split('\n').length, rule: 'reader', message: `${from} reads the state through its read-only interfaces, but names ${m[0]}` });
+      }
     }
     if (from === 'metrics') {
       for (const m of text.matchAll(/\b(?:state|gpu|comfy|tracker|ledger|logs)\.(advance|apply\w*|set\w*|record\w*|raise|clear|lose\w*|annotate\w*)\(/g)) {

@@ -4,7 +4,8 @@
 import { loadConfig } from '../../src/config.js';
 import { Scrubber } from '../../src/secrets.js';
 import { createLogger, type LineSink } from '../../src/log.js';
-import { PodState } from '../../src/state/pod.js';
+import { PodState, type PodParts } from '../../src/state/pod.js';
+import type { HttpServices } from '../../src/http/services.js';
 import { createCoreMetrics } from '../../src/metrics/registry.js';
 import { createHttpHandler, type HttpHandler } from '../../src/http/app.js';
 import type { WebAssets } from '../../src/shared/web-assets.js';
@@ -13,6 +14,8 @@ export interface TestPod {
   app: HttpHandler['app'];
   /** node:http's listener: the direct lane, then Hono. */
   listener: HttpHandler['listener'];
+  /** Ends every open stream, as podscope does when it stops. */
+  endStreams: HttpHandler['endStreams'];
   state: PodState;
   lines: string[];
   metrics: ReturnType<typeof createCoreMetrics>;
@@ -22,16 +25,20 @@ export function memorySink(lines: string[]): LineSink {
   return { write: (line) => lines.push(line) };
 }
 
-export function testPod(env: Record<string, string | undefined> = {}, now?: () => number, opts: { assets?: WebAssets } = {}): TestPod {
+/**
+ * `opts.parts`: parts of the state to use instead of empty ones (a GPU state with samples, a
+ * tracker with jobs); `opts.services`: what the HTTP layer is handed besides the state.
+ */
+export function testPod(env: Record<string, string | undefined> = {}, now?: () => number, opts: { assets?: WebAssets; parts?: Partial<PodParts>; services?: Partial<HttpServices> } = {}): TestPod {
   const fullEnv = { PODSCOPE_PORT: '0', RUNPOD_POD_ID: 'pod_test', ...env };
   const config = loadConfig(fullEnv);
   const scrubber = Scrubber.fromEnv(fullEnv, [config.token]);
   const lines: string[] = [];
   const logger = createLogger({ level: 'info', podId: config.podId, environment: config.env, scrubber, sinks: [memorySink(lines)] });
-  const state = new PodState({ config, version: '0.0.0-test', scrubber, env: fullEnv, now });
+  const state = new PodState({ config, version: '0.0.0-test', scrubber, env: fullEnv, now, parts: opts.parts });
   const metrics = createCoreMetrics({ version: '0.0.0-test', health: state.health });
-  const { app, listener } = createHttpHandler({ state, logger, metrics, assets: opts.assets });
-  return { app, listener, state, lines, metrics };
+  const { app, listener, endStreams } = createHttpHandler({ state, logger, metrics, assets: opts.assets, services: opts.services });
+  return { app, listener, endStreams, state, lines, metrics };
 }
 
 /** Node bindings as @hono/node-server passes them, with a chosen peer address. */

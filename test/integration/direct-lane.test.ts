@@ -8,6 +8,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { testPod, type TestPod } from '../helpers/pod.js';
+import { fixtureRows } from '../helpers/gpu-rows.js';
 
 const T0 = Date.parse('2026-11-24T12:00:00.000Z');
 
@@ -48,9 +49,12 @@ function accessLines(s: Served, requestId: string): any[] {
   return s.pod.lines.map((l) => JSON.parse(l)).filter((l) => l.request_id === requestId && l.access === true);
 }
 
-/** Makes /ready answer 200: every readiness check passes. */
+/** Makes /ready answer 200: ComfyUI answers over HTTP and its websocket, and a GPU sample is fresh. */
 function allReady(s: Served): void {
-  for (const n of ['comfyui', 'websocket', 'gpu'] as const) s.pod.state.readiness.set(n, () => ({ ok: true }));
+  const now = s.pod.state.now();
+  s.pod.state.comfy.httpAnswered(now);
+  s.pod.state.comfy.connected('podscope-test');
+  s.pod.state.gpu!.applySample(now, fixtureRows('h200-x1.drv590.load'));
 }
 
 const routes = ['/health', '/ready', '/debug/status'] as const;

@@ -24,7 +24,9 @@ function rig(config: FakeSmiConfig, opts: { timeoutMs?: number; bin?: string } =
     logger,
     env: fake.env(),
   });
-  return { fake, health, state, collector, codes: () => health.problems().map((p) => p.code) };
+  /** The pod's `gpu` readiness check, as /ready answers it from this state. */
+  const ready = () => state.samplingCheck(Date.now(), health.problems(), opts.timeoutMs ?? 3000);
+  return { fake, health, state, collector, ready, codes: () => health.problems().map((p) => p.code) };
 }
 
 
@@ -37,7 +39,7 @@ describe('GPU collector against a real child process', () => {
       [1, 50],
     ]);
     expect(r.codes()).toEqual([]);
-    expect(r.collector.readiness()).toEqual({ ok: true });
+    expect(r.ready()).toEqual({ ok: true });
   });
 
   it('lists the per-process GPU memory', async () => {
@@ -51,7 +53,7 @@ describe('GPU collector against a real child process', () => {
     await r.collector.tick();
     expect(r.codes()).toContain('NVIDIA_SMI_TIMEOUT');
     expect(r.health.problems()[0]!.message).toMatch(/did not answer within 300 ms and was killed/);
-    expect(r.collector.readiness().ok).toBe(false);
+    expect(r.ready().ok).toBe(false);
     await until(() => r.fake.leftovers().length === 0);
   });
 
@@ -120,7 +122,7 @@ describe('GPU collector against a real child process', () => {
     const r = rig({}, { bin: '/nonexistent/nvidia-smi' });
     await r.collector.tick();
     expect(r.codes()).toEqual(['NVIDIA_SMI_MISSING']);
-    expect(r.collector.readiness()).toMatchObject({ ok: false, message: expect.stringMatching(/not found/) });
+    expect(r.ready()).toMatchObject({ ok: false, message: expect.stringMatching(/not found/) });
   });
 
   it.each([

@@ -21,7 +21,7 @@ function rig(existing?: string) {
   if (existing !== undefined) writeFileSync(path, existing);
   const store = new LogStore(10_000, 32 * 1024 * 1024);
   const health = new HealthBoard();
-  const comfy = new ComfyState('http://x', { jobIdKey: 'job_id', historyLimit: 10 }, null);
+  const comfy = new ComfyState('http://x', { jobIdKey: 'job_id', historyLimit: 10 });
   const collector = new LogCollector({ config: loadConfig({ COMFYUI_LOG_FILE: path }, 'h'), store, comfy, health, scrubber: new Scrubber([]) });
   collector.start();
   stop = () => collector.stop();

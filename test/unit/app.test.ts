@@ -287,31 +287,43 @@ describe('health and readiness', () => {
     expect(uptimes).toEqual([12.3, 12.4, 12.4, 12.5, 12.5]);
   });
 
+  /** A pod without GPU sampling whose ComfyUI answers over HTTP and its websocket: every check passes. */
+  function podWithComfyUp() {
+    const pod = testPod({ PODSCOPE_GPU: 'off' });
+    pod.state.comfy.httpAnswered(Date.now());
+    pod.state.comfy.connected('podscope-test');
+    return pod;
+  }
+
   it('/ready is 503 naming each missing dependency', async () => {
-    const pod = testPod();
-    pod.state.readiness.set('comfyui', () => ({ ok: false, message: 'ComfyUI has not answered yet', starting: true }));
-    pod.state.readiness.set('websocket', () => ({ ok: false, message: 'websocket to ComfyUI not connected yet', starting: true }));
-    pod.state.readiness.set('gpu', () => ({ ok: true }));
+    const pod = testPod({ PODSCOPE_GPU: 'off' });
     const res = await pod.app.request('/ready');
     expect(res.status).toBe(503);
     const body = await json(res);
     expect(body.status).toBe('starting');
-    expect(body.checks.comfyui).toBe('ComfyUI has not answered yet');
+    expect(body.checks.comfyui).toBe('ComfyUI at http://127.0.0.1:8188 has not answered yet');
     expect(body.checks.gpu).toBe('ok');
-    expect(body.checks.websocket).toMatch(/websocket/);
+    expect(body.checks.websocket).toBe('websocket to ComfyUI not connected yet');
+  });
+
+  it('/ready is 503 until the first GPU sample, when GPU sampling is on', async () => {
+    const pod = testPod();
+    pod.state.comfy.httpAnswered(Date.now());
+    pod.state.comfy.connected('podscope-test');
+    const res = await pod.app.request('/ready');
+    expect(res.status).toBe(503);
+    expect(await json(res)).toMatchObject({ status: 'starting', checks: { comfyui: 'ok', websocket: 'ok', gpu: 'no GPU sample yet' } });
   });
 
   it('/ready is 200 when every check passes', async () => {
-    const pod = testPod();
-    for (const n of ['comfyui', 'websocket', 'gpu'] as const) pod.state.readiness.set(n, () => ({ ok: true }));
+    const pod = podWithComfyUp();
     const res = await pod.app.request('/ready');
     expect(res.status).toBe(200);
     expect(await json(res)).toEqual({ status: 'ok', checks: { comfyui: 'ok', websocket: 'ok', gpu: 'ok' }, problems: [], version: '0.0.0-test' });
   });
 
   it('/ready is 503 and degraded while an error problem is raised, though every check passes', async () => {
-    const pod = testPod();
-    for (const n of ['comfyui', 'websocket', 'gpu'] as const) pod.state.readiness.set(n, () => ({ ok: true }));
+    const pod = podWithComfyUp();
     pod.state.health.raise('host', 'DISK_NEARLY_FULL', '/workspace is 99% full');
     const res = await pod.app.request('/ready');
     expect(res.status).toBe(503);
@@ -319,8 +331,7 @@ describe('health and readiness', () => {
   });
 
   it('/ready stays 200 while only a warning problem is raised', async () => {
-    const pod = testPod();
-    for (const n of ['comfyui', 'websocket', 'gpu'] as const) pod.state.readiness.set(n, () => ({ ok: true }));
+    const pod = podWithComfyUp();
     pod.state.health.raise('logs', 'LOG_FILE_MISSING', 'no log file yet', 'warning');
     const res = await pod.app.request('/ready');
     expect(res.status).toBe(200);
@@ -328,11 +339,9 @@ describe('health and readiness', () => {
   });
 
   it('/ready says degraded when a dependency broke after start', async () => {
-    const pod = testPod();
-    pod.state.readiness.set('comfyui', () => ({ ok: true }));
-    pod.state.readiness.set('websocket', () => ({ ok: false, message: 'websocket to ComfyUI is down' }));
-    pod.state.readiness.set('gpu', () => ({ ok: true }));
-    expect((await json(await pod.app.request('/ready'))).status).toBe('degraded');
+    const pod = podWithComfyUp();
+    pod.state.comfy.disconnected(Date.now(), 'no pong within 10000 ms');
+    expect(await json(await pod.app.request('/ready'))).toMatchObject({ status: 'degraded', checks: { websocket: 'websocket to ComfyUI is down: no pong within 10000 ms' } });
   });
 });
 
@@ -373,8 +382,7 @@ describe('non-production endpoints', () => {
   });
 
   it('lists connections', async () => {
-    const pod = testPod({ PODSCOPE_ENV: 'development' });
-    pod.state.addConnections('comfyui', () => ({ websocket: { connected: false } }));
+    const pod = testPod({ PODSCOPE_ENV: 'development' }, undefined, { services: { connections: () => ({ comfyui: { websocket: { connected: false } } }) } });
     expect(await json(await pod.app.request('/debug/connections', {}, LOOPBACK))).toEqual({ comfyui: { websocket: { connected: false } } });
   });
 

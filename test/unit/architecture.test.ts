@@ -88,6 +88,14 @@ describe('the layering checker', () => {
     expect(found(offences)).toContainEqual({ file: 'format.ts', rule: 'cycle' });
   });
 
+  it.each([
+    ['a route', 'http/routes/debug.ts', `import type { ComfyState } from '../../state/comfy.js';`],
+    ['a view', 'views/status.ts', `import { PodState } from '../state/pod.js';`],
+    ['a metric', 'metrics/gpu.ts', `export type Writable = import('../state/gpu.js').GpuState;`],
+  ])('names %s that takes a writable part of the state instead of its read-only interface', (_what, file, line) => {
+    expect(found(withChange(file, line))).toContainEqual({ file, rule: 'reader' });
+  });
+
   it('names a collector that composes the pod itself', () => {
     expect(found(withChange('collectors/host.ts', 'export const wire = (state: { readiness: { set(n: string, f: () => unknown): void } }) => state.readiness.set("x", () => 1);'))).toContainEqual({ file: 'collectors/host.ts', rule: 'composition' });
   });

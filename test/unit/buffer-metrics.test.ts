@@ -131,9 +131,10 @@ describe('log buffer metrics', () => {
 describe('artifact and OOM metrics', () => {
   function setup() {
     const registry = new Exposition();
-    const comfy = new ComfyState('http://x', { jobIdKey: 'job_id', historyLimit: 10 }, null);
+    const comfy = new ComfyState('http://x', { jobIdKey: 'job_id', historyLimit: 10 });
     const ledger = new ArtifactLedger(100);
-    registerArtifactMetrics(registry, ledger, comfy);
+    // The finish pipeline's step that counts OOM failures, alone.
+    comfy.tracker.finishWith(registerArtifactMetrics(registry, ledger).jobFinished);
     return { registry, comfy, ledger };
   }
 

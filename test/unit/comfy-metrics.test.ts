@@ -18,9 +18,11 @@ function recording(name: string): RawInput[] {
 }
 
 function setup() {
-  const comfy = new ComfyState('http://127.0.0.1:8188', { jobIdKey: 'job_id', historyLimit: 100 }, null);
+  const comfy = new ComfyState('http://127.0.0.1:8188', { jobIdKey: 'job_id', historyLimit: 100 });
   const registry = new Exposition();
-  registerComfyMetrics(registry, { comfy });
+  const metrics = registerComfyMetrics(registry, comfy);
+  // The finish pipeline's step that counts a finished job, alone.
+  comfy.tracker.finishWith(metrics.jobFinished);
   /** The value of one series, or undefined when the scrape does not have it. */
   const value = async (series: string): Promise<number | undefined> => {
     const text = await registry.metrics();
@@ -124,19 +126,21 @@ describe('ComfyUI’s connection', () => {
 
   it('is up while its HTTP polls answer, and down while they fail', async () => {
     const { comfy, value } = setup();
-    comfy.lastHttpOkAt = 1000;
+    comfy.httpAnswered(1000);
     expect(await value('podscope_comfyui_up')).toBe(1);
-    comfy.httpFailingSince = 2000;
+    comfy.httpFailed(2000, 'timed out', false);
     expect(await value('podscope_comfyui_up')).toBe(0);
   });
 
   it('counts websocket reconnects, frames by type, malformed and binary frames', async () => {
     const { comfy, value } = setup();
-    comfy.wsConnected = true;
-    comfy.wsReconnects = 2;
-    for (const t of ['status', 'status', 'progress', 'crystools.monitor', 'x-unknown']) comfy.countFrame(t);
-    comfy.malformedFrames = 3;
-    comfy.binaryFrames = 4;
+    for (let i = 0; i < 3; i++) {
+      comfy.connected(`podscope-${i}`);
+      if (i < 2) comfy.disconnected(1000 + i, 'closed');
+    }
+    for (const t of ['status', 'status', 'progress', 'crystools.monitor', 'x-unknown']) comfy.frameArrived(2000, { type: t });
+    for (let i = 0; i < 3; i++) comfy.frameArrived(2000, 'malformed');
+    for (let i = 0; i < 4; i++) comfy.frameArrived(2000, 'binary');
     expect(await value('podscope_comfyui_websocket_connected')).toBe(1);
     expect(await value('podscope_comfyui_websocket_reconnects_total')).toBe(2);
     expect(await value('podscope_comfyui_frames_total{type="status"}')).toBe(2);

@@ -1,66 +1,108 @@
 /**
- * What podscope keeps of ComfyUI (state/comfy.ts): whether it is up and why not, its rejections,
- * previews and /system_stats, and the running job as /debug/status shows it.
+ * What podscope keeps of ComfyUI (state/comfy.ts), told through its intent methods: whether it is
+ * up and why not, its rejections, previews and /system_stats; and how views/comfy.ts shows it (the
+ * running job as /debug/status shows it, what podscope can see).
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ComfyState, PROGRESS_UNKNOWN, type Rejection } from '../../src/state/comfy.js';
+import { ComfyState, type Rejection } from '../../src/state/comfy.js';
+import { comfyInfoView, currentJobView, PROGRESS_UNKNOWN, systemStatsView, visibility } from '../../src/views/comfy.js';
 import { decodeQueueItem } from '../../src/sources/comfy-events.js';
 import type { RawInput } from '../../src/collectors/comfy-inputs.js';
 
 const URL_ = 'http://127.0.0.1:8188';
-const comfyState = () => new ComfyState(URL_, { jobIdKey: 'job_id', historyLimit: 10 }, null);
+const comfyState = () => new ComfyState(URL_, { jobIdKey: 'job_id', historyLimit: 10 });
 
 const rejection = (over: Partial<Rejection>): Rejection => ({ at: 1000, job_id: null, prompt_id: null, reasons: [], lines: [], source: 'log', ...over });
 
 describe('whether ComfyUI is up', () => {
   it('is starting, with the last error, until ComfyUI first answers', () => {
     const c = comfyState();
-    c.lastHttpError = 'connect ECONNREFUSED 127.0.0.1:8188';
+    c.httpFailed(500, 'connect ECONNREFUSED 127.0.0.1:8188', true);
     expect(c.httpCheck()).toEqual({ ok: false, starting: true, message: 'ComfyUI at http://127.0.0.1:8188 has not answered yet (connect ECONNREFUSED 127.0.0.1:8188)' });
     expect(c.everReached()).toBe(false);
   });
 
   it('is down, with the error, once it stops answering after it had', () => {
     const c = comfyState();
-    c.lastHttpOkAt = 1000;
-    c.httpFailingSince = 2000;
-    c.lastHttpError = 'timed out after 5000 ms';
+    c.httpAnswered(1000);
+    c.httpFailed(2000, 'timed out after 5000 ms', false);
     expect(c.httpCheck()).toEqual({ ok: false, message: 'ComfyUI at http://127.0.0.1:8188 does not answer: timed out after 5000 ms' });
   });
 
   it('says the websocket is starting before it ever connected, and down with its reason after', () => {
     const c = comfyState();
     expect(c.websocketCheck()).toMatchObject({ ok: false, starting: true });
-    c.wsEverConnected = true;
-    c.wsLastCloseReason = 'no pong within 10000 ms';
+    c.connected('podscope-1');
+    c.disconnected(2000, 'no pong within 10000 ms');
     expect(c.websocketCheck()).toEqual({ ok: false, message: 'websocket to ComfyUI is down: no pong within 10000 ms' });
-    c.wsConnected = true;
+    c.connected('podscope-2');
     expect(c.websocketCheck()).toEqual({ ok: true });
   });
 
   it('is alive while HTTP answers and the websocket is open', () => {
     const c = comfyState();
-    c.lastHttpOkAt = 1000;
-    c.wsConnected = true;
+    c.httpAnswered(1000);
+    c.connected('podscope-1');
     expect(c.alive()).toBe(true);
   });
 
   it('is alive when HTTP answered after the websocket closed, not before', () => {
     const c = comfyState();
-    c.wsDownSince = 2000;
-    c.lastHttpOkAt = 1500;
+    c.connected('podscope-1');
+    c.httpAnswered(1500);
+    c.disconnected(2000, 'closed');
     expect(c.alive()).toBe(false);
-    c.lastHttpOkAt = 2500;
+    c.httpAnswered(2500);
     expect(c.alive()).toBe(true);
   });
 
   it('is not alive while HTTP fails, whatever the websocket says', () => {
     const c = comfyState();
-    c.lastHttpOkAt = 1000;
-    c.wsConnected = true;
-    c.httpFailingSince = 1500;
+    c.httpAnswered(1000);
+    c.connected('podscope-1');
+    c.httpFailed(1500, 'timed out', false);
     expect(c.alive()).toBe(false);
+  });
+});
+
+describe('what the collector tells it', () => {
+  it('keeps when HTTP started failing, and whether the port refuses, across repeated failures', () => {
+    const c = comfyState();
+    expect(c.httpAnswered(1000)).toBe(true);
+    expect(c.httpAnswered(1500)).toBe(false);
+    c.httpFailed(2000, 'timed out', false);
+    c.httpFailed(3000, 'connect ECONNREFUSED', true);
+    c.httpFailed(4000, 'connect ECONNREFUSED', true);
+    expect([c.httpFailingSince, c.refusedSince, c.lastDownAt, c.lastHttpError]).toEqual([2000, 3000, 2000, 'connect ECONNREFUSED']);
+    c.httpAnswered(5000);
+    expect([c.httpFailingSince, c.refusedSince, c.lastHttpError, c.reachedAt]).toEqual([null, null, null, 1000]);
+  });
+
+  it('counts a reconnect only when an open websocket closed, and keeps since when it has been down', () => {
+    const c = comfyState();
+    expect(c.disconnected(1000, 'refused')).toBe(false);
+    c.connected('podscope-1');
+    expect(c.disconnected(2000, 'no pong')).toBe(true);
+    expect(c.disconnected(3000, 'refused again')).toBe(false);
+    expect([c.wsReconnects, c.wsDownSince, c.lastDownAt, c.wsLastCloseReason, c.wsClientId]).toEqual([1, 2000, 2000, 'refused again', 'podscope-1']);
+  });
+
+  it('counts frames by known type, every other type as one, and binary and malformed ones apart', () => {
+    const c = comfyState();
+    for (const t of ['status', 'executing', 'something.new', 'another.new']) c.frameArrived(10, { type: t });
+    c.frameArrived(20, 'binary');
+    c.frameArrived(30, 'malformed');
+    expect(Object.fromEntries(c.framesByType)).toEqual({ status: 1, executing: 1, other: 2 });
+    expect([c.binaryFrames, c.malformedFrames, c.lastFrameAt]).toEqual([1, 1, 30]);
+  });
+
+  it('reads its version and command line from /system_stats, and forgets a command line it no longer reports', () => {
+    const c = comfyState();
+    c.systemStatsRead(10, { system: { comfyui_version: '0.3.64', argv: ['main.py', '--output-directory', '/out', 7] } });
+    expect([c.version, c.argv]).toEqual(['0.3.64', ['main.py', '--output-directory', '/out']]);
+    c.systemStatsRead(20, { system: {} });
+    expect([c.version, c.argv]).toEqual(['0.3.64', null]);
   });
 });
 
@@ -135,14 +177,14 @@ describe('/system_stats', () => {
     .find((i): i is Extract<RawInput, { kind: 'http' }> => i.kind === 'http' && i.path === '/system_stats')!;
 
   it('is null before it is read', () => {
-    expect(comfyState().systemStats()).toBeNull();
+    expect(systemStatsView(comfyState())).toBeNull();
   });
 
   it('reads the real ComfyUI’s answer: version, RAM and devices in MiB', () => {
     const c = comfyState();
-    c.systemStatsRaw = recorded.body as Record<string, unknown>;
-    c.systemStatsAt = Date.parse('2026-11-23T10:00:00Z');
-    const s = c.systemStats()!;
+    c.systemStatsRead(Date.parse('2026-11-23T10:00:00Z'), recorded.body as Record<string, unknown>);
+    expect(c.version).toBe('0.3.64');
+    const s = systemStatsView(c)!;
     expect(s).toMatchObject({ sampled_at: '2026-11-23T10:00:00.000Z', version: '0.3.64' });
     expect(s.ram_total_mb).toBe(Math.round(25276502016 / 1024 / 1024));
     expect((s.devices as unknown[]).length).toBeGreaterThan(0);
@@ -151,20 +193,20 @@ describe('/system_stats', () => {
 
   it('says null for fields of the wrong type, never 0', () => {
     const c = comfyState();
-    c.systemStatsRaw = { system: { ram_total: 'lots' }, devices: [{ name: 3, vram_total: null }] };
-    expect(c.systemStats()).toMatchObject({ version: null, ram_total_mb: null, devices: [{ name: null, vram_total_mb: null, index: null }] });
+    c.systemStatsRead(1000, { system: { ram_total: 'lots' }, devices: [{ name: 3, vram_total: null }] });
+    expect(systemStatsView(c)).toMatchObject({ version: null, ram_total_mb: null, devices: [{ name: null, vram_total_mb: null, index: null }] });
   });
 });
 
 describe('the running job', () => {
   it('is null while no job runs', () => {
-    expect(comfyState().currentJob(0)).toBeNull();
+    expect(currentJobView(comfyState(), null, 0)).toBeNull();
   });
 
   it('shows its ids, elapsed time and last activity, with progress unknown and why before its graph is read', () => {
     const c = comfyState();
     c.tracker.applyQueue(10_000, [decodeQueueItem([1, 'P1', {}, { job_id: 'j1' }, []])!], []);
-    const job = c.currentJob(12_500)!;
+    const job = currentJobView(c, null, 12_500)!;
     expect(job).toMatchObject({ job_id: 'j1', prompt_id: 'P1', gpu_seconds: null, last_activity_s: 2.5 });
     expect(job.progress_percent).toBeNull();
     expect(job.progress_unknown_reason).toBe(PROGRESS_UNKNOWN);
@@ -174,12 +216,13 @@ describe('the running job', () => {
 describe('what podscope can see', () => {
   it('says every prompt, node by node, with the tap', () => {
     const c = comfyState();
-    c.tap = true;
-    expect(c.visibility().mode).toBe('tap');
+    c.tapFound({ version: '2' });
+    expect(visibility(c).mode).toBe('tap');
+    expect(comfyInfoView(c)).toMatchObject({ tap: true, tap_version: '2', visibility: { mode: 'tap' } });
   });
 
   it('says what it cannot see without the tap', () => {
-    const v = comfyState().visibility();
+    const v = visibility(comfyState());
     expect(v.mode).toBe('observer');
     expect(v.sees).toMatch(/otherwise null/);
   });

@@ -16,9 +16,7 @@ async function problem(res: Response): Promise<{ status: number; parameter: stri
 
 describe('/debug/events parameters', () => {
   function pod() {
-    const p = testPod();
-    p.state.events = new EventJournal(100, 1024 * 1024);
-    return p;
+    return testPod({}, undefined, { parts: { events: new EventJournal(100, 1024 * 1024) } });
   }
 
   it.each([
@@ -29,19 +27,13 @@ describe('/debug/events parameters', () => {
   ])('refuses %s with 400 naming the parameter', async (_name, query, parameter) => {
     expect(await problem(await pod().app.request(`/debug/events?${query}`, {}, LOOPBACK))).toEqual({ status: 400, parameter });
   });
-
-  it('answers 503 when the event journal is not running', async () => {
-    expect((await testPod().app.request('/debug/events', {}, LOOPBACK)).status).toBe(503);
-  });
 });
 
 describe('/debug/memory?points=', () => {
   function pod() {
-    const p = testPod();
     const gpu = new GpuState({ startedAt: 0, intervalMs: 1000, heldCount: undefined, timelineCapacity: 3600 });
     for (let i = 0; i < 700; i++) gpu.applySample(i * 1000, fixtureRows('h200-x1.drv590.load'));
-    p.state.gpu = gpu;
-    return p;
+    return testPod({}, undefined, { parts: { gpu } });
   }
   const points = async (query: string) => ((await (await pod().app.request(`/debug/memory${query}`, {}, LOOPBACK)).json()) as { timeline: { points: unknown[] } }).timeline.points.length;
 

@@ -31,9 +31,11 @@ function setup(opts: { gpu?: GpuState } = {}) {
   let now = 1_000_000;
   const clock = () => now;
   const journal = new EventJournal(10_000, 8 * 1024 * 1024, clock);
-  const comfy = new ComfyState('http://x', { jobIdKey: 'job_id', historyLimit: 100 }, null);
+  const comfy = new ComfyState('http://x', { jobIdKey: 'job_id', historyLimit: 100 });
   const health = new HealthBoard(clock);
   const collector = new EventCollector({ journal, comfy, health, gpu: opts.gpu ?? null, gpuIntervalMs: 1000, now: clock });
+  // The finish pipeline's step that tells event followers, alone.
+  comfy.tracker.finishWith((job, refined) => collector.jobFinished(job, refined));
   collector.start(new AbortController().signal);
   running.push(collector);
   // eslint-disable-next-line @typescript-eslint/no-explicit-any

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { attachForensics } from '../../src/state/forensics.js';
+import { attributionStep, FinishPipeline, forensicsStep } from '../../src/finish/pipeline.js';
 import { ComfyState } from '../../src/state/comfy.js';
+import { LogStore } from '../../src/state/logs.js';
 import { GpuState } from '../../src/state/gpu.js';
 import { decodeHistoryEntry } from '../../src/sources/comfy-events.js';
 import { gpuRows } from '../helpers/gpu-rows.js';
@@ -18,8 +19,10 @@ describe('OOM forensics', () => {
   it("takes the job's own run as its window, so its peak is the job's peak", () => {
     // An earlier job peaked at 90 GB at second 3; this one ran from second 10 to 20 and peaked at 40 GB.
     const gpu = gpuWith((s) => (s === 3 ? 90_000 : s >= 10 ? 30_000 + (s - 10) * 1000 : 10_000), 20);
-    const comfy = new ComfyState('http://x', { jobIdKey: 'job_id', historyLimit: 10 }, gpu);
-    comfy.tracker.onFinish((job) => attachForensics(job, { gpu, logs: null, comfy }, T0 + 20_500));
+    const comfy = new ComfyState('http://x', { jobIdKey: 'job_id', historyLimit: 10 });
+    const logs = new LogStore(100, 1024 * 1024);
+    const steps = [attributionStep(comfy, gpu), forensicsStep(comfy, { gpu, logs }, () => T0 + 20_500)];
+    comfy.tracker.finishWith(new FinishPipeline(steps, (step, _job, err) => expect.fail(`${step}: ${String(err)}`)).run);
     const oom = { exception_type: 'torch.OutOfMemoryError', exception_message: 'Allocation on device ', node_id: '3', node_type: 'KSampler', traceback: [], executed: [], current_inputs: {}, current_outputs: [] };
     comfy.tracker.applyHistory(
       T0 + 20_500,

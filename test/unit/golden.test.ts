@@ -19,6 +19,7 @@ import { fixtureHealth, fixtureRows } from '../helpers/gpu-rows.js';
 import { ComfyState } from '../../src/state/comfy.js';
 import { GpuState } from '../../src/state/gpu.js';
 import { PodState } from '../../src/state/pod.js';
+import { attributionStep, FinishPipeline } from '../../src/finish/pipeline.js';
 import { queueView, workflowView } from '../../src/views/jobs.js';
 import { statusView } from '../../src/views/status.js';
 
@@ -54,27 +55,22 @@ function pod(recordings: string[]) {
   let now = T0;
   const clock = () => now;
   const config = loadConfig({ RUNPOD_POD_ID: 'pod_golden', COMFYUI_URL: 'http://127.0.0.1:8188' }, 'golden');
-  const state = new PodState({ config, version: '0.0.0-golden', scrubber: new Scrubber([]), env: {}, now: clock });
   const gpu = new GpuState({ startedAt: T0, intervalMs: 1000, heldCount: undefined, timelineCapacity: 100 });
-  state.gpu = gpu;
-  const comfy = new ComfyState(config.comfyuiUrl, { jobIdKey: 'job_id', historyLimit: 50 }, gpu);
-  state.comfy = comfy;
+  const comfy = new ComfyState(config.comfyuiUrl, { jobIdKey: 'job_id', historyLimit: 50 });
+  const state = new PodState({ config, version: '0.0.0-golden', scrubber: new Scrubber([]), env: {}, now: clock, parts: { gpu, comfy } });
   const registry = new Exposition();
   registerGpuMetrics(registry, gpu, clock);
-  registerComfyMetrics(registry, { comfy });
+  const jobMetrics = registerComfyMetrics(registry, comfy);
+  comfy.tracker.finishWith(new FinishPipeline([attributionStep(comfy, gpu), { name: 'count it', run: jobMetrics.jobFinished }], (step, _job, err) => expect.fail(`${step}: ${String(err)}`)).run);
   const rows = fixtureRows('h200-x1.drv590.load');
   gpu.applySample(T0, rows);
   gpu.applySample(T0 + 1000, rows);
   gpu.setHealth(T0 + 1000, fixtureHealth('h200-x1.drv590.load'));
   for (const name of recordings) replay(comfy.tracker, recording(name));
   now = T0 + 2000;
-  comfy.lastHttpOkAt = T0;
-  comfy.reachedAt = T0;
-  comfy.wsConnected = true;
-  comfy.version = '0.3.64';
-  state.readiness.set('comfyui', () => comfy.httpCheck());
-  state.readiness.set('websocket', () => comfy.websocketCheck());
-  state.readiness.set('gpu', () => ({ ok: true }));
+  comfy.httpAnswered(T0);
+  comfy.connected('podscope-golden');
+  comfy.systemStatsRead(T0, { system: { comfyui_version: '0.3.64' }, devices: [] });
   return { state, comfy, registry, at: () => now };
 }
 
@@ -86,9 +82,9 @@ describe('text views, as curl and the CLI show them', () => {
     ['tap-interrupt', 'job-interrupt-'],
   ] as const) {
     it(`workflow of ${name}`, () => {
-      const { comfy, at } = pod([name]);
+      const { comfy, state, at } = pod([name]);
       const job = comfy.tracker.all().find((j) => j.job_id.startsWith(prefix))!;
-      golden(`workflow-${name}.txt`, renderWorkflow(workflowView(comfy, job, at())));
+      golden(`workflow-${name}.txt`, renderWorkflow(workflowView(comfy, state.gpu, job, at())));
     });
   }
 

@@ -21,7 +21,7 @@ function recording(name: string): RawInput[] {
 
 /** The job a recording is about (its job id starts with `prefix`), replayed to its end. */
 function replayed(name: string, prefix: string): Job {
-  const comfy = new ComfyState('http://x', { jobIdKey: 'job_id', historyLimit: 100 }, null);
+  const comfy = new ComfyState('http://x', { jobIdKey: 'job_id', historyLimit: 100 });
   replay(comfy.tracker, recording(name), () => {});
   const job = comfy.tracker.all().find((j) => j.job_id.startsWith(prefix));
   if (!job) throw new Error(`no ${prefix} job in ${name}`);
@@ -196,10 +196,12 @@ describe('the trace collector', () => {
   function setup() {
     const traces: JobTrace[] = [];
     const sink: TraceSink = { export: (t) => traces.push(t), stats: () => ({}) as TraceExportStats, shutdown: async () => {} };
-    const comfy = new ComfyState('http://x', { jobIdKey: 'job_id', historyLimit: 100 }, null);
+    const comfy = new ComfyState('http://x', { jobIdKey: 'job_id', historyLimit: 100 });
     let now = 0;
     const health = new HealthBoard(() => now);
     const collector = new TraceCollector({ sink, comfy, health, scrubber: new Scrubber([]) });
+    // The finish pipeline's step that exports the trace, alone.
+    comfy.tracker.finishWith((job, refined) => collector.jobFinished(job, refined));
     collector.start(new AbortController().signal);
     return { traces, comfy, health, collector, at: (t: number) => (now = t) };
   }

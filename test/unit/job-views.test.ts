@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { jobsView, queueView, workflowView } from '../../src/views/jobs.js';
 import { LOOPBACK, testPod } from '../helpers/pod.js';
-import { ComfyState, PROGRESS_UNKNOWN } from '../../src/state/comfy.js';
+import { ComfyState } from '../../src/state/comfy.js';
+import { PROGRESS_UNKNOWN } from '../../src/views/comfy.js';
 import { replay, type RawInput } from '../../src/collectors/comfy-inputs.js';
 import { decodeQueueItem } from '../../src/sources/comfy-events.js';
 
@@ -18,7 +19,7 @@ function recording(name: string): RawInput[] {
 }
 
 function replayed(name: string) {
-  const comfy = new ComfyState('http://127.0.0.1:8188', { jobIdKey: 'job_id', historyLimit: 100 }, null);
+  const comfy = new ComfyState('http://127.0.0.1:8188', { jobIdKey: 'job_id', historyLimit: 100 });
   replay(comfy.tracker, recording(name));
   return comfy;
 }
@@ -28,7 +29,7 @@ const NOW = Date.parse('2026-11-24T00:00:00Z');
 describe('/debug/workflow of a prompt followed by the tap', () => {
   const comfy = replayed('tap-success');
   const job = comfy.tracker.all().find((j) => j.job_id.startsWith('job-found-'))!;
-  const view = workflowView(comfy, job, NOW);
+  const view = workflowView(comfy, null, job, NOW);
 
   it('has the job’s ids, outcome and full progress', () => {
     expect(view).toMatchObject({ job_id: job.job_id, prompt_id: job.prompt_id, status: 'success', progress_percent: 100 });
@@ -64,7 +65,7 @@ describe('/debug/workflow of a prompt followed by the tap', () => {
 describe('/debug/workflow of another client’s prompt without the tap', () => {
   const comfy = replayed('observer-success');
   const job = comfy.tracker.all().find((j) => j.status === 'success' && j.nodes.size > 0)!;
-  const view = workflowView(comfy, job, NOW);
+  const view = workflowView(comfy, null, job, NOW);
 
   it('leaves the times of nodes it could not see null, and their durations too', () => {
     const unseen = view.nodes.filter((n) => n.started_at === null);
@@ -80,9 +81,9 @@ describe('/debug/workflow of another client’s prompt without the tap', () => {
 
 describe('/debug/workflow of a prompt whose graph is not known yet', () => {
   it('gives progress as unknown, with the reason', () => {
-    const comfy = new ComfyState('http://x', { jobIdKey: 'job_id', historyLimit: 10 }, null);
+    const comfy = new ComfyState('http://x', { jobIdKey: 'job_id', historyLimit: 10 });
     comfy.tracker.apply(1000, { type: 'execution_start', prompt_id: 'P', ts: 1000 });
-    const view = workflowView(comfy, comfy.tracker.get('P')!, 5000);
+    const view = workflowView(comfy, null, comfy.tracker.get('P')!, 5000);
     expect(view.progress_percent).toBeNull();
     expect(view.progress_unknown_reason).toBe(PROGRESS_UNKNOWN);
     expect(view.duration_s).toBe(4);
@@ -94,7 +95,7 @@ describe('/debug/workflow of a prompt that failed', () => {
   it('carries ComfyUI’s error whole', () => {
     const comfy = replayed('tap-error');
     const job = comfy.tracker.all().find((j) => j.status === 'error')!;
-    const view = workflowView(comfy, job, NOW);
+    const view = workflowView(comfy, null, job, NOW);
     expect(view.error).toMatchObject({ exception_message: 'podscope test node failed on purpose' });
     expect(view.nodes.map((n) => n.status)).toContain('skipped');
   });
@@ -102,7 +103,7 @@ describe('/debug/workflow of a prompt that failed', () => {
 
 describe('/debug/queue', () => {
   function queued() {
-    const comfy = new ComfyState('http://x', { jobIdKey: 'job_id', historyLimit: 10 }, null);
+    const comfy = new ComfyState('http://x', { jobIdKey: 'job_id', historyLimit: 10 });
     const graph = { '1': { class_type: 'A', inputs: {} }, '2': { class_type: 'SaveImage', inputs: { images: ['1', 0] } } };
     const item = (n: number, id: string) => decodeQueueItem([n, id, graph, { job_id: `job-${id}`, client_id: 'c1' }, ['2']])!;
     comfy.tracker.applyQueue(1000, [item(1, 'A')], [item(3, 'C'), item(2, 'B')]);
@@ -126,7 +127,7 @@ describe('/debug/queue', () => {
   it('takes the queue length from ComfyUI when it said it, else counts the queue', () => {
     const comfy = queued();
     expect(queueView(comfy, 2000).queue_remaining).toBe(3);
-    comfy.queueRemaining = 7;
+    comfy.queueRemainingIs(7);
     expect(queueView(comfy, 2000).queue_remaining).toBe(7);
   });
 
@@ -153,7 +154,7 @@ describe('/debug/jobs', () => {
 
   it('lists every remembered job, newest first', () => {
     const comfy = remembered();
-    const v = jobsView(comfy, NOW, { limit: 50 });
+    const v = jobsView(comfy, null, NOW, { limit: 50 });
     expect(v.total).toBe(comfy.tracker.size);
     const finished = v.jobs.filter((j) => j.finished_at !== null);
     expect(finished.length).toBeGreaterThan(2);
@@ -161,7 +162,7 @@ describe('/debug/jobs', () => {
   });
 
   it('gives each job its outcome, run time and the error in brief', () => {
-    const v = jobsView(remembered(), NOW, { limit: 50 });
+    const v = jobsView(remembered(), null, NOW, { limit: 50 });
     const failed = v.jobs.find((j) => j.status === 'error' && j.job_id?.startsWith('job-error-'))!;
     expect(failed.error).toMatchObject({ class_type: 'PodscopeRaise', message: 'podscope test node failed on purpose' });
     expect(failed.duration_s).toEqual(expect.any(Number));
@@ -170,7 +171,7 @@ describe('/debug/jobs', () => {
   });
 
   it('says GPU use is unknown (null) on a pod without GPU sampling', () => {
-    for (const j of jobsView(remembered(), NOW, { limit: 50 }).jobs) {
+    for (const j of jobsView(remembered(), null, NOW, { limit: 50 }).jobs) {
       expect(j.gpu_seconds).toBeNull();
       expect(j.peak_vram_mb).toBeNull();
     }
@@ -178,21 +179,20 @@ describe('/debug/jobs', () => {
 
   it('keeps one status, or every finished one', () => {
     const comfy = remembered();
-    expect(new Set(jobsView(comfy, NOW, { status: 'success', limit: 50 }).jobs.map((j) => j.status))).toEqual(new Set(['success']));
-    const finished = jobsView(comfy, NOW, { status: 'finished', limit: 50 });
+    expect(new Set(jobsView(comfy, null, NOW, { status: 'success', limit: 50 }).jobs.map((j) => j.status))).toEqual(new Set(['success']));
+    const finished = jobsView(comfy, null, NOW, { status: 'finished', limit: 50 });
     expect(finished.jobs.every((j) => ['success', 'error', 'interrupted', 'lost'].includes(j.status))).toBe(true);
     expect(finished.total).toBe(comfy.tracker.all().filter((j) => j.status !== 'queued' && j.status !== 'running').length);
   });
 
   it('answers at most the limit, and says how many there are', () => {
-    const v = jobsView(remembered(), NOW, { limit: 2 });
+    const v = jobsView(remembered(), null, NOW, { limit: 2 });
     expect(v.jobs).toHaveLength(2);
     expect(v.total).toBeGreaterThan(2);
   });
 
   it('is served as JSON and as text, and refuses a status it does not know', async () => {
-    const pod = testPod();
-    pod.state.comfy = remembered();
+    const pod = testPod({}, undefined, { parts: { comfy: remembered() } });
     const json = await pod.app.request('/debug/jobs?limit=3', {}, LOOPBACK);
     expect(json.status).toBe(200);
     expect(((await json.json()) as { jobs: unknown[] }).jobs).toHaveLength(3);

@@ -136,10 +136,10 @@ describe('job reconstruction from /queue and /history (another client\'s prompt)
     expect(t.rememberedCount).toBe(3);
   });
 
-  it('tells finish listeners once per job, and not for a silent import', () => {
+  it('hands each job to the finish pipeline once, and not for a silent import', () => {
     const t = tracker();
     const done: string[] = [];
-    t.onFinish((j) => done.push(j.prompt_id));
+    t.finishWith((j) => done.push(j.prompt_id));
     const h = JSON.parse(fx('history-success-cached.json')).P;
     t.applyHistory(1, history('old', h), { silent: true });
     t.applyHistory(2, history('new', h));
@@ -267,10 +267,10 @@ describe('the job model: what is known, what is not', () => {
     expect(s.nodes[2]!.steps).toBe(5);
   });
 
-  it('lets ComfyUI\u2019s record turn an inferred loss into the real outcome, telling listeners it is a refinement', () => {
+  it('lets ComfyUI\u2019s record turn an inferred loss into the real outcome, telling the finish pipeline it is a refinement', () => {
     const t = tracker();
     const calls: Array<[string, boolean]> = [];
-    t.onFinish((j, refined) => calls.push([j.status, refined]));
+    t.finishWith((j, refined) => calls.push([j.status, refined]));
     t.applyQueue(1000, [item('P', 'J')], []);
     t.loseUnfinished(2000, 'ComfyUI stopped');
     t.applyHistory(3000, history('P', { prompt: [1, 'P', graph, { job_id: 'J' }, ['4']], outputs: {}, status: { status_str: 'success', completed: true, messages: [['execution_success', { timestamp: 1900 }]] } }));

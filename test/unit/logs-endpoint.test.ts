@@ -3,9 +3,8 @@ import { LogStore, type LogRecord } from '../../src/state/logs.js';
 import { LOOPBACK, json, testPod } from '../helpers/pod.js';
 
 function pod(env: Record<string, string> = {}) {
-  const p = testPod({ PODSCOPE_LOG_LINES: '1000', ...env });
   const store = new LogStore(1000, 8 * 1024 * 1024);
-  p.state.logs = store;
+  const p = testPod({ PODSCOPE_LOG_LINES: '1000', ...env }, undefined, { parts: { logs: store } });
   const add = (r: Partial<LogRecord>) => store.append({ ts: Date.UTC(2026, 10, 22, 9), level: 'info', source: 'comfyui', message: 'x', job_id: null, ...r });
   const get = (q: string) => p.app.request(`/debug/logs${q}`, {}, LOOPBACK);
   return { ...p, store, add, get };
@@ -113,7 +112,7 @@ describe('/debug/logs', () => {
     const p = pod();
     const res = await p.get('?follow=1');
     const reader = res.body!.getReader();
-    for (const end of [...p.state.streams]) end();
+    p.endStreams();
     let text = '';
     for (;;) {
       const { value, done } = await reader.read();

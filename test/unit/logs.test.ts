@@ -13,13 +13,13 @@ const fx = (name: string) => readFileSync(new URL(`../fixtures/comfyui-logs/${na
 
 function rig(opts: { secrets?: string[]; lines?: number; bytes?: number } = {}) {
   const store = new LogStore(opts.lines ?? 1000, opts.bytes ?? 8 * 1024 * 1024);
-  const comfy = new ComfyState('http://x', { jobIdKey: 'job_id', historyLimit: 10 }, null);
+  const comfy = new ComfyState('http://x', { jobIdKey: 'job_id', historyLimit: 10 });
   const health = new HealthBoard();
   const collector = new LogCollector({ config: loadConfig({}, 'h'), store, comfy, health, scrubber: new Scrubber(opts.secrets ?? []) });
   const feed = (text: string) => collector.ingestComfy(text.split(/(?<=\n)/).map((m, i) => ({ t: `t${Math.random()}${i}`, m })));
   // A live ComfyUI (HTTP answers, websocket open): lines are charged to the job it runs.
-  comfy.lastHttpOkAt = Date.now();
-  comfy.wsConnected = true;
+  comfy.httpAnswered(Date.now());
+  comfy.connected('podscope-test');
   const run = (jobId: string) => comfy.tracker.applyQueue(Date.now(), [parseQueueItem([1, `p-${jobId}`, { '3': { class_type: 'KSampler', inputs: {} } }, { job_id: jobId }, ['3']])!], []);
   const messages = () => store.ring.toArray().map((e) => e.value);
   return { store, comfy, health, collector, feed, run, messages };

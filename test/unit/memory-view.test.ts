@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { memoryView } from '../../src/views/memory.js';
-import { PodState } from '../../src/state/pod.js';
+import { PodState, type PodParts } from '../../src/state/pod.js';
+import { LogStore } from '../../src/state/logs.js';
 import { GpuState } from '../../src/state/gpu.js';
 import { HostState } from '../../src/state/host.js';
 import { loadConfig } from '../../src/config.js';
@@ -16,27 +17,25 @@ const T0 = Date.parse('2026-11-24T00:00:00Z');
 const MIB = 1024 * 1024;
 const GIB = 1024 * MIB;
 
-function pod(now = T0) {
+function pod(parts: Partial<PodParts> = {}, now = T0) {
   const config = loadConfig({ RUNPOD_POD_ID: 'pod_test' });
   let t = now;
-  const state = new PodState({ config, version: 't', scrubber: new Scrubber([]), env: {}, now: () => t });
+  const state = new PodState({ config, version: 't', scrubber: new Scrubber([]), env: {}, now: () => t, parts });
   return { state, config, advance: (ms: number) => (t += ms) };
 }
 
 function withGpu(fixture = 'h200-x1.drv590.load') {
-  const p = pod();
   const gpu = new GpuState({ startedAt: T0, intervalMs: 1000, heldCount: undefined, timelineCapacity: 100 });
-  p.state.gpu = gpu;
-  return { ...p, gpu, rows: fixtureRows(fixture) };
+  return { ...pod({ gpu }), gpu, rows: fixtureRows(fixture) };
 }
 
 describe('before anything is sampled', () => {
-  it('has no GPUs, no host, and podscope’s own memory unknown, each null or empty', () => {
-    const v = memoryView(pod().state);
+  it('has no GPUs, no host sample, and podscope’s own memory unknown, each null or empty', () => {
+    const v = memoryView(pod({ gpu: null }).state);
     expect(v.gpus).toEqual([]);
-    expect(v.host).toBeNull();
+    expect(v.host).toEqual({ sampled_at: null, memory_mb: null, disks: [] });
     expect(v.comfyui).toBeNull();
-    expect(v.podscope).toEqual({ rss_mb: null, heap_used_mb: null, heap_total_mb: null, buffers: {} });
+    expect(v.podscope).toMatchObject({ rss_mb: null, heap_used_mb: null, heap_total_mb: null });
     expect(v.processes_sampled_at).toBeNull();
     expect(v.timeline.points).toEqual([]);
     expect(v.sampled_at).toBe('2026-11-24T00:00:00.000Z');
@@ -104,9 +103,8 @@ describe('the VRAM timeline', () => {
 
 describe('host memory and disks', () => {
   it('are shown in MiB and GiB, with each disk’s use to a tenth of a percent', () => {
-    const { state } = pod();
     const host = new HostState();
-    state.host = host;
+    const { state } = pod({ host });
     host.set({
       sampled_at: '2026-11-24T00:00:00.000Z',
       memory: { total_bytes: 24 * GIB, available_bytes: 20 * GIB, used_bytes: 4 * GIB, swap_total_bytes: 0, swap_used_bytes: 0 },
@@ -124,9 +122,8 @@ describe('host memory and disks', () => {
   });
 
   it('shows host memory as null when it could not be read, and a disk of unknown use as null', () => {
-    const { state } = pod();
     const host = new HostState();
-    state.host = host;
+    const { state } = pod({ host });
     host.set({ sampled_at: 'x', memory: null, disks: [{ path: '/proc', role: 'workspace', total_bytes: 0, free_bytes: 0, used_ratio: null }], process: null, event_loop: null });
     const v = memoryView(state);
     expect(v.host?.memory_mb).toBeNull();
@@ -135,9 +132,17 @@ describe('host memory and disks', () => {
 });
 
 describe('buffers', () => {
-  it('lists every registered ring buffer’s fill', () => {
-    const { state } = pod();
-    state.addBuffer('logs', () => ({ entries: 5, capacity: 20000, bytes: 640, max_bytes: 16 * MIB, dropped: 0 }) as never);
-    expect(memoryView(state).podscope.buffers).toEqual({ logs: { entries: 5, capacity: 20000, bytes: 640, max_bytes: 16 * MIB, dropped: 0 } });
+  it('lists every ring buffer’s fill: the GPU timeline, jobs, logs, artifacts and events', () => {
+    const logs = new LogStore(20_000, 16 * MIB);
+    logs.append({ ts: T0, level: 'info', source: 'comfyui', message: 'hello', job_id: null });
+    const { state } = pod({ logs });
+    const buffers = memoryView(state).podscope.buffers;
+    expect(Object.keys(buffers)).toEqual(['gpu_timeline', 'jobs', 'logs', 'artifacts', 'events']);
+    expect(buffers.logs).toMatchObject({ entries: 1, capacity_entries: 20_000, capacity_bytes: 16 * MIB, dropped: 0 });
+    expect(buffers.jobs).toMatchObject({ entries: 0, capacity_entries: 200 });
+  });
+
+  it('has no GPU timeline when GPU sampling is off', () => {
+    expect(Object.keys(memoryView(pod({ gpu: null }).state).podscope.buffers)).toEqual(['jobs', 'logs', 'artifacts', 'events']);
   });
 });

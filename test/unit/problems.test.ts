@@ -7,23 +7,20 @@ import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
 import { Scrubber } from '../../src/secrets.js';
 import { HealthBoard } from '../../src/state/health.js';
-import { Readiness, type CheckResult } from '../../src/state/readiness.js';
+import { readinessReport, type CheckResult } from '../../src/state/readiness.js';
 import { ProblemJournal } from '../../src/collectors/problems.js';
 import { loadConfig } from '../../src/config.js';
 import { PodState } from '../../src/state/pod.js';
 import { statusView } from '../../src/views/status.js';
+import { gpuRows } from '../helpers/gpu-rows.js';
 
 const T0 = Date.parse('2026-11-23T12:00:00.000Z');
 const OK: CheckResult = { ok: true };
 const STARTING: CheckResult = { ok: false, message: 'not yet', starting: true };
 const BROKEN: CheckResult = { ok: false, message: 'down' };
 
-function readiness(comfyui: CheckResult, websocket: CheckResult, gpu: CheckResult): Readiness {
-  const r = new Readiness();
-  r.set('comfyui', () => comfyui);
-  r.set('websocket', () => websocket);
-  r.set('gpu', () => gpu);
-  return r;
+function readiness(comfyui: CheckResult, websocket: CheckResult, gpu: CheckResult) {
+  return { report: (problems: Parameters<typeof readinessReport>[1] = []) => readinessReport({ comfyui: () => comfyui, websocket: () => websocket, gpu: () => gpu }, problems) };
 }
 
 describe('the pod condition', () => {
@@ -50,27 +47,36 @@ describe('the pod condition', () => {
   });
 
   it('says which check threw instead of throwing', () => {
-    const r = new Readiness();
-    r.set('comfyui', () => {
-      throw new Error('boom');
+    const report = readinessReport({
+      comfyui: () => {
+        throw new Error('boom');
+      },
+      websocket: () => OK,
+      gpu: () => OK,
     });
-    expect(r.report().checks.comfyui).toBe('comfyui check failed: boom');
+    expect(report.checks.comfyui).toBe('comfyui check failed: boom');
   });
 });
 
 describe('/debug/status and /ready use one vocabulary', () => {
-  const cases: Array<[string, CheckResult, CheckResult, 'error' | null, string, string]> = [
-    ['ComfyUI not reached yet', STARTING, STARTING, null, 'starting', 'starting'],
-    ['ComfyUI not reached yet and the GPU broken', STARTING, BROKEN, null, 'degraded', 'degraded'],
-    ['everything up, nothing running', OK, OK, null, 'ok', 'idle'],
-    ['everything up and an error problem', OK, OK, 'error', 'degraded', 'degraded'],
+  /** ComfyUI not reached yet, or up; the GPU without a sample yet, sampled, or lost. */
+  type Comfy = 'starting' | 'up';
+  type Gpu = 'starting' | 'sampled' | 'lost';
+  const cases: Array<[string, Comfy, Gpu, 'error' | null, string, string]> = [
+    ['ComfyUI not reached yet', 'starting', 'starting', null, 'starting', 'starting'],
+    ['ComfyUI not reached yet and the GPU broken', 'starting', 'lost', null, 'degraded', 'degraded'],
+    ['everything up, nothing running', 'up', 'sampled', null, 'ok', 'idle'],
+    ['everything up and an error problem', 'up', 'sampled', 'error', 'degraded', 'degraded'],
   ];
   it.each(cases)('%s: /ready %s… and /debug/status agree', (_name, comfyui, gpu, problem, ready, status) => {
     const config = loadConfig({ COMFYUI_URL: 'http://127.0.0.1:8188' }, 'h');
     const state = new PodState({ config, version: 't', scrubber: new Scrubber([]), env: {}, now: () => T0 });
-    state.readiness.set('comfyui', () => comfyui);
-    state.readiness.set('websocket', () => comfyui);
-    state.readiness.set('gpu', () => gpu);
+    if (comfyui === 'up') {
+      state.comfy.httpAnswered(T0);
+      state.comfy.connected('podscope-test');
+    }
+    if (gpu === 'sampled') state.gpu!.applySample(T0, gpuRows(1));
+    if (gpu === 'lost') state.health.raise('gpu', 'GPU_LOST', 'GPU 0 is lost');
     if (problem) state.health.raise('comfyui', 'STALLED', 'a job shows no sign of life', problem);
     expect(state.condition().status).toBe(ready);
     expect(statusView(state).status).toBe(status);

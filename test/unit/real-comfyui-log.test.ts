@@ -17,7 +17,7 @@ const LOG = readFileSync(new URL('../fixtures/comfyui-logs/real-0.3.64-cpu.txt',
 
 function read(text = LOG) {
   const store = new LogStore(2000, 8 * 1024 * 1024);
-  const comfy = new ComfyState('http://127.0.0.1:8188', { jobIdKey: 'job_id', historyLimit: 10 }, null);
+  const comfy = new ComfyState('http://127.0.0.1:8188', { jobIdKey: 'job_id', historyLimit: 10 });
   const health = new HealthBoard();
   const collector = new LogCollector({ config: loadConfig({}, 'h'), store, comfy, health, scrubber: new Scrubber([]) });
   // As the log stream hands it over: one entry per write.

@@ -14,23 +14,18 @@ import { fixtureRows } from '../helpers/gpu-rows.js';
 
 const T0 = Date.parse('2026-11-24T00:00:00Z');
 
-function pod() {
+/** A pod whose GPU part is `gpu`: by default none, GPU sampling off as on a pod without GPUs (nothing to wait for). */
+function pod(gpu: GpuState | null = null) {
   const config = loadConfig({ RUNPOD_POD_ID: 'pod_abc', COMFYUI_URL: 'http://127.0.0.1:8188' });
-  const state = new PodState({ config, version: 't', scrubber: new Scrubber([]), env: {}, now: () => T0 });
-  const comfy = new ComfyState(config.comfyuiUrl, { jobIdKey: 'job_id', historyLimit: 10 }, null);
-  state.comfy = comfy;
-  state.readiness.set('comfyui', () => comfy.httpCheck());
-  state.readiness.set('websocket', () => comfy.websocketCheck());
-  // GPU sampling off, as on a pod without GPUs: nothing to wait for.
-  state.readiness.set('gpu', () => ({ ok: true }));
+  const comfy = new ComfyState(config.comfyuiUrl, { jobIdKey: 'job_id', historyLimit: 10 });
+  const state = new PodState({ config, version: 't', scrubber: new Scrubber([]), env: {}, now: () => T0, parts: { comfy, gpu } });
   return { state, comfy };
 }
 
 /** A ComfyUI that answers. */
 function up(comfy: ComfyState) {
-  comfy.lastHttpOkAt = T0 - 100;
-  comfy.wsConnected = true;
-  comfy.wsEverConnected = true;
+  comfy.httpAnswered(T0 - 100);
+  comfy.connected('podscope-test');
 }
 
 describe('status', () => {
@@ -66,8 +61,7 @@ describe('status', () => {
   it('is degraded when ComfyUI stops answering after it had', () => {
     const { state, comfy } = pod();
     up(comfy);
-    comfy.httpFailingSince = T0 - 50;
-    comfy.lastHttpError = 'connect ECONNREFUSED';
+    comfy.httpFailed(T0 - 50, 'connect ECONNREFUSED', true);
     expect(statusView(state).status).toBe('degraded');
   });
 
@@ -83,9 +77,8 @@ describe('status', () => {
 
 describe('GPUs', () => {
   it('names the first GPU that answers as the one ComfyUI uses, and lists them all', () => {
-    const { state } = pod();
     const gpu = new GpuState({ startedAt: T0, intervalMs: 1000, heldCount: undefined, timelineCapacity: 10 });
-    state.gpu = gpu;
+    const { state } = pod(gpu);
     const [h] = fixtureRows('h200-x1.drv590.load');
     gpu.applySample(T0, [{ ...h!, index: 1, uuid: 'GPU-b', pci_bus_id: '00000000:84:00.0' }], [{ pci_bus_id: '0000:83:00.0', reason: 'Unable to determine the device handle for GPU0000:83:00.0: Unknown Error', index: 0 }]);
     const v = statusView(state);

@@ -1,14 +1,16 @@
 /**
  * /debug/artifacts (contract 2.8) and the download behind each artifact's `url`.
  *
- * The download reads one file (the only route that touches the disk, as a download must): from
- * ComfyUI's output or temp directory when COMFYUI_OUTPUT_DIR is set, else through ComfyUI's /view.
- * Nothing outside those directories can be reached: see sources/artifact-files.ts.
+ * The download reads one file (the only route that touches the disk, as a download must) through
+ * the download service it is handed (collectors/artifacts.ts): from ComfyUI's output or temp
+ * directory when podscope knows it, else through ComfyUI's /view. Nothing outside those
+ * directories can be reached: see sources/artifact-files.ts.
  */
 import { z } from 'zod';
 import type { Context } from 'hono';
-import type { PodState } from '../../state/pod.js';
-import { artifactsFromUi, type Artifact } from '../../state/artifacts.js';
+import type { PodReader } from '../../state/pod.js';
+import { artifactsFromUi, type Artifact, type ArtifactFiles } from '../../state/artifacts.js';
+import { iso } from '../../format.js';
 import { renderArtifacts } from '../../shared/text-views.js';
 import { ApiError } from '../errors.js';
 import { formatParam, intParam, jobIdParam, parseQuery, querySpec } from '../query.js';
@@ -51,16 +53,16 @@ const fileQuery = querySpec({
   type: z.enum(['output', 'temp'], { message: 'must be output or temp' }).optional(),
 });
 
-export function artifactsHandler(state: PodState) {
+export function artifactsHandler(state: PodReader) {
   return (c: Context) => {
     const q = parseQuery(c, listQuery);
     const ledger = state.artifacts;
     let items: ReturnType<typeof present>[];
     if (q.job_id) {
-      const job = state.comfy?.tracker.get(q.job_id);
+      const job = state.comfy.tracker.get(q.job_id);
       // A known job is one prompt (the newest carrying a retried job id): only its outputs.
       const mine = job ? (a: Artifact) => a.prompt_id === job.prompt_id : (a: Artifact) => a.job_id === q.job_id || a.prompt_id === q.job_id;
-      const recorded = ledger?.ring.select(mine, Number.POSITIVE_INFINITY).map((e) => e.value) ?? [];
+      const recorded = ledger.ring.select(mine, Number.POSITIVE_INFINITY).map((e) => e.value);
       if (!job && recorded.length === 0) {
         throw new ApiError(404, 'JOB_NOT_FOUND', `No job with id ${q.job_id} is known.`, { details: { job_id: q.job_id } });
       }
@@ -76,20 +78,21 @@ export function artifactsHandler(state: PodState) {
       }
     } else {
       // The latest first: that is what people look for.
-      items = (ledger?.newest(q.limit ?? 100) ?? []).reverse().map(present);
+      items = ledger.newest(q.limit ?? 100).reverse().map(present);
     }
-    const body = { job_id: q.job_id ?? null, artifacts: items, output_dir_known: state.config.comfyuiOutputDir !== undefined, sampled_at: new Date(state.now()).toISOString() };
+    const body = { job_id: q.job_id ?? null, artifacts: items, output_dir_known: state.config.comfyuiOutputDir !== undefined, sampled_at: iso(state.now()) };
     return q.format === 'text' ? sendText(c, state, renderArtifacts(body)) : sendJson(c, state, body);
   };
 }
 
-export function downloadHandler(state: PodState) {
+/** The download behind each artifact's url; `files` opens the file (null: downloads are not served). */
+export function downloadHandler(files: ArtifactFiles | null) {
   return async (c: Context) => {
     const q = parseQuery(c, fileQuery);
     const subfolder = q.subfolder ?? '';
     const type = q.type ?? 'output';
-    if (!state.artifactFiles) throw new ApiError(503, 'UNAVAILABLE', 'Downloads are not available.');
-    const file = await state.artifactFiles.open(type, subfolder, q.filename);
+    if (!files) throw new ApiError(503, 'UNAVAILABLE', 'Downloads are not available.');
+    const file = await files.open(type, subfolder, q.filename);
     switch (file.kind) {
       case 'refused':
         throw new ApiError(400, 'INVALID_PARAMETER', `${file.problem}.`, { details: { parameter: file.problem.split(' ')[0], problem: file.problem } });

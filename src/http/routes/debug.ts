@@ -1,8 +1,9 @@
 /**
- * /debug/* read endpoints. Each handler serializes a snapshot of PodState; none does I/O.
+ * /debug/* read endpoints. Each handler serializes a snapshot of the pod's state; none does I/O
+ * (the download reads the one file asked for, through the service it is handed).
  */
 import { Hono, type Context } from 'hono';
-import type { PodState } from '../../state/pod.js';
+import type { PodReader } from '../../state/pod.js';
 import type { StatusView } from '../../views/status.js';
 import { memoryView } from '../../views/memory.js';
 import { jobsView, workflowView, queueView } from '../../views/jobs.js';
@@ -15,6 +16,8 @@ import { logsHandler } from './logs.js';
 import { eventsHandler } from './events.js';
 import { artifactsHandler, downloadHandler } from './artifacts.js';
 import type { AppEnv } from '../env.js';
+import type { HttpServices } from '../services.js';
+import type { OpenStreams } from '../stream.js';
 
 export const DEBUG_ENDPOINTS = [
   { path: '/debug/status', methods: ['GET'], description: 'pod status: GPU, current job, ComfyUI, queue, problems' },
@@ -37,13 +40,13 @@ const jobsQuery = querySpec({
 });
 
 /** Answers JSON, or the text view with ?format=text. */
-function answer<T>(c: Context, state: PodState, view: T, render: (v: T) => string): Response {
+function answer<T>(c: Context, state: PodReader, view: T, render: (v: T) => string): Response {
   const { format } = parseQuery(c, formatOnly);
   return format === 'text' ? sendText(c, state, render(view)) : sendJson(c, state, view);
 }
 
 /** /debug/*; `status` gives the shared status snapshot (node:http's direct answers use it too). */
-export function debugRoutes(state: PodState, status: () => StatusView): Hono<AppEnv> {
+export function debugRoutes(state: PodReader, status: () => StatusView, services: HttpServices, open: OpenStreams): Hono<AppEnv> {
   const app = new Hono<AppEnv>({ strict: false });
   const memory = sharedView(250, () => memoryView(state));
   app.get('/status', (c) => answer(c, state, status(), renderStatus));
@@ -58,8 +61,8 @@ export function debugRoutes(state: PodState, status: () => StatusView): Hono<App
   app.get('/workflow', (c) => {
     const { job_id: jobId } = parseQuery(c, workflowQuery);
     const comfy = state.comfy;
-    const job = comfy ? (jobId ? comfy.tracker.get(jobId) : comfy.tracker.latest()) : undefined;
-    if (!job || !comfy) {
+    const job = jobId ? comfy.tracker.get(jobId) : comfy.tracker.latest();
+    if (!job) {
       if (jobId) {
         throw new ApiError(404, 'JOB_NOT_FOUND', `No job with id ${jobId} is known.`, {
           details: { job_id: jobId },
@@ -68,22 +71,22 @@ export function debugRoutes(state: PodState, status: () => StatusView): Hono<App
       }
       throw new ApiError(404, 'NO_JOB', 'No job has been seen since podscope started.', { help: 'Jobs appear once ComfyUI queues a prompt.' });
     }
-    return answer(c, state, workflowView(comfy, job, state.now()), renderWorkflow);
+    return answer(c, state, workflowView(comfy, state.gpu, job, state.now()), renderWorkflow);
   });
 
   app.get('/jobs', (c) => {
     const q = parseQuery(c, jobsQuery);
-    const view = state.comfy ? jobsView(state.comfy, state.now(), { status: q.status, limit: q.limit ?? 50 }) : { jobs: [], total: 0, sampled_at: new Date(state.now()).toISOString() };
+    const view = jobsView(state.comfy, state.gpu, state.now(), { status: q.status, limit: q.limit ?? 50 });
     return q.format === 'text' ? sendText(c, state, renderJobs(view)) : sendJson(c, state, view);
   });
 
-  app.get('/logs', logsHandler(state));
-  app.get('/events', eventsHandler(state));
+  app.get('/logs', logsHandler(state, open));
+  app.get('/events', eventsHandler(state, open, services.eventStreams));
   app.get('/artifacts', artifactsHandler(state));
-  app.get('/artifacts/file', downloadHandler(state));
+  app.get('/artifacts/file', downloadHandler(services.downloads));
 
   app.get('/queue', (c) => {
-    const view = state.comfy ? queueView(state.comfy, state.now()) : { running: [], pending: [], queue_remaining: 0, rejected: [], as_of: null, sampled_at: new Date(state.now()).toISOString() };
+    const view = queueView(state.comfy, state.now());
     return answer(c, state, view, renderQueue);
   });
   return app;

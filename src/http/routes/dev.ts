@@ -4,12 +4,13 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { setLogLevel, type Logger } from '../../log.js';
-import type { PodState } from '../../state/pod.js';
+import type { PodReader } from '../../state/pod.js';
 import { redactUrlCredentials, REDACTED } from '../../secrets.js';
 import { ApiError } from '../errors.js';
 import { readRequestCapped } from '../../shared/read-capped.js';
 import { sendJson } from '../respond.js';
 import type { AppEnv } from '../env.js';
+import type { HttpServices } from '../services.js';
 
 export const DEV_ENDPOINTS = [
   { path: '/debug/config', methods: ['GET'], description: 'development only: the effective configuration, secrets redacted' },
@@ -21,7 +22,7 @@ const MAX_BODY = 1024;
 
 const LevelBody = z.object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']) }).strict();
 
-export function devRoutes(state: PodState, logger: Logger): Hono<AppEnv> {
+export function devRoutes(state: PodReader, logger: Logger, connections: HttpServices['connections']): Hono<AppEnv> {
   const app = new Hono<AppEnv>({ strict: false });
 
   app.get('/config', (c) => {
@@ -31,7 +32,7 @@ export function devRoutes(state: PodState, logger: Logger): Hono<AppEnv> {
     return sendJson(c, state, { config: cfg, environment: state.environment, log_level: logger.level });
   });
 
-  app.get('/connections', (c) => sendJson(c, state, state.connections()));
+  app.get('/connections', (c) => sendJson(c, state, connections()));
 
   app.post('/log-level', async (c) => {
     const raw = await readRequestCapped(c.req.raw, MAX_BODY);

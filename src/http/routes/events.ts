@@ -6,12 +6,11 @@
  */
 import { z } from 'zod';
 import type { Context } from 'hono';
-import type { PodState } from '../../state/pod.js';
-import { EVENT_TYPES, type EventType, type PodEvent } from '../../state/events.js';
+import type { PodReader } from '../../state/pod.js';
+import { EVENT_TYPES, type EventType, type PodEvent, type StreamCounts } from '../../state/events.js';
 import { header } from '../env.js';
-import { ApiError } from '../errors.js';
 import { jobIdParam, parseQuery, querySpec } from '../query.js';
-import { streamResponse } from '../stream.js';
+import { streamResponse, type OpenStreams } from '../stream.js';
 
 const typesParam = z
   .string()
@@ -29,14 +28,14 @@ const spec = querySpec({
   last_event_id: z.string().max(100, { message: 'must be at most 100 characters' }).optional(),
 });
 
-export function eventsHandler(state: PodState) {
+/** `counts`: the streams served, which the route keeps and metrics read. */
+export function eventsHandler(state: PodReader, open: OpenStreams, counts: StreamCounts) {
   return (c: Context) => {
     const q = parseQuery(c, spec);
     const journal = state.events;
-    if (!journal) throw new ApiError(503, 'UNAVAILABLE', 'The event journal is not running.');
     const types = q.types ? new Set<EventType>(q.types) : null;
     // Events before the platform id was read carry the prompt id as their job id: both are followed.
-    let promptId = q.job_id ? (state.comfy?.tracker.get(q.job_id)?.prompt_id ?? null) : null;
+    let promptId = q.job_id ? (state.comfy.tracker.get(q.job_id)?.prompt_id ?? null) : null;
     const wanted = (e: PodEvent): boolean => {
       if (types && !types.has(e.type)) return false;
       if (!q.job_id) return true;
@@ -48,6 +47,7 @@ export function eventsHandler(state: PodState) {
     if (resume.kind === 'gap') initial.push(`event: gap\ndata: ${JSON.stringify({ reason: resume.reason, lost: resume.lost, oldest_id: journal.ring.size > 0 ? journal.id(journal.ring.firstSeq) : null })}\n\n`);
     if (resume.kind !== 'fresh') for (const e of resume.entries) if (wanted(e.value)) initial.push(e.value.frame);
     return streamResponse(c, state, {
+      open,
       contentType: 'text/event-stream; charset=utf-8',
       initial,
       subscribe: (send) =>
@@ -57,9 +57,9 @@ export function eventsHandler(state: PodState) {
       heartbeat: ': heartbeat\n\n',
       dropped: 'event: dropped\ndata: {"reason":"reader too slow: reconnect with Last-Event-ID to resume"}\n\n',
       stopping: 'event: end\ndata: {"reason":"podscope is stopping"}\n\n',
-      onDrop: () => journal.streams.dropped++,
-      onStart: () => journal.streams.open++,
-      onEnd: () => journal.streams.open--,
+      onDrop: () => counts.dropped++,
+      onStart: () => counts.open++,
+      onEnd: () => counts.open--,
     });
   };
 }

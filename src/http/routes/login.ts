@@ -4,7 +4,7 @@
  * the browser's requests like the bearer token does. Pages carry a strict Content-Security-Policy.
  */
 import { Hono, type Context } from 'hono';
-import type { PodState } from '../../state/pod.js';
+import type { PodReader } from '../../state/pod.js';
 import type { AppEnv } from '../env.js';
 import { header } from '../env.js';
 import { constantTimeEqual } from '../access.js';
@@ -45,7 +45,7 @@ export function viaHttps(c: Context): boolean {
   return /\.proxy\.runpod\.net(:\d+)?$/i.test(header(c as never, 'host') ?? '');
 }
 
-function page(c: Context, state: PodState, status: number, body: string, extra: Record<string, string> = {}): Response {
+function page(c: Context, state: PodReader, status: number, body: string, extra: Record<string, string> = {}): Response {
   const html = `<!doctype html>
 <html lang="en">
 <head>
@@ -66,7 +66,7 @@ ${body}
   return new Response(html, { status, headers: responseHeaders(c, { 'content-type': 'text/html; charset=utf-8', ...PAGE_HEADERS, ...extra }) });
 }
 
-function loginForm(c: Context, state: PodState, next: string, error: string | null, status = 200): Response {
+function loginForm(c: Context, state: PodReader, next: string, error: string | null, status = 200): Response {
   return page(
     c,
     state,
@@ -80,7 +80,7 @@ ${error ? `<p role="alert">${escapeHtml(error)}</p>\n` : ''}<form method="post" 
   );
 }
 
-export function loginRoutes(state: PodState, sessions: SessionStore): Hono<AppEnv> {
+export function loginRoutes(state: PodReader, sessions: SessionStore): Hono<AppEnv> {
   const app = new Hono<AppEnv>({ strict: false });
   const token = state.config.token;
 

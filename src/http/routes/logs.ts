@@ -5,26 +5,27 @@
  */
 import { z } from 'zod';
 import type { Context } from 'hono';
-import type { PodState } from '../../state/pod.js';
+import type { PodReader } from '../../state/pod.js';
 import type { LogRecord } from '../../state/logs.js';
 import type { RingEntry } from '../../state/ring-buffer.js';
 import { LEVELS } from '../../shared/log-levels.js';
 import { formatParam, intParam, jobIdParam, parseQuery, querySpec } from '../query.js';
 import { sendJson, sendText } from '../respond.js';
-import { streamResponse } from '../stream.js';
+import { streamResponse, type OpenStreams } from '../stream.js';
 import { ApiError } from '../errors.js';
+import { iso } from '../../format.js';
 
 function formatText(e: RingEntry<LogRecord>): string {
   const r = e.value;
-  return `${new Date(r.ts).toISOString()} ${r.level.toUpperCase().padEnd(5)} ${r.source} ${r.job_id ?? '-'} ${r.message}\n`;
+  return `${iso(r.ts)} ${r.level.toUpperCase().padEnd(5)} ${r.source} ${r.job_id ?? '-'} ${r.message}\n`;
 }
 
 function toJson(e: RingEntry<LogRecord>) {
   const r = e.value;
-  return { seq: e.seq, ts: new Date(r.ts).toISOString(), level: r.level, source: r.source, message: r.message, job_id: r.job_id };
+  return { seq: e.seq, ts: iso(r.ts), level: r.level, source: r.source, message: r.message, job_id: r.job_id };
 }
 
-export function logsHandler(state: PodState) {
+export function logsHandler(state: PodReader, open: OpenStreams) {
   const capacity = state.config.logLines;
   const spec = querySpec({
       lines: intParam(1, capacity).optional(),
@@ -43,11 +44,10 @@ export function logsHandler(state: PodState) {
   return (c: Context) => {
     const store = state.logs;
     const q = parseQuery(c, spec);
-    if (!store) throw new ApiError(503, 'UNAVAILABLE', 'The log buffer is not running.');
     let jobIds: Set<string> | undefined;
     if (q.job_id) {
       // Either id of a job is accepted; lines carry the platform job id (the prompt_id before it was known).
-      const job = state.comfy?.tracker.get(q.job_id);
+      const job = state.comfy.tracker.get(q.job_id);
       jobIds = new Set([q.job_id, ...(job ? [job.job_id, job.prompt_id] : [])]);
       // Unknown everywhere, as /debug/workflow and /debug/artifacts say: not a job with no lines.
       if (!job && store.query({ lines: 1, jobIds }).length === 0) {
@@ -57,16 +57,17 @@ export function logsHandler(state: PodState) {
     const filter = { level: q.level as LogRecord['level'] | undefined, jobIds, source: q.source, q: q.q };
     const entries = store.query({ lines: q.lines ?? 100, after: q.after, ...filter });
     const text = q.format === 'text';
-    if (q.follow === '1' || q.follow === 'true') return follow(c, state, entries, store.matcher(filter), text);
+    if (q.follow === '1' || q.follow === 'true') return follow(c, state, open, entries, store.matcher(filter), text);
     if (text) return sendText(c, state, entries.map(formatText).join(''));
-    return sendJson(c, state, { lines: entries.map(toJson), buffered: store.ring.size, dropped: store.ring.dropped, sampled_at: new Date(state.now()).toISOString() });
+    return sendJson(c, state, { lines: entries.map(toJson), buffered: store.ring.size, dropped: store.ring.dropped, sampled_at: iso(state.now()) });
   };
 }
 
-function follow(c: Context, state: PodState, initial: RingEntry<LogRecord>[], match: (r: LogRecord) => boolean, text: boolean): Response {
-  const store = state.logs!;
+function follow(c: Context, state: PodReader, open: OpenStreams, initial: RingEntry<LogRecord>[], match: (r: LogRecord) => boolean, text: boolean): Response {
+  const store = state.logs;
   const frame = (e: RingEntry<LogRecord>) => (text ? formatText(e) : `id: ${e.seq}\ndata: ${JSON.stringify(toJson(e))}\n\n`);
   return streamResponse(c, state, {
+    open,
     contentType: text ? 'text/plain; charset=utf-8' : 'text/event-stream; charset=utf-8',
     initial: [...(text ? [] : [': podscope log stream\n\n']), ...initial.map(frame)],
     subscribe: (send) =>

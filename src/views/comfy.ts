@@ -1,0 +1,126 @@
+/**
+ * How ComfyUI's state is shown: its connection, the running job in brief, its memory as it reports
+ * it, the recent jobs' VRAM peaks, and a job's GPU use. Used by /debug/status, /debug/memory,
+ * /debug/workflow and the forensics of a finished job.
+ */
+import type { ComfyReader } from '../state/comfy.js';
+import type { GpuReader } from '../state/gpu.js';
+import type { JobUsage, ReadonlyJob } from '../shared/job-types.js';
+import { iso, round } from '../format.js';
+
+export const PROGRESS_UNKNOWN = "the prompt's graph has not been read yet, so the work left is unknown";
+
+/**
+ * A job's ids as answers show them: `job_id` is null (with the reason) until the prompt's
+ * extra_data has been read, so an answer never shows a prompt_id that later turns into a job id.
+ */
+export function jobIdentity(job: ReadonlyJob): { job_id: string | null; prompt_id: string; job_id_unknown_reason?: string } {
+  if (job.identity_known) return { job_id: job.job_id, prompt_id: job.prompt_id };
+  return { job_id: null, prompt_id: job.prompt_id, job_id_unknown_reason: "the prompt's extra_data has not been read yet" };
+}
+
+/** What podscope can see of other clients' prompts, in one sentence. */
+export function visibility(comfy: ComfyReader): { mode: 'tap' | 'observer'; sees: string } {
+  if (comfy.tap) {
+    return {
+      mode: 'tap',
+      sees: "every prompt from every client, node by node, with ComfyUI's own times, job ids from the POST on, and rejected prompts with their reasons",
+    };
+  }
+  return {
+    mode: 'observer',
+    sees:
+      "without the tap node: other clients' prompts through /queue and /history (ids, outcome, error, outputs, ComfyUI's start and end times) and the log (a sampler's tqdm steps); node start times only where progress frames or the log show them, otherwise null; rejected prompts only from the log, without their job id",
+  };
+}
+
+/** `comfyui` of /debug/status. */
+export function comfyInfoView(comfy: ComfyReader) {
+  const httpOk = comfy.httpFailingSince === null && comfy.lastHttpOkAt !== null;
+  return {
+    connected: comfy.wsConnected && httpOk,
+    url: comfy.url,
+    version: comfy.version,
+    http_ok: httpOk,
+    websocket: comfy.wsConnected,
+    tap: comfy.tap,
+    tap_version: comfy.tapVersion,
+    visibility: visibility(comfy),
+    last_frame_at: iso(comfy.lastFrameAt),
+  };
+}
+
+/** GPU use between the job's start and its end (or now): what it recorded when it finished, else measured now. */
+export function jobUsage(job: ReadonlyJob, gpu: GpuReader | null, now: number): JobUsage | null {
+  if (job.usage) return job.usage;
+  return measureUsage(job, gpu, now);
+}
+
+/** GPU use over the job's run, from the GPU timeline; null without GPU data or before it started. */
+export function measureUsage(job: ReadonlyJob, gpu: GpuReader | null, now: number): JobUsage | null {
+  if (!gpu || job.started_at === null) return null;
+  const w = gpu.usageBetween(job.started_at, job.finished_at ?? now);
+  return { gpu_seconds: round(w.gpu_seconds, 3), busy_gpu_seconds: round(w.busy_gpu_seconds, 3), peak_vram_mb: w.peak_vram_mb };
+}
+
+/** `current_job` of /debug/status: the running job in brief, or null. */
+export function currentJobView(comfy: ComfyReader, gpu: GpuReader | null, now: number) {
+  const job = comfy.tracker.running();
+  if (!job) return null;
+  const node = job.current_node ? job.nodes.get(job.current_node) : undefined;
+  const usage = jobUsage(job, gpu, now);
+  return {
+    ...jobIdentity(job),
+    progress_percent: job.progress,
+    ...(job.progress === null ? { progress_unknown_reason: PROGRESS_UNKNOWN } : {}),
+    started_at: iso(job.started_at),
+    elapsed_s: job.started_at ? round((now - job.started_at) / 1000) : null,
+    current_node: node
+      ? { node_id: node.node_id, class_type: node.class_type, title: node.title, progress: node.total !== null ? { steps: node.steps ?? 0, total: node.total } : null }
+      : null,
+    gpu_seconds: usage ? usage.gpu_seconds : null,
+    last_activity_s: round((now - job.last_activity) / 1000),
+  };
+}
+
+/** ComfyUI's own memory view (`/system_stats`), in MB, or null before it answered. */
+export function systemStatsView(comfy: ComfyReader): Record<string, unknown> | null {
+  const read = comfy.systemStats;
+  if (!read) return null;
+  const raw = read.raw;
+  const system = (raw.system ?? {}) as Record<string, unknown>;
+  const devices = Array.isArray(raw.devices) ? (raw.devices as Array<Record<string, unknown>>) : [];
+  const mb = (v: unknown) => (typeof v === 'number' ? Math.round(v / 1024 / 1024) : null);
+  return {
+    sampled_at: iso(read.at),
+    version: typeof system.comfyui_version === 'string' ? system.comfyui_version : null,
+    ram_total_mb: mb(system.ram_total),
+    ram_free_mb: mb(system.ram_free),
+    devices: devices.map((d) => ({
+      name: typeof d.name === 'string' ? d.name : null,
+      type: typeof d.type === 'string' ? d.type : null,
+      index: typeof d.index === 'number' ? d.index : null,
+      vram_total_mb: mb(d.vram_total),
+      vram_free_mb: mb(d.vram_free),
+      torch_vram_reserved_mb: mb(d.torch_vram_total),
+      torch_vram_free_mb: mb(d.torch_vram_free),
+    })),
+  };
+}
+
+/** The 20 most recently started jobs with their VRAM peaks, for /debug/memory's timeline. */
+export function jobPeaksView(comfy: ComfyReader, gpu: GpuReader | null, now: number): Array<Record<string, unknown>> {
+  return comfy.tracker
+    .all()
+    .filter((j) => j.started_at !== null)
+    .sort((a, b) => (b.started_at ?? 0) - (a.started_at ?? 0))
+    .slice(0, 20)
+    .map((j) => ({
+      job_id: j.job_id,
+      prompt_id: j.prompt_id,
+      status: j.status,
+      started_at: iso(j.started_at),
+      finished_at: iso(j.finished_at),
+      peak_vram_mb: jobUsage(j, gpu, now)?.peak_vram_mb ?? null,
+    }));
+}

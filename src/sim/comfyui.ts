@@ -20,8 +20,12 @@ import { join, resolve, sep } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer, WebSocket } from 'ws';
+import { cacheSignature, executionOrder, OUTPUT_CLASSES, validateGraph, type Graph } from './comfy-graph.js';
+import { Interrupted, NodeFailure, runNode, type NodeHost } from './comfy-nodes.js';
 
-export type Graph = Record<string, { class_type: string; inputs: Record<string, unknown>; _meta?: { title?: string } }>;
+export type { Graph } from './comfy-graph.js';
+export { CHECKPOINTS } from './comfy-graph.js';
+export { submit, txt2img } from './comfy-workflows.js';
 
 export interface SimOptions {
   port?: number;
@@ -58,42 +62,6 @@ interface HistoryEntry {
   meta: Record<string, unknown>;
 }
 
-const KNOWN_CLASSES = new Set([
-  'CheckpointLoaderSimple',
-  'EmptyLatentImage',
-  'CLIPTextEncode',
-  'KSampler',
-  'VAEDecode',
-  'SaveImage',
-  'PreviewImage',
-  'SaveAnimatedWEBP',
-  'VHS_VideoCombine',
-  'SaveAudio',
-  'SimSleep',
-  // The conformance suite's nodes (test/comfyui/nodes) and the core nodes its workflows use.
-  'EmptyImage',
-  'ImageInvert',
-  'PodscopeTqdmSampler',
-  'PodscopeSlowLoad',
-  'PodscopeRaise',
-  'PodscopeMarker',
-]);
-/** Inputs with a minimum that validation checks (`INPUT_TYPES` min), by class. */
-const MINIMUMS: Record<string, Array<[string, number]>> = { PodscopeTqdmSampler: [['steps', 1]], EmptyImage: [['width', 1], ['height', 1]], KSampler: [['steps', 1]] };
-const OUTPUT_CLASSES = new Set(['SaveImage', 'PreviewImage', 'SaveAnimatedWEBP', 'VHS_VideoCombine', 'SaveAudio']);
-export const CHECKPOINTS = ['sd_xl_base_1.0.safetensors', 'v1-5-pruned-emaonly.safetensors'];
-
-class Interrupted extends Error {}
-class NodeFailure extends Error {
-  constructor(
-    readonly type: string,
-    message: string,
-    readonly traceback: string[],
-  ) {
-    super(message);
-  }
-}
-
 /** Python's `datetime.now().isoformat()`: local time, microseconds, no zone (as ComfyUI stamps log entries). */
 function localIso(d: Date): string {
   const p = (n: number, w = 2) => String(n).padStart(w, '0');
@@ -101,6 +69,7 @@ function localIso(d: Date): string {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 
 export class SimComfyUI {
   private server: Server | null = null;
@@ -466,7 +435,7 @@ export class SimComfyUI {
     if (typeof b.client_id === 'string') extra.client_id = b.client_id;
     const promptId = typeof b.prompt_id === 'string' ? b.prompt_id : randomUUID();
     const posted = { prompt_id: promptId, extra: SimComfyUI.tapExtra(extra), t: Date.now() };
-    const errors = this.validate(graph);
+    const errors = validateGraph(graph);
     if (errors) {
       for (const line of errors.lines) this.log(`${line}\n`);
       const body = errors.body as { error: unknown; node_errors: unknown };
@@ -483,45 +452,6 @@ export class SimComfyUI {
     this.statusFrame();
     this.wake?.();
     json(200, { prompt_id: promptId, number, node_errors: {} });
-  }
-
-  private validate(graph: Graph): { body: unknown; lines: string[] } | null {
-    const ids = Object.keys(graph);
-    if (ids.length === 0) return { body: { error: { type: 'prompt_no_outputs', message: 'Prompt has no outputs', details: '', extra_info: {} }, node_errors: {} }, lines: ['invalid prompt: Prompt has no outputs'] };
-    const nodeErrors: Record<string, unknown> = {};
-    const lines: string[] = [];
-    for (const id of ids) {
-      const n = graph[id]!;
-      if (!KNOWN_CLASSES.has(n.class_type)) {
-        return {
-          body: { error: { type: 'invalid_prompt', message: `Cannot execute because node ${n.class_type} does not exist.`, details: `Node ID '#${id}'`, extra_info: {} }, node_errors: {} },
-          lines: [`invalid prompt: Cannot execute because node ${n.class_type} does not exist.`],
-        };
-      }
-      for (const [input, min] of MINIMUMS[n.class_type] ?? []) {
-        const value = n.inputs[input];
-        if (typeof value !== 'number' || value >= min) continue;
-        const out = ids.find((o) => OUTPUT_CLASSES.has(graph[o]!.class_type)) ?? id;
-        nodeErrors[id] = {
-          errors: [{ type: 'value_smaller_than_min', message: `Value ${value} smaller than min of ${min}`, details: input, extra_info: { input_name: input, received_value: value } }],
-          dependent_outputs: [out],
-          class_type: n.class_type,
-        };
-        lines.push(`Failed to validate prompt for output ${out}:`, `* ${n.class_type} ${id}:`, `  - Value ${value} smaller than min of ${min}: ${input}`, 'Output will be ignored');
-      }
-      if (n.class_type === 'CheckpointLoaderSimple' && !CHECKPOINTS.includes(String(n.inputs.ckpt_name))) {
-        const out = ids.find((o) => OUTPUT_CLASSES.has(graph[o]!.class_type)) ?? id;
-        nodeErrors[id] = {
-          errors: [{ type: 'value_not_in_list', message: 'Value not in list', details: `ckpt_name: '${String(n.inputs.ckpt_name)}' not in ${JSON.stringify(CHECKPOINTS)}`, extra_info: { input_name: 'ckpt_name' } }],
-          dependent_outputs: [out],
-          class_type: n.class_type,
-        };
-        lines.push(`Failed to validate prompt for output ${out}:`, `* CheckpointLoaderSimple ${id}:`, `  - Value not in list: ckpt_name: '${String(n.inputs.ckpt_name)}' not in ['${CHECKPOINTS.join("', '")}']`, 'Output will be ignored');
-      }
-    }
-    if (Object.keys(nodeErrors).length === 0) return null;
-    lines.push("invalid prompt: {'type': 'prompt_outputs_failed_validation', 'message': 'Prompt outputs failed validation', 'details': '', 'extra_info': {}}");
-    return { body: { error: { type: 'prompt_outputs_failed_validation', message: 'Prompt outputs failed validation', details: '', extra_info: {} }, node_errors: nodeErrors }, lines };
   }
 
   // ---- execution ---------------------------------------------------------------------------
@@ -547,39 +477,14 @@ export class SimComfyUI {
     }
   }
 
-  private order(graph: Graph, outputs: string[]): string[] {
-    const seen = new Set<string>();
-    const out: string[] = [];
-    const visit = (id: string) => {
-      if (seen.has(id) || !graph[id]) return;
-      seen.add(id);
-      for (const v of Object.values(graph[id]!.inputs)) if (Array.isArray(v) && typeof v[0] === 'string') visit(v[0]);
-      out.push(id);
-    };
-    for (const o of outputs) visit(o);
-    return out;
-  }
-
-  private signature(graph: Graph, id: string, memo = new Map<string, string>()): string {
-    const hit = memo.get(id);
-    if (hit) return hit;
-    const n = graph[id]!;
-    const parts = Object.entries(n.inputs)
-      .sort(([a], [b]) => a.localeCompare(b))
-      .map(([k, v]) => (Array.isArray(v) && typeof v[0] === 'string' && graph[v[0]] ? `${k}=<${this.signature(graph, v[0], memo)}>` : `${k}=${JSON.stringify(v)}`));
-    const sig = `${n.class_type}(${parts.join(',')})`;
-    memo.set(id, sig);
-    return sig;
-  }
-
   private async execute(task: Task): Promise<void> {
     const started = Date.now();
     const messages: Array<[string, Record<string, unknown>]> = [];
     const outputs: Record<string, Record<string, unknown>> = {};
     const clientId = typeof task.extra.client_id === 'string' ? task.extra.client_id : null;
-    const order = this.order(task.graph, task.outputs);
+    const order = executionOrder(task.graph, task.outputs);
     const memo = new Map<string, string>();
-    const cached = order.filter((id) => this.cache.has(this.signature(task.graph, id, memo)));
+    const cached = order.filter((id) => this.cache.has(cacheSignature(task.graph, id, memo)));
     const progressState: Record<string, Record<string, unknown>> = {};
     const outline = Object.fromEntries(
       Object.entries(task.graph).map(([id, n]) => [
@@ -613,7 +518,7 @@ export class SimComfyUI {
       for (const id of order) {
         if (this.stopped) return;
         const node = task.graph[id]!;
-        const sig = this.signature(task.graph, id, memo);
+        const sig = cacheSignature(task.graph, id, memo);
         if (cached.includes(id)) {
           const ui = this.cache.get(sig);
           if (ui) {
@@ -633,7 +538,7 @@ export class SimComfyUI {
         this.tapEmit('podscope.node_start', { ...tapNode, t: Date.now() });
         let ui: Record<string, unknown> | null;
         try {
-          ui = await this.runNode(task, node, (value, max) => {
+          ui = await runNode(this.nodeHost(task), node, (value, max) => {
             nodeState(id, value, max, 'running');
             sendState();
             this.exec('progress', { value, max, prompt_id: task.promptId, node: id }, task, true);
@@ -709,108 +614,19 @@ export class SimComfyUI {
     if (this.stopped) throw new Interrupted();
   }
 
-  private batchOf(task: Task, node: Graph[string]): number {
-    const latent = node.inputs.latent_image;
-    if (Array.isArray(latent) && typeof latent[0] === 'string') {
-      const up = task.graph[latent[0]];
-      if (up?.class_type === 'EmptyLatentImage') return Number(up.inputs.batch_size ?? 1);
-    }
-    return 1;
-  }
-
-  private async runNode(task: Task, node: Graph[string], progress: (v: number, m: number) => void): Promise<Record<string, unknown> | null> {
-    const { nodeMs, stepMs } = this.opts;
-    switch (node.class_type) {
-      case 'CheckpointLoaderSimple':
-        this.log('model weight dtype torch.float16, manual cast: None\n');
-        this.log('Requested to load SDXL\n');
-        await this.tick(nodeMs * 4);
-        this.log('loaded completely 9.5367431640625e+25 4897.0483474731445 True\n');
-        return null;
-      case 'KSampler': {
-        const steps = Math.max(1, Number(node.inputs.steps ?? 20));
-        const batch = this.batchOf(task, node);
-        for (let s = 1; s <= steps; s++) {
-          await this.tick(stepMs);
-          if (batch >= 64 && s === 2) {
-            throw new NodeFailure(
-              'torch.OutOfMemoryError',
-              'Allocation on device \nThis error means you ran out of memory on your GPU.\n\nTIPS: If the workflow worked before you might have accidentally set the batch_size to a large number.',
-              [
-                '  File "/comfyui/execution.py", line 496, in execute\n    output_data, output_ui, has_subgraph, has_pending_tasks = await get_output_data(prompt_id, unique_id, obj, input_data_all, execution_block_cb=execution_block_cb, pre_execute_cb=pre_execute_cb, hidden_inputs=hidden_inputs)\n',
-                '  File "/comfyui/comfy/k_diffusion/sampling.py", line 199, in sample_euler\n    denoised = model(x, sigma_hat * s_in, **extra_args)\n',
-              ],
-            );
-          }
-          progress(s, steps);
-          const pct = Math.round((s / steps) * 100);
-          const bar = '█'.repeat(Math.round(pct / 10)).padEnd(10, ' ');
-          this.log(`\r${String(pct).padStart(3)}%|${bar}| ${s}/${steps} [00:0${Math.min(9, s)}<00:00,  ${(1000 / stepMs).toFixed(2)}it/s]${s === steps ? '\n' : ''}`);
-          if (this.opts.previews) {
-            const img = Buffer.from('ffd8ffe000104a464946', 'hex');
-            const head = Buffer.alloc(8);
-            head.writeUInt32BE(1, 0);
-            head.writeUInt32BE(1, 4);
-            const clientId = typeof task.extra.client_id === 'string' ? task.extra.client_id : null;
-            this.sendBinary(Buffer.concat([head, img]), clientId);
-          }
-        }
-        return null;
-      }
-      case 'SimSleep':
-        await this.tick(Number(node.inputs.seconds ?? 1) * 1000);
-        return null;
-      case 'PodscopeSlowLoad':
-        await this.tick(Number(node.inputs.ms ?? 500));
-        return null;
-      case 'PodscopeTqdmSampler': {
-        const steps = Math.max(1, Number(node.inputs.steps ?? 10));
-        const ms = Number(node.inputs.step_ms ?? 50);
-        this.log(`\r  0%|          | 0/${steps} [00:00<?, ?it/s]`);
-        for (let s = 1; s <= steps; s++) {
-          await this.tick(ms);
-          progress(s, steps);
-          const pct = Math.round((s / steps) * 100);
-          this.log(`\r${String(pct).padStart(3)}%|${'█'.repeat(Math.round(pct / 10)).padEnd(10, ' ')}| ${s}/${steps} [00:00<00:00, ${(1000 / Math.max(1, ms)).toFixed(2)}it/s]`);
-        }
-        this.log('\n');
-        return null;
-      }
-      case 'PodscopeRaise': {
-        await this.tick(nodeMs);
-        const message = String(node.inputs.message ?? 'podscope test node failed on purpose');
-        throw new NodeFailure('RuntimeError', message, [
-          '  File "/comfyui/execution.py", line 496, in execute\n    output_data, output_ui, has_subgraph, has_pending_tasks = await get_output_data(prompt_id, unique_id, obj, input_data_all, execution_block_cb=execution_block_cb, pre_execute_cb=pre_execute_cb, hidden_inputs=hidden_inputs)\n',
-          `  File "/comfyui/custom_nodes/podscope_test_nodes/__init__.py", line 78, in run\n    raise RuntimeError(message)\n`,
-        ]);
-      }
-      case 'PodscopeMarker':
-        this.log(`${String(node.inputs.marker ?? 'podscope-marker')}\n`);
-        return null;
-      case 'SaveImage':
-      case 'PreviewImage':
-      case 'SaveAnimatedWEBP': {
-        await this.tick(nodeMs);
-        const temp = node.class_type === 'PreviewImage';
-        // PreviewImage names its files ComfyUI_temp_<5 random letters>_00001_.png.
-        const prefix = temp ? `ComfyUI_temp_${randomUUID().replace(/[^a-f]/g, '').padEnd(5, 'a').slice(0, 5)}` : String(node.inputs.filename_prefix ?? 'ComfyUI');
-        const ext = node.class_type === 'SaveAnimatedWEBP' ? 'webp' : 'png';
-        const file = this.writeOutput(prefix, ext, temp ? 'temp' : 'output');
-        return node.class_type === 'SaveAnimatedWEBP' ? { images: [file], animated: [true] } : { images: [file] };
-      }
-      case 'VHS_VideoCombine': {
-        await this.tick(nodeMs * 2);
-        const file = this.writeOutput(String(node.inputs.filename_prefix ?? 'AnimateDiff'), 'mp4', 'output');
-        return { gifs: [{ ...file, format: 'video/h264-mp4', frame_rate: 8, workflow: `${file.filename.replace('.mp4', '.png')}`, fullpath: `/comfyui/output/${file.filename}` }] };
-      }
-      case 'SaveAudio': {
-        await this.tick(nodeMs);
-        return { audio: [this.writeOutput(String(node.inputs.filename_prefix ?? 'audio/ComfyUI'), 'flac', 'output')] };
-      }
-      default:
-        await this.tick(nodeMs);
-        return null;
-    }
+  /** What a node of `task` may use of this server while it runs. */
+  private nodeHost(task: Task): NodeHost {
+    const clientId = typeof task.extra.client_id === 'string' ? task.extra.client_id : null;
+    return {
+      graph: task.graph,
+      nodeMs: this.opts.nodeMs,
+      stepMs: this.opts.stepMs,
+      previews: this.opts.previews,
+      tick: (ms) => this.tick(ms),
+      log: (text) => this.log(text),
+      preview: (frame) => this.sendBinary(frame, clientId),
+      writeOutput: (prefix, ext, type) => this.writeOutput(prefix, ext, type),
+    };
   }
 
   private writeOutput(prefix: string, ext: string, type: 'output' | 'temp'): { filename: string; subfolder: string; type: string } {
@@ -827,33 +643,3 @@ export class SimComfyUI {
   }
 }
 
-/** A text-to-image graph where every node feeds the SaveImage output (7 nodes). */
-export function txt2img(opts: { seed?: number; steps?: number; batch?: number; ckpt?: string; prefix?: string; output?: string } = {}): Graph {
-  return {
-    '4': { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: opts.ckpt ?? CHECKPOINTS[0] }, _meta: { title: 'Load Checkpoint' } },
-    '5': { class_type: 'EmptyLatentImage', inputs: { width: 1024, height: 1024, batch_size: opts.batch ?? 1 }, _meta: { title: 'Empty Latent Image' } },
-    '6': { class_type: 'CLIPTextEncode', inputs: { text: 'a lighthouse at dusk', clip: ['4', 1] }, _meta: { title: 'Positive' } },
-    '7': { class_type: 'CLIPTextEncode', inputs: { text: 'blurry', clip: ['4', 1] }, _meta: { title: 'Negative' } },
-    '3': {
-      class_type: 'KSampler',
-      inputs: { seed: opts.seed ?? 42, steps: opts.steps ?? 20, cfg: 7, sampler_name: 'euler', scheduler: 'normal', denoise: 1, model: ['4', 0], positive: ['6', 0], negative: ['7', 0], latent_image: ['5', 0] },
-      _meta: { title: 'KSampler' },
-    },
-    '8': { class_type: 'VAEDecode', inputs: { samples: ['3', 0], vae: ['4', 2] }, _meta: { title: 'VAE Decode' } },
-    '9': { class_type: opts.output ?? 'SaveImage', inputs: { images: ['8', 0], filename_prefix: opts.prefix ?? 'ComfyUI' }, _meta: { title: 'Save Image' } },
-  };
-}
-
-/** Submits a prompt the way a client does; resolves with ComfyUI's answer. */
-export async function submit(
-  url: string,
-  graph: Graph,
-  opts: { clientId?: string; extra?: Record<string, unknown>; promptId?: string } = {},
-): Promise<{ status: number; body: { prompt_id?: string; number?: number; node_errors?: unknown; error?: unknown } }> {
-  const payload: Record<string, unknown> = { prompt: graph };
-  if (opts.clientId) payload.client_id = opts.clientId;
-  if (opts.extra) payload.extra_data = opts.extra;
-  if (opts.promptId) payload.prompt_id = opts.promptId;
-  const res = await fetch(`${url}/prompt`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(payload) });
-  return { status: res.status, body: (await res.json()) as never };
-}

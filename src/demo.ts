@@ -12,7 +12,8 @@ import WebSocket from 'ws';
 import { SimComfyUI, submit, txt2img, type Graph } from './sim/comfyui.js';
 import { startPodscope, type Podscope } from './main.js';
 import { ConfigError } from './config.js';
-import { say, watchStdout } from './log.js';
+import { say, watchStdout } from './logger.js';
+import { iso } from './format.js';
 
 export interface DemoOptions {
   env: Record<string, string | undefined>;
@@ -230,7 +231,7 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
 /** One line for the terminal: the pod's condition, its GPUs, the jobs so far and podscope's problems. */
 export function demoSummary(pod: Podscope): string {
   const { state } = pod;
-  const at = new Date(state.now()).toISOString().slice(11, 19);
+  const at = iso(state.now()).slice(11, 19);
   const condition = state.condition().status;
   const jobs = state.comfy?.tracker.all() ?? [];
   const count = (s: string) => jobs.filter((j) => j.status === s).length;

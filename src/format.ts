@@ -1,6 +1,8 @@
 /** Small formatting helpers shared by state, collectors and views. */
 
 /** An ms epoch as an ISO string; null stays null. */
+export function iso(t: number): string;
+export function iso(t: number | null): string | null;
 export function iso(t: number | null): string | null {
   return t === null ? null : new Date(t).toISOString();
 }

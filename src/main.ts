@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:http';
 import { setFlagsFromString } from 'node:v8';
 import { ConfigError, loadConfig, type Config, type TraceConfig } from './config.js';
 import { Scrubber } from './secrets.js';
-import { PENDING_BYTES, bufferedStdout, componentLogger, createLogger, watchStdout, type LineSink, type Logger } from './log.js';
+import { PENDING_BYTES, bufferedStdout, componentLogger, createLogger, watchStdout, type LineSink, type Logger } from './logger.js';
 import { PodState } from './state/pod.js';
 import type { ComfyState } from './state/comfy.js';
 import type { HealthBoard } from './state/health.js';

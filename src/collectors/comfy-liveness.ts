@@ -3,7 +3,7 @@
  * jobs; a websocket down while HTTP answers, and a running job with no sign of life, are problems.
  */
 import type { Config } from '../config.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../logger.js';
 import type { ComfyState } from '../state/comfy.js';
 import type { HealthBoard } from '../state/health.js';
 import { iso } from '../format.js';

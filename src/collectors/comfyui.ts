@@ -5,7 +5,7 @@
  * is installed.
  */
 import type { Config } from '../config.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../logger.js';
 import type { ComfyState } from '../state/comfy.js';
 import type { HealthBoard } from '../state/health.js';
 import { isRecord, type ReadonlyJob } from '../state/jobs.js';

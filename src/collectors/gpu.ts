@@ -5,7 +5,7 @@
  * reported (NVIDIA_SMI_STUCK) and no new run starts until it is gone. Every failure becomes a
  * problem with a stable code; routes keep answering from the last state.
  */
-import type { Logger } from '../log.js';
+import type { Logger } from '../logger.js';
 import type { HealthBoard } from '../state/health.js';
 import type { GpuState } from '../state/gpu.js';
 import { runBounded, type RunningProcess, type RunResult } from '../sources/process.js';
@@ -27,9 +27,10 @@ import {
   toGpuRow,
   type FieldPlan,
 } from '../sources/nvidia-smi.js';
-import { type GpuHealth, type GpuRow, type MigDevice } from '../shared/gpu-readings.js';
+import { normalizeBusId, type GpuHealth, type GpuRow, type MigDevice } from '../shared/gpu-readings.js';
 import { healthVerdict } from '../shared/gpu-health.js';
 import { sleep, tracked, type Collector } from './collector.js';
+import { iso } from '../format.js';
 
 export interface GpuCollectorOptions {
   bin: string;
@@ -306,7 +307,7 @@ export class GpuCollector implements Collector {
     const sections = parseQueryText(q.stdout);
     const byUuid = new Map<string, MigDevice[]>();
     for (const g of migGpus) {
-      const section = [...sections].find(([bus]) => g.pci_bus_id !== null && sameBus(bus, g.pci_bus_id))?.[1];
+      const section = [...sections].find(([bus]) => g.pci_bus_id !== null && normalizeBusId(bus) === normalizeBusId(g.pci_bus_id))?.[1];
       if (!section) continue;
       const processes = queryProcessesOf(section);
       byUuid.set(
@@ -342,8 +343,8 @@ export class GpuCollector implements Collector {
   describe(): Record<string, unknown> {
     return {
       binary: this.opts.bin,
-      running_child: this.current ? { pid: this.current.pid, started_at: new Date(this.current.startedAt).toISOString() } : null,
-      stuck_child: this.stuck && !this.stuck.exited ? { pid: this.stuck.pid, since: new Date(this.stuck.since).toISOString() } : null,
+      running_child: this.current ? { pid: this.current.pid, started_at: iso(this.current.startedAt) } : null,
+      stuck_child: this.stuck && !this.stuck.exited ? { pid: this.stuck.pid, since: iso(this.stuck.since) } : null,
       fields: this.plan?.fields ?? null,
       fields_unavailable: this.plan?.missing ?? null,
       fields_rejected: [...this.rejected],
@@ -358,11 +359,6 @@ function spawnFailure(bin: string, errno: string, message: string): Failure {
   return { code: 'NVIDIA_SMI_FAILED', message: `could not start ${bin}: ${message}` };
 }
 
-/** `00000000:00:09.0` and `0000:00:09.0` name the same device. */
-function sameBus(a: string, b: string): boolean {
-  const norm = (x: string) => x.trim().toLowerCase().replace(/^0+/, '');
-  return norm(a) === norm(b);
-}
 
 function timeoutFailure(timeoutMs: number, died: boolean): Failure {
   return died

@@ -10,6 +10,7 @@ import type { HealthBoard } from '../state/health.js';
 import { nearlyFull, type DiskReading, type EventLoopDelay, type HostSnapshot } from '../shared/host.js';
 import { HostState } from '../state/host.js';
 import { sleep, tracked, type Collector } from './collector.js';
+import { iso } from '../format.js';
 
 export interface HostCollectorOptions {
   health: HealthBoard;
@@ -116,7 +117,7 @@ export class HostCollector implements Collector {
       // Minus one: the descriptor readdir itself holds.
       const fds = await readdir('/proc/self/fd').then((l) => l.length - 1, () => null);
       this.state.set({
-        sampled_at: new Date().toISOString(),
+        sampled_at: iso(Date.now()),
         memory: m
           ? { total_bytes: m.total, available_bytes: m.available, used_bytes: m.total - m.available, swap_total_bytes: m.swaptotal, swap_used_bytes: m.swapused }
           : null,

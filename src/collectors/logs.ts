@@ -6,7 +6,7 @@
  * import, sampler steps) are passed on to the job tracker and the problem list.
  */
 import type { Config } from '../config.js';
-import type { LineSink } from '../log.js';
+import type { LineSink } from '../logger.js';
 import type { Scrubber } from '../secrets.js';
 import type { ComfyState } from '../state/comfy.js';
 import type { ReadonlyJob } from '../shared/job-types.js';
@@ -25,7 +25,7 @@ import {
   stripManagerPrefix,
   LEVELS,
   type Level,
-} from '../logs/normalize.js';
+} from '../comfy-log/normalize.js';
 import type { Collector } from './collector.js';
 
 /** Where a ComfyUI line came from: its websocket log stream (and backlog), or its log file. */

@@ -5,7 +5,7 @@
  * on-call engineer reading the log sees the same problems /debug/status lists, and no more often
  * than once per interval.
  */
-import type { Logger } from '../log.js';
+import type { Logger } from '../logger.js';
 import type { HealthBoard, Problem, ProblemChange } from '../state/health.js';
 import type { Collector } from './collector.js';
 

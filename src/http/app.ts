@@ -7,7 +7,7 @@ import { Hono } from 'hono';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { getRequestListener } from '@hono/node-server';
 import { nodeHeader, requestHeader, requestInfo, type AppContext, type AppEnv, type RequestInfo } from './env.js';
-import { accessLog, type Logger } from '../log.js';
+import { accessLog, type Logger } from '../logger.js';
 import type { CoreMetrics } from '../metrics/registry.js';
 import type { PodReader } from '../state/pod.js';
 import { ApiError, errorBody } from './errors.js';

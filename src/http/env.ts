@@ -2,7 +2,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Context } from 'hono';
 import type { HttpBindings } from '@hono/node-server';
-import type { Logger } from '../log.js';
+import type { Logger } from '../logger.js';
 
 /** What podscope knows of the request before Hono routes it: set by the app's outer fetch. */
 export interface RequestInfo {

@@ -5,7 +5,7 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { LogReader } from '../state/logs.js';
 import { readFamily } from './registry.js';
-import { PENDING_BYTES } from '../log.js';
+import { PENDING_BYTES } from '../logger.js';
 
 export function registerLogMetrics(registry: Registry, store: LogReader, stdout: { readonly dropped: number }): void {
   readFamily(registry, 'podscope_log_lines_total', 'Log lines taken into the buffer, by source (comfyui, podscope) and level.', 'counter', (out) => {

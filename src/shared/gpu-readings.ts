@@ -116,3 +116,12 @@ export interface MigDevice {
   memory_used_mb: number | null;
   processes: MigProcess[];
 }
+
+/**
+ * A PCI bus id in one spelling, for comparing: nvidia-smi writes the domain with eight digits in
+ * its queries (`00000000:34:00.0`) and four in its errors and `-q` (`0000:34:00.0`).
+ */
+export function normalizeBusId(bus: string): string {
+  const m = /^([0-9a-f]+):([0-9a-f]{2}:[0-9a-f]{2}\.[0-9a-f])$/i.exec(bus.trim());
+  return m ? `${m[1]!.replace(/^0+/, '')}:${m[2]!.toLowerCase()}` : bus.trim().toLowerCase();
+}

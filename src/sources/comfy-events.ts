@@ -6,9 +6,9 @@
  * not have the documented shape is dropped (`null`), or kept with the parts that do.
  */
 import { isRecord, type QueueItem } from '../shared/job-types.js';
-import type { ComfyEvent, ErrorInfo, ExecutionEvent, HistoryRecord, ProgressNode } from '../shared/comfy-events.js';
+import type { ComfyEvent, ErrorInfo, ExecutionEvent, HistoryRecord, ProgressNode } from '../shared/comfy-event-types.js';
 
-export type { ComfyEvent, ErrorInfo, ExecutionEvent, HistoryRecord, ProgressNode } from '../shared/comfy-events.js';
+export type { ComfyEvent, ErrorInfo, ExecutionEvent, HistoryRecord, ProgressNode } from '../shared/comfy-event-types.js';
 
 function id(v: unknown): string | null {
   if (typeof v === 'string' && v.length > 0 && v.length <= 256) return v;

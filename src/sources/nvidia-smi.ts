@@ -188,6 +188,44 @@ export function parseCsvRows(text: string, columns: number, opts: { joinTail?: b
   return { rows, lost, unparsed };
 }
 
+const NOT_QUERIED = 'not queried (this driver does not offer the field)';
+
+/**
+ * Reads one CSV row by field key, for the GPU query and the memory-health query alike: the raw
+ * cell of a key, and numbers and yes/no flags that are null with their reason (recorded under the
+ * reading's name in `reasons`) when the field was not queried or the cell says why it has none.
+ */
+function fieldReader<K extends string>(cells: readonly string[], keys: readonly K[]) {
+  const pos = new Map<K, number>();
+  keys.forEach((k, i) => pos.set(k, i));
+  const reasons: Record<string, string> = {};
+  const raw = (k: K): string | undefined => {
+    const i = pos.get(k);
+    return i === undefined ? undefined : cells[i];
+  };
+  const queried = (name: string, k: K): boolean => {
+    if (pos.has(k)) return true;
+    reasons[name] = NOT_QUERIED;
+    return false;
+  };
+  return {
+    raw,
+    reasons,
+    num(name: string, k: K): number | null {
+      if (!queried(name, k)) return null;
+      const c = numberCell(raw(k));
+      if (c.value === null) reasons[name] = c.reason;
+      return c.value;
+    },
+    flag(name: string, k: K): boolean | null {
+      if (!queried(name, k)) return null;
+      const f = yesNo(raw(k));
+      if (f.value === null) reasons[name] = f.reason!;
+      return f.value;
+    },
+  };
+}
+
 const NUMERIC: Array<[keyof GpuRow, FieldKey]> = [
   ['utilization_percent', 'utilization_gpu'],
   ['memory_utilization_percent', 'utilization_memory'],
@@ -208,25 +246,10 @@ const NUMERIC: Array<[keyof GpuRow, FieldKey]> = [
 
 /** Turns one row into a GpuRow; null when the row cannot be keyed (no index or uuid). */
 export function toGpuRow(cells: readonly string[], keys: readonly FieldKey[]): GpuRow | null {
-  const pos = new Map<FieldKey, number>();
-  keys.forEach((k, i) => pos.set(k, i));
-  const cell = (k: FieldKey) => {
-    const i = pos.get(k);
-    return i === undefined ? undefined : cells[i];
-  };
+  const { raw: cell, reasons, num } = fieldReader(cells, keys);
   const index = numberCell(cell('index'));
   const uuid = textCell(cell('uuid'));
   if (index.value === null || uuid === null) return null;
-  const reasons: Record<string, string> = {};
-  const num = (field: string, k: FieldKey): number | null => {
-    if (!pos.has(k)) {
-      reasons[field] = 'not queried (this driver does not offer the field)';
-      return null;
-    }
-    const c = numberCell(cell(k));
-    if (c.value === null) reasons[field] = c.reason;
-    return c.value;
-  };
   const row: GpuRow = {
     index: index.value,
     uuid,
@@ -261,33 +284,9 @@ function yesNo(raw: string | undefined): { value: boolean | null; reason?: strin
 
 /** One row of the memory-health query; null when it has no uuid. */
 export function toGpuHealth(cells: readonly string[], keys: readonly HealthKey[]): (GpuHealth & { uuid: string }) | null {
-  const pos = new Map<HealthKey, number>();
-  keys.forEach((k, i) => pos.set(k, i));
-  const raw = (k: HealthKey) => {
-    const i = pos.get(k);
-    return i === undefined ? undefined : cells[i];
-  };
+  const { raw, reasons, num, flag } = fieldReader(cells, keys);
   const uuid = textCell(raw('uuid'));
   if (uuid === null) return null;
-  const reasons: Record<string, string> = {};
-  const num = (name: string, k: HealthKey): number | null => {
-    if (!pos.has(k)) {
-      reasons[name] = 'not queried (this driver does not offer the field)';
-      return null;
-    }
-    const c = numberCell(raw(k));
-    if (c.value === null) reasons[name] = c.reason;
-    return c.value;
-  };
-  const flag = (name: string, k: HealthKey): boolean | null => {
-    if (!pos.has(k)) {
-      reasons[name] = 'not queried (this driver does not offer the field)';
-      return null;
-    }
-    const f = yesNo(raw(k));
-    if (f.value === null) reasons[name] = f.reason!;
-    return f.value;
-  };
   return {
     uuid,
     ecc_mode: textCell(raw('ecc_mode')),

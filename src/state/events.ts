@@ -8,6 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { RingBuffer, type RingReader, type RingEntry } from './ring-buffer.js';
+import { iso } from '../format.js';
 
 export const EVENT_TYPES = [
   'job_queued',
@@ -77,7 +78,7 @@ export class EventJournal {
   record(type: EventType, data: Record<string, unknown>, job: { job_id: string; prompt_id: string } | null = null): number | undefined {
     const at = this.now();
     const seq = this.ring.lastSeq + 1;
-    const body = { type, at: new Date(at).toISOString(), ...(job ? { job_id: job.job_id, prompt_id: job.prompt_id } : {}), ...data };
+    const body = { type, at: iso(at), ...(job ? { job_id: job.job_id, prompt_id: job.prompt_id } : {}), ...data };
     // Joined rather than concatenated: a template would keep the frame as a rope of ten pieces,
     // which the replay buffer would hold for as long as the event.
     const frame = ['id: ', this.id(seq), '\nevent: ', type, '\ndata: ', JSON.stringify(body), '\n\n'].join('');

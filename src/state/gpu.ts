@@ -2,7 +2,7 @@
  * GPU state: the latest reading per GPU (keyed by UUID), a bounded timeline, and the integrals
  * behind GPU-seconds and energy. Pure and synchronous; the clock is whatever the caller passes.
  */
-import { NO_READINGS, type ComputeApp, type GpuHealth, type GpuRow, type MigDevice } from '../shared/gpu-readings.js';
+import { NO_READINGS, normalizeBusId, type ComputeApp, type GpuHealth, type GpuRow, type MigDevice } from '../shared/gpu-readings.js';
 import { RingBuffer, type RingReader } from './ring-buffer.js';
 import type { Problem } from './health.js';
 import type { CheckResult } from './readiness.js';
@@ -265,8 +265,8 @@ export class GpuState {
   }
 
   private findByBus(bus: string): Track | undefined {
-    const norm = normBus(bus);
-    for (const t of this.tracks.values()) if (t.reading.pci_bus_id && normBus(t.reading.pci_bus_id) === norm) return t;
+    const norm = normalizeBusId(bus);
+    for (const t of this.tracks.values()) if (t.reading.pci_bus_id && normalizeBusId(t.reading.pci_bus_id) === norm) return t;
     return undefined;
   }
 
@@ -440,7 +440,7 @@ const ABSENT_FROM_QUERY = 'listed by nvidia-smi -L but absent from its --query-g
 
 /** The key of a GPU known only by its bus id. */
 function busKey(bus: string): string {
-  return `bus:${normBus(bus)}`;
+  return `bus:${normalizeBusId(bus)}`;
 }
 
 /** A reading with nothing known, for a GPU never reached. */
@@ -463,11 +463,6 @@ function emptyReading(): GpuReading {
   };
 }
 
-function normBus(bus: string): string {
-  // `00000000:34:00.0` and `0000:34:00.0` name the same device.
-  const m = /^([0-9a-f]+):([0-9a-f]{2}:[0-9a-f]{2}\.[0-9a-f])$/i.exec(bus.trim());
-  return m ? `${m[1]!.replace(/^0+/, '')}:${m[2]!.toLowerCase()}` : bus.trim().toLowerCase();
-}
 
 /** The GPU state as readers see it: readings, totals and the timeline, never a sample applied. */
 export interface GpuReader

@@ -5,6 +5,7 @@
  * what keeps the pod from working normally becomes a {@link Problem} with a stable code. `/ready`,
  * `/debug/status` and `/metrics` only read this board.
  */
+import { iso } from '../format.js';
 
 export type Component = 'gpu' | 'comfyui' | 'websocket' | 'logs' | 'host' | 'artifacts' | 'podscope';
 
@@ -68,7 +69,7 @@ export class HealthBoard {
   record(name: string, outcome: RunOutcome): void {
     this.declare(name);
     const h = this.collectors.get(name)!;
-    const at = new Date(this.now()).toISOString();
+    const at = iso(this.now());
     h.runs++;
     h.last_run_at = at;
     h.last_duration_ms = Math.round(outcome.durationMs * 1000) / 1000;
@@ -122,7 +123,7 @@ export class HealthBoard {
       }
       return;
     }
-    const problem: Problem = { component, code, message, since: new Date(this.now()).toISOString(), severity };
+    const problem: Problem = { component, code, message, since: iso(this.now()), severity };
     this.problemMap.set(key, problem);
     this.emit('started', problem);
   }

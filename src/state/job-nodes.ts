@@ -5,7 +5,7 @@
  * A node never seen running gets no times: they are unknown. ComfyUI's own times replace ones
  * podscope observed for the same moment.
  */
-import type { ErrorInfo, ProgressNode } from '../shared/comfy-events.js';
+import type { ErrorInfo, ProgressNode } from '../shared/comfy-event-types.js';
 import type { Job, JobNode, NodeStatus, TimeSource } from '../shared/job-types.js';
 
 /** A node's summary timing: ComfyUI's when every time it has is, observed when one is podscope's. */

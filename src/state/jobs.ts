@@ -21,7 +21,7 @@
  * (how events move a node), job-progress.ts (progress and size), job-payload.ts (what a prompt's
  * payload says), job-graph.ts (the graph's order and what each node needs).
  */
-import type { ComfyEvent, ExecutionEvent, HistoryRecord } from '../shared/comfy-events.js';
+import type { ComfyEvent, ExecutionEvent, HistoryRecord } from '../shared/comfy-event-types.js';
 import { isFinal, isRecord, type Job, type JobError, type JobStatus, type JobUsage, type QueueItem, type ReadonlyJob, type TimeSource } from '../shared/job-types.js';
 import { addOutput, completeNode, markStarted, nodeOf, ownsBar, progressState, progressTick, retime, setError, setInterrupted, startNode } from './job-nodes.js';
 import { rejectionReasons, text } from './job-payload.js';

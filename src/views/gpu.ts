@@ -4,6 +4,7 @@
 import type { GpuHealthReading, GpuReader, GpuReading } from '../state/gpu.js';
 import { activeReasons, type MigDevice } from '../shared/gpu-readings.js';
 import { healthVerdict } from '../shared/gpu-health.js';
+import { iso } from '../format.js';
 
 const STATUS_FIELDS = [
   'memory_used_mb',
@@ -59,7 +60,7 @@ export interface HealthView extends Omit<GpuHealthReading, 'sampled_at'> {
 
 export function healthView(h: GpuHealthReading | null): HealthView | null {
   if (!h) return null;
-  return { ...h, sampled_at: new Date(h.sampled_at).toISOString(), verdict: healthVerdict(h)?.text ?? null };
+  return { ...h, sampled_at: iso(h.sampled_at), verdict: healthVerdict(h)?.text ?? null };
 }
 
 export function gpuStatusView(g: GpuReading, now: number, gpu?: GpuReader | null): GpuStatusView {
@@ -92,7 +93,7 @@ export function gpuStatusView(g: GpuReading, now: number, gpu?: GpuReader | null
     never_seen: g.never_seen,
     health: gpu && g.uuid ? healthView(gpu.health(g.uuid)) : null,
     mig_devices: gpu && g.uuid ? gpu.mig(g.uuid) : [],
-    sampled_at: new Date(g.sampled_at).toISOString(),
+    sampled_at: iso(g.sampled_at),
     age_s: Math.round((now - g.sampled_at) / 100) / 10,
   };
   if (g.utilization_percent === null && g.mig_mode !== null && /^enabled$/i.test(g.mig_mode) && !g.lost) {

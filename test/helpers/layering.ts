@@ -15,7 +15,7 @@ export type Layer =
   | 'logging'
   | 'version'
   | 'sources'
-  | 'logs'
+  | 'comfy-log'
   | 'state'
   | 'collectors'
   | 'views'
@@ -34,9 +34,9 @@ export const ALLOWED: Record<Layer, readonly Layer[]> = {
   logging: ['shared', 'config'],
   version: ['shared'],
   sources: ['shared', 'config'],
-  logs: ['shared'],
+  'comfy-log': ['shared'],
   state: ['shared', 'config'],
-  collectors: ['shared', 'config', 'logging', 'sources', 'logs', 'state'],
+  collectors: ['shared', 'config', 'logging', 'sources', 'comfy-log', 'state'],
   views: ['shared', 'state'],
   metrics: ['shared', 'logging', 'state'],
   finish: ['shared', 'state', 'views'],
@@ -44,7 +44,7 @@ export const ALLOWED: Record<Layer, readonly Layer[]> = {
   cli: ['shared', 'version'],
   sim: ['shared', 'sources'],
   demo: ['shared', 'config', 'logging', 'sim', 'root'],
-  root: ['shared', 'config', 'logging', 'version', 'sources', 'logs', 'state', 'collectors', 'views', 'metrics', 'finish', 'http'],
+  root: ['shared', 'config', 'logging', 'version', 'sources', 'comfy-log', 'state', 'collectors', 'views', 'metrics', 'finish', 'http'],
 };
 
 /**
@@ -56,7 +56,7 @@ const TOP_LEVEL: Record<string, Layer> = {
   'format.ts': 'shared',
   'secrets.ts': 'shared',
   'config.ts': 'config',
-  'log.ts': 'logging',
+  'logger.ts': 'logging',
   'version.ts': 'version',
   'main.ts': 'root',
   'demo.ts': 'demo',

@@ -3,7 +3,7 @@
  */
 import { loadConfig } from '../../src/config.js';
 import { Scrubber } from '../../src/secrets.js';
-import { createLogger, type LineSink } from '../../src/log.js';
+import { createLogger, type LineSink } from '../../src/logger.js';
 import { PodState, type PodParts } from '../../src/state/pod.js';
 import type { HttpServices } from '../../src/http/services.js';
 import { createCoreMetrics } from '../../src/metrics/registry.js';

@@ -10,7 +10,7 @@ import { GpuCollector } from '../../src/collectors/gpu.js';
 import { HostCollector } from '../../src/collectors/host.js';
 import { GpuState } from '../../src/state/gpu.js';
 import { HealthBoard } from '../../src/state/health.js';
-import { createLogger } from '../../src/log.js';
+import { createLogger } from '../../src/logger.js';
 import { Scrubber } from '../../src/secrets.js';
 import { startRig, until, type Rig } from '../helpers/comfy-rig.js';
 import { FakeSmi } from '../helpers/fake-smi.js';

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { GpuCollector } from '../../src/collectors/gpu.js';
 import { GpuState } from '../../src/state/gpu.js';
 import { HealthBoard } from '../../src/state/health.js';
-import { createLogger } from '../../src/log.js';
+import { createLogger } from '../../src/logger.js';
 import { Scrubber } from '../../src/secrets.js';
 import type { FakeSmiConfig } from '../../src/sim/fake-nvidia-smi.js';
 import { FakeSmi } from '../helpers/fake-smi.js';

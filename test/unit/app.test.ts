@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LOOPBACK, REMOTE, fromAddress, json, memorySink, testPod } from '../helpers/pod.js';
-import { accessLog, createLogger } from '../../src/log.js';
+import { accessLog, createLogger } from '../../src/logger.js';
 import { Scrubber } from '../../src/secrets.js';
 
 const TOKEN = 'tok_4f9a0c2e7d1b';

@@ -72,7 +72,7 @@ describe('the layering checker', () => {
 
   it('treats config and logging as layers, not as leaves every layer may take', () => {
     expect(found(withChange('views/status.ts', `import type { Config } from '../config.js';`))).toContainEqual({ file: 'views/status.ts', rule: 'layering' });
-    expect(found(withChange('state/host.ts', `import type { Logger } from '../log.js';`))).toContainEqual({ file: 'state/host.ts', rule: 'layering' });
+    expect(found(withChange('state/host.ts', `import type { Logger } from '../logger.js';`))).toContainEqual({ file: 'state/host.ts', rule: 'layering' });
   });
 
   it('names a top-level file it cannot classify', () => {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { detectLevel, importFailure, isOomText, LineAssembler, parseTqdm, RecordGrouper, stripAnsi, stripManagerPrefix } from '../../src/logs/normalize.js';
+import { detectLevel, importFailure, isOomText, LineAssembler, parseTqdm, RecordGrouper, stripAnsi, stripManagerPrefix } from '../../src/comfy-log/normalize.js';
 import { LogCollector } from '../../src/collectors/logs.js';
 import { LogStore } from '../../src/state/logs.js';
 import { ComfyState } from '../../src/state/comfy.js';

@@ -2,7 +2,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { answer, DEFAULT_FIXTURES_DIR } from '../../src/sim/fake-nvidia-smi.js';
 import { COMPUTE_APP_FIELDS, HEALTH_FIELDS, classifyFailure, migDevicesOf, numberCell, parseComputeApps, parseCsvRows, parseGpuList, parseHelpQueryGpu, parseLostGpuLine, parseQueryText, planFields, queryProcessesOf, toGpuHealth, toGpuRow } from '../../src/sources/nvidia-smi.js';
-import { activeReasons, type GpuRow } from '../../src/shared/gpu-readings.js';
+import { activeReasons, normalizeBusId, type GpuRow } from '../../src/shared/gpu-readings.js';
 
 const dir = DEFAULT_FIXTURES_DIR;
 const fixture = (name: string) => readFileSync(`${dir}${name}`, 'utf8');
@@ -297,5 +297,20 @@ describe('parsing real memory-health answers', () => {
     const rows = healthOf(name);
     expect(rows.length).toBeGreaterThan(0);
     for (const h of rows) expect(h.uuid).toMatch(/^GPU-/);
+  });
+});
+
+describe('a PCI bus id, as nvidia-smi spells it in its queries, its errors and -q', () => {
+  it.each([
+    ['00000000:34:00.0', '0000:34:00.0'],
+    ['00000000:3B:00.0', '0000:3b:00.0'],
+    [' 00000001:00:09.0 ', '0001:00:09.0'],
+  ])('%s and %s name the same device', (a, b) => {
+    expect(normalizeBusId(a)).toBe(normalizeBusId(b));
+  });
+
+  it('keeps two devices apart', () => {
+    expect(normalizeBusId('00000000:34:00.0')).not.toBe(normalizeBusId('00000000:35:00.0'));
+    expect(normalizeBusId('00000001:34:00.0')).not.toBe(normalizeBusId('00000000:34:00.0'));
   });
 });

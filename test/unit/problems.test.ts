@@ -4,7 +4,7 @@
  * when it ends.
  */
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/log.js';
+import { createLogger } from '../../src/logger.js';
 import { Scrubber } from '../../src/secrets.js';
 import { HealthBoard } from '../../src/state/health.js';
 import { readinessReport, type CheckResult } from '../../src/state/readiness.js';

@@ -1,10 +1,10 @@
 /**
- * podscope's stdout (log.ts `bufferedStdout`): lines gathered for a moment and written together,
+ * podscope's stdout (logger.ts `bufferedStdout`): lines gathered for a moment and written together,
  * encoded as UTF-8 on the way in, and never lost or cut when they do not fit; when stdout's reader
  * stops taking them, at most 1 MiB waits and the lines after it are dropped, counted and reported.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { PENDING_BYTES, bufferedStdout, type StallListener } from '../../src/log.js';
+import { PENDING_BYTES, bufferedStdout, type StallListener } from '../../src/logger.js';
 
 /** A sink whose writes are recorded as text, one entry per system call it would make. */
 function recorded() {

@@ -3,7 +3,7 @@
  */
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { setLogLevel, type Logger } from '../../log.js';
+import { setLogLevel, type Logger } from '../../logger.js';
 import type { PodReader } from '../../state/pod.js';
 import { redactUrlCredentials, REDACTED } from '../../secrets.js';
 import { ApiError } from '../errors.js';

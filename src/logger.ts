@@ -8,6 +8,7 @@ import { pino, type Logger, type DestinationStream } from 'pino';
 import type { LogLevel } from './config.js';
 import type { Scrubber } from './secrets.js';
 import { HTTP_METHODS } from './shared/http-methods.js';
+import { iso } from './format.js';
 
 export type { Logger } from 'pino';
 
@@ -199,7 +200,7 @@ export function isoNow(): string {
   const now = Date.now();
   if (now !== isoAt) {
     isoAt = now;
-    isoText = new Date(now).toISOString();
+    isoText = iso(now);
   }
   return isoText;
 }

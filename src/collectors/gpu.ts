@@ -13,20 +13,17 @@ import {
   classifyFailure,
   COMPUTE_APP_FIELDS,
   HEALTH_FIELDS,
-  migDevicesOf,
   parseComputeApps,
   parseCsvRows,
-  parseGpuList,
   parseHelpQueryGpu,
-  parseQueryText,
   planFields,
-  queryProcessesOf,
   rejectedField,
   REQUIRED_KEYS,
   toGpuHealth,
   toGpuRow,
   type FieldPlan,
 } from '../sources/nvidia-smi.js';
+import { migDevicesOf, parseGpuList, parseQueryText, queryProcessesOf } from '../sources/nvidia-smi-text.js';
 import { normalizeBusId, type GpuHealth, type GpuRow, type MigDevice } from '../shared/gpu-readings.js';
 import { healthVerdict } from '../shared/gpu-health.js';
 import { sleep, tracked, type Collector } from './collector.js';

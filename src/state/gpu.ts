@@ -4,6 +4,9 @@
  */
 import { NO_READINGS, normalizeBusId, type ComputeApp, type GpuHealth, type GpuRow, type MigDevice } from '../shared/gpu-readings.js';
 import { RingBuffer, type RingReader } from './ring-buffer.js';
+import { usageOver, type TimelinePoint, type UsageWindow } from './gpu-usage.js';
+
+export type { TimelinePoint, UsageWindow } from './gpu-usage.js';
 import type { Problem } from './health.js';
 import type { CheckResult } from './readiness.js';
 
@@ -33,27 +36,6 @@ export interface GpuTotals {
   busy_unknown_s: number;
   /** Integral of power draw, in joules. */
   energy_j: number;
-}
-
-/** One point of the timeline: per GPU, in the order of `uuids`. */
-export interface TimelinePoint {
-  t: number;
-  uuids: string[];
-  used_mb: Array<number | null>;
-  util: Array<number | null>;
-  power_w: Array<number | null>;
-  temperature_c: Array<number | null>;
-}
-
-export interface UsageWindow {
-  /** Wall seconds × GPUs held, over the window. */
-  gpu_seconds: number;
-  /** Utilization-weighted seconds from the timeline, over the window. */
-  busy_gpu_seconds: number;
-  /** Highest memory.used among the samples in the window, in MB (any GPU), or null. */
-  peak_vram_mb: number | null;
-  peak_vram_by_gpu: Record<string, number>;
-  samples: number;
 }
 
 interface Track {
@@ -398,41 +380,7 @@ export class GpuState {
 
   /** GPU-seconds, busy GPU-seconds and peak VRAM between t0 and t1 (ms epoch), for the job tracker. */
   usageBetween(t0: number, t1: number): UsageWindow {
-    const held = this.heldCount();
-    const gpuSeconds = (Math.max(0, t1 - t0) / 1000) * held;
-    let busy = 0;
-    let peak: number | null = null;
-    const byGpu: Record<string, number> = {};
-    let samples = 0;
-    let prev: TimelinePoint | undefined;
-    // Walk back from the newest point only as far as the window (and one gap before it) reaches.
-    const points: TimelinePoint[] = [];
-    this.timeline.walkBack((p) => {
-      if (p.t < t0 - this.maxGapMs) return false;
-      if (p.t <= t1) points.push(p);
-      return true;
-    });
-    points.reverse();
-    for (const p of points) {
-      if (p.t >= t0) {
-        samples++;
-        p.used_mb.forEach((mb, i) => {
-          if (mb === null) return;
-          const uuid = p.uuids[i]!;
-          if (peak === null || mb > peak) peak = mb;
-          if (!(uuid in byGpu) || mb > byGpu[uuid]!) byGpu[uuid] = mb;
-        });
-      }
-      if (prev) {
-        const a = Math.max(prev.t, t0);
-        const b = Math.min(p.t, t1);
-        if (b > a && p.t - prev.t <= this.maxGapMs) {
-          for (const u of prev.util) if (u !== null) busy += (u / 100) * ((b - a) / 1000);
-        }
-      }
-      prev = p;
-    }
-    return { gpu_seconds: gpuSeconds, busy_gpu_seconds: busy, peak_vram_mb: peak, peak_vram_by_gpu: byGpu, samples };
+    return usageOver(this.timeline, this.heldCount(), this.maxGapMs, t0, t1);
   }
 }
 

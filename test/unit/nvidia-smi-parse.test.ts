@@ -1,7 +1,8 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { answer, DEFAULT_FIXTURES_DIR } from '../../src/sim/fake-nvidia-smi.js';
-import { COMPUTE_APP_FIELDS, HEALTH_FIELDS, classifyFailure, migDevicesOf, numberCell, parseComputeApps, parseCsvRows, parseGpuList, parseHelpQueryGpu, parseLostGpuLine, parseQueryText, planFields, queryProcessesOf, toGpuHealth, toGpuRow } from '../../src/sources/nvidia-smi.js';
+import { COMPUTE_APP_FIELDS, HEALTH_FIELDS, classifyFailure, numberCell, parseComputeApps, parseCsvRows, parseHelpQueryGpu, parseLostGpuLine, planFields, toGpuHealth, toGpuRow } from '../../src/sources/nvidia-smi.js';
+import { migDevicesOf, parseGpuList, parseQueryText, queryProcessesOf } from '../../src/sources/nvidia-smi-text.js';
 import { activeReasons, normalizeBusId, type GpuRow } from '../../src/shared/gpu-readings.js';
 
 const dir = DEFAULT_FIXTURES_DIR;

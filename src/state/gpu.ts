@@ -206,6 +206,15 @@ export class GpuState {
         if (track.reading.never_seen) track.reading = { ...track.reading, sampled_at: now };
         continue;
       }
+      // The GPU an error line named by its bus id and index: the same GPU, now with its uuid and name.
+      const byBus = [...this.tracks].find(([key, t]) => key.startsWith('bus:') && t.reading.index === g.index);
+      if (byBus) {
+        const [key, found] = byBus;
+        this.tracks.delete(key);
+        found.reading = { ...found.reading, uuid: g.uuid, name: g.name, sampled_at: now };
+        this.tracks.set(g.uuid, found);
+        continue;
+      }
       const reading: GpuReading = {
         ...emptyReading(),
         index: g.index,

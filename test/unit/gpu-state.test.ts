@@ -237,3 +237,39 @@ describe('the GPUs nvidia-smi -L lists', () => {
     expect(s.readings().map((g) => g.uuid)).toEqual(['GPU-0']);
   });
 });
+
+describe('a GPU lost from the first run on, that nvidia-smi -L lists', () => {
+  const state = () => new GpuState({ startedAt: T0, intervalMs: 1000, heldCount: undefined, timelineCapacity: 10 });
+  const listing = [0, 1].map((i) => ({ index: i, name: 'NVIDIA H200', uuid: `GPU-${i}` }));
+  const lostLine = { pci_bus_id: '0000:48:00.0', reason: 'Unable to determine the device handle for GPU 1: 0000:48:00.0: Unknown Error', index: 1 };
+
+  it('is listed once: its bus id from the error line, its uuid and name from -L, lost with the error', () => {
+    const s = state();
+    s.applySample(T0, [row(0, 10)], [lostLine]);
+    s.applyListing(T0, listing);
+    expect(s.readings().map((g) => [g.index, g.uuid, g.pci_bus_id, g.name, g.lost, g.lost_reason])).toEqual([
+      [0, 'GPU-0', expect.any(String), expect.any(String), false, null],
+      [1, 'GPU-1', '0000:48:00.0', 'NVIDIA H200', true, lostLine.reason],
+    ]);
+  });
+
+  it('stays listed once while it keeps failing, its bus id spelled either way', () => {
+    const s = state();
+    s.applySample(T0, [row(0, 10)], [lostLine]);
+    s.applyListing(T0, listing);
+    s.applySample(T0 + 1000, [row(0, 10)], [{ ...lostLine, pci_bus_id: '00000000:48:00.0' }]);
+    s.applyListing(T0 + 1000, listing);
+    expect(s.readings().map((g) => g.uuid)).toEqual(['GPU-0', 'GPU-1']);
+  });
+
+  it('is the same entry once it answers', () => {
+    const s = state();
+    s.applySample(T0, [row(0, 10)], [lostLine]);
+    s.applyListing(T0, listing);
+    s.applySample(T0 + 1000, [row(0, 10), row(1, 10)]);
+    expect(s.readings().map((g) => [g.uuid, g.lost])).toEqual([
+      ['GPU-0', false],
+      ['GPU-1', false],
+    ]);
+  });
+});

@@ -19,9 +19,10 @@ import { mkdirSync, writeFileSync, rmSync, createReadStream, existsSync, statSyn
 import { join, resolve, sep } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
-import { WebSocketServer, WebSocket } from 'ws';
+import { WebSocketServer } from 'ws';
 import { cacheSignature, executionOrder, OUTPUT_CLASSES, validateGraph, type Graph } from './comfy-graph.js';
 import { Interrupted, NodeFailure, runNode, type NodeHost } from './comfy-nodes.js';
+import { SimSockets } from './comfy-sockets.js';
 
 export type { Graph } from './comfy-graph.js';
 export { CHECKPOINTS } from './comfy-graph.js';
@@ -62,36 +63,25 @@ interface HistoryEntry {
   meta: Record<string, unknown>;
 }
 
-/** Python's `datetime.now().isoformat()`: local time, microseconds, no zone (as ComfyUI stamps log entries). */
-function localIso(d: Date): string {
-  const p = (n: number, w = 2) => String(n).padStart(w, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}000`;
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 
 export class SimComfyUI {
   private server: Server | null = null;
   private wss: WebSocketServer | null = null;
-  private readonly sockets = new Map<string, WebSocket>();
-  private readonly subscribed = new Set<string>();
+  /** Its websockets and log stream, with ComfyUI's delivery rules. */
+  readonly ws: SimSockets;
   private readonly httpSockets = new Set<Socket>();
-  /** Every clientId any socket connected with, in order. */
-  readonly connectedClientIds: string[] = [];
   private queue: Task[] = [];
   private running: Task | null = null;
   private history = new Map<string, HistoryEntry>();
   private cache = new Map<string, Record<string, unknown> | null>();
-  private logBuffer: Array<{ t: string; m: string }> = [];
   private counter = 0;
   private fileCounter = 0;
   private interruptFlag = false;
   private worker: Promise<void> | null = null;
   private wake: (() => void) | null = null;
   private stopped = false;
-  private silent = false;
-  private lastTqdmOpen = false;
   port = 0;
   readonly opts: Required<Omit<SimOptions, 'port' | 'onLog' | 'outputDir' | 'tempDir'>> & SimOptions;
   /** Requests by path (with the query), for tests that check what a client asked. */
@@ -101,6 +91,36 @@ export class SimComfyUI {
 
   constructor(opts: SimOptions = {}) {
     this.opts = { stepMs: 30, nodeMs: 5, version: '0.3.64', tap: false, previews: false, jobsApi: false, ...opts };
+    this.ws = new SimSockets({ queueRemaining: () => this.queueRemaining(), onLog: opts.onLog });
+  }
+
+  /** Every clientId any socket connected with, in order (a test proves podscope never used a submitter's). */
+  get connectedClientIds(): readonly string[] {
+    return this.ws.connectedClientIds;
+  }
+
+  /** The clientIds subscribed to the log stream. */
+  subscriberIds(): string[] {
+    return [...this.ws.subscribed];
+  }
+
+  /** Send a raw frame to every socket (fault injection: unknown types, garbage, huge frames). */
+  broadcastRaw(payload: string | Buffer): void {
+    this.ws.broadcastRaw(payload);
+  }
+
+  /** Every websocket goes silent without closing (no frames, no pongs), like a frozen process. */
+  silence(on = true): void {
+    this.ws.silence(on);
+  }
+
+  /** One write to stdout/stderr as ComfyUI's LogInterceptor sees it. */
+  log(m: string): void {
+    this.ws.log(m);
+  }
+
+  private send(type: string, data: Record<string, unknown>, sid: string | null): void {
+    this.ws.send(type, data, sid);
   }
 
   get url(): string {
@@ -126,7 +146,7 @@ export class SimComfyUI {
         socket.destroy();
         return;
       }
-      wss.handleUpgrade(req, socket, head, (ws) => this.onSocket(ws, url.searchParams.get('clientId')));
+      wss.handleUpgrade(req, socket, head, (ws) => this.ws.accept(ws, url.searchParams.get('clientId')));
     });
     await new Promise<void>((res) => server.listen(this.opts.port ?? this.port ?? 0, '127.0.0.1', res));
     this.port = (server.address() as AddressInfo).port;
@@ -143,8 +163,7 @@ export class SimComfyUI {
     this.stopped = true;
     this.interruptFlag = true;
     this.wake?.();
-    for (const ws of this.sockets.values()) ws.terminate();
-    this.sockets.clear();
+    this.ws.terminateAll();
     this.wss?.close();
     for (const s of this.httpSockets) s.destroy();
     await new Promise<void>((res) => (this.server ? this.server.close(() => res()) : res()));
@@ -160,62 +179,11 @@ export class SimComfyUI {
     this.running = null;
     this.history.clear();
     this.cache.clear();
-    this.logBuffer = [];
-    this.subscribed.clear();
+    this.ws.reset();
     this.interruptFlag = false;
     await sleep(downMs);
     this.opts.port = port;
     await this.start();
-  }
-
-  /** Every websocket goes silent without closing (no frames, no pongs), like a frozen process. */
-  silence(on = true): void {
-    this.silent = on;
-    for (const ws of this.sockets.values()) {
-      const raw = (ws as unknown as { _socket?: Socket })._socket;
-      if (on) raw?.pause();
-      else raw?.resume();
-    }
-  }
-
-  // ---- websocket ---------------------------------------------------------------------------
-
-  private onSocket(ws: WebSocket, requested: string | null): void {
-    const sid = requested && requested.length > 0 ? requested : randomUUID().replace(/-/g, '');
-    this.connectedClientIds.push(sid);
-    // Same id again: the new socket takes over routing silently (ComfyUI#16010).
-    this.sockets.set(sid, ws);
-    ws.on('close', () => {
-      if (this.sockets.get(sid) === ws) this.sockets.delete(sid);
-    });
-    ws.on('error', () => undefined);
-    ws.on('message', () => undefined); // feature_flags and the rest are ignored
-    ws.send(JSON.stringify({ type: 'status', data: { status: { exec_info: { queue_remaining: this.queueRemaining() } }, sid } }));
-  }
-
-  /** ComfyUI's send_sync: sid null broadcasts; a sid reaches that socket only, or nobody. */
-  private send(type: string, data: Record<string, unknown>, sid: string | null): void {
-    if (this.silent) return;
-    const text = JSON.stringify({ type, data });
-    if (sid === null) {
-      for (const ws of this.sockets.values()) this.write(ws, text);
-    } else {
-      const ws = this.sockets.get(sid);
-      if (ws) this.write(ws, text);
-    }
-  }
-
-  private sendBinary(buf: Buffer, sid: string | null): void {
-    if (this.silent) return;
-    if (sid === null) for (const ws of this.sockets.values()) this.write(ws, buf);
-    else {
-      const ws = this.sockets.get(sid);
-      if (ws) this.write(ws, buf);
-    }
-  }
-
-  private write(ws: WebSocket, payload: string | Buffer): void {
-    if (ws.readyState === WebSocket.OPEN) ws.send(payload);
   }
 
   /**
@@ -235,17 +203,12 @@ export class SimComfyUI {
   /** What the tap node sends podscope's sockets. */
   private tapEmit(type: string, data: Record<string, unknown>, except: string | null = null): void {
     if (!this.opts.tap) return;
-    for (const [sid] of this.sockets) if (sid.startsWith('podscope') && sid !== except) this.send(type, data, sid);
+    for (const [sid] of this.ws.byId) if (sid.startsWith('podscope') && sid !== except) this.send(type, data, sid);
   }
 
   /** extra_data as the tap reports it: scalars whose names are not secrets. */
   private static tapExtra(extra: Record<string, unknown>): Record<string, unknown> {
     return Object.fromEntries(Object.entries(extra).filter(([k, v]) => !/KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|PRIVATE/i.test(k) && (v === null || ['string', 'number', 'boolean'].includes(typeof v))));
-  }
-
-  /** Send a raw frame to every socket (fault injection: unknown types, garbage, huge frames). */
-  broadcastRaw(payload: string | Buffer): void {
-    for (const ws of this.sockets.values()) this.write(ws, payload);
   }
 
   private queueRemaining(): number {
@@ -254,31 +217,6 @@ export class SimComfyUI {
 
   private statusFrame(): void {
     this.send('status', { status: { exec_info: { queue_remaining: this.queueRemaining() } } }, null);
-  }
-
-  // ---- logs --------------------------------------------------------------------------------
-
-  /** The clientIds subscribed to the log stream (PATCH /internal/logs/subscribe). */
-  subscriberIds(): string[] {
-    return [...this.subscribed];
-  }
-
-  /** One write to stdout/stderr as ComfyUI's LogInterceptor sees it. */
-  log(m: string): void {
-    const entry = { t: localIso(new Date()), m };
-    if (m.startsWith('\r') && this.lastTqdmOpen && this.logBuffer.length > 0) this.logBuffer[this.logBuffer.length - 1] = entry;
-    else this.logBuffer.push(entry);
-    this.lastTqdmOpen = !m.endsWith('\n');
-    if (this.logBuffer.length > 300) this.logBuffer.shift();
-    this.opts.onLog?.(m);
-    for (const id of [...this.subscribed]) {
-      const ws = this.sockets.get(id);
-      if (!ws) {
-        this.subscribed.delete(id); // auto-unsubscribed: no open socket at flush time
-        continue;
-      }
-      if (!this.silent) this.write(ws, JSON.stringify({ type: 'logs', data: { entries: [entry], size: null } }));
-    }
   }
 
   // ---- HTTP --------------------------------------------------------------------------------
@@ -344,12 +282,12 @@ export class SimComfyUI {
       }
       if (req.method === 'GET' && path === '/system_stats') return json(200, this.systemStats());
       if (req.method === 'GET' && path === '/api/jobs' && this.opts.jobsApi) return json(200, this.jobs(url));
-      if (req.method === 'GET' && path === '/internal/logs/raw') return json(200, { entries: this.logBuffer, size: { cols: 80, rows: 24 } });
+      if (req.method === 'GET' && path === '/internal/logs/raw') return json(200, { entries: this.ws.logBuffer, size: { cols: 80, rows: 24 } });
       if (req.method === 'PATCH' && path === '/internal/logs/subscribe') {
         const b = (await body()) as { clientId?: string; enabled?: boolean };
         if (typeof b.clientId === 'string') {
-          if (b.enabled) this.subscribed.add(b.clientId);
-          else this.subscribed.delete(b.clientId);
+          if (b.enabled) this.ws.subscribed.add(b.clientId);
+          else this.ws.subscribed.delete(b.clientId);
         }
         return json(200, {});
       }
@@ -508,7 +446,7 @@ export class SimComfyUI {
         this.send('progress_state', data, null);
       } else {
         this.send('progress_state', data, clientId);
-        if (this.opts.tap) for (const [sid] of this.sockets) if (sid.startsWith('podscope') && sid !== clientId) this.send('progress_state', data, sid);
+        if (this.opts.tap) for (const [sid] of this.ws.byId) if (sid.startsWith('podscope') && sid !== clientId) this.send('progress_state', data, sid);
       }
     };
     const nodeState = (id: string, value: number, max: number, state: string) => {
@@ -624,7 +562,7 @@ export class SimComfyUI {
       previews: this.opts.previews,
       tick: (ms) => this.tick(ms),
       log: (text) => this.log(text),
-      preview: (frame) => this.sendBinary(frame, clientId),
+      preview: (frame) => this.ws.sendBinary(frame, clientId),
       writeOutput: (prefix, ext, type) => this.writeOutput(prefix, ext, type),
     };
   }

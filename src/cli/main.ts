@@ -20,9 +20,13 @@ Usage:
   podscope logs      [options] [--lines N] [--level L] [--job ID] [--source S] [--grep TEXT] [--follow]
   podscope memory    [options]       GPU, ComfyUI, host and podscope memory
   podscope artifacts [options] [--job ID]   a job's outputs
-  podscope wait --job ID [--timeout S] [options]
+  podscope wait --job ID [--timeout S] [--interval S] [options]
                                      wait for a job: exit 0 success, 1 failed or interrupted,
-                                     2 timeout, 3 pod unreachable or token refused
+                                     2 timeout, 3 pod unreachable or token refused; it follows
+                                     the job's events and looks again every --interval (1 s)
+
+Exit codes: 64 for a usage error (an unknown option, or a value podscope refuses), 4 for an
+unknown job, 3 when the pod cannot be reached or refuses the token.
 
 Options:
   --url URL      podscope's address (default http://127.0.0.1:9188, or PODSCOPE_URL)
@@ -128,12 +132,29 @@ function out(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
 }
 
+/** The query parameters the CLI's options become, by option: a value the pod refuses names the option. */
+const PARAMETER_OPTION: Record<string, string> = { job_id: 'job', q: 'grep', lines: 'lines', level: 'level', source: 'source', status: 'status', limit: 'limit' };
+
+/**
+ * Says why the pod refused a request and gives the exit code: a value of one of our options that
+ * the pod refuses (400 INVALID_PARAMETER) is a usage error like any other (64), naming the option;
+ * not found is 4; anything else 1.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function refused(body: any, status: number): number {
+  const parameter: unknown = body?.error?.details?.parameter;
+  const option = typeof parameter === 'string' ? PARAMETER_OPTION[parameter] : undefined;
+  if (status === 400 && body?.error?.code === 'INVALID_PARAMETER' && option) {
+    process.stderr.write(`podscope: --${option}: ${body.error.message}\n`);
+    return 64;
+  }
+  process.stderr.write(`podscope: ${errorMessage(body, status)}\n`);
+  return status === 404 ? 4 : 1;
+}
+
 async function view(args: Args, env: Record<string, string | undefined>, path: string, render: (b: unknown) => string): Promise<number> {
   const { status, body } = await getJson(client(args, env), path);
-  if (status >= 400) {
-    process.stderr.write(`podscope: ${errorMessage(body, status)}\n`);
-    return status === 404 ? 4 : 1;
-  }
+  if (status >= 400) return refused(body, status);
   out(args.flags.has('json') ? JSON.stringify(body, null, 2) : render(body));
   return 0;
 }
@@ -160,10 +181,7 @@ async function logs(args: Args, env: Record<string, string | undefined>): Promis
   for (;;) {
     if (after > 0) params.set('after', String(after));
     const { status, body } = await getJson(opts, `/debug/logs?${params}`);
-    if (status >= 400) {
-      process.stderr.write(`podscope: ${errorMessage(body, status)}\n`);
-      return 1;
-    }
+    if (status >= 400) return refused(body, status);
     for (const l of body.lines as Array<{ seq: number }>) {
       out(args.flags.has('json') ? JSON.stringify(l) : renderLogLine(l));
       after = Math.max(after, l.seq);

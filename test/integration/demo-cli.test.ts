@@ -183,6 +183,16 @@ describe('the CLI against the demo', () => {
     expect(r.stderr).toMatch(/podscope wait --job ID/);
   });
 
+  it.each([
+    [['jobs', '--limit', 'abc'], /--limit: limit must be/],
+    [['jobs', '--status', 'done'], /--status: status must be one of/],
+    [['logs', '--level', 'loud'], /--level: level must be one of/],
+  ])('an option value the pod refuses %j: exit 64, naming the option', async (args, message) => {
+    const r = await cli([...(args as string[]), '--url', url], { PODSCOPE_TOKEN: TOKEN });
+    expect(r.code).toBe(64);
+    expect(r.stderr).toMatch(message);
+  });
+
   it('wait: exit 3 when the pod refuses the token', async () => {
     const r = await cli(['wait', '--url', url, '--job', 'job_0002'], { PODSCOPE_TOKEN: 'wrong-token-123456' });
     expect(r.code).toBe(3);

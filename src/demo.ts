@@ -13,6 +13,7 @@ import { SimComfyUI, submit, txt2img, type Graph } from './sim/comfyui.js';
 import { startPodscope, type Podscope } from './main.js';
 import { ConfigError } from './config.js';
 import { say, watchStdout } from './logger.js';
+import type { JobStatus } from './shared/job-types.js';
 import { iso } from './format.js';
 
 export interface DemoOptions {
@@ -233,16 +234,17 @@ export function demoSummary(pod: Podscope): string {
   const { state } = pod;
   const at = iso(state.now()).slice(11, 19);
   const condition = state.condition().status;
-  const jobs = state.comfy?.tracker.all() ?? [];
-  const count = (s: string) => jobs.filter((j) => j.status === s).length;
+  const tracker = state.comfy.tracker;
+  const since = (s: JobStatus) => tracker.outcomes.get(s) ?? 0;
+  const now = (s: JobStatus) => tracker.unfinished().filter((j) => j.status === s).length;
   const gpus = state.gpu?.readings().filter((g) => !g.lost) ?? [];
   const busy = gpus.map((g) => g.utilization_percent).filter((u): u is number => u !== null);
   const util = busy.length > 0 ? `${Math.round(busy.reduce((a, b) => a + b, 0) / busy.length)}% busy` : 'utilization unknown';
   const problems = state.health.problems();
   return [
-    `${at} ${state.config.podId} ${condition === 'ok' ? (count('running') > 0 ? 'processing' : 'idle') : condition}`,
+    `${at} ${state.config.podId} ${condition === 'ok' ? (now('running') > 0 ? 'processing' : 'idle') : condition}`,
     `${gpus.length} GPU${gpus.length === 1 ? '' : 's'} ${util}`,
-    `jobs: ${count('success')} done, ${count('error')} failed, ${count('interrupted')} interrupted, ${count('lost')} lost, ${count('running')} running, ${count('queued')} queued`,
+    `jobs since start: ${since('success')} done, ${since('error')} failed, ${since('interrupted')} interrupted, ${since('lost')} lost; now ${now('running')} running, ${now('queued')} queued`,
     `problems: ${problems.length === 0 ? 'none' : problems.map((p) => `${p.component} ${p.code}`).join(', ')}`,
   ].join(' · ');
 }

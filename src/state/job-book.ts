@@ -4,7 +4,7 @@
  * finished jobs, and every read. The job tracker (jobs.ts) extends it with what events do.
  */
 import { ancestors, neededNodes, plannedSteps, topologicalOrder } from './job-graph.js';
-import { isFinal, isRecord, type DeepReadonly, type Job, type JobSnapshot, type QueueItem, type ReadonlyJob } from '../shared/job-types.js';
+import { isFinal, isRecord, type DeepReadonly, type Job, type JobSnapshot, type JobStatus, type QueueItem, type ReadonlyJob } from '../shared/job-types.js';
 import { done, nodeOf } from './job-nodes.js';
 import { parseTraceParent, redactExtra, text } from './job-payload.js';
 import { estimateBytes, recompute } from './job-progress.js';
@@ -37,6 +37,13 @@ export class JobBook {
   get size(): number {
     return this.jobs.size;
   }
+
+  /**
+   * Jobs that reached an outcome since podscope started, by their first outcome (a job called
+   * lost that ComfyUI's record later refines stays counted as lost), whether or not still remembered;
+   * jobs imported from ComfyUI's history of before are not counted.
+   */
+  readonly outcomes = new Map<JobStatus, number>();
 
   /** Finished jobs remembered, at most historyLimit: the bounded part /debug/memory reports. */
   get rememberedCount(): number {
@@ -262,6 +269,7 @@ export class JobBook {
 /** The jobs as readers see them: read-only, with the queue's order; never an event applied. */
 export interface JobsReader
   extends Readonly<Pick<JobBook, 'size' | 'rememberedCount' | 'version' | 'updatedAt' | 'has' | 'isFinished' | 'queueOrder' | 'snapshot' | 'approxBytes'>> {
+  readonly outcomes: ReadonlyMap<JobStatus, number>;
   get(idOrJobId: string): ReadonlyJob | undefined;
   running(): ReadonlyJob | undefined;
   latest(): ReadonlyJob | undefined;

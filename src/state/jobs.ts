@@ -429,6 +429,7 @@ export class JobTracker extends JobBook {
       this.finished.push(job.prompt_id);
       this.evict();
     }
+    if (!silent && !wasFinal) this.outcomes.set(outcome, (this.outcomes.get(outcome) ?? 0) + 1);
     if (!silent) this.finisher?.(job, wasFinal);
   }
 }

@@ -258,7 +258,7 @@ describe('the demo on a terminal', () => {
       // Two summaries, so at least one period of a running workload (OOMs and rejections included) has passed.
       await until(() => (text.match(/^\d\d:\d\d:\d\d demo-pod /gm)?.length ?? 0) >= 2, 20_000);
       const summary = text.match(/^\d\d:\d\d:\d\d demo-pod .*$/m)![0];
-      expect(summary).toMatch(/^\d\d:\d\d:\d\d demo-pod (starting|idle|processing|degraded) · 2 GPUs (\d+% busy|utilization unknown) · jobs: \d+ done, \d+ failed, \d+ interrupted, \d+ lost, \d+ running, \d+ queued · problems: .+$/);
+      expect(summary).toMatch(/^\d\d:\d\d:\d\d demo-pod (starting|idle|processing|degraded) · 2 GPUs (\d+% busy|utilization unknown) · jobs since start: \d+ done, \d+ failed, \d+ interrupted, \d+ lost; now \d+ running, \d+ queued · problems: .+$/);
       expect(text).toContain("podscope's own log: curl '");
       expect(text.split('\n').filter((l) => l.startsWith('{'))).toEqual([]);
     } finally {

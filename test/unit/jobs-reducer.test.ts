@@ -391,3 +391,16 @@ describe('whose clock a node’s times are on', () => {
     expect(t.get(prompt)!.nodes.get('1')).toMatchObject({ started_at: 1005, start_timing: 'observed', end_timing: 'comfyui', timing: 'observed' });
   });
 });
+
+describe('the outcomes counted since podscope started', () => {
+  it('count each job once by its first outcome, whether or not it is still remembered, and not jobs of before', () => {
+    const t = new JobTracker({ jobIdKey: 'job_id', historyLimit: 1 });
+    const h = JSON.parse(fx('history-success-cached.json')).P;
+    t.applyHistory(1, history('before', h), { silent: true });
+    t.applyHistory(2, history('a', h));
+    t.applyHistory(3, history('b', h));
+    t.applyHistory(4, history('b', h));
+    expect(t.rememberedCount).toBe(1);
+    expect(Object.fromEntries(t.outcomes)).toEqual({ success: 2 });
+  });
+});

@@ -3,7 +3,7 @@
  * real H200 capture) and a workload generator submitting varied prompts from several clients,
  * then the real sidecar against them. Every /debug endpoint shows live data within seconds.
  */
-import { mkdtempSync, renameSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -263,8 +263,12 @@ export async function runDemo(env: Record<string, string | undefined>, opts: { g
     return 1;
   }
   return new Promise<number>((resolve) => {
-    const stop = () => {
-      say('\nstopping the demo…\n');
+    let stopping = false;
+    const stop = (why: string) => {
+      if (stopping) return;
+      stopping = true;
+      clearInterval(orphan);
+      say(`\nstopping the demo (${why})…\n`);
       const hard = setTimeout(() => resolve(0), 4500);
       hard.unref();
       void demo.close().then(() => {
@@ -272,7 +276,48 @@ export async function runDemo(env: Record<string, string | undefined>, opts: { g
         resolve(0);
       });
     };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    // Started through npx or a supervisor that is then stopped (a signal to the parent alone), the
+    // demo would go on serving with nobody to stop it: it ends with the process that started it.
+    const starters = startingProcesses();
+    const orphan = setInterval(() => {
+      if (process.ppid !== starters[0] || !starters.every(alive)) stop('the process that started it has gone');
+    }, PARENT_CHECK_MS);
+    orphan.unref();
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
   });
+}
+
+/** How often the demo looks whether the process that started it is still there. */
+const PARENT_CHECK_MS = 500;
+
+/**
+ * The processes whose end ends the demo: its parent, and when the parent is the `sh -c` through
+ * which npm runs a package's bin (npx, npm exec, npm run), the process that started that shell: a
+ * SIGKILL to npx leaves the shell behind, waiting on the demo.
+ */
+function startingProcesses(): number[] {
+  const parent = process.ppid;
+  const starters = [parent];
+  try {
+    const cmdline = readFileSync(`/proc/${parent}/cmdline`, 'utf8').split('\0');
+    if (/(^|\/)(sh|bash|dash)$/.test(cmdline[0] ?? '') && cmdline[1] === '-c') {
+      const stat = readFileSync(`/proc/${parent}/stat`, 'utf8');
+      const grandparent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (Number.isInteger(grandparent) && grandparent > 1) starters.push(grandparent);
+    }
+  } catch {
+    /* no /proc (macOS): the parent alone */
+  }
+  return starters;
+}
+
+/** Whether a process is still there (a parent that went away leaves its children to init or a subreaper). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

@@ -1,4 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN } from '../helpers/spawn.js';
 import { alive, until } from '../helpers/wait.js';
@@ -243,6 +244,40 @@ describe('stopping the demo', () => {
     expect(await exited).toBe(0);
     await until(() => kids.filter(alive).length === 0);
   }, 15_000);
+});
+
+describe('the demo started through npx', () => {
+  it.each([
+    ['SIGTERM', 'npm forwards it'],
+    ['SIGKILL', 'the parent vanishes without a word'],
+  ] as const)('ends with its parent: %s to npx alone (%s) stops podscope and the simulators and removes its files', async (signal, _why) => {
+    const { mkdtempSync, readdirSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const tmp = mkdtempSync(join(tmpdir(), 'demo-npx-'));
+    const npx = spawn('npx', ['--no-install', 'podscope', 'demo', '--step-ms', '25'], {
+      cwd: fileURLToPath(new URL('../..', import.meta.url)),
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? tmp, TMPDIR: tmp, PODSCOPE_PORT: '0', PODSCOPE_HOST: '127.0.0.1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let text = '';
+    let kids: number[] = [];
+    npx.stdout!.on('data', (d: Buffer) => (text += d.toString()));
+    npx.stderr!.on('data', (d: Buffer) => (text += d.toString()));
+    try {
+      const at = await until(() => /watching them at (http:\/\/\S+)/.exec(text)?.[1], 30_000);
+      kids = descendants(npx.pid!);
+      expect(kids.length).toBeGreaterThan(0);
+      npx.kill(signal);
+      await until(() => kids.filter(alive).length === 0, 20_000);
+      await expect(fetch(`${at}/health`)).rejects.toThrow();
+      await until(() => readdirSync(tmp).length === 0 || null, 10_000);
+    } finally {
+      for (const pid of kids.filter(alive)) process.kill(pid, 'SIGKILL');
+      npx.kill('SIGKILL');
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
 
 describe('the demo on a terminal', () => {

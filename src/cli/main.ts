@@ -7,7 +7,7 @@ import { VERSION } from '../version.js';
 import { renderArtifacts, renderJobs, renderLogLine, renderMemory, renderQueue, renderStatus, renderWorkflow } from '../shared/text-views.js';
 import { CliError, errorMessage, followEvents, getJson, type ClientOptions } from './client.js';
 
-const USAGE = `podscope ${VERSION}: debug sidecar for ComfyUI on RunPod GPU pods
+export const USAGE = `podscope ${VERSION}: debug sidecar for ComfyUI on RunPod GPU pods
 
 Usage:
   podscope [serve]                   run the sidecar (configured by environment variables; see docs/configuration.md)
@@ -45,7 +45,7 @@ const BOOLEAN_FLAGS = new Set(['json', 'help', 'follow', 'h', 'version']);
 
 /** The options each command takes (besides --help); anything else is a usage error. */
 const CLIENT = ['url', 'token', 'json'];
-const OPTIONS: Record<string, readonly string[]> = {
+export const OPTIONS: Record<string, readonly string[]> = {
   serve: ['version'],
   demo: ['gpus', 'step-ms', 'summary-s'],
   status: CLIENT,

@@ -21,7 +21,7 @@ export interface FinishStep {
 
 export class FinishPipeline {
   constructor(
-    readonly steps: readonly FinishStep[],
+    private readonly steps: readonly FinishStep[],
     private readonly onError: (step: string, job: ReadonlyJob, err: unknown) => void,
   ) {}
 

@@ -4,7 +4,7 @@
  * what happened through intent methods (`httpAnswered`, `connected`, `frameArrived`…); readers get
  * a {@link ComfyReader}. How it is shown lives in views/comfy.ts.
  */
-import { JobTracker, type JobsReader } from './jobs.js';
+import { isRecord, JobTracker, type JobsReader } from './jobs.js';
 import type { CheckResult } from './readiness.js';
 
 export interface Preview {
@@ -147,7 +147,7 @@ export class ComfyState {
   /** /system_stats answered: its version and command line are read from it. */
   systemStatsRead(now: number, raw: Record<string, unknown>): void {
     this.stats = { at: now, raw };
-    const system = typeof raw.system === 'object' && raw.system !== null ? (raw.system as Record<string, unknown>) : {};
+    const system = isRecord(raw.system) ? raw.system : {};
     if (typeof system.comfyui_version === 'string') this.comfyVersion = system.comfyui_version;
     this.commandLine = Array.isArray(system.argv) ? system.argv.filter((a): a is string => typeof a === 'string').slice(0, 200) : null;
   }

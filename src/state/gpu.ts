@@ -356,11 +356,6 @@ export class GpuState {
     return this.lastSuccessAt;
   }
 
-  /** The sampling period podscope was configured with. */
-  get intervalMs(): number {
-    return this.opts.intervalMs;
-  }
-
   /**
    * The `gpu` check of /ready: sampling works when the newest sample is recent (three periods, or
    * one run's timeout and a period) and no error problem of the GPU collector is raised.
@@ -435,7 +430,6 @@ export interface GpuReader
     | 'computeApps'
     | 'computeAppsAt'
     | 'lastSuccess'
-    | 'intervalMs'
     | 'samplingCheck'
     | 'gpuCountSeen'
     | 'health'

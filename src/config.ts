@@ -5,7 +5,7 @@
  */
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { isSecretName } from './secrets.js';
+import { isSecretName, redactUrlCredentials } from './secrets.js';
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -138,9 +138,13 @@ export const ENV_SCHEMA = {
     .optional()
     .transform((v) => v ?? 'production'),
   COMFYUI_URL: httpUrl,
+  COMFYUI_URLS: optionalText(),
   COMFYUI_LOG_FILE: optionalText(),
+  COMFYUI_LOG_FILES: optionalText(),
   COMFYUI_OUTPUT_DIR: optionalText(),
+  COMFYUI_OUTPUT_DIRS: optionalText(),
   COMFYUI_TEMP_DIR: optionalText(),
+  COMFYUI_TEMP_DIRS: optionalText(),
   PODSCOPE_NVIDIA_SMI: text('nvidia-smi'),
   PODSCOPE_GPU: z
     .enum(['on', 'off'], { message: 'must be "on" or "off"' })
@@ -203,11 +207,27 @@ export const ENV_SCHEMA = {
 const schema = z.object(ENV_SCHEMA);
 type Parsed = z.infer<typeof schema>;
 
+/** One ComfyUI podscope follows: its name (in answers, filters and the `comfyui` metric label) and where it is. */
+export interface InstanceConfig {
+  readonly name: string;
+  readonly url: string;
+  readonly logFile: string | undefined;
+  /** Its output and temp directories when given; else read from its command line. */
+  readonly outputDir: string | undefined;
+  readonly tempDir: string | undefined;
+}
+
 export interface Config {
   readonly port: number;
   readonly host: string;
   readonly token: string | undefined;
   readonly env: 'production' | 'development';
+  /**
+   * Every ComfyUI followed, in the order given (COMFYUI_URLS, else the one COMFYUI_URL); never
+   * empty. The first answers the single-instance fields of /debug/status.
+   */
+  readonly instances: readonly InstanceConfig[];
+  /** The first instance's URL, log file and directories (the single-instance contract). */
   readonly comfyuiUrl: string;
   readonly comfyuiLogFile: string | undefined;
   readonly comfyuiOutputDir: string | undefined;
@@ -301,16 +321,99 @@ export class ConfigError extends Error {
   }
 }
 
-function toConfig(p: Parsed, fallbackHost: string): Config {
+/** A name for an instance: what the `comfyui` label and `?instance=` take. */
+const INSTANCE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/;
+
+/** The name of an instance given by its URL alone: its port, else its host. */
+export function instanceName(url: string): string {
+  const u = new URL(url);
+  const name = u.port || u.hostname.split('.')[0]!.replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 32);
+  return INSTANCE_NAME.test(name) ? name : 'comfyui';
+}
+
+/** An entry as an error may quote it: URL credentials masked, at most 80 characters. */
+const quoted = (entry: string) => JSON.stringify(redactUrlCredentials(entry).slice(0, 80));
+
+/** `NAME=VALUE` or, where `bare` allows, a value alone; the name must be a valid instance name. */
+function listEntries(variable: string, raw: string): Array<{ name: string | null; value: string; entry: string }> {
+  const out: Array<{ name: string | null; value: string; entry: string }> = [];
+  for (const item of raw.split(',')) {
+    const entry = item.trim();
+    if (entry === '') continue;
+    const m = /^([^=:/]+)=(.*)$/.exec(entry);
+    if (m && !INSTANCE_NAME.test(m[1]!.trim())) {
+      throw new ConfigError(variable, `entry ${quoted(entry)}: the name must be 1 to 32 letters, digits, "_", "." or "-", starting with a letter or digit`);
+    }
+    out.push(m ? { name: m[1]!.trim(), value: m[2]!.trim(), entry } : { name: null, value: entry, entry });
+  }
+  return out;
+}
+
+function checkUrl(variable: string, entry: string, url: string): string {
+  if (!/^https?:\/\/[^\s]+$/.test(url) || !URL.canParse(url)) throw new ConfigError(variable, `entry ${quoted(entry)}: must be an absolute http:// or https:// URL`);
+  return url.replace(/\/+$/, '');
+}
+
+/**
+ * The instances, from COMFYUI_URLS (or COMFYUI_URL), each with its log file and directories from
+ * the `NAME=PATH` lists (or the single variables, which fit only one instance). Throws a
+ * ConfigError naming the variable and the entry.
+ */
+function instancesOf(p: Parsed, env: Record<string, string | undefined>): InstanceConfig[] {
+  const urls: Array<{ name: string; url: string }> = [];
+  if (p.COMFYUI_URLS !== undefined) {
+    if (env.COMFYUI_URL?.trim()) throw new ConfigError('COMFYUI_URLS', 'set either COMFYUI_URL (one ComfyUI) or COMFYUI_URLS (several), not both');
+    for (const { name, value, entry } of listEntries('COMFYUI_URLS', p.COMFYUI_URLS)) {
+      const url = checkUrl('COMFYUI_URLS', entry, value);
+      const named = name ?? instanceName(url);
+      if (urls.some((u) => u.name === named)) throw new ConfigError('COMFYUI_URLS', `entry ${quoted(entry)}: the name "${named}" is taken by an earlier entry${name ? '' : '; name the entries (NAME=URL)'}`);
+      if (urls.some((u) => u.url === url)) throw new ConfigError('COMFYUI_URLS', `entry ${quoted(entry)}: the same URL is listed twice`);
+      urls.push({ name: named, url });
+    }
+    if (urls.length === 0) throw new ConfigError('COMFYUI_URLS', 'lists no URL');
+    if (urls.length > MAX_INSTANCES) throw new ConfigError('COMFYUI_URLS', `lists ${urls.length} instances; podscope follows at most ${MAX_INSTANCES}`);
+  } else {
+    urls.push({ name: instanceName(p.COMFYUI_URL), url: p.COMFYUI_URL });
+  }
+  const perInstance = (single: 'COMFYUI_LOG_FILE' | 'COMFYUI_OUTPUT_DIR' | 'COMFYUI_TEMP_DIR', list: 'COMFYUI_LOG_FILES' | 'COMFYUI_OUTPUT_DIRS' | 'COMFYUI_TEMP_DIRS') => {
+    const byName = new Map<string, string>();
+    const one = p[single];
+    const many = p[list];
+    if (one !== undefined && many !== undefined) throw new ConfigError(list, `set either ${single} (one ComfyUI) or ${list} (NAME=PATH for each), not both`);
+    if (one !== undefined) {
+      if (urls.length > 1) throw new ConfigError(single, `names one path for ${urls.length} instances; give ${list}=NAME=PATH,… instead`);
+      byName.set(urls[0]!.name, one);
+    }
+    for (const { name, value, entry } of listEntries(list, many ?? '')) {
+      if (name === null || value === '') throw new ConfigError(list, `entry ${quoted(entry)}: must be NAME=PATH`);
+      if (!urls.some((u) => u.name === name)) throw new ConfigError(list, `entry ${quoted(entry)}: no instance is named "${name}" (there are: ${urls.map((u) => u.name).join(', ')})`);
+      if (byName.has(name)) throw new ConfigError(list, `entry ${quoted(entry)}: "${name}" is given twice`);
+      byName.set(name, value);
+    }
+    return byName;
+  };
+  const logFiles = perInstance('COMFYUI_LOG_FILE', 'COMFYUI_LOG_FILES');
+  const outputDirs = perInstance('COMFYUI_OUTPUT_DIR', 'COMFYUI_OUTPUT_DIRS');
+  const tempDirs = perInstance('COMFYUI_TEMP_DIR', 'COMFYUI_TEMP_DIRS');
+  return urls.map(({ name, url }) => Object.freeze({ name, url, logFile: logFiles.get(name), outputDir: outputDirs.get(name), tempDir: tempDirs.get(name) }));
+}
+
+/** The most instances one podscope follows (the `comfyui` label's cardinality stays bounded). */
+export const MAX_INSTANCES = 64;
+
+function toConfig(p: Parsed, fallbackHost: string, env: Record<string, string | undefined>): Config {
+  const instances = Object.freeze(instancesOf(p, env));
+  const first = instances[0]!;
   return Object.freeze({
     port: p.PODSCOPE_PORT,
     host: p.PODSCOPE_HOST,
     token: p.PODSCOPE_TOKEN,
     env: p.PODSCOPE_ENV,
-    comfyuiUrl: p.COMFYUI_URL,
-    comfyuiLogFile: p.COMFYUI_LOG_FILE,
-    comfyuiOutputDir: p.COMFYUI_OUTPUT_DIR,
-    comfyuiTempDir: p.COMFYUI_TEMP_DIR,
+    instances,
+    comfyuiUrl: first.url,
+    comfyuiLogFile: first.logFile,
+    comfyuiOutputDir: first.outputDir,
+    comfyuiTempDir: first.tempDir,
     nvidiaSmi: p.PODSCOPE_NVIDIA_SMI,
     gpuEnabled: p.PODSCOPE_GPU === 'on' && p.RUNPOD_GPU_COUNT !== 0,
     gpuIntervalMs: p.PODSCOPE_GPU_INTERVAL_MS,
@@ -356,7 +459,7 @@ export function loadConfig(env: Record<string, string | undefined>, fallbackHost
     const shown = raw === undefined || isSecretName(variable) ? '' : ` (got ${JSON.stringify(raw.slice(0, 80))})`;
     throw new ConfigError(variable, `${issue.message}${shown}`);
   }
-  return toConfig(result.data, fallbackHost);
+  return toConfig(result.data, fallbackHost, input);
 }
 
 /** Names of every variable podscope reads; docs/configuration.md's table is checked against this list. */

@@ -303,8 +303,8 @@ const components = new WeakMap<Logger, Set<Logger>>();
  * level changes made with {@link setLogLevel}; pino children otherwise keep the level they were
  * born with.
  */
-export function componentLogger(root: Logger, component: string): Logger {
-  const child = root.child({ component });
+export function componentLogger(root: Logger, component: string, bindings: Record<string, string> = {}): Logger {
+  const child = root.child({ component, ...bindings });
   let set = components.get(root);
   if (!set) components.set(root, (set = new Set()));
   set.add(child);

@@ -8,7 +8,7 @@ import { ConfigError, loadConfig, type Config, type TraceConfig } from './config
 import { Scrubber } from './secrets.js';
 import { PENDING_BYTES, bufferedStdout, componentLogger, createLogger, watchStdout, type LineSink, type Logger } from './logger.js';
 import { PodState } from './state/pod.js';
-import type { ComfyState } from './state/comfy.js';
+import type { Instances } from './state/instances.js';
 import type { HealthBoard } from './state/health.js';
 import type { ReadonlyJob } from './shared/job-types.js';
 import { createCoreMetrics } from './metrics/registry.js';
@@ -52,10 +52,10 @@ export interface StartOptions {
   env: Record<string, string | undefined>;
   /** Extra log sinks (tests); stdout is always one unless `sinks` replaces it. */
   sinks?: LineSink[];
-  /** Receives every raw frame and HTTP answer from ComfyUI (the conformance suite records them). */
-  recordComfy?: (raw: RawInput) => void;
+  /** Receives every raw frame and HTTP answer from each ComfyUI instance (the conformance suite records them). */
+  recordComfy?: (raw: RawInput, instance: string) => void;
   /** Told of every ComfyUI log record as each origin delivers it, before copies are merged (the conformance suite). */
-  recordLogs?: (origin: LogOrigin, text: string) => void;
+  recordLogs?: (origin: LogOrigin, text: string, instance: string) => void;
   /**
    * Runs on the built state before any collector starts (the soak fills every buffer here, so it
    * measures a pod that has run for hours).
@@ -75,7 +75,7 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
 
   // The state, every part of it, before anything writes to it.
   const state = new PodState({ config, version: VERSION, scrubber, env: opts.env });
-  const { health, comfy: comfyState, gpu: gpuState, host: hostState, logs, artifacts: ledger, events: journal } = state;
+  const { health, instances, gpu: gpuState, host: hostState, logs, artifacts: ledger, events: journal } = state;
 
   // A stdout nobody reads is a problem on-call should see; what podscope logs meanwhile stays in
   // the log buffer (access lines aside).
@@ -98,12 +98,12 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
   const metrics = createCoreMetrics({ version: VERSION, health });
   const gpuMetrics = gpuState ? registerGpuMetrics(metrics.registry, gpuState) : null;
   registerHostMetrics(metrics.registry, hostState);
-  const jobMetrics = registerComfyMetrics(metrics.registry, comfyState);
+  const jobMetrics = registerComfyMetrics(metrics.registry, instances);
   registerLogMetrics(metrics.registry, logs, stdout);
   const oomMetrics = registerArtifactMetrics(metrics.registry, ledger);
   registerEventMetrics(metrics.registry, journal);
 
-  // The collectors, each handed the parts it writes.
+  // The pod's own collectors, each handed the parts it writes.
   const problems = new ProblemJournal({ health, logger: componentLogger(logger, 'problems'), remindMs: config.problemRemindS * 1000 });
   const gpu = gpuState
     ? new GpuCollector({
@@ -119,33 +119,43 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
       })
     : null;
   const host = new HostCollector({ health, outputDir: config.comfyuiOutputDir, workspaceDir: config.workspaceDir, state: hostState });
-  const comfy = new ComfyCollector({ config, comfy: comfyState, health, now: state.now, logger: componentLogger(logger, 'comfyui'), onRaw: opts.recordComfy });
-  const logCollector = new LogCollector({ config, store: logs, comfy: comfyState, health, scrubber, onRecord: opts.recordLogs });
-  comfy.onLogEntries((entries) => logCollector.ingestComfy(entries));
-  ownRecords = logCollector.podscopeSink();
-  const dirs = () => ({ outputDir: config.comfyuiOutputDir, tempDir: config.comfyuiTempDir, argv: comfyState.argv });
-  const artifacts = new ArtifactCollector({ ledger, dirs, comfyuiUrl: config.comfyuiUrl });
-  comfy.onRestart((at) => artifacts.comfyRestarted(at));
-  const events = new EventCollector({ journal, comfy: comfyState, health, gpu: gpuState, gpuIntervalMs: config.gpuIntervalMs });
+  const events = new EventCollector({ journal, instances, health, gpu: gpuState, gpuIntervalMs: config.gpuIntervalMs });
   // Job traces over OTLP, only when an endpoint is set: otherwise OpenTelemetry is never loaded.
-  const traces = config.traces ? await traceExport(config.traces, () => podResource(config.podId, gpuState?.readings().map((g) => g.name) ?? [], comfyState.version), comfyState, health, scrubber, componentLogger(logger, 'traces')) : null;
+  const traces = config.traces ? await traceExport(config.traces, () => podResource(config.podId, gpuState?.readings().map((g) => g.name) ?? [], instances.first.version), instances, health, scrubber, componentLogger(logger, 'traces')) : null;
   if (traces) registerTraceMetrics(metrics.registry, traces.sink.stats);
 
-  // What happens when a job ends, in this order: each step reads what the ones before it wrote.
-  const finish = new FinishPipeline(
-    [
-      attributionStep(comfyState, gpuState),
-      { name: 'charge it the log lines of its run', run: (job) => logCollector.jobFinished(job) },
-      forensicsStep(comfyState, { gpu: gpuState, logs }, state.now),
-      { name: 'log its end', run: (job) => comfy.jobFinished(job) },
-      { name: 'record its outputs', run: (job) => artifacts.jobFinished(job) },
-      { name: 'count it in metrics', run: (job, refined) => (jobMetrics.jobFinished(job, refined), oomMetrics.jobFinished(job, refined)) },
-      { name: 'tell event followers', run: (job, refined) => events.jobFinished(job, refined) },
-      ...(traces ? [{ name: 'export its trace', run: (job: ReadonlyJob, refined: boolean) => traces.collector.jobFinished(job, refined) }] : []),
-    ],
-    (step, job, err) => logger.error({ job_id: job.job_id, error: err }, `finishing job ${job.job_id}: the step "${step}" failed`),
-  );
-  comfyState.tracker.finishWith(finish.run);
+  // Each ComfyUI instance is followed by collectors of its own, which write its state and the
+  // shared buffers (lines, outputs) under its name, and raise its problems in its scope.
+  const followers = config.instances.map((instance) => {
+    const comfyState = instances.byName(instance.name)!;
+    const scoped = health.scope(instance.name);
+    const named = { instance: instance.name };
+    const comfy = new ComfyCollector({ config, comfy: comfyState, health: scoped, now: state.now, logger: componentLogger(logger, 'comfyui', named), onRaw: opts.recordComfy && ((raw) => opts.recordComfy!(raw, instance.name)) });
+    const logCollector = new LogCollector({ logFile: instance.logFile, store: logs, comfy: comfyState, health: scoped, scrubber, onRecord: opts.recordLogs && ((origin, text) => opts.recordLogs!(origin, text, instance.name)) });
+    comfy.onLogEntries((entries) => logCollector.ingestComfy(entries));
+    const files = { dirs: () => ({ outputDir: instance.outputDir, tempDir: instance.tempDir, argv: comfyState.argv }), comfyuiUrl: comfyState.url };
+    const artifacts = new ArtifactCollector({ ledger, instance: instance.name, ...files });
+    comfy.onRestart((at) => artifacts.comfyRestarted(at));
+
+    // What happens when one of its jobs ends, in this order: each step reads what the ones before it wrote.
+    const finish = new FinishPipeline(
+      [
+        attributionStep(comfyState, state.gpuUse),
+        { name: 'charge it the log lines of its run', run: (job) => logCollector.jobFinished(job) },
+        forensicsStep(comfyState, { gpu: gpuState, logs }, state.now),
+        { name: 'log its end', run: (job) => comfy.jobFinished(job) },
+        { name: 'record its outputs', run: (job) => artifacts.jobFinished(job) },
+        { name: 'count it in metrics', run: (job, refined) => (jobMetrics.jobFinished(job, refined), oomMetrics.jobFinished(job, refined)) },
+        { name: 'tell event followers', run: (job, refined) => events.jobFinished(job, refined) },
+        ...(traces ? [{ name: 'export its trace', run: (job: ReadonlyJob, refined: boolean) => traces.collector.jobFinished(job, refined) }] : []),
+      ],
+      (step, job, err) => logger.error({ job_id: job.job_id, instance: job.instance, error: err }, `finishing job ${job.job_id}: the step "${step}" failed`),
+    );
+    comfyState.tracker.finishWith(finish.run);
+    return { name: instance.name, comfy, logCollector, artifacts, files };
+  });
+  // podscope's own records go to the log buffer through the first instance's log collector (they carry no instance).
+  ownRecords = followers[0]!.logCollector.podscopeSink();
 
   const http = createHttpHandler({
     state,
@@ -153,18 +163,18 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
     metrics,
     assets: loadWebAssets(),
     services: {
-      downloads: new ArtifactFileService({ dirs, comfyuiUrl: config.comfyuiUrl }),
+      downloads: new ArtifactFileService((name) => followers.find((f) => f.name === name)?.files),
       eventStreams: journal.streams,
       connections: () => ({
         ...(gpu ? { nvidia_smi: gpu.describe() } : {}),
-        comfyui: comfy.describe(),
-        logs: logCollector.describe(),
+        comfyui: followers.length === 1 ? followers[0]!.comfy.describe() : Object.fromEntries(followers.map((f) => [f.name, f.comfy.describe()])),
+        logs: followers.length === 1 ? followers[0]!.logCollector.describe() : Object.fromEntries(followers.map((f) => [f.name, f.logCollector.describe()])),
         ...(traces ? { otlp: traces.describe() } : {}),
       }),
     },
   });
   opts.beforeCollectors?.(state, config);
-  const collectors: Collector[] = [problems, ...(gpu ? [gpu] : []), host, comfy, logCollector, artifacts, events, ...(traces ? [traces.collector] : [])];
+  const collectors: Collector[] = [problems, ...(gpu ? [gpu] : []), host, ...followers.flatMap((f) => [f.comfy, f.logCollector, f.artifacts]), events, ...(traces ? [traces.collector] : [])];
   const abort = new AbortController();
   for (const c of collectors) c.start(abort.signal);
 
@@ -176,7 +186,7 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
   server.on('clientError', answerClientError);
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
-  logger.info({ data: { host: config.host, port, version: VERSION, comfyui_url: config.comfyuiUrl, gpu: config.gpuEnabled } }, `podscope listening on ${config.host}:${port}`);
+  logger.info({ data: { host: config.host, port, version: VERSION, comfyui: config.instances.map((i) => ({ name: i.name, url: redactUrlCredentials(i.url) })), gpu: config.gpuEnabled } }, `podscope listening on ${config.host}:${port}`);
   if (config.token === undefined) {
     logger.warn('PODSCOPE_TOKEN is not set: /debug/* and /metrics answer only direct loopback clients');
   }
@@ -200,7 +210,7 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
 }
 
 /** The OTLP trace export: the sink (OpenTelemetry, imported only here), its collector, and what /debug/connections shows of it. */
-async function traceExport(config: TraceConfig, resource: () => Attributes, comfy: ComfyState, health: HealthBoard, scrubber: Scrubber, traceLogger: Logger) {
+async function traceExport(config: TraceConfig, resource: () => Attributes, instances: Instances, health: HealthBoard, scrubber: Scrubber, traceLogger: Logger) {
   const { createOtlpTraceSink } = await import('./sources/otlp.js');
   const sink = createOtlpTraceSink({
     config,
@@ -211,7 +221,7 @@ async function traceExport(config: TraceConfig, resource: () => Attributes, comf
   });
   return {
     sink,
-    collector: new TraceCollector({ sink, comfy, health, scrubber }),
+    collector: new TraceCollector({ sink, instances, health, scrubber }),
     describe: () => {
       const s = sink.stats();
       return { ...s, last_success_at: iso(s.last_success_at), last_error_at: iso(s.last_error_at) };

@@ -1,7 +1,8 @@
-// The container's health is its workload's: ComfyUI answering /system_stats. podscope's own state
-// never makes the container unhealthy (an orchestrator acting on that would take ComfyUI down).
-const base = (process.env.COMFYUI_URL || 'http://127.0.0.1:8188').replace(/\/+$/, '');
-fetch(`${base}/system_stats`, { signal: AbortSignal.timeout(4000) }).then(
-  (res) => process.exit(res.ok ? 0 : 1),
-  () => process.exit(1),
-);
+// The container's health is its workload's: every ComfyUI answering /system_stats (COMFYUI_URLS,
+// NAME=URL or URL each, else COMFYUI_URL). podscope's own state never makes the container unhealthy
+// (an orchestrator acting on that would take ComfyUI down).
+const list = process.env.COMFYUI_URLS
+  ? process.env.COMFYUI_URLS.split(',').map((e) => e.trim()).filter(Boolean).map((e) => e.replace(/^[^=:/]+=/, ''))
+  : [process.env.COMFYUI_URL || 'http://127.0.0.1:8188'];
+const answers = (base) => fetch(`${base.replace(/\/+$/, '')}/system_stats`, { signal: AbortSignal.timeout(4000) }).then((res) => res.ok, () => false);
+Promise.all(list.map(answers)).then((ok) => process.exit(ok.length > 0 && ok.every(Boolean) ? 0 : 1));

@@ -71,9 +71,12 @@ tap_installer() {
 
 # What podscope needs to know about this layout, unless the template says it: the first ComfyUI and
 # log file that exist, else the first candidates (podscope follows a log file once it appears, and
-# runpod/comfyui creates both only on first boot, after podscope has started).
+# runpod/comfyui creates both only on first boot, after podscope has started). A pod that runs
+# several ComfyUIs (COMFYUI_URLS) names each one's files itself (COMFYUI_LOG_FILES…): a single file
+# guessed here would fit none of them, so nothing is guessed.
 podscope_env() {
   local d f dirs
+  [ -n "${COMFYUI_URLS:-}" ] && return 0
   dirs="$(comfyui_dirs)"
   if [ -z "${COMFYUI_OUTPUT_DIR:-}" ]; then
     for d in $dirs $PODSCOPE_COMFYUI_DIRS; do

@@ -18,6 +18,8 @@ export class ArtifactCollector implements Collector {
   constructor(
     private readonly opts: {
       ledger: ArtifactLedger;
+      /** The instance whose outputs it checks. */
+      instance: string;
       /** Where outputs live (the argv part is read when a check runs: ComfyUI reports it late). */
       dirs: () => ComfyDirs;
       /** ComfyUI's base URL: files in a directory podscope cannot see are checked through /view. */
@@ -33,7 +35,7 @@ export class ArtifactCollector implements Collector {
   }
 
   start(): void {
-    this.timer = setInterval(() => void this.check(this.opts.ledger.newest(200)), 30_000);
+    this.timer = setInterval(() => void this.check(this.opts.ledger.newest(200, this.opts.instance)), 30_000);
     this.timer.unref();
   }
 
@@ -60,7 +62,7 @@ export class ArtifactCollector implements Collector {
 
   /** ComfyUI restarted: its temp directory was wiped. */
   comfyRestarted(at: number): void {
-    this.opts.ledger.markTempWiped(at);
+    this.opts.ledger.markTempWiped(at, this.opts.instance);
   }
 
   /**
@@ -73,7 +75,7 @@ export class ArtifactCollector implements Collector {
       const dirs = this.opts.dirs();
       for (const a of items) {
         if (a.wiped || (a.type !== 'output' && a.type !== 'temp') || nameProblem(a.filename, a.subfolder)) continue;
-        const dir = directoryFor(dirs, a.type);
+        const dir = await directoryFor(dirs, a.type);
         if (dir) {
           const facts = await resolveInside(dir, a.subfolder, a.filename);
           a.exists = facts !== null;
@@ -93,19 +95,28 @@ export class ArtifactCollector implements Collector {
   }
 }
 
+/** Where one instance's files are: its directories (when known) and its URL. */
+export interface InstanceFiles {
+  dirs: () => ComfyDirs;
+  comfyuiUrl: string;
+}
+
 /**
- * Opens output files for downloads: from ComfyUI's output or temp directory when podscope knows it
- * (never outside it: see sources/artifact-files.ts), else through ComfyUI's /view, which applies
- * its own checks too.
+ * Opens output files for downloads: from the instance's output or temp directory when podscope
+ * knows it (never outside it: see sources/artifact-files.ts), else through its /view, which
+ * applies its own checks too.
  */
 export class ArtifactFileService implements ArtifactFiles {
-  constructor(private readonly opts: { dirs: () => ComfyDirs; comfyuiUrl: string }) {}
+  /** `instances`: each instance's files by name, looked up when a download is asked for. */
+  constructor(private readonly instances: (name: string) => InstanceFiles | undefined) {}
 
-  async open(type: 'output' | 'temp', subfolder: string, filename: string): Promise<OpenedFile> {
+  async open(instance: string, type: 'output' | 'temp', subfolder: string, filename: string): Promise<OpenedFile> {
     const problem = nameProblem(filename, subfolder);
     if (problem) return { kind: 'refused', problem };
+    const where = this.instances(instance);
+    if (!where) return { kind: 'unavailable', status: 400, message: `No ComfyUI instance is named ${JSON.stringify(instance.slice(0, 40))}.` };
     const contentType = contentTypeFor(filename);
-    const dir = directoryFor(this.opts.dirs(), type);
+    const dir = await directoryFor(where.dirs(), type);
     if (dir) {
       const facts = await resolveInside(dir, subfolder, filename);
       if (!facts) return { kind: 'missing' };
@@ -113,7 +124,7 @@ export class ArtifactFileService implements ArtifactFiles {
     }
     let res: Response;
     try {
-      res = await fetch(`${this.opts.comfyuiUrl}/view?${new URLSearchParams({ filename, subfolder, type })}`, { signal: AbortSignal.timeout(30_000) });
+      res = await fetch(`${where.comfyuiUrl}/view?${new URLSearchParams({ filename, subfolder, type })}`, { signal: AbortSignal.timeout(30_000) });
     } catch {
       return { kind: 'unavailable', status: 503, message: 'ComfyUI did not answer the download; set COMFYUI_OUTPUT_DIR to serve files directly.' };
     }

@@ -2,7 +2,7 @@
  * The collector contract: a named thing with a symmetric lifecycle that keeps state up to date and
  * records its own health as data. Nothing a collector does may throw into a route.
  */
-import type { HealthBoard } from '../state/health.js';
+import type { HealthWriter } from '../state/health.js';
 
 export interface Collector {
   readonly name: string;
@@ -20,7 +20,7 @@ export type WorkOutcome = { ok: true } | { ok: false; code: string; message: str
  * thrown error is recorded as a failure (code `EXCEPTION`), never rethrown. Work cut short because
  * podscope stops is not a run: nothing is recorded.
  */
-export async function tracked(health: HealthBoard, name: string, work: () => Promise<WorkOutcome>): Promise<boolean> {
+export async function tracked(health: HealthWriter, name: string, work: () => Promise<WorkOutcome>): Promise<boolean> {
   const started = performance.now();
   let outcome: WorkOutcome;
   try {

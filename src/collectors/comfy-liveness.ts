@@ -5,7 +5,7 @@
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { ComfyState } from '../state/comfy.js';
-import type { HealthBoard } from '../state/health.js';
+import type { HealthWriter } from '../state/health.js';
 import { iso } from '../format.js';
 
 type LivenessConfig = Pick<Config, 'comfyuiGoneS' | 'stallS' | 'wsPingMs'>;
@@ -30,7 +30,7 @@ export function loseJobsOfGoneComfy(comfy: ComfyState, config: LivenessConfig, l
 }
 
 /** A websocket down while HTTP answers, and a running job with no sign of life, become problems. */
-export function checkLiveness(comfy: ComfyState, config: LivenessConfig, health: HealthBoard, now: number): void {
+export function checkLiveness(comfy: ComfyState, config: LivenessConfig, health: HealthWriter, now: number): void {
   // HTTP answers but the websocket stays down: live progress and log lines are missing.
   const down = comfy.wsDownSince;
   if (comfy.wsEverConnected && down !== null && comfy.httpFailingSince === null && now - down > 2 * config.wsPingMs) {

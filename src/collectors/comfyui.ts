@@ -7,7 +7,7 @@
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { ComfyState } from '../state/comfy.js';
-import type { HealthBoard } from '../state/health.js';
+import type { HealthWriter } from '../state/health.js';
 import { isRecord, type ReadonlyJob } from '../state/jobs.js';
 import { decodeFrame, type ComfyEvent } from '../sources/comfy-events.js';
 import { applyQueueAnswer, type RawInput } from './comfy-inputs.js';
@@ -24,10 +24,10 @@ const TERMINAL = new Set(['execution_success', 'execution_error', 'execution_int
 
 export interface ComfyCollectorOptions {
   config: Config;
-  /** What it writes: connection state, jobs, queue (composed in main.ts). */
+  /** What it writes: one instance's connection state, jobs, queue (composed in main.ts); its URL is the instance's. */
   comfy: ComfyState;
-  /** Where it records its runs and raises its problems. */
-  health: HealthBoard;
+  /** Where it records its runs and raises its problems: the instance's scope of the board. */
+  health: HealthWriter;
   logger: Logger;
   now?: () => number;
   /** Receives every frame and HTTP answer from ComfyUI before it is decoded (recordings). */
@@ -62,7 +62,7 @@ export class ComfyCollector implements Collector {
     opts.health.declare(this.name);
     this.history = new HistoryDiscovery({ config, comfy: this.comfy, get: (path, maxBytes) => this.get(path, maxBytes), now: this.now });
     this.ws = new ComfyWsClient({
-      url: config.comfyuiUrl,
+      url: opts.comfy.url,
       pingIntervalMs: config.wsPingMs,
       maxPayloadBytes: config.wsMaxFrameBytes,
       events: {
@@ -122,7 +122,7 @@ export class ComfyCollector implements Collector {
   }
 
   private url(path: string): string {
-    return `${this.opts.config.comfyuiUrl}${path}`;
+    return `${this.comfy.url}${path}`;
   }
 
   private get timeoutMs(): number {
@@ -190,7 +190,7 @@ export class ComfyCollector implements Collector {
   }
 
   private httpOk(now: number): void {
-    if (this.comfy.httpAnswered(now)) this.opts.logger.info(`ComfyUI reached at ${this.opts.config.comfyuiUrl}`);
+    if (this.comfy.httpAnswered(now)) this.opts.logger.info(`ComfyUI reached at ${this.comfy.url}`);
     this.opts.health.clear('comfyui', 'COMFYUI_UNREACHABLE');
   }
 
@@ -199,7 +199,7 @@ export class ComfyCollector implements Collector {
     const now = this.now();
     this.comfy.httpFailed(now, message, code === 'HTTP_UNREACHABLE');
     if (this.comfy.reachedAt !== null) this.recovering = true;
-    const text = `ComfyUI at ${this.opts.config.comfyuiUrl} does not answer: ${message}`;
+    const text = `ComfyUI at ${this.comfy.url} does not answer: ${message}`;
     if (code === 'COMFYUI_BAD_ANSWER') health.raise('comfyui', code, `ComfyUI answered ${message}`);
     else health.raise('comfyui', 'COMFYUI_UNREACHABLE', text, this.comfy.reachedAt === null ? 'warning' : 'error');
     loseJobsOfGoneComfy(this.comfy, this.opts.config, this.opts.logger, now);
@@ -301,7 +301,7 @@ export class ComfyCollector implements Collector {
   describe(): Record<string, unknown> {
     const c = this.comfy;
     return {
-      url: this.opts.config.comfyuiUrl,
+      url: this.comfy.url,
       jobs_api: this.history.jobsApi,
       http: { last_ok_at: iso(c.lastHttpOkAt), failing_since: iso(c.httpFailingSince), last_error: c.lastHttpError },
       websocket: {

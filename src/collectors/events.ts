@@ -9,6 +9,7 @@
  */
 import type { Collector } from './collector.js';
 import type { ComfyState, Rejection } from '../state/comfy.js';
+import type { Instances } from '../state/instances.js';
 import type { EventJournal } from '../state/events.js';
 import type { GpuReader } from '../state/gpu.js';
 import type { HealthBoard, ProblemChange } from '../state/health.js';
@@ -43,7 +44,8 @@ interface SeenJob {
 
 export interface EventCollectorOptions {
   journal: EventJournal;
-  comfy: ComfyState;
+  /** Every ComfyUI instance; one added later is followed from then on. */
+  instances: Instances;
   health: HealthBoard;
   gpu: GpuReader | null;
   gpuIntervalMs: number;
@@ -52,7 +54,7 @@ export interface EventCollectorOptions {
 
 const FINISHED_NODE: ReadonlySet<NodeStatus> = new Set(['completed', 'cached', 'error', 'interrupted']);
 
-const ids = (job: ReadonlyJob) => ({ job_id: job.job_id, prompt_id: job.prompt_id });
+const ids = (job: ReadonlyJob) => ({ job_id: job.job_id, prompt_id: job.prompt_id, instance: job.instance });
 
 export class EventCollector implements Collector {
   readonly name = 'events';
@@ -66,10 +68,15 @@ export class EventCollector implements Collector {
 
   constructor(private readonly opts: EventCollectorOptions) {
     this.now = opts.now ?? Date.now;
-    const { comfy, health } = opts;
-    comfy.tracker.onChange(() => this.schedule());
-    comfy.onRejection((r) => this.rejection(r));
+    const { instances, health } = opts;
+    for (const comfy of instances.all) this.follow(comfy);
+    instances.onAdded((comfy) => this.follow(comfy));
     health.onChange((c) => this.problem(c));
+  }
+
+  private follow(comfy: ComfyState): void {
+    comfy.tracker.onChange(() => this.schedule());
+    comfy.onRejection((r) => this.rejection(comfy.name, r));
   }
 
   start(_signal: AbortSignal): void {
@@ -99,12 +106,12 @@ export class EventCollector implements Collector {
 
   /** Public for tests that drive the tracker by hand. */
   compare(): void {
-    const tracker = this.opts.comfy.tracker;
+    const instances = this.opts.instances.all;
     const now = this.now();
     let later = false;
-    for (const job of tracker.unfinished()) later = this.compareJob(job, now, false) || later;
-    // Jobs the tracker no longer holds (never the case for unfinished ones; a guard on the map's size).
-    for (const id of this.seen.keys()) if (!tracker.has(id)) this.seen.delete(id);
+    for (const comfy of instances) for (const job of comfy.tracker.unfinished()) later = this.compareJob(job, now, false) || later;
+    // Jobs no tracker holds any more (never the case for unfinished ones; a guard on the map's size).
+    for (const id of this.seen.keys()) if (!instances.some((c) => c.tracker.has(id))) this.seen.delete(id);
     if (later && !this.laterTimer && this.running) {
       this.laterTimer = setTimeout(() => {
         this.laterTimer = null;
@@ -218,17 +225,17 @@ export class EventCollector implements Collector {
     );
   }
 
-  private rejection(r: Rejection): void {
+  private rejection(instance: string, r: Rejection): void {
     if (!this.running) return;
-    const job = r.prompt_id && r.job_id ? { job_id: r.job_id, prompt_id: r.prompt_id } : null;
-    this.opts.journal.record('rejection', { rejected_at: iso(r.at), reasons: r.reasons, source: r.source }, job);
+    const job = r.prompt_id && r.job_id ? { job_id: r.job_id, prompt_id: r.prompt_id } : {};
+    this.opts.journal.record('rejection', { rejected_at: iso(r.at), reasons: r.reasons, source: r.source }, { ...job, instance });
   }
 
   private problem(c: ProblemChange): void {
     if (!this.running) return;
     const type = c.kind === 'started' ? 'problem_started' : c.kind === 'ended' ? 'problem_ended' : 'problem_changed';
-    const { component, code, message, severity, since } = c.problem;
-    this.opts.journal.record(type, { component, code, message, severity, since });
+    const { component, instance, code, message, severity, since } = c.problem;
+    this.opts.journal.record(type, { component, code, message, severity, since }, instance === undefined ? null : { instance });
   }
 
   /** One GPU event per new sample. Public for tests. */

@@ -5,12 +5,11 @@
  * line is stored. Lines that mean something (OOM, a rejected prompt, a custom node that failed to
  * import, sampler steps) are passed on to the job tracker and the problem list.
  */
-import type { Config } from '../config.js';
 import type { LineSink } from '../logger.js';
 import type { Scrubber } from '../secrets.js';
 import type { ComfyState } from '../state/comfy.js';
 import type { ReadonlyJob } from '../shared/job-types.js';
-import type { HealthBoard } from '../state/health.js';
+import type { HealthWriter } from '../state/health.js';
 import type { LogRecord, LogSource, LogStore } from '../state/logs.js';
 import { LogFileFollower } from '../sources/log-file.js';
 import {
@@ -90,10 +89,13 @@ export function entryTime(t: string): number | null {
 }
 
 export interface LogCollectorOptions {
-  config: Config;
+  /** The instance's ComfyUI log file (COMFYUI_LOG_FILE, or its entry in COMFYUI_LOG_FILES), if any. */
+  logFile: string | undefined;
   store: LogStore;
+  /** The instance whose lines these are. */
   comfy: ComfyState;
-  health: HealthBoard;
+  /** The board as the instance's collectors write it (its scope). */
+  health: HealthWriter;
   scrubber: Scrubber;
   now?: () => number;
   /** Told of every ComfyUI record as an origin delivers it, before copies are merged (the conformance suite). */
@@ -121,7 +123,7 @@ export class LogCollector implements Collector {
     this.now = opts.now ?? Date.now;
     const pipeline = (): Pipeline => ({ assembler: new LineAssembler(MAX_LINE), grouper: new RecordGrouper(), lastChunkAt: 0, chunkTs: null });
     this.pipelines = { stream: pipeline(), file: pipeline() };
-    const path = opts.config.comfyuiLogFile;
+    const path = opts.logFile;
     this.follower = path
       ? new LogFileFollower({
           path,
@@ -144,7 +146,7 @@ export class LogCollector implements Collector {
     // Only ComfyUI's own outcome has an end on its clock: a lost job's end is when podscope gave up.
     if (job.status === 'lost' || job.started_timing !== 'comfyui' || job.started_at === null || job.finished_at === null) return;
     const window = { jobId: job.job_id, promptId: job.prompt_id, from: job.started_at, to: job.finished_at + FINISH_SLACK_MS };
-    this.opts.store.attribute(window.jobId, window.from, window.to);
+    this.opts.store.attribute(window.jobId, this.opts.comfy.name, window.from, window.to);
     this.finishedWindows.push(window);
     if (this.finishedWindows.length > 8) this.finishedWindows.shift();
   }
@@ -185,7 +187,7 @@ export class LogCollector implements Collector {
         const level: Level = LEVELS.includes(rec.level as Level) ? (rec.level as Level) : 'info';
         const message = typeof rec.message === 'string' ? rec.message : '';
         const ts = rec.timestamp ? Date.parse(rec.timestamp) : this.now();
-        this.store({ ts: Number.isFinite(ts) ? ts : this.now(), level, source: 'podscope', message: message.slice(0, MAX_LINE), job_id: typeof rec.job_id === 'string' ? rec.job_id : null });
+        this.store({ ts: Number.isFinite(ts) ? ts : this.now(), level, source: 'podscope', instance: null, message: message.slice(0, MAX_LINE), job_id: typeof rec.job_id === 'string' ? rec.job_id : null });
       },
     };
   }
@@ -235,7 +237,7 @@ export class LogCollector implements Collector {
     const bar = parseTqdm(body);
     if (job) this.opts.comfy.tracker.applyLogActivity(now, bar ?? undefined);
     this.signals(body, job);
-    this.store({ ts: at, level, source: 'comfyui', message: body, job_id: job?.jobId ?? null });
+    this.store({ ts: at, level, source: 'comfyui', instance: this.opts.comfy.name, message: body, job_id: job?.jobId ?? null });
   }
 
   private store(r: LogRecord): void {
@@ -340,7 +342,7 @@ export class LogCollector implements Collector {
 
   private fileState(state: string, detail: string): void {
     const { health } = this.opts;
-    const path = this.opts.config.comfyuiLogFile;
+    const path = this.opts.logFile;
     health.clear('logs');
     if (state === 'missing') health.raise('logs', 'LOG_FILE_MISSING', `COMFYUI_LOG_FILE ${path} does not exist (yet); podscope follows it once it appears`, 'warning');
     else if (state === 'not-a-file') health.raise('logs', 'LOG_FILE_NOT_A_FILE', `COMFYUI_LOG_FILE ${path}: ${detail}`, 'warning');

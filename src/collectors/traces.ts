@@ -8,7 +8,7 @@
  * starts where it ends and carries `podscope.start_unknown: true`.
  */
 import type { Collector } from './collector.js';
-import type { ComfyState } from '../state/comfy.js';
+import type { Instances } from '../state/instances.js';
 import type { HealthBoard, ProblemChange } from '../state/health.js';
 
 import { isGpuOom, type DeepReadonly, type JobNode, type NodeStatus, type ReadonlyJob } from '../shared/job-types.js';
@@ -48,6 +48,7 @@ export function jobTrace(job: ReadonlyJob, opts: JobTraceOptions = {}): JobTrace
 
   const root = span('comfyui.job', start ?? started, end, timing, {
     'comfyui.prompt.id': job.prompt_id,
+    'comfyui.instance': job.instance,
     'podscope.job.id': job.job_id,
     'comfyui.job.status': job.status,
     'comfyui.job.nodes': job.order.filter((id) => job.nodes.get(id)?.needed).length,
@@ -163,7 +164,8 @@ function scrubPlan(plan: SpanPlan, scrub: (text: string) => string): void {
 
 export interface TraceCollectorOptions {
   sink: TraceSink;
-  comfy: ComfyState;
+  /** The instances, to find the job a STALLED problem of one of them is about. */
+  instances: Instances;
   health: HealthBoard;
   scrubber: Scrubber;
   /** How long stopping may wait for queued spans to go out. */
@@ -202,13 +204,15 @@ export class TraceCollector implements Collector {
 
   private problem(c: ProblemChange): void {
     if (c.kind !== 'started' || c.problem.code !== 'STALLED' || c.problem.component !== 'comfyui') return;
-    const tracker = this.opts.comfy.tracker;
+    const comfy = c.problem.instance === undefined ? this.opts.instances.first : this.opts.instances.byName(c.problem.instance);
+    if (!comfy) return;
+    const tracker = comfy.tracker;
     const job = tracker.running();
     if (!job) return;
     const list = this.stalls.get(job.prompt_id) ?? [];
     if (list.length < STALLS_PER_JOB) list.push({ at: c.at, message: c.problem.message });
     this.stalls.set(job.prompt_id, list);
-    // Jobs the tracker forgot without finishing leave nothing behind.
-    for (const id of this.stalls.keys()) if (!tracker.has(id)) this.stalls.delete(id);
+    // Jobs the trackers forgot without finishing leave nothing behind.
+    for (const id of this.stalls.keys()) if (!this.opts.instances.all.some((i) => i.tracker.has(id))) this.stalls.delete(id);
   }
 }

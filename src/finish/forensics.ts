@@ -24,7 +24,7 @@ export interface ForensicsSources {
 export type Finding = { kind: 'evidence'; forensics: Record<string, unknown> } | { kind: 'diagnosis'; error: JobError } | null;
 
 function lastLines(logs: LogReader, job: ReadonlyJob, n: number): string[] {
-  return logs.query({ lines: n, jobIds: new Set([job.job_id]), source: 'comfyui' }).map((e) => e.value.message);
+  return logs.query({ lines: n, jobIds: new Set([job.job_id]), source: 'comfyui', instance: job.instance }).map((e) => e.value.message);
 }
 
 export function examine(job: ReadonlyJob, src: ForensicsSources, now: number): Finding {

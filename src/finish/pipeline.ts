@@ -8,7 +8,7 @@
  * main.ts composes it in one place. A step that throws is reported and the next one still runs.
  */
 import type { ComfyState } from '../state/comfy.js';
-import type { GpuReader } from '../state/gpu.js';
+import type { GpuUse } from '../state/instance-gpus.js';
 import type { ReadonlyJob } from '../shared/job-types.js';
 import { measureUsage } from '../views/comfy.js';
 import { examine, type ForensicsSources } from './forensics.js';
@@ -37,12 +37,12 @@ export class FinishPipeline {
   };
 }
 
-/** Attribution: the job's GPU-seconds, busy seconds and peak VRAM over its own run, recorded in the job. */
-export function attributionStep(comfy: ComfyState, gpu: GpuReader | null): FinishStep {
+/** Attribution: the job's GPU-seconds, busy seconds and peak VRAM over its own run on its instance's GPUs, recorded in the job. */
+export function attributionStep(comfy: ComfyState, use: GpuUse): FinishStep {
   return {
     name: 'attribute its GPU use',
     run: (job) => {
-      if (job.finished_at !== null && gpu) comfy.tracker.recordUsage(job.prompt_id, measureUsage(job, gpu, job.finished_at));
+      if (job.finished_at !== null && use.gpu) comfy.tracker.recordUsage(job.prompt_id, measureUsage(job, use, job.finished_at));
     },
   };
 }

@@ -24,6 +24,7 @@ import type { WebAssets } from '../shared/web-assets.js';
 import { StreamCounts } from '../state/events.js';
 import type { HttpServices } from './services.js';
 import type { OpenStreams } from './stream.js';
+import { instanceParam, parseQuery, pickInstance, querySpec } from './query.js';
 
 export type { AppContext, AppEnv } from './env.js';
 
@@ -102,11 +103,15 @@ export function createHttpHandler(deps: AppDeps): HttpHandler {
   const uptimeTenths = () => Math.round((state.now() - state.startedAt) / 100);
   const healthSnapshot = sharedView(Infinity, () => ({ status: 'ok', version: state.version, uptime_s: uptimeTenths() / 10 }), uptimeTenths);
   const health = (): Plain => ({ body: healthSnapshot(), status: 200 });
-  const ready = (): Plain => {
-    const r = state.condition();
-    return { body: { status: r.status, checks: r.checks, problems: r.problems, version: state.version }, status: r.ready ? 200 : 503 };
+  // Over every instance (each named with its own condition when there are several), or one.
+  const ready = (instance?: string): Plain => {
+    const r = state.condition(instance);
+    const instances = state.instances.all;
+    const each = instance === undefined && instances.length > 1 ? { instances: instances.map((c) => ({ name: c.name, status: state.condition(c.name).status })) } : {};
+    return { body: { status: r.status, ...(instance === undefined ? {} : { instance }), checks: r.checks, problems: r.problems, ...each, version: state.version }, status: r.ready ? 200 : 503 };
   };
-  const statusSnapshot = sharedView(100, () => statusView(state), () => state.comfy.tracker.version);
+  const readyQuery = querySpec({ instance: instanceParam.optional() });
+  const statusSnapshot = sharedView(100, () => statusView(state), () => state.instances.jobsVersion());
   const status = (): Plain => ({ body: statusSnapshot(), status: 200 });
   const plain = (answer: () => Plain) => (c: AppContext) => {
     const a = answer();
@@ -114,7 +119,11 @@ export function createHttpHandler(deps: AppDeps): HttpHandler {
   };
 
   app.get('/health', plain(health));
-  app.get('/ready', plain(ready));
+  app.get('/ready', (c) => {
+    const { instance } = parseQuery(c, readyQuery);
+    const a = ready(instance === undefined ? undefined : pickInstance(state.instances, instance).name);
+    return sendJson(c, state, a.body, a.status);
+  });
   // One exposition serves every scrape within METRICS_REUSE_MS: several scrapers (an HA pair, a
   // debugging curl) cost one build, and no value is more than that old.
   // It is kept as bytes: a string would be encoded again for every scrape.
@@ -270,7 +279,7 @@ export function createHttpHandler(deps: AppDeps): HttpHandler {
   // else, and any request this lane would refuse or fail on, goes through Hono, which answers it
   // the one way it always does.
   const direct = new Map<string, { answer: () => Plain; open: boolean }>(
-    ([['/health', health], ['/ready', ready], ['/debug/status', status]] as const).map(([path, answer]) => [path, { answer, open: open(path) }]),
+    ([['/health', health], ['/ready', () => ready()], ['/debug/status', status]] as const).map(([path, answer]) => [path, { answer, open: open(path) }]),
   );
   // Through app.fetch as it is at the time of each request (a test may wrap it to see the lanes).
   const viaHono = getRequestListener((request, env) => app.fetch(request, env), { hostname: config.host });

@@ -58,3 +58,16 @@ export function intParam(min: number, max: number) {
     .transform(Number)
     .pipe(z.number().int().min(min, { message }).max(max, { message }));
 }
+
+/** `instance=NAME`: which ComfyUI instance; checked against the names there are by {@link pickInstance}. */
+export const instanceParam = z.string().min(1, { message: 'must not be empty' }).max(100, { message: 'must be at most 100 characters' });
+
+/** The instance `name` names, or a 400 that lists the names there are. */
+export function pickInstance<C extends { name: string }>(instances: { byName(name: string): C | undefined; names(): string[] }, name: string): C {
+  const found = instances.byName(name);
+  if (found) return found;
+  const names = instances.names();
+  throw new ApiError(400, 'INVALID_PARAMETER', `instance must name a ComfyUI instance podscope follows: ${names.join(', ')}.`, {
+    details: { parameter: 'instance', problem: 'no such instance', instances: names },
+  });
+}

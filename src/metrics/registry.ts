@@ -55,7 +55,7 @@ export function createCoreMetrics(opts: { version: string; health: HealthReader 
     readFamily(registry, name, help, 'gauge', (out) => {
       for (const c of health.collectorsSnapshot()) {
         const value = pick(c);
-        if (value !== null) out.push({ labels: { collector: c.name }, value });
+        if (value !== null) out.push({ labels: c.instance === undefined ? { collector: c.name } : { collector: c.name, comfyui: c.instance }, value });
       }
     });
   perCollector('podscope_collector_up', 'Whether the collector\'s last run succeeded (1) or failed (0); absent before its first run.', (c) => (c.ok === null ? null : c.ok ? 1 : 0));
@@ -63,7 +63,7 @@ export function createCoreMetrics(opts: { version: string; health: HealthReader 
   perCollector('podscope_collector_last_success_timestamp_seconds', 'Unix time of the collector\'s last successful run, in seconds.', (c) => (c.last_success_at ? Date.parse(c.last_success_at) / 1000 : null));
   perCollector('podscope_collector_consecutive_failures', 'Runs in a row that failed, per collector.', (c) => c.consecutive_failures);
   readFamily(registry, 'podscope_problems', 'Problems currently listed in /debug/status, by component and code.', 'gauge', (out) => {
-    for (const p of health.problems()) out.push({ labels: { component: p.component, code: p.code }, value: 1 });
+    for (const p of health.problems()) out.push({ labels: p.instance === undefined ? { component: p.component, code: p.code } : { component: p.component, code: p.code, comfyui: p.instance }, value: 1 });
   });
 
   return {

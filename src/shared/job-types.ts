@@ -65,6 +65,8 @@ export interface JobUsage {
 }
 
 export interface Job {
+  /** The ComfyUI instance that runs it (its name in COMFYUI_URLS, or its port). */
+  instance: string;
   prompt_id: string;
   /** The platform's job id (`extra_data[PODSCOPE_JOB_ID_KEY]`), else the prompt_id; the prompt_id until `identity_known`. */
   job_id: string;

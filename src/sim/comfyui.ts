@@ -44,6 +44,8 @@ export interface SimOptions {
   jobsApi?: boolean;
   outputDir?: string;
   tempDir?: string;
+  /** Run as ComfyUI started with `--cuda-device N` (one instance per GPU): its argv says so. */
+  cudaDevice?: number;
   /** Called with every log line the simulated ComfyUI prints (to feed a log file, say). */
   onLog?: (line: string) => void;
 }
@@ -83,7 +85,7 @@ export class SimComfyUI {
   private wake: (() => void) | null = null;
   private stopped = false;
   port = 0;
-  readonly opts: Required<Omit<SimOptions, 'port' | 'onLog' | 'outputDir' | 'tempDir'>> & SimOptions;
+  readonly opts: Required<Omit<SimOptions, 'port' | 'onLog' | 'outputDir' | 'tempDir' | 'cudaDevice'>> & SimOptions;
   /** Requests by path (with the query), for tests that check what a client asked. */
   readonly requests: string[] = [];
   /** Answer HTTP with this status instead (fault injection), or 'hang' to never answer. */
@@ -335,7 +337,7 @@ export class SimComfyUI {
         python_version: '3.12.3 (main, Jan 1 2025, 00:00:00) [GCC 13.2.0]',
         pytorch_version: '2.8.0+cu128',
         embedded_python: false,
-        argv: ['main.py', '--listen', '0.0.0.0', '--port', String(this.port)],
+        argv: ['main.py', '--listen', '0.0.0.0', '--port', String(this.port), ...(this.opts.cudaDevice === undefined ? [] : ['--cuda-device', String(this.opts.cudaDevice)])],
       },
       devices: [
         {

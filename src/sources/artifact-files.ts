@@ -5,20 +5,12 @@
  */
 import { realpath, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
+import { argValue, outputDirFromArgv } from '../shared/comfy-argv.js';
 
 export type ArtifactType = 'output' | 'temp';
 
-/** The value of `--name V` or `--name=V` in a command line. */
-function argValue(argv: readonly string[], name: string): string | null {
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === name && i + 1 < argv.length) return argv[i + 1]!;
-    if (a.startsWith(`${name}=`)) return a.slice(name.length + 1);
-  }
-  return null;
-}
-
 export interface ComfyDirs {
+  /** COMFYUI_OUTPUT_DIR (or the instance's entry in COMFYUI_OUTPUT_DIRS), else read from argv. */
   outputDir?: string | undefined;
   /** COMFYUI_TEMP_DIR: the temp directory itself. */
   tempDir?: string | undefined;
@@ -43,9 +35,21 @@ export function tempDirFor(d: ComfyDirs): string | null {
   return null;
 }
 
-/** The directory holding outputs of `type`, or null when podscope does not know it. */
-export function directoryFor(d: ComfyDirs, type: ArtifactType): string | null {
-  return type === 'output' ? (d.outputDir ? resolve(d.outputDir) : null) : tempDirFor(d);
+/**
+ * The directory holding outputs of `type`, or null when podscope cannot read it itself (ComfyUI's
+ * /view serves the file then). One given in the configuration is trusted; one read from ComfyUI's
+ * command line counts only when it exists here (ComfyUI may run in another container).
+ */
+export async function directoryFor(d: ComfyDirs, type: ArtifactType): Promise<string | null> {
+  if (type === 'output' && d.outputDir) return resolve(d.outputDir);
+  const dir = type === 'temp' ? tempDirFor(d) : outputDirFromArgv(d.argv);
+  if (dir === null) return null;
+  if (type === 'temp' && d.tempDir) return dir;
+  try {
+    return (await stat(dir)).isDirectory() ? resolve(dir) : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Why a filename or subfolder is refused, or null when it is acceptable. */

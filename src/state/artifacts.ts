@@ -7,6 +7,8 @@ import { RingBuffer, type RingReader } from './ring-buffer.js';
 import { isRecord, type ReadonlyJob } from './jobs.js';
 
 export interface Artifact {
+  /** The ComfyUI instance that wrote it. */
+  instance: string;
   job_id: string;
   prompt_id: string;
   node_id: string;
@@ -42,7 +44,8 @@ export type OpenedFile =
  * the composition root (main.ts) gives the state, never by the route itself.
  */
 export interface ArtifactFiles {
-  open(type: 'output' | 'temp', subfolder: string, filename: string): Promise<OpenedFile>;
+  /** One file of the named instance (its output or temp directory, or its /view). */
+  open(instance: string, type: 'output' | 'temp', subfolder: string, filename: string): Promise<OpenedFile>;
 }
 
 /** Reads the outputs of one node's ui dict. */
@@ -90,7 +93,7 @@ export class ArtifactLedger {
 
   constructor(capacity: number) {
     // Bytes held, estimated: the strings (two bytes a character) and the object around them.
-    this.ring = new RingBuffer<Artifact>(capacity, Number.POSITIVE_INFINITY, (a) => ARTIFACT_OVERHEAD + 2 * (a.job_id.length + a.prompt_id.length + a.node_id.length + a.filename.length + a.subfolder.length + a.type.length + a.kind.length + (a.format?.length ?? 0) + (a.mtime?.length ?? 0)));
+    this.ring = new RingBuffer<Artifact>(capacity, Number.POSITIVE_INFINITY, (a) => ARTIFACT_OVERHEAD + 2 * (a.instance.length + a.job_id.length + a.prompt_id.length + a.node_id.length + a.filename.length + a.subfolder.length + a.type.length + a.kind.length + (a.format?.length ?? 0) + (a.mtime?.length ?? 0)));
   }
 
   /** Adds a finished job's outputs; returns the new entries (to stat on disk). */
@@ -98,9 +101,10 @@ export class ArtifactLedger {
     const added: Artifact[] = [];
     for (const o of job.outputs) {
       for (const a of artifactsFromUi(o.ui)) {
-        const earlier = o.cached ? this.find(a.filename, a.subfolder, a.type) : undefined;
+        const earlier = o.cached ? this.find(job.instance, a.filename, a.subfolder, a.type) : undefined;
         const artifact: Artifact = {
           ...a,
+          instance: job.instance,
           job_id: job.job_id,
           prompt_id: job.prompt_id,
           node_id: o.node_id,
@@ -120,22 +124,27 @@ export class ArtifactLedger {
     return added;
   }
 
-  private find(filename: string, subfolder: string, type: string): Artifact | undefined {
-    return this.ring.select((a) => a.filename === filename && a.subfolder === subfolder && a.type === type && !a.from_cache, 1)[0]?.value;
+  private find(instance: string, filename: string, subfolder: string, type: string): Artifact | undefined {
+    return this.ring.select((a) => a.instance === instance && a.filename === filename && a.subfolder === subfolder && a.type === type && !a.from_cache, 1)[0]?.value;
   }
 
   forJob(promptId: string): Artifact[] {
     return this.ring.select((a) => a.prompt_id === promptId, Number.POSITIVE_INFINITY).map((e) => e.value);
   }
 
-  newest(n: number): Artifact[] {
-    return this.ring.newest(n).map((e) => e.value);
+  /** The newest `n`, newest first; only one instance's with `instance`. */
+  newest(n: number, instance?: string): Artifact[] {
+    if (instance === undefined) return this.ring.newest(n).map((e) => e.value);
+    return this.ring
+      .select((a) => a.instance === instance, n)
+      .map((e) => e.value)
+      .reverse();
   }
 
-  /** ComfyUI restarted: temp files written before now are gone. */
-  markTempWiped(before: number): void {
+  /** The instance's ComfyUI restarted: its temp files written before then are gone. */
+  markTempWiped(before: number, instance: string): void {
     for (const { value: a } of this.ring.toArray()) {
-      if (a.type === 'temp' && a.at < before) {
+      if (a.type === 'temp' && a.instance === instance && a.at < before) {
         a.wiped = true;
         a.exists = false;
       }

@@ -6,6 +6,7 @@
  */
 import { isRecord, JobTracker, type JobsReader } from './jobs.js';
 import type { CheckResult } from './readiness.js';
+import { instanceName } from '../config.js';
 
 export interface Preview {
   prompt_id: string | null;
@@ -72,6 +73,7 @@ export class ComfyState {
   private stats: SystemStatsRead | null = null;
   private tapInfo: { version: string | null } | null = null;
   private commandLine: string[] | null = null;
+  private visibleDevices: { value: string | null } | null = null;
   private readonly frames = new Map<string, number>();
   private malformed = 0;
   private binary = 0;
@@ -79,14 +81,23 @@ export class ComfyState {
   private readonly rejectionList: Rejection[] = [];
   private readonly rejectionListeners: Array<(r: Rejection) => void> = [];
 
+  /** The instance's name: in answers, `?instance=` filters and the `comfyui` metric label. */
+  readonly name: string;
+
   constructor(
     readonly url: string,
-    opts: { jobIdKey: string; historyLimit: number },
+    opts: { jobIdKey: string; historyLimit: number; name?: string },
   ) {
-    this.tracker = new JobTracker(opts);
+    this.name = opts.name ?? instanceName(url);
+    this.tracker = new JobTracker({ jobIdKey: opts.jobIdKey, historyLimit: opts.historyLimit, instance: this.name });
   }
 
   // ── what the collector tells ─────────────────────────────────────────────────────────────────
+
+  /** The CUDA_VISIBLE_DEVICES of the process on its port, as /proc shows it (null: not set); `undefined`: unknown again. */
+  processEnvRead(cudaVisibleDevices: string | null | undefined): void {
+    this.visibleDevices = cudaVisibleDevices === undefined ? null : { value: cudaVisibleDevices };
+  }
 
   /** ComfyUI answered over HTTP; true the first time ever. */
   httpAnswered(now: number): boolean {
@@ -303,6 +314,11 @@ export class ComfyState {
     return { ok: false, message: `websocket to ComfyUI is down: ${this.ws.lastCloseReason ?? 'closed'}` };
   }
 
+  /** CUDA_VISIBLE_DEVICES of its process: the value, null when not set, undefined when podscope could not read it. */
+  get cudaVisibleDevices(): string | null | undefined {
+    return this.visibleDevices === null ? undefined : this.visibleDevices.value;
+  }
+
   queueCounts(): { running: number; pending: number } {
     const order = this.tracker.queueOrder();
     return { running: order.running.length, pending: order.pending.length };
@@ -314,6 +330,7 @@ export interface ComfyReader
   extends Readonly<
     Pick<
       ComfyState,
+      | 'name'
       | 'url'
       | 'reachedAt'
       | 'lastHttpOkAt'
@@ -334,6 +351,7 @@ export interface ComfyReader
       | 'tap'
       | 'tapVersion'
       | 'argv'
+      | 'cudaVisibleDevices'
       | 'framesByType'
       | 'malformedFrames'
       | 'binaryFrames'

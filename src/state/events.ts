@@ -33,11 +33,20 @@ export interface PodEvent {
   /** The job it is about (platform id and prompt id), for `?job_id=` filters; null otherwise. */
   job_id: string | null;
   prompt_id: string | null;
+  /** The ComfyUI instance it is about, for `?instance=`; null for the pod's own (GPU samples, its problems). */
+  instance: string | null;
   /**
    * The SSE frame, made once however many clients receive it. It is the event's only copy of its
    * data: a second, as an object, would double what the replay buffer holds.
    */
   frame: string;
+}
+
+/** What an event is about: a job (both its ids), a ComfyUI instance, or both. */
+export interface EventSubject {
+  job_id?: string;
+  prompt_id?: string;
+  instance?: string;
 }
 
 export type EventListener = (entry: RingEntry<PodEvent>) => void;
@@ -75,14 +84,16 @@ export class EventJournal {
     return `${this.boot}-${seq}`;
   }
 
-  record(type: EventType, data: Record<string, unknown>, job: { job_id: string; prompt_id: string } | null = null): number | undefined {
+  record(type: EventType, data: Record<string, unknown>, about: EventSubject | null = null): number | undefined {
     const at = this.now();
     const seq = this.ring.lastSeq + 1;
-    const body = { type, at: iso(at), ...(job ? { job_id: job.job_id, prompt_id: job.prompt_id } : {}), ...data };
+    const job = about?.job_id !== undefined && about.prompt_id !== undefined ? { job_id: about.job_id, prompt_id: about.prompt_id } : null;
+    const instance = about?.instance ?? null;
+    const body = { type, at: iso(at), ...(instance !== null ? { instance } : {}), ...(job ? { job_id: job.job_id, prompt_id: job.prompt_id } : {}), ...data };
     // Joined rather than concatenated: a template would keep the frame as a rope of ten pieces,
     // which the replay buffer would hold for as long as the event.
     const frame = ['id: ', this.id(seq), '\nevent: ', type, '\ndata: ', JSON.stringify(body), '\n\n'].join('');
-    const event: PodEvent = { type, at, job_id: job?.job_id ?? null, prompt_id: job?.prompt_id ?? null, frame };
+    const event: PodEvent = { type, at, job_id: job?.job_id ?? null, prompt_id: job?.prompt_id ?? null, instance, frame };
     const pushed = this.ring.push(event);
     this.counts.set(type, (this.counts.get(type) ?? 0) + 1);
     if (pushed !== undefined) {

@@ -28,10 +28,12 @@ export interface UsageWindow {
 /**
  * GPU-seconds, busy GPU-seconds and peak VRAM between t0 and t1 (ms epoch) from the timeline:
  * wall time × GPUs held; utilization integrated over consecutive points no more than `maxGapMs`
- * apart (no credit across a gap); the highest memory.used of the points inside the window.
+ * apart (no credit across a gap); the highest memory.used of the points inside the window. With
+ * `only`, just those GPUs (by uuid) count: the ones a ComfyUI instance runs on.
  */
-export function usageOver(timeline: RingReader<TimelinePoint>, held: number, maxGapMs: number, t0: number, t1: number): UsageWindow {
-  const gpuSeconds = (Math.max(0, t1 - t0) / 1000) * held;
+export function usageOver(timeline: RingReader<TimelinePoint>, held: number, maxGapMs: number, t0: number, t1: number, only?: ReadonlySet<string>): UsageWindow {
+  const gpuSeconds = (Math.max(0, t1 - t0) / 1000) * (only ? only.size : held);
+  const counts = (p: TimelinePoint, i: number) => !only || only.has(p.uuids[i]!);
   let busy = 0;
   let peak: number | null = null;
   const byGpu: Record<string, number> = {};
@@ -49,7 +51,7 @@ export function usageOver(timeline: RingReader<TimelinePoint>, held: number, max
     if (p.t >= t0) {
       samples++;
       p.used_mb.forEach((mb, i) => {
-        if (mb === null) return;
+        if (mb === null || !counts(p, i)) return;
         const uuid = p.uuids[i]!;
         if (peak === null || mb > peak) peak = mb;
         if (!(uuid in byGpu) || mb > byGpu[uuid]!) byGpu[uuid] = mb;
@@ -59,7 +61,9 @@ export function usageOver(timeline: RingReader<TimelinePoint>, held: number, max
       const a = Math.max(prev.t, t0);
       const b = Math.min(p.t, t1);
       if (b > a && p.t - prev.t <= maxGapMs) {
-        for (const u of prev.util) if (u !== null) busy += (u / 100) * ((b - a) / 1000);
+        prev.util.forEach((u, i) => {
+          if (u !== null && counts(prev!, i)) busy += (u / 100) * ((b - a) / 1000);
+        });
       }
     }
     prev = p;

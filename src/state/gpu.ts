@@ -382,9 +382,9 @@ export class GpuState {
     for (const [uuid, t] of this.tracks) if (now - t.reading.sampled_at > maxAgeMs && !this.listed.has(uuid)) this.tracks.delete(uuid);
   }
 
-  /** GPU-seconds, busy GPU-seconds and peak VRAM between t0 and t1 (ms epoch), for the job tracker. */
-  usageBetween(t0: number, t1: number): UsageWindow {
-    return usageOver(this.timeline, this.heldCount(), this.maxGapMs, t0, t1);
+  /** GPU-seconds, busy GPU-seconds and peak VRAM between t0 and t1 (ms epoch), of every GPU or only those uuids. */
+  usageBetween(t0: number, t1: number, only?: ReadonlySet<string>): UsageWindow {
+    return usageOver(this.timeline, this.heldCount(), this.maxGapMs, t0, t1, only);
   }
 }
 

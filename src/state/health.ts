@@ -11,6 +11,8 @@ export type Component = 'gpu' | 'comfyui' | 'websocket' | 'logs' | 'host' | 'art
 
 export interface Problem {
   component: Component;
+  /** The ComfyUI instance the problem is about; absent for the pod's own (GPU, host, podscope). */
+  instance?: string;
   code: string;
   message: string;
   /** ISO time the problem was first seen in its current streak. */
@@ -21,6 +23,8 @@ export interface Problem {
 
 export interface CollectorHealth {
   name: string;
+  /** The ComfyUI instance this collector follows; absent for the pod's own collectors. */
+  instance?: string;
   /** null until the first run ends. */
   ok: boolean | null;
   runs: number;
@@ -42,18 +46,64 @@ export interface ProblemChange {
 
 export type RunOutcome = { ok: true; durationMs: number } | { ok: false; durationMs: number; code: string; message: string };
 
-export class HealthBoard {
+/**
+ * What a collector does with the board: for the pod's own collectors the board itself, for a
+ * ComfyUI instance's collectors its {@link HealthBoard.scope}, so their problems and runs carry the
+ * instance and one instance's problem never clears another's.
+ */
+export interface HealthWriter {
+  declare(name: string): void;
+  record(name: string, outcome: RunOutcome): void;
+  raise(component: Component, code: string, message: string, severity?: Problem['severity']): void;
+  clear(component: Component, code?: string): void;
+  clearExcept(component: Component, keep: readonly string[]): void;
+  hasProblem(component: Component, code?: string): boolean;
+  /** The problems this writer raised and still stand (the board's own: every one). */
+  problems(): Problem[];
+  onChange(listener: (change: ProblemChange) => void): () => void;
+}
+
+const keyOf = (instance: string | null, name: string) => (instance === null ? name : `${instance}\u0000${name}`);
+
+export class HealthBoard implements HealthWriter {
   private readonly collectors = new Map<string, CollectorHealth>();
   private readonly problemMap = new Map<string, Problem>();
   private readonly listeners = new Set<(change: ProblemChange) => void>();
+  private readonly scopes = new Map<string, HealthWriter>();
 
   constructor(private readonly now: () => number = Date.now) {}
 
+  /** The board as one ComfyUI instance's collectors write it: everything they raise or record names `instance`. */
+  scope(instance: string): HealthWriter {
+    let s = this.scopes.get(instance);
+    if (!s) {
+      s = {
+        declare: (name) => this.declareIn(instance, name),
+        record: (name, outcome) => this.recordIn(instance, name, outcome),
+        raise: (component, code, message, severity = 'error') => this.raiseIn(instance, component, code, message, severity),
+        clear: (component, code) => this.clearIn(instance, component, code),
+        clearExcept: (component, keep) => this.clearExceptIn(instance, component, keep),
+        hasProblem: (component, code) => this.has(instance, component, code),
+        problems: () => this.problems().filter((p) => p.instance === instance),
+        onChange: (listener) => this.onChange(listener),
+      };
+      this.scopes.set(instance, s);
+    }
+    return s;
+  }
+
   /** Declares a collector so it shows (as not yet run) before its first result. */
   declare(name: string): void {
-    if (!this.collectors.has(name)) {
-      this.collectors.set(name, {
+    this.declareIn(null, name);
+  }
+
+  private declareIn(instance: string | null, name: string): CollectorHealth {
+    const key = keyOf(instance, name);
+    let h = this.collectors.get(key);
+    if (!h) {
+      h = {
         name,
+        ...(instance === null ? {} : { instance }),
         ok: null,
         runs: 0,
         failures: 0,
@@ -62,13 +112,18 @@ export class HealthBoard {
         last_success_at: null,
         last_duration_ms: null,
         last_error: null,
-      });
+      };
+      this.collectors.set(key, h);
     }
+    return h;
   }
 
   record(name: string, outcome: RunOutcome): void {
-    this.declare(name);
-    const h = this.collectors.get(name)!;
+    this.recordIn(null, name, outcome);
+  }
+
+  private recordIn(instance: string | null, name: string, outcome: RunOutcome): void {
+    const h = this.declareIn(instance, name);
     const at = iso(this.now());
     h.runs++;
     h.last_run_at = at;
@@ -85,6 +140,7 @@ export class HealthBoard {
     }
   }
 
+  /** The pod's own collector of that name (an instance's collectors are in the snapshot). */
   get(name: string): CollectorHealth | undefined {
     const h = this.collectors.get(name);
     return h ? { ...h } : undefined;
@@ -113,7 +169,11 @@ export class HealthBoard {
 
   /** Raises (or keeps) a problem; `since` stays at the first time it was raised. */
   raise(component: Component, code: string, message: string, severity: Problem['severity'] = 'error'): void {
-    const key = `${component}:${code}`;
+    this.raiseIn(null, component, code, message, severity);
+  }
+
+  private raiseIn(instance: string | null, component: Component, code: string, message: string, severity: Problem['severity']): void {
+    const key = keyOf(instance, `${component}:${code}`);
     const existing = this.problemMap.get(key);
     if (existing) {
       existing.message = message;
@@ -123,7 +183,7 @@ export class HealthBoard {
       }
       return;
     }
-    const problem: Problem = { component, code, message, since: iso(this.now()), severity };
+    const problem: Problem = { component, ...(instance === null ? {} : { instance }), code, message, since: iso(this.now()), severity };
     this.problemMap.set(key, problem);
     this.emit('started', problem);
   }
@@ -135,19 +195,31 @@ export class HealthBoard {
     this.emit('ended', problem);
   }
 
+  private matches(p: Problem, instance: string | null, component: Component): boolean {
+    return p.component === component && (p.instance ?? null) === instance;
+  }
+
   /** Clears one problem, or with no code every problem of the component. */
   clear(component: Component, code?: string): void {
+    this.clearIn(null, component, code);
+  }
+
+  private clearIn(instance: string | null, component: Component, code?: string): void {
     if (code !== undefined) {
-      this.drop(`${component}:${code}`);
+      this.drop(keyOf(instance, `${component}:${code}`));
       return;
     }
-    for (const [key, p] of this.problemMap) if (p.component === component) this.drop(key);
+    for (const [key, p] of this.problemMap) if (this.matches(p, instance, component)) this.drop(key);
   }
 
   /** Clears the component's problems except the listed codes. */
   clearExcept(component: Component, keep: readonly string[]): void {
+    this.clearExceptIn(null, component, keep);
+  }
+
+  private clearExceptIn(instance: string | null, component: Component, keep: readonly string[]): void {
     for (const [key, p] of this.problemMap) {
-      if (p.component === component && !keep.includes(p.code)) this.drop(key);
+      if (this.matches(p, instance, component) && !keep.includes(p.code)) this.drop(key);
     }
   }
 
@@ -155,9 +227,14 @@ export class HealthBoard {
     return [...this.problemMap.values()].map((p) => ({ ...p }));
   }
 
+  /** Whether the pod's own component has the problem (an instance's: through its scope). */
   hasProblem(component: Component, code?: string): boolean {
+    return this.has(null, component, code);
+  }
+
+  private has(instance: string | null, component: Component, code?: string): boolean {
     for (const p of this.problemMap.values()) {
-      if (p.component === component && (code === undefined || p.code === code)) return true;
+      if (this.matches(p, instance, component) && (code === undefined || p.code === code)) return true;
     }
     return false;
   }

@@ -12,6 +12,8 @@ import { estimateBytes, recompute } from './job-progress.js';
 export interface JobBookOptions {
   jobIdKey: string;
   historyLimit: number;
+  /** The ComfyUI instance whose jobs these are; every job carries its name (default "comfyui"). */
+  instance?: string;
 }
 
 export class JobBook {
@@ -65,6 +67,7 @@ export class JobBook {
     let job = this.jobs.get(promptId);
     if (!job) {
       job = {
+        instance: this.opts.instance ?? 'comfyui',
         prompt_id: promptId,
         job_id: promptId,
         identity_known: false,

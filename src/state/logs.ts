@@ -11,6 +11,8 @@ export interface LogRecord {
   ts: number;
   level: Level;
   source: LogSource;
+  /** The ComfyUI instance that logged it; null for podscope's own lines. */
+  instance: string | null;
   message: string;
   job_id: string | null;
 }
@@ -20,6 +22,8 @@ export interface LogQuery {
   level?: Level;
   jobIds?: ReadonlySet<string>;
   source?: LogSource;
+  /** Only this ComfyUI instance's lines. */
+  instance?: string;
   after?: number;
   q?: string;
 }
@@ -64,6 +68,7 @@ export class LogStore {
     return (r) =>
       LEVEL_RANK[r.level] >= minRank &&
       (q.source === undefined || r.source === q.source) &&
+      (q.instance === undefined || r.instance === q.instance) &&
       (q.jobIds === undefined || (r.job_id !== null && q.jobIds.has(r.job_id))) &&
       (needle === undefined || r.message.toLowerCase().includes(needle));
   }
@@ -71,13 +76,14 @@ export class LogStore {
   /**
    * Charges ComfyUI's unattributed lines logged between `from` and `to` (ComfyUI's clock) to a job:
    * for a prompt too quick for podscope to see running, its /history timestamps say which lines
-   * were its own. Walks back from the newest line and stops at the first older than `from`.
+   * were its own. Walks back from the newest line and stops at the first older than `from`. Only
+   * the lines of the job's own instance are charged.
    */
-  attribute(jobId: string, from: number, to: number): number {
+  attribute(jobId: string, instance: string, from: number, to: number): number {
     let n = 0;
     this.ring.walkBack((r) => {
       if (r.ts < from) return false;
-      if (r.source === 'comfyui' && r.job_id === null && r.ts <= to) {
+      if (r.source === 'comfyui' && r.instance === instance && r.job_id === null && r.ts <= to) {
         r.job_id = jobId;
         n++;
       }

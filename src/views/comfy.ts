@@ -4,9 +4,10 @@
  * /debug/workflow and the forensics of a finished job.
  */
 import type { ComfyReader } from '../state/comfy.js';
-import type { GpuReader } from '../state/gpu.js';
+import type { GpuUse } from '../state/instance-gpus.js';
 import type { JobUsage, ReadonlyJob } from '../shared/job-types.js';
 import { iso, round } from '../format.js';
+import { redactUrlCredentials } from '../secrets.js';
 
 export const PROGRESS_UNKNOWN = "the prompt's graph has not been read yet, so the work left is unknown";
 
@@ -14,9 +15,9 @@ export const PROGRESS_UNKNOWN = "the prompt's graph has not been read yet, so th
  * A job's ids as answers show them: `job_id` is null (with the reason) until the prompt's
  * extra_data has been read, so an answer never shows a prompt_id that later turns into a job id.
  */
-export function jobIdentity(job: ReadonlyJob): { job_id: string | null; prompt_id: string; job_id_unknown_reason?: string } {
-  if (job.identity_known) return { job_id: job.job_id, prompt_id: job.prompt_id };
-  return { job_id: null, prompt_id: job.prompt_id, job_id_unknown_reason: "the prompt's extra_data has not been read yet" };
+export function jobIdentity(job: ReadonlyJob): { job_id: string | null; prompt_id: string; instance: string; job_id_unknown_reason?: string } {
+  if (job.identity_known) return { job_id: job.job_id, prompt_id: job.prompt_id, instance: job.instance };
+  return { job_id: null, prompt_id: job.prompt_id, instance: job.instance, job_id_unknown_reason: "the prompt's extra_data has not been read yet" };
 }
 
 /** What podscope can see of other clients' prompts, in one sentence. */
@@ -39,7 +40,7 @@ export function comfyInfoView(comfy: ComfyReader) {
   const httpOk = comfy.httpFailingSince === null && comfy.lastHttpOkAt !== null;
   return {
     connected: comfy.wsConnected && httpOk,
-    url: comfy.url,
+    url: redactUrlCredentials(comfy.url),
     version: comfy.version,
     http_ok: httpOk,
     websocket: comfy.wsConnected,
@@ -51,24 +52,28 @@ export function comfyInfoView(comfy: ComfyReader) {
 }
 
 /** GPU use between the job's start and its end (or now): what it recorded when it finished, else measured now. */
-export function jobUsage(job: ReadonlyJob, gpu: GpuReader | null, now: number): JobUsage | null {
+export function jobUsage(job: ReadonlyJob, use: GpuUse, now: number): JobUsage | null {
   if (job.usage) return job.usage;
-  return measureUsage(job, gpu, now);
+  return measureUsage(job, use, now);
 }
 
-/** GPU use over the job's run, from the GPU timeline; null without GPU data or before it started. */
-export function measureUsage(job: ReadonlyJob, gpu: GpuReader | null, now: number): JobUsage | null {
-  if (!gpu || job.started_at === null) return null;
-  const w = gpu.usageBetween(job.started_at, job.finished_at ?? now);
+/**
+ * GPU use over the job's run on its instance's GPUs, from the GPU timeline; null without GPU data,
+ * before it started, or when its instance's GPUs are unknown on a pod of several instances.
+ */
+export function measureUsage(job: ReadonlyJob, use: GpuUse, now: number): JobUsage | null {
+  const scope = use.scopeOf(job.instance);
+  if (!use.gpu || job.started_at === null || scope === null) return null;
+  const w = use.gpu.usageBetween(job.started_at, job.finished_at ?? now, scope);
   return { gpu_seconds: round(w.gpu_seconds, 3), busy_gpu_seconds: round(w.busy_gpu_seconds, 3), peak_vram_mb: w.peak_vram_mb };
 }
 
 /** `current_job` of /debug/status: the running job in brief, or null. */
-export function currentJobView(comfy: ComfyReader, gpu: GpuReader | null, now: number) {
+export function currentJobView(comfy: ComfyReader, use: GpuUse, now: number) {
   const job = comfy.tracker.running();
   if (!job) return null;
   const node = job.current_node ? job.nodes.get(job.current_node) : undefined;
-  const usage = jobUsage(job, gpu, now);
+  const usage = jobUsage(job, use, now);
   return {
     ...jobIdentity(job),
     progress_percent: job.progress,
@@ -109,18 +114,19 @@ export function systemStatsView(comfy: ComfyReader): Record<string, unknown> | n
 }
 
 /** The 20 most recently started jobs with their VRAM peaks, for /debug/memory's timeline. */
-export function jobPeaksView(comfy: ComfyReader, gpu: GpuReader | null, now: number): Array<Record<string, unknown>> {
-  return comfy.tracker
-    .all()
+export function jobPeaksView(instances: readonly ComfyReader[], use: GpuUse, now: number): Array<Record<string, unknown>> {
+  return instances
+    .flatMap((comfy) => comfy.tracker.all())
     .filter((j) => j.started_at !== null)
     .sort((a, b) => (b.started_at ?? 0) - (a.started_at ?? 0))
     .slice(0, 20)
     .map((j) => ({
       job_id: j.job_id,
       prompt_id: j.prompt_id,
+      instance: j.instance,
       status: j.status,
       started_at: iso(j.started_at),
       finished_at: iso(j.finished_at),
-      peak_vram_mb: jobUsage(j, gpu, now)?.peak_vram_mb ?? null,
+      peak_vram_mb: jobUsage(j, use, now)?.peak_vram_mb ?? null,
     }));
 }

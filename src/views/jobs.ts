@@ -2,15 +2,15 @@
  * /debug/workflow (contract 2.4) and /debug/queue (contract 2.6).
  */
 import type { ComfyReader } from '../state/comfy.js';
-import type { GpuReader } from '../state/gpu.js';
+import type { GpuUse } from '../state/instance-gpus.js';
 import { iso } from '../format.js';
 import { isFinal, type ReadonlyJob } from '../shared/job-types.js';
 import { jobIdentity, jobUsage, PROGRESS_UNKNOWN } from './comfy.js';
 
 
-export function workflowView(comfy: ComfyReader, gpu: GpuReader | null, job: ReadonlyJob, now: number) {
+export function workflowView(comfy: ComfyReader, use: GpuUse, job: ReadonlyJob, now: number) {
   const s = comfy.tracker.snapshot(job);
-  const usage = jobUsage(job, gpu, now);
+  const usage = jobUsage(job, use, now);
   const end = job.finished_at ?? now;
   return {
     ...jobIdentity(job),
@@ -69,23 +69,41 @@ function queueJob(job: ReadonlyJob) {
   };
 }
 
-export function queueView(comfy: ComfyReader, now: number) {
-  const order = comfy.tracker.queueOrder();
-  const pick = (ids: string[]) => ids.map((id) => comfy.tracker.get(id)).filter((j): j is ReadonlyJob => j !== undefined);
+/**
+ * /debug/queue over the instances given (every one, or the one `?instance=` names): each instance's
+ * running and pending prompts in its own execution order, positions counted within its queue.
+ */
+export function queueView(instances: readonly ComfyReader[], now: number) {
+  const running: Array<ReturnType<typeof queueJob>> = [];
+  const pending: Array<ReturnType<typeof queueJob> & { position: number }> = [];
+  const rejected: Array<Record<string, unknown>> = [];
+  let remaining = 0;
+  let asOf: number | null = null;
+  for (const comfy of instances) {
+    const order = comfy.tracker.queueOrder();
+    const pick = (ids: string[]) => ids.map((id) => comfy.tracker.get(id)).filter((j): j is ReadonlyJob => j !== undefined);
+    running.push(...pick(order.running).map(queueJob));
+    pending.push(...pick(order.pending).map((j, i) => ({ ...queueJob(j), position: i + 1 })));
+    remaining += comfy.queueRemaining ?? order.running.length + order.pending.length;
+    for (const r of comfy.rejections) rejected.push({ at: iso(r.at), instance: comfy.name, job_id: r.job_id, prompt_id: r.prompt_id, reasons: r.reasons, lines: r.lines, source: r.source });
+    const t = comfy.tracker.updatedAt ?? comfy.lastHttpOkAt;
+    if (t !== null && (asOf === null || t > asOf)) asOf = t;
+  }
+  rejected.sort((a, b) => String(a.at).localeCompare(String(b.at)));
   return {
-    running: pick(order.running).map(queueJob),
-    pending: pick(order.pending).map((j, i) => ({ ...queueJob(j), position: i + 1 })),
-    queue_remaining: comfy.queueRemaining ?? order.running.length + order.pending.length,
-    rejected: comfy.rejections.map((r) => ({ at: iso(r.at), job_id: r.job_id, prompt_id: r.prompt_id, reasons: r.reasons, lines: r.lines, source: r.source })),
+    running,
+    pending,
+    queue_remaining: remaining,
+    rejected,
     // The time of the newest fact this answer holds (a /queue poll, a frame), so answers can be ordered.
-    as_of: iso(comfy.tracker.updatedAt ?? comfy.lastHttpOkAt) ?? iso(now),
+    as_of: iso(asOf) ?? iso(now),
     sampled_at: iso(now),
   };
 }
 
 /** One remembered job as /debug/jobs lists it: outcome, times, GPU use and the error in brief. */
-function jobSummary(gpu: GpuReader | null, job: ReadonlyJob, now: number) {
-  const usage = jobUsage(job, gpu, now);
+function jobSummary(use: GpuUse, job: ReadonlyJob, now: number) {
+  const usage = jobUsage(job, use, now);
   const end = job.finished_at ?? now;
   const e = job.error;
   return {
@@ -109,14 +127,14 @@ function jobSummary(gpu: GpuReader | null, job: ReadonlyJob, now: number) {
  * first, each by its own times (a job read from ComfyUI's history sorts by when it ended, not by
  * when podscope read it).
  */
-export function jobsView(comfy: ComfyReader, gpu: GpuReader | null, now: number, opts: { status?: string; limit: number }) {
+export function jobsView(instances: readonly ComfyReader[], use: GpuUse, now: number, opts: { status?: string; limit: number }) {
   const key = (j: ReadonlyJob) => (isFinal(j.status) ? (j.finished_at ?? j.started_at ?? j.queued_at ?? j.first_seen_at) : Number.POSITIVE_INFINITY);
-  const jobs = comfy.tracker
-    .all()
+  const jobs = instances
+    .flatMap((comfy) => comfy.tracker.all())
     .filter((j) => opts.status === undefined || j.status === opts.status || (opts.status === 'finished' && isFinal(j.status)))
     .sort((a, b) => key(b) - key(a) || b.first_seen_at - a.first_seen_at);
   return {
-    jobs: jobs.slice(0, opts.limit).map((j) => jobSummary(gpu, j, now)),
+    jobs: jobs.slice(0, opts.limit).map((j) => jobSummary(use, j, now)),
     total: jobs.length,
     sampled_at: iso(now),
   };

@@ -38,6 +38,8 @@ export function memoryView(state: PodReader, opts: { timelinePoints?: number } =
     mig_sampled_at: iso(gpu?.migSampledAt ?? null),
     processes_note: 'nvidia-smi lists host PIDs inside a container; treat processes as best effort',
     comfyui: systemStatsView(state.comfy),
+    /** Each instance's own memory view (the first is `comfyui`). */
+    comfyui_instances: state.instances.all.map((c) => ({ name: c.name, ...(systemStatsView(c) ?? { sampled_at: null }) })),
     host: {
       sampled_at: host.sampled_at,
       memory_mb: host.memory
@@ -69,7 +71,7 @@ export function memoryView(state: PodReader, opts: { timelinePoints?: number } =
         t: iso(p.t),
         gpus: p.uuids.map((uuid, i) => ({ uuid, used_mb: p.used_mb[i] ?? null, utilization_percent: p.util[i] ?? null, power_w: p.power_w[i] ?? null, temperature_c: p.temperature_c[i] ?? null })),
       })),
-      job_peaks: jobPeaksView(state.comfy, gpu, now),
+      job_peaks: jobPeaksView(state.instances.all, state.gpuUse, now),
     },
     sampled_at: iso(now),
   };

@@ -4,7 +4,7 @@
 import { loadConfig } from '../../src/config.js';
 import { Scrubber } from '../../src/secrets.js';
 import { createLogger, type LineSink } from '../../src/logger.js';
-import { PodState, type PodParts } from '../../src/state/pod.js';
+import { PodState, type PodStateOptions } from '../../src/state/pod.js';
 import type { HttpServices } from '../../src/http/services.js';
 import { createCoreMetrics } from '../../src/metrics/registry.js';
 import { createHttpHandler, type HttpHandler } from '../../src/http/app.js';
@@ -29,7 +29,7 @@ export function memorySink(lines: string[]): LineSink {
  * `opts.parts`: parts of the state to use instead of empty ones (a GPU state with samples, a
  * tracker with jobs); `opts.services`: what the HTTP layer is handed besides the state.
  */
-export function testPod(env: Record<string, string | undefined> = {}, now?: () => number, opts: { assets?: WebAssets; parts?: Partial<PodParts>; services?: Partial<HttpServices> } = {}): TestPod {
+export function testPod(env: Record<string, string | undefined> = {}, now?: () => number, opts: { assets?: WebAssets; parts?: PodStateOptions['parts']; services?: Partial<HttpServices> } = {}): TestPod {
   const fullEnv = { PODSCOPE_PORT: '0', RUNPOD_POD_ID: 'pod_test', ...env };
   const config = loadConfig(fullEnv);
   const scrubber = Scrubber.fromEnv(fullEnv, [config.token]);

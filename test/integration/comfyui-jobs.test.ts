@@ -284,7 +284,7 @@ describe('the websocket', () => {
     await until(async () => comfy.wsReconnects >= 1);
     await ready(rig);
     const metrics = await (await fetch(`${rig.base}/metrics`)).text();
-    expect(metrics).toMatch(/podscope_comfyui_malformed_frames_total 3/);
-    expect(metrics).toMatch(/podscope_comfyui_frames_total\{type="other"\} 1/);
+    expect(metrics).toMatch(/podscope_comfyui_malformed_frames_total\{comfyui="\d+"\} 3/);
+    expect(metrics).toMatch(/podscope_comfyui_frames_total\{comfyui="\d+",type="other"\} 1/);
   });
 });

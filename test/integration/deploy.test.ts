@@ -139,7 +139,8 @@ describe('Dockerfile.runpod', () => {
 
 describe('the health check', () => {
   const check = join(root, 'deploy/runpod/healthcheck.mjs');
-  const run = (url: string) => new Promise<number | null>((resolve) => spawn(process.execPath, [check], { env: { COMFYUI_URL: url }, stdio: 'ignore' }).once('exit', resolve));
+  const runWith = (env: Record<string, string>) => new Promise<number | null>((resolve) => spawn(process.execPath, [check], { env, stdio: 'ignore' }).once('exit', resolve));
+  const run = (url: string) => runWith({ COMFYUI_URL: url });
 
   it("is healthy while ComfyUI answers, whatever podscope's state", async () => {
     const sim = new SimComfyUI();
@@ -153,6 +154,17 @@ describe('the health check', () => {
 
   it('is unhealthy when ComfyUI does not answer', async () => {
     expect(await run('http://127.0.0.1:9')).toBe(1);
+  });
+
+  it('with COMFYUI_URLS, is healthy only while every ComfyUI answers', async () => {
+    const sim = new SimComfyUI();
+    await sim.start();
+    try {
+      expect(await runWith({ COMFYUI_URLS: `gpu0=${sim.url}, ${sim.url}/` })).toBe(0);
+      expect(await runWith({ COMFYUI_URLS: `gpu0=${sim.url},gpu1=http://127.0.0.1:9` })).toBe(1);
+    } finally {
+      await sim.stop();
+    }
   });
 });
 

@@ -6,7 +6,6 @@ import { LogCollector } from '../../src/collectors/logs.js';
 import { LogStore } from '../../src/state/logs.js';
 import { ComfyState } from '../../src/state/comfy.js';
 import { HealthBoard } from '../../src/state/health.js';
-import { loadConfig } from '../../src/config.js';
 import { Scrubber } from '../../src/secrets.js';
 
 let stop: (() => Promise<void>) | null = null;
@@ -22,7 +21,7 @@ function rig(existing?: string) {
   const store = new LogStore(10_000, 32 * 1024 * 1024);
   const health = new HealthBoard();
   const comfy = new ComfyState('http://x', { jobIdKey: 'job_id', historyLimit: 10 });
-  const collector = new LogCollector({ config: loadConfig({ COMFYUI_LOG_FILE: path }, 'h'), store, comfy, health, scrubber: new Scrubber([]) });
+  const collector = new LogCollector({ logFile: path, store, comfy, health, scrubber: new Scrubber([]) });
   collector.start();
   stop = () => collector.stop();
   const lines = () => store.ring.toArray().map((e) => e.value.message);

@@ -86,7 +86,8 @@ async function wrap(base: Base, env: Record<string, string> = {}, prepare: (root
       PODSCOPE_GPU: 'off',
       COMFYUI_URL: `http://127.0.0.1:${comfyPort}`,
       LOG_LEVEL: 'warn',
-      ...env,
+      // `{comfy}` in a value: the simulated ComfyUI's URL, known only once its port is picked.
+      ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v.replaceAll('{comfy}', `http://127.0.0.1:${comfyPort}`)])),
     },
   });
   let err = '';
@@ -157,6 +158,18 @@ describe('wrapping runpod/comfyui (start.sh copies ComfyUI into /workspace on fi
     expect(comfyDuring).toBe(true);
     expect(w.stderr()).toMatch(/podscope exited with status 137; starting it again in 1 s \(ComfyUI is not affected\)/);
     expect(readFileSync(join(w.root, 'workspace/runpod-slim/comfyui.log'), 'utf8')).toContain('[podscope-wrap] podscope exited with status 137');
+  }, 45_000);
+
+  it('passes COMFYUI_URLS through to podscope, and guesses no single log file or output directory beside it', async () => {
+    const w = await wrap('runpod-comfyui', { COMFYUI_URL: '', COMFYUI_URLS: 'gpu0={comfy},gpu1=http://127.0.0.1:9' });
+    const status = await until(async () => {
+      const r = await fetch(`${w.pod}/debug/status`).catch(() => null);
+      const body = r?.ok ? ((await r.json()) as { instances: Array<{ name: string; connected: boolean }> }) : null;
+      return body?.instances.find((i) => i.name === 'gpu0')?.connected ? body : null;
+    }, 20_000);
+    expect(status.instances.map((i) => i.name)).toEqual(['gpu0', 'gpu1']);
+    const environ = readFileSync(`/proc/${w.podscopePid()}/environ`, 'utf8').split('\0');
+    expect(environ.filter((e) => /^COMFYUI_(LOG_FILE|OUTPUT_DIR)=/.test(e))).toEqual([]);
   }, 45_000);
 
   it('runs podscope with two malloc arenas, unless the pod sets its own number', async () => {

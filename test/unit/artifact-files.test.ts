@@ -32,9 +32,20 @@ describe("ComfyUI's temp directory", () => {
     expect(tempDirFor({ outputDir: '/out', argv: null })).toBeNull();
   });
 
-  it('the output directory is COMFYUI_OUTPUT_DIR, or unknown', () => {
-    expect(directoryFor({ outputDir: '/out', argv: null }, 'output')).toBe('/out');
-    expect(directoryFor({ argv: null }, 'output')).toBeNull();
+  it('the output directory is COMFYUI_OUTPUT_DIR, or unknown', async () => {
+    expect(await directoryFor({ outputDir: '/out', argv: null }, 'output')).toBe('/out');
+    expect(await directoryFor({ argv: null }, 'output')).toBeNull();
+  });
+
+  it("the output directory is read from ComfyUI's --output-directory or --base-directory when it exists here", async () => {
+    const here = mkdtempSync(join(tmpdir(), 'podscope-out-'));
+    expect(await directoryFor({ argv: ['main.py', '--output-directory', here] }, 'output')).toBe(here);
+    mkdirSync(join(here, 'output'));
+    expect(await directoryFor({ argv: ['main.py', `--base-directory=${here}`] }, 'output')).toBe(join(here, 'output'));
+    // Written by a ComfyUI in another container: podscope cannot read it, so ComfyUI's /view serves it.
+    expect(await directoryFor({ argv: ['main.py', '--output-directory', '/nowhere/podscope-test/out'] }, 'output')).toBeNull();
+    expect(await directoryFor({ argv: ['main.py', '--output-directory', 'relative/out'] }, 'output')).toBeNull();
+    rmSync(here, { recursive: true, force: true });
   });
 });
 

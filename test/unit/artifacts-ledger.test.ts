@@ -47,7 +47,7 @@ describe('reading a node’s ui dict', () => {
 });
 
 function job(promptId: string, outputs: Array<{ node_id: string; cached: boolean; ui: Record<string, unknown> }>): Job {
-  return { job_id: `job-${promptId}`, prompt_id: promptId, outputs } as unknown as Job;
+  return { instance: 'comfyui', job_id: `job-${promptId}`, prompt_id: promptId, outputs } as unknown as Job;
 }
 const image = (filename: string, type = 'output') => ({ images: [{ filename, subfolder: '', type }] });
 
@@ -87,7 +87,7 @@ describe('the artifacts ledger', () => {
     const ledger = new ArtifactLedger(10);
     ledger.addJob(job('p1', [{ node_id: '9', cached: false, ui: image('t.png', 'temp') }, { node_id: '10', cached: false, ui: image('o.png') }]), 1000);
     ledger.addJob(job('p2', [{ node_id: '9', cached: false, ui: image('later.png', 'temp') }]), 3000);
-    ledger.markTempWiped(2000);
+    ledger.markTempWiped(2000, 'comfyui');
     expect(ledger.newest(10).map((a) => [a.filename, a.wiped, a.exists])).toEqual([
       ['t.png', true, false],
       ['o.png', false, null],

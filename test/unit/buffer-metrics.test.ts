@@ -102,8 +102,8 @@ describe('log buffer metrics', () => {
 
   it('count lines by source and level, with what was dropped and what is held', async () => {
     const { registry, store } = setup(3);
-    for (let i = 0; i < 4; i++) store.append({ ts: i, level: 'info', source: 'comfyui', message: `line ${i}`, job_id: null });
-    store.append({ ts: 5, level: 'error', source: 'podscope', message: 'boom', job_id: null });
+    for (let i = 0; i < 4; i++) store.append({ ts: i, level: 'info', source: 'comfyui', instance: '8188', message: `line ${i}`, job_id: null });
+    store.append({ ts: 5, level: 'error', source: 'podscope', instance: null, message: 'boom', job_id: null });
     const s = await scrape(registry);
     expect(s.get('podscope_log_lines_total{source="comfyui",level="info"}')).toBe(4);
     expect(s.get('podscope_log_lines_total{source="podscope",level="error"}')).toBe(1);

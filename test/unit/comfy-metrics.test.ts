@@ -3,6 +3,7 @@
  * recorded prompts are replayed into the state, and how the labels stay bounded.
  */
 import { readFileSync } from 'node:fs';
+import { Instances } from '../../src/state/instances.js';
 import { Exposition } from '../../src/metrics/registry.js';
 import { describe, expect, it } from 'vitest';
 import { registerComfyMetrics } from '../../src/metrics/comfyui.js';
@@ -20,7 +21,7 @@ function recording(name: string): RawInput[] {
 function setup() {
   const comfy = new ComfyState('http://127.0.0.1:8188', { jobIdKey: 'job_id', historyLimit: 100 });
   const registry = new Exposition();
-  const metrics = registerComfyMetrics(registry, comfy);
+  const metrics = registerComfyMetrics(registry, new Instances(comfy));
   // The finish pipeline's step that counts a finished job, alone.
   comfy.tracker.finishWith(metrics.jobFinished);
   /** The value of one series, or undefined when the scrape does not have it. */
@@ -36,8 +37,8 @@ describe('finished jobs', () => {
   it('are counted from zero under every status before any job ends', async () => {
     const { value } = setup();
     for (const s of ['success', 'error', 'interrupted', 'lost']) {
-      expect(await value(`podscope_jobs_finished_total{status="${s}"}`)).toBe(0);
-      expect(await value(`podscope_job_gpu_seconds_total{status="${s}"}`)).toBe(0);
+      expect(await value(`podscope_jobs_finished_total{comfyui="8188",status="${s}"}`)).toBe(0);
+      expect(await value(`podscope_job_gpu_seconds_total{comfyui="8188",status="${s}"}`)).toBe(0);
     }
   });
 
@@ -46,7 +47,7 @@ describe('finished jobs', () => {
     // Each recording holds one prompt run while podscope watched, after a history of earlier ones.
     for (const r of ['tap-success', 'tap-error', 'tap-interrupt']) replay(comfy.tracker, recording(r));
     expect(comfy.tracker.all().filter((j) => j.status === 'success').length).toBeGreaterThan(1);
-    const n = async (s: string) => value(`podscope_jobs_finished_total{status="${s}"}`);
+    const n = async (s: string) => value(`podscope_jobs_finished_total{comfyui="8188",status="${s}"}`);
     expect([await n('success'), await n('error'), await n('interrupted'), await n('lost')]).toEqual([1, 1, 1, 0]);
   });
 
@@ -54,8 +55,8 @@ describe('finished jobs', () => {
     const { comfy, value } = setup();
     replay(comfy.tracker, recording('tap-error'));
     const job = comfy.tracker.all().find((j) => j.status === 'error')!;
-    expect(await value('podscope_job_duration_seconds_count{status="error"}')).toBe(1);
-    expect(await value('podscope_job_duration_seconds_sum{status="error"}')).toBeCloseTo((job.finished_at! - job.started_at!) / 1000, 6);
+    expect(await value('podscope_job_duration_seconds_count{comfyui="8188",status="error"}')).toBe(1);
+    expect(await value('podscope_job_duration_seconds_sum{comfyui="8188",status="error"}')).toBeCloseTo((job.finished_at! - job.started_at!) / 1000, 6);
   });
 
   it('count a job podscope inferred lost once, even when ComfyUI’s record later refines it', async () => {
@@ -63,17 +64,17 @@ describe('finished jobs', () => {
     const item = decodeQueueItem([1, 'P1', { '1': { class_type: 'KSampler', inputs: {} } }, { job_id: 'j1' }, ['1']])!;
     comfy.tracker.applyQueue(1000, [item], []);
     comfy.tracker.applyMissing(2000, 'P1', 'gone', { atOnce: true });
-    expect(await value('podscope_jobs_finished_total{status="lost"}')).toBe(1);
+    expect(await value('podscope_jobs_finished_total{comfyui="8188",status="lost"}')).toBe(1);
     comfy.tracker.applyHistory(3000, { prompt_id: 'P1', item, messages: [{ type: 'execution_start', prompt_id: 'P1', ts: 1000 }, { type: 'execution_success', prompt_id: 'P1', ts: 1500 }], outputs: [], status_str: 'success', completed: true });
     expect(comfy.tracker.get('P1')!.status).toBe('success');
-    expect((await value('podscope_jobs_finished_total{status="lost"}'))! + (await value('podscope_jobs_finished_total{status="success"}'))!).toBe(1);
+    expect((await value('podscope_jobs_finished_total{comfyui="8188",status="lost"}'))! + (await value('podscope_jobs_finished_total{comfyui="8188",status="success"}'))!).toBe(1);
   });
 
   it('add no GPU-seconds when their GPU use is unknown', async () => {
     const { comfy, value } = setup();
     replay(comfy.tracker, recording('tap-success'));
     expect(comfy.tracker.all().every((j) => j.usage === null)).toBe(true);
-    expect(await value('podscope_job_gpu_seconds_total{status="success"}')).toBe(0);
+    expect(await value('podscope_job_gpu_seconds_total{comfyui="8188",status="success"}')).toBe(0);
   });
 });
 
@@ -120,16 +121,16 @@ describe('node run times', () => {
 describe('ComfyUI’s connection', () => {
   it('is down before any poll has answered', async () => {
     const { value } = setup();
-    expect(await value('podscope_comfyui_up')).toBe(0);
-    expect(await value('podscope_comfyui_websocket_connected')).toBe(0);
+    expect(await value('podscope_comfyui_up{comfyui="8188"}')).toBe(0);
+    expect(await value('podscope_comfyui_websocket_connected{comfyui="8188"}')).toBe(0);
   });
 
   it('is up while its HTTP polls answer, and down while they fail', async () => {
     const { comfy, value } = setup();
     comfy.httpAnswered(1000);
-    expect(await value('podscope_comfyui_up')).toBe(1);
+    expect(await value('podscope_comfyui_up{comfyui="8188"}')).toBe(1);
     comfy.httpFailed(2000, 'timed out', false);
-    expect(await value('podscope_comfyui_up')).toBe(0);
+    expect(await value('podscope_comfyui_up{comfyui="8188"}')).toBe(0);
   });
 
   it('counts websocket reconnects, frames by type, malformed and binary frames', async () => {
@@ -141,15 +142,15 @@ describe('ComfyUI’s connection', () => {
     for (const t of ['status', 'status', 'progress', 'crystools.monitor', 'x-unknown']) comfy.frameArrived(2000, { type: t });
     for (let i = 0; i < 3; i++) comfy.frameArrived(2000, 'malformed');
     for (let i = 0; i < 4; i++) comfy.frameArrived(2000, 'binary');
-    expect(await value('podscope_comfyui_websocket_connected')).toBe(1);
-    expect(await value('podscope_comfyui_websocket_reconnects_total')).toBe(2);
-    expect(await value('podscope_comfyui_frames_total{type="status"}')).toBe(2);
-    expect(await value('podscope_comfyui_frames_total{type="progress"}')).toBe(1);
+    expect(await value('podscope_comfyui_websocket_connected{comfyui="8188"}')).toBe(1);
+    expect(await value('podscope_comfyui_websocket_reconnects_total{comfyui="8188"}')).toBe(2);
+    expect(await value('podscope_comfyui_frames_total{comfyui="8188",type="status"}')).toBe(2);
+    expect(await value('podscope_comfyui_frames_total{comfyui="8188",type="progress"}')).toBe(1);
     // crystools.monitor is a type ComfyUI extensions commonly send: counted by name.
-    expect(await value('podscope_comfyui_frames_total{type="crystools.monitor"}')).toBe(1);
-    expect(await value('podscope_comfyui_frames_total{type="other"}')).toBe(1);
-    expect(await value('podscope_comfyui_malformed_frames_total')).toBe(3);
-    expect(await value('podscope_comfyui_binary_frames_total')).toBe(4);
+    expect(await value('podscope_comfyui_frames_total{comfyui="8188",type="crystools.monitor"}')).toBe(1);
+    expect(await value('podscope_comfyui_frames_total{comfyui="8188",type="other"}')).toBe(1);
+    expect(await value('podscope_comfyui_malformed_frames_total{comfyui="8188"}')).toBe(3);
+    expect(await value('podscope_comfyui_binary_frames_total{comfyui="8188"}')).toBe(4);
   });
 });
 
@@ -158,19 +159,19 @@ describe('the queue', () => {
     const { comfy, value } = setup();
     const item = (n: number) => decodeQueueItem([n, `P${n}`, {}, {}, []])!;
     comfy.tracker.applyQueue(1000, [item(1)], [item(2), item(3)]);
-    expect(await value('podscope_queue_jobs{state="running"}')).toBe(1);
-    expect(await value('podscope_queue_jobs{state="pending"}')).toBe(2);
+    expect(await value('podscope_queue_jobs{comfyui="8188",state="running"}')).toBe(1);
+    expect(await value('podscope_queue_jobs{comfyui="8188",state="pending"}')).toBe(2);
   });
 
   it('leaves the running job’s activity age out when no job runs', async () => {
     const { value } = setup();
-    expect(await value('podscope_job_last_activity_age_seconds')).toBeUndefined();
+    expect(await value('podscope_job_last_activity_age_seconds{comfyui="8188"}')).toBeUndefined();
   });
 
   it('gives the running job’s activity age in seconds', async () => {
     const { comfy, value } = setup();
     comfy.tracker.applyQueue(Date.now() - 5000, [decodeQueueItem([1, 'P1', {}, {}, []])!], []);
-    const age = (await value('podscope_job_last_activity_age_seconds'))!;
+    const age = (await value('podscope_job_last_activity_age_seconds{comfyui="8188"}'))!;
     expect(age).toBeGreaterThanOrEqual(4.9);
     expect(age).toBeLessThan(60);
   });

@@ -4,6 +4,7 @@
  * running job as /debug/status shows it, what podscope can see).
  */
 import { readFileSync } from 'node:fs';
+import { gpuUse } from '../helpers/gpu-use.js';
 import { describe, expect, it } from 'vitest';
 import { ComfyState, type Rejection } from '../../src/state/comfy.js';
 import { comfyInfoView, currentJobView, PROGRESS_UNKNOWN, systemStatsView, visibility } from '../../src/views/comfy.js';
@@ -200,13 +201,13 @@ describe('/system_stats', () => {
 
 describe('the running job', () => {
   it('is null while no job runs', () => {
-    expect(currentJobView(comfyState(), null, 0)).toBeNull();
+    expect(currentJobView(comfyState(), gpuUse(null), 0)).toBeNull();
   });
 
   it('shows its ids, elapsed time and last activity, with progress unknown and why before its graph is read', () => {
     const c = comfyState();
     c.tracker.applyQueue(10_000, [decodeQueueItem([1, 'P1', {}, { job_id: 'j1' }, []])!], []);
-    const job = currentJobView(c, null, 12_500)!;
+    const job = currentJobView(c, gpuUse(null, c), 12_500)!;
     expect(job).toMatchObject({ job_id: 'j1', prompt_id: 'P1', gpu_seconds: null, last_activity_s: 2.5 });
     expect(job.progress_percent).toBeNull();
     expect(job.progress_unknown_reason).toBe(PROGRESS_UNKNOWN);

@@ -58,6 +58,10 @@ describe('configuration', () => {
     ['PODSCOPE_ENV', 'staging', /production.*development/],
     ['COMFYUI_URL', 'ftp://x', /http/],
     ['COMFYUI_URL', 'not a url', /http/],
+    ['COMFYUI_URLS', 'gpu0=ftp://x', /entry "gpu0=ftp:\/\/x": must be an absolute http/],
+    ['COMFYUI_LOG_FILES', '/var/log/comfy.log', /entry "\/var\/log\/comfy.log": must be NAME=PATH/],
+    ['COMFYUI_OUTPUT_DIRS', 'gpu7=/out', /no instance is named "gpu7" \(there are: 8188\)/],
+    ['COMFYUI_TEMP_DIRS', 'bad name=/tmp', /the name must be 1 to 32 letters/],
     ['PODSCOPE_NVIDIA_SMI', '   ', /empty/],
     ['PODSCOPE_GPU', 'maybe', /on.*off/],
     ['PODSCOPE_GPU_INTERVAL_MS', '10', /at least 100/],
@@ -129,6 +133,57 @@ describe('configuration', () => {
 
   it('quotes the value of an ordinary variable', () => {
     expect(problemFor({ PODSCOPE_PORT: 'abc' }).message).toContain('"abc"');
+  });
+});
+
+describe('the ComfyUI instances followed', () => {
+  it('is one, named by its port, from COMFYUI_URL as before', () => {
+    const c = loadConfig({ COMFYUI_URL: 'http://127.0.0.1:8190/', COMFYUI_LOG_FILE: '/logs/comfy.log' }, 'h');
+    expect(c.instances).toEqual([{ name: '8190', url: 'http://127.0.0.1:8190', logFile: '/logs/comfy.log', outputDir: undefined, tempDir: undefined }]);
+    expect(c.comfyuiUrl).toBe('http://127.0.0.1:8190');
+    expect(c.comfyuiLogFile).toBe('/logs/comfy.log');
+  });
+
+  it('takes COMFYUI_URLS as NAME=URL or a bare URL named by its port, in the order given', () => {
+    const c = loadConfig({ COMFYUI_URLS: 'http://127.0.0.1:8188, gpu1=http://127.0.0.1:8189/ ,https://abc-8190.proxy.runpod.net' }, 'h');
+    expect(c.instances.map((i) => [i.name, i.url])).toEqual([
+      ['8188', 'http://127.0.0.1:8188'],
+      ['gpu1', 'http://127.0.0.1:8189'],
+      ['abc-8190', 'https://abc-8190.proxy.runpod.net'],
+    ]);
+    expect(c.comfyuiUrl).toBe('http://127.0.0.1:8188');
+  });
+
+  it('gives each instance its own log file and directories from the NAME=PATH lists', () => {
+    const c = loadConfig(
+      { COMFYUI_URLS: 'a=http://127.0.0.1:8188,b=http://127.0.0.1:8189', COMFYUI_LOG_FILES: 'b=/logs/b.log,a=/logs/a.log', COMFYUI_OUTPUT_DIRS: 'b=/out/b', COMFYUI_TEMP_DIRS: 'a=/tmp/a' },
+      'h',
+    );
+    expect(c.instances).toEqual([
+      { name: 'a', url: 'http://127.0.0.1:8188', logFile: '/logs/a.log', outputDir: undefined, tempDir: '/tmp/a' },
+      { name: 'b', url: 'http://127.0.0.1:8189', logFile: '/logs/b.log', outputDir: '/out/b', tempDir: undefined },
+    ]);
+  });
+
+  const badLists: Array<[Record<string, string>, string, RegExp]> = [
+    [{ COMFYUI_URLS: 'http://a:8188,http://b:8188' }, 'COMFYUI_URLS', /entry "http:\/\/b:8188": the name "8188" is taken by an earlier entry; name the entries/],
+    [{ COMFYUI_URLS: 'x=http://a:8188,y=http://a:8188' }, 'COMFYUI_URLS', /the same URL is listed twice/],
+    [{ COMFYUI_URLS: ' , ' }, 'COMFYUI_URLS', /lists no URL/],
+    [{ COMFYUI_URLS: 'http://a:8188', COMFYUI_URL: 'http://a:8189' }, 'COMFYUI_URLS', /either COMFYUI_URL .* or COMFYUI_URLS/],
+    [{ COMFYUI_URLS: 'http://a:8188,http://a:8189', COMFYUI_LOG_FILE: '/l' }, 'COMFYUI_LOG_FILE', /one path for 2 instances; give COMFYUI_LOG_FILES/],
+    [{ COMFYUI_LOG_FILE: '/l', COMFYUI_LOG_FILES: '8188=/l' }, 'COMFYUI_LOG_FILES', /either COMFYUI_LOG_FILE/],
+    [{ COMFYUI_URLS: 'a=http://a:8188', COMFYUI_LOG_FILES: 'a=/l,a=/m' }, 'COMFYUI_LOG_FILES', /"a" is given twice/],
+    [{ COMFYUI_URLS: Array.from({ length: 65 }, (_, i) => `http://a:${9000 + i}`).join(',') }, 'COMFYUI_URLS', /at most 64/],
+  ];
+  it.each(badLists)('stops on %j naming %s and the entry', (env, variable, problem) => {
+    const err = problemFor(env);
+    expect(err.variable).toBe(variable);
+    expect(err.message).toMatch(problem);
+  });
+
+  it('masks the password of a URL it quotes', () => {
+    const err = problemFor({ COMFYUI_URLS: 'a=http://u:hunter2secret@a:8188,b=http://u:hunter2secret@a:8188' });
+    expect(err.message).not.toContain('hunter2secret');
   });
 });
 

@@ -4,6 +4,7 @@
  * their error summary.
  */
 import { readFileSync } from 'node:fs';
+import { Instances } from '../../src/state/instances.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EventCollector, IDENTITY_WAIT_MS, PROGRESS_EVERY_MS, TAP_END_WAIT_MS } from '../../src/collectors/events.js';
 import { EventJournal, type EventType } from '../../src/state/events.js';
@@ -33,7 +34,7 @@ function setup(opts: { gpu?: GpuState } = {}) {
   const journal = new EventJournal(10_000, 8 * 1024 * 1024, clock);
   const comfy = new ComfyState('http://x', { jobIdKey: 'job_id', historyLimit: 100 });
   const health = new HealthBoard(clock);
-  const collector = new EventCollector({ journal, comfy, health, gpu: opts.gpu ?? null, gpuIntervalMs: 1000, now: clock });
+  const collector = new EventCollector({ journal, instances: new Instances(comfy), health, gpu: opts.gpu ?? null, gpuIntervalMs: 1000, now: clock });
   // The finish pipeline's step that tells event followers, alone.
   comfy.tracker.finishWith((job, refined) => collector.jobFinished(job, refined));
   collector.start(new AbortController().signal);

@@ -3,6 +3,7 @@
  * each seeing the job read-only and telling the job tracker what it learned.
  */
 import { describe, expect, it } from 'vitest';
+import { gpuUse } from '../helpers/gpu-use.js';
 import { attributionStep, FinishPipeline, type FinishStep } from '../../src/finish/pipeline.js';
 import { ComfyState } from '../../src/state/comfy.js';
 import { GpuState } from '../../src/state/gpu.js';
@@ -47,7 +48,7 @@ describe('the finish pipeline', () => {
     for (let s = 0; s <= 10; s++) gpu.applySample(T0 + s * 1000, gpuRows(1, { memory_used_mb: 1000 + s * 100 }));
     const comfy = new ComfyState('http://x', { jobIdKey: 'job_id', historyLimit: 10 });
     let seenByLater: ReadonlyJob['usage'] | undefined;
-    const steps = [attributionStep(comfy, gpu), { name: 'reads', run: (job: ReadonlyJob) => (seenByLater = job.usage) }];
+    const steps = [attributionStep(comfy, gpuUse(gpu, comfy)), { name: 'reads', run: (job: ReadonlyJob) => (seenByLater = job.usage) }];
     comfy.tracker.finishWith(new FinishPipeline(steps, (step) => expect.fail(step)).run);
     comfy.tracker.applyQueue(T0, [decodeQueueItem([1, 'P', {}, { job_id: 'J' }, []])!], []);
     comfy.tracker.apply(T0 + 10_000, { type: 'execution_success', prompt_id: 'P', ts: T0 + 10_000 });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { gpuUse } from '../helpers/gpu-use.js';
 import { attributionStep, FinishPipeline, forensicsStep } from '../../src/finish/pipeline.js';
 import { ComfyState } from '../../src/state/comfy.js';
 import { LogStore } from '../../src/state/logs.js';
@@ -21,7 +22,7 @@ describe('OOM forensics', () => {
     const gpu = gpuWith((s) => (s === 3 ? 90_000 : s >= 10 ? 30_000 + (s - 10) * 1000 : 10_000), 20);
     const comfy = new ComfyState('http://x', { jobIdKey: 'job_id', historyLimit: 10 });
     const logs = new LogStore(100, 1024 * 1024);
-    const steps = [attributionStep(comfy, gpu), forensicsStep(comfy, { gpu, logs }, () => T0 + 20_500)];
+    const steps = [attributionStep(comfy, gpuUse(gpu, comfy)), forensicsStep(comfy, { gpu, logs }, () => T0 + 20_500)];
     comfy.tracker.finishWith(new FinishPipeline(steps, (step, _job, err) => expect.fail(`${step}: ${String(err)}`)).run);
     const oom = { exception_type: 'torch.OutOfMemoryError', exception_message: 'Allocation on device ', node_id: '3', node_type: 'KSampler', traceback: [], executed: [], current_inputs: {}, current_outputs: [] };
     comfy.tracker.applyHistory(

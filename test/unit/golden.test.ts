@@ -5,6 +5,7 @@
  * rewrites them.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { gpuUse } from '../helpers/gpu-use.js';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Exposition } from '../../src/metrics/registry.js';
@@ -60,8 +61,8 @@ function pod(recordings: string[]) {
   const state = new PodState({ config, version: '0.0.0-golden', scrubber: new Scrubber([]), env: {}, now: clock, parts: { gpu, comfy } });
   const registry = new Exposition();
   registerGpuMetrics(registry, gpu, clock);
-  const jobMetrics = registerComfyMetrics(registry, comfy);
-  comfy.tracker.finishWith(new FinishPipeline([attributionStep(comfy, gpu), { name: 'count it', run: jobMetrics.jobFinished }], (step, _job, err) => expect.fail(`${step}: ${String(err)}`)).run);
+  const jobMetrics = registerComfyMetrics(registry, state.instances);
+  comfy.tracker.finishWith(new FinishPipeline([attributionStep(comfy, gpuUse(gpu, comfy)), { name: 'count it', run: jobMetrics.jobFinished }], (step, _job, err) => expect.fail(`${step}: ${String(err)}`)).run);
   const rows = fixtureRows('h200-x1.drv590.load');
   gpu.applySample(T0, rows);
   gpu.applySample(T0 + 1000, rows);
@@ -84,7 +85,7 @@ describe('text views, as curl and the CLI show them', () => {
     it(`workflow of ${name}`, () => {
       const { comfy, state, at } = pod([name]);
       const job = comfy.tracker.all().find((j) => j.job_id.startsWith(prefix))!;
-      golden(`workflow-${name}.txt`, renderWorkflow(workflowView(comfy, state.gpu, job, at())));
+      golden(`workflow-${name}.txt`, renderWorkflow(workflowView(comfy, state.gpuUse, job, at())));
     });
   }
 
@@ -96,7 +97,7 @@ describe('text views, as curl and the CLI show them', () => {
   it('queue with a rejected prompt', () => {
     const { comfy, at } = pod(['tap-success']);
     comfy.addRejection({ at: T0, job_id: 'job-rejected-1', prompt_id: 'p-rej', reasons: ['PodscopeTqdmSampler 3: Value 0 smaller than min of 1: steps'], lines: [], source: 'tap' });
-    golden('queue-rejected.txt', renderQueue(queueView(comfy, at())));
+    golden('queue-rejected.txt', renderQueue(queueView([comfy], at())));
   });
 
   it('log lines', () => {

@@ -3,6 +3,7 @@
  * prompts replayed through the job model: which spans, on whose clock, with what outcome.
  */
 import { readFileSync } from 'node:fs';
+import { Instances } from '../../src/state/instances.js';
 import { describe, expect, it } from 'vitest';
 import { jobTrace, TraceCollector } from '../../src/collectors/traces.js';
 import { ComfyState } from '../../src/state/comfy.js';
@@ -199,7 +200,7 @@ describe('the trace collector', () => {
     const comfy = new ComfyState('http://x', { jobIdKey: 'job_id', historyLimit: 100 });
     let now = 0;
     const health = new HealthBoard(() => now);
-    const collector = new TraceCollector({ sink, comfy, health, scrubber: new Scrubber([]) });
+    const collector = new TraceCollector({ sink, instances: new Instances(comfy), health, scrubber: new Scrubber([]) });
     // The finish pipeline's step that exports the trace, alone.
     comfy.tracker.finishWith((job, refined) => collector.jobFinished(job, refined));
     collector.start(new AbortController().signal);

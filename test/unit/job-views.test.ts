@@ -3,6 +3,7 @@
  * ComfyUI's recorded prompts: what a harness reads, and what is null because it is not known.
  */
 import { readFileSync } from 'node:fs';
+import { gpuUse } from '../helpers/gpu-use.js';
 import { describe, expect, it } from 'vitest';
 import { jobsView, queueView, workflowView } from '../../src/views/jobs.js';
 import { LOOPBACK, testPod } from '../helpers/pod.js';
@@ -29,7 +30,7 @@ const NOW = Date.parse('2026-11-24T00:00:00Z');
 describe('/debug/workflow of a prompt followed by the tap', () => {
   const comfy = replayed('tap-success');
   const job = comfy.tracker.all().find((j) => j.job_id.startsWith('job-found-'))!;
-  const view = workflowView(comfy, null, job, NOW);
+  const view = workflowView(comfy, gpuUse(null, comfy), job, NOW);
 
   it('has the job’s ids, outcome and full progress', () => {
     expect(view).toMatchObject({ job_id: job.job_id, prompt_id: job.prompt_id, status: 'success', progress_percent: 100 });
@@ -65,7 +66,7 @@ describe('/debug/workflow of a prompt followed by the tap', () => {
 describe('/debug/workflow of another client’s prompt without the tap', () => {
   const comfy = replayed('observer-success');
   const job = comfy.tracker.all().find((j) => j.status === 'success' && j.nodes.size > 0)!;
-  const view = workflowView(comfy, null, job, NOW);
+  const view = workflowView(comfy, gpuUse(null, comfy), job, NOW);
 
   it('leaves the times of nodes it could not see null, and their durations too', () => {
     const unseen = view.nodes.filter((n) => n.started_at === null);
@@ -83,7 +84,7 @@ describe('/debug/workflow of a prompt whose graph is not known yet', () => {
   it('gives progress as unknown, with the reason', () => {
     const comfy = new ComfyState('http://x', { jobIdKey: 'job_id', historyLimit: 10 });
     comfy.tracker.apply(1000, { type: 'execution_start', prompt_id: 'P', ts: 1000 });
-    const view = workflowView(comfy, null, comfy.tracker.get('P')!, 5000);
+    const view = workflowView(comfy, gpuUse(null, comfy), comfy.tracker.get('P')!, 5000);
     expect(view.progress_percent).toBeNull();
     expect(view.progress_unknown_reason).toBe(PROGRESS_UNKNOWN);
     expect(view.duration_s).toBe(4);
@@ -95,7 +96,7 @@ describe('/debug/workflow of a prompt that failed', () => {
   it('carries ComfyUI’s error whole', () => {
     const comfy = replayed('tap-error');
     const job = comfy.tracker.all().find((j) => j.status === 'error')!;
-    const view = workflowView(comfy, null, job, NOW);
+    const view = workflowView(comfy, gpuUse(null, comfy), job, NOW);
     expect(view.error).toMatchObject({ exception_message: 'podscope test node failed on purpose' });
     expect(view.nodes.map((n) => n.status)).toContain('skipped');
   });
@@ -111,7 +112,7 @@ describe('/debug/queue', () => {
   }
 
   it('lists the running job and the pending ones with their 1-based positions', () => {
-    const v = queueView(queued(), 2000);
+    const v = queueView([queued()], 2000);
     expect(v.running.map((j) => j.job_id)).toEqual(['job-A']);
     expect(v.pending.map((j) => [j.job_id, j.position])).toEqual([
       ['job-B', 1],
@@ -120,27 +121,27 @@ describe('/debug/queue', () => {
   });
 
   it('counts the nodes each queued job needs, and shows its client and extra data', () => {
-    const j = queueView(queued(), 2000).pending[0]!;
+    const j = queueView([queued()], 2000).pending[0]!;
     expect(j).toMatchObject({ nodes_total: 2, client_id: 'c1', extra_data: { job_id: 'job-B' } });
   });
 
   it('takes the queue length from ComfyUI when it said it, else counts the queue', () => {
     const comfy = queued();
-    expect(queueView(comfy, 2000).queue_remaining).toBe(3);
+    expect(queueView([comfy], 2000).queue_remaining).toBe(3);
     comfy.queueRemainingIs(7);
-    expect(queueView(comfy, 2000).queue_remaining).toBe(7);
+    expect(queueView([comfy], 2000).queue_remaining).toBe(7);
   });
 
   it('lists rejections with their times, reasons and where they were learnt', () => {
     const comfy = queued();
     comfy.addRejection({ at: 1500, job_id: 'job-X', prompt_id: 'X', reasons: ['KSampler 3: Value smaller than min of 1: steps'], lines: [], source: 'tap' });
-    expect(queueView(comfy, 2000).rejected).toEqual([
-      { at: '1970-01-01T00:00:01.500Z', job_id: 'job-X', prompt_id: 'X', reasons: ['KSampler 3: Value smaller than min of 1: steps'], lines: [], source: 'tap' },
+    expect(queueView([comfy], 2000).rejected).toEqual([
+      { at: '1970-01-01T00:00:01.500Z', instance: 'x', job_id: 'job-X', prompt_id: 'X', reasons: ['KSampler 3: Value smaller than min of 1: steps'], lines: [], source: 'tap' },
     ]);
   });
 
   it('says as of when its newest fact is, so answers can be ordered', () => {
-    const v = queueView(queued(), 2000);
+    const v = queueView([queued()], 2000);
     expect(v.as_of).toBe('1970-01-01T00:00:01.000Z');
     expect(v.sampled_at).toBe('1970-01-01T00:00:02.000Z');
   });
@@ -154,7 +155,7 @@ describe('/debug/jobs', () => {
 
   it('lists every remembered job, newest first', () => {
     const comfy = remembered();
-    const v = jobsView(comfy, null, NOW, { limit: 50 });
+    const v = jobsView([comfy], gpuUse(null), NOW, { limit: 50 });
     expect(v.total).toBe(comfy.tracker.size);
     const finished = v.jobs.filter((j) => j.finished_at !== null);
     expect(finished.length).toBeGreaterThan(2);
@@ -162,7 +163,7 @@ describe('/debug/jobs', () => {
   });
 
   it('gives each job its outcome, run time and the error in brief', () => {
-    const v = jobsView(remembered(), null, NOW, { limit: 50 });
+    const v = jobsView([remembered()], gpuUse(null), NOW, { limit: 50 });
     const failed = v.jobs.find((j) => j.status === 'error' && j.job_id?.startsWith('job-error-'))!;
     expect(failed.error).toMatchObject({ class_type: 'PodscopeRaise', message: 'podscope test node failed on purpose' });
     expect(failed.duration_s).toEqual(expect.any(Number));
@@ -171,7 +172,7 @@ describe('/debug/jobs', () => {
   });
 
   it('says GPU use is unknown (null) on a pod without GPU sampling', () => {
-    for (const j of jobsView(remembered(), null, NOW, { limit: 50 }).jobs) {
+    for (const j of jobsView([remembered()], gpuUse(null), NOW, { limit: 50 }).jobs) {
       expect(j.gpu_seconds).toBeNull();
       expect(j.peak_vram_mb).toBeNull();
     }
@@ -179,14 +180,14 @@ describe('/debug/jobs', () => {
 
   it('keeps one status, or every finished one', () => {
     const comfy = remembered();
-    expect(new Set(jobsView(comfy, null, NOW, { status: 'success', limit: 50 }).jobs.map((j) => j.status))).toEqual(new Set(['success']));
-    const finished = jobsView(comfy, null, NOW, { status: 'finished', limit: 50 });
+    expect(new Set(jobsView([comfy], gpuUse(null), NOW, { status: 'success', limit: 50 }).jobs.map((j) => j.status))).toEqual(new Set(['success']));
+    const finished = jobsView([comfy], gpuUse(null), NOW, { status: 'finished', limit: 50 });
     expect(finished.jobs.every((j) => ['success', 'error', 'interrupted', 'lost'].includes(j.status))).toBe(true);
     expect(finished.total).toBe(comfy.tracker.all().filter((j) => j.status !== 'queued' && j.status !== 'running').length);
   });
 
   it('answers at most the limit, and says how many there are', () => {
-    const v = jobsView(remembered(), null, NOW, { limit: 2 });
+    const v = jobsView([remembered()], gpuUse(null), NOW, { limit: 2 });
     expect(v.jobs).toHaveLength(2);
     expect(v.total).toBeGreaterThan(2);
   });

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { LogStore, type LogRecord } from '../../src/state/logs.js';
 
-const rec = (message: string, over: Partial<LogRecord> = {}): LogRecord => ({ ts: 1000, level: 'info', source: 'comfyui', message, job_id: null, ...over });
+const rec = (message: string, over: Partial<LogRecord> = {}): LogRecord => ({ ts: 1000, level: 'info', source: 'comfyui', instance: 'comfyui', message, job_id: null, ...over });
 
 function store(lines = 100, bytes = 1024 * 1024) {
   const s = new LogStore(lines, bytes);
@@ -120,7 +120,7 @@ describe('charging a quick prompt its lines afterwards', () => {
     s.append(rec('inside 1', { ts: 1000 }));
     s.append(rec('inside 2', { ts: 1500 }));
     s.append(rec('after', { ts: 2500 }));
-    expect(s.attribute('quick', 1000, 2000)).toBe(2);
+    expect(s.attribute('quick', 'comfyui', 1000, 2000)).toBe(2);
     expect(s.query({ lines: 10, jobIds: new Set(['quick']) }).map((e) => e.value.message)).toEqual(['inside 1', 'inside 2']);
   });
 
@@ -128,7 +128,7 @@ describe('charging a quick prompt its lines afterwards', () => {
     const { s } = store();
     s.append(rec('other job', { ts: 1100, job_id: 'j0' }));
     s.append(rec('podscope', { ts: 1200, source: 'podscope' }));
-    expect(s.attribute('quick', 1000, 2000)).toBe(0);
+    expect(s.attribute('quick', 'comfyui', 1000, 2000)).toBe(0);
     expect(s.query({ lines: 10 }).map((e) => e.value.job_id)).toEqual(['j0', null]);
   });
 });

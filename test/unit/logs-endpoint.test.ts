@@ -5,7 +5,7 @@ import { LOOPBACK, json, testPod } from '../helpers/pod.js';
 function pod(env: Record<string, string> = {}) {
   const store = new LogStore(1000, 8 * 1024 * 1024);
   const p = testPod({ PODSCOPE_LOG_LINES: '1000', ...env }, undefined, { parts: { logs: store } });
-  const add = (r: Partial<LogRecord>) => store.append({ ts: Date.UTC(2026, 10, 22, 9), level: 'info', source: 'comfyui', message: 'x', job_id: null, ...r });
+  const add = (r: Partial<LogRecord>) => store.append({ ts: Date.UTC(2026, 10, 22, 9), level: 'info', source: 'comfyui', instance: '8188', message: 'x', job_id: null, ...r });
   const get = (q: string) => p.app.request(`/debug/logs${q}`, {}, LOOPBACK);
   return { ...p, store, add, get };
 }
@@ -16,7 +16,7 @@ describe('/debug/logs', () => {
     for (let i = 1; i <= 5; i++) p.add({ message: `m${i}` });
     const body = await json(await p.get('?lines=2'));
     expect(body.lines.map((l: { message: string }) => l.message)).toEqual(['m4', 'm5']);
-    expect(body.lines[0]).toEqual({ seq: 4, ts: '2026-11-22T09:00:00.000Z', level: 'info', source: 'comfyui', message: 'm4', job_id: null });
+    expect(body.lines[0]).toEqual({ seq: 4, ts: '2026-11-22T09:00:00.000Z', level: 'info', source: 'comfyui', instance: '8188', message: 'm4', job_id: null });
     expect(body.buffered).toBe(5);
     expect(body.dropped).toBe(0);
   });
@@ -40,7 +40,7 @@ describe('/debug/logs', () => {
     p.add({ level: 'warn', message: 'hello', job_id: 'J' });
     const res = await p.get('?format=text');
     expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
-    expect(await res.text()).toBe('2026-11-22T09:00:00.000Z WARN  comfyui J hello\n');
+    expect(await res.text()).toBe('2026-11-22T09:00:00.000Z WARN  comfyui[8188] J hello\n');
   });
 
   it.each([

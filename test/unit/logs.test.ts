@@ -6,7 +6,6 @@ import { LogStore } from '../../src/state/logs.js';
 import { ComfyState } from '../../src/state/comfy.js';
 import { HealthBoard } from '../../src/state/health.js';
 import { decodeQueueItem as parseQueueItem } from '../../src/sources/comfy-events.js';
-import { loadConfig } from '../../src/config.js';
 import { Scrubber } from '../../src/secrets.js';
 
 const fx = (name: string) => readFileSync(new URL(`../fixtures/comfyui-logs/${name}`, import.meta.url), 'utf8');
@@ -15,7 +14,7 @@ function rig(opts: { secrets?: string[]; lines?: number; bytes?: number } = {}) 
   const store = new LogStore(opts.lines ?? 1000, opts.bytes ?? 8 * 1024 * 1024);
   const comfy = new ComfyState('http://x', { jobIdKey: 'job_id', historyLimit: 10 });
   const health = new HealthBoard();
-  const collector = new LogCollector({ config: loadConfig({}, 'h'), store, comfy, health, scrubber: new Scrubber(opts.secrets ?? []) });
+  const collector = new LogCollector({ logFile: undefined, store, comfy, health, scrubber: new Scrubber(opts.secrets ?? []) });
   const feed = (text: string) => collector.ingestComfy(text.split(/(?<=\n)/).map((m, i) => ({ t: `t${Math.random()}${i}`, m })));
   // A live ComfyUI (HTTP answers, websocket open): lines are charged to the job it runs.
   comfy.httpAnswered(Date.now());
@@ -149,7 +148,7 @@ describe('the log collector', () => {
   it('keeps podscope\'s own records with their level', () => {
     const r = rig();
     r.collector.podscopeSink().write(`${JSON.stringify({ level: 'warn', timestamp: '2026-11-22T09:00:00.000Z', message: 'GPU sampling failed', job_id: 'j' })}\n`);
-    expect(r.messages()).toEqual([{ ts: Date.parse('2026-11-22T09:00:00.000Z'), level: 'warn', source: 'podscope', message: 'GPU sampling failed', job_id: 'j' }]);
+    expect(r.messages()).toEqual([{ ts: Date.parse('2026-11-22T09:00:00.000Z'), level: 'warn', source: 'podscope', instance: null, message: 'GPU sampling failed', job_id: 'j' }]);
   });
 });
 

@@ -134,7 +134,7 @@ describe('host memory and disks', () => {
 describe('buffers', () => {
   it('lists every ring buffer’s fill: the GPU timeline, jobs, logs, artifacts and events', () => {
     const logs = new LogStore(20_000, 16 * MIB);
-    logs.append({ ts: T0, level: 'info', source: 'comfyui', message: 'hello', job_id: null });
+    logs.append({ ts: T0, level: 'info', source: 'comfyui', instance: '8188', message: 'hello', job_id: null });
     const { state } = pod({ logs });
     const buffers = memoryView(state).podscope.buffers;
     expect(Object.keys(buffers)).toEqual(['gpu_timeline', 'jobs', 'logs', 'artifacts', 'events']);

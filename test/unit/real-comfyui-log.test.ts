@@ -10,7 +10,6 @@ import { LogCollector, promptLevelReason } from '../../src/collectors/logs.js';
 import { LogStore } from '../../src/state/logs.js';
 import { ComfyState } from '../../src/state/comfy.js';
 import { HealthBoard } from '../../src/state/health.js';
-import { loadConfig } from '../../src/config.js';
 import { Scrubber } from '../../src/secrets.js';
 
 const LOG = readFileSync(new URL('../fixtures/comfyui-logs/real-0.3.64-cpu.txt', import.meta.url), 'utf8');
@@ -19,7 +18,7 @@ function read(text = LOG) {
   const store = new LogStore(2000, 8 * 1024 * 1024);
   const comfy = new ComfyState('http://127.0.0.1:8188', { jobIdKey: 'job_id', historyLimit: 10 });
   const health = new HealthBoard();
-  const collector = new LogCollector({ config: loadConfig({}, 'h'), store, comfy, health, scrubber: new Scrubber([]) });
+  const collector = new LogCollector({ logFile: undefined, store, comfy, health, scrubber: new Scrubber([]) });
   // As the log stream hands it over: one entry per write.
   collector.ingestComfy(text.split(/(?<=\n)/).map((m, i) => ({ t: `2026-11-23T23:59:00.${String(i).padStart(6, '0')}`, m })));
   const records = store.ring.toArray().map((e) => e.value);

@@ -11,18 +11,20 @@ import type { Context } from 'hono';
 import type { PodReader } from '../../state/pod.js';
 import { artifactsFromUi, type Artifact, type ArtifactFiles } from '../../state/artifacts.js';
 import { iso } from '../../format.js';
+import { outputDirFromArgv } from '../../shared/comfy-argv.js';
 import { renderArtifacts } from '../../shared/text-views.js';
 import { ApiError } from '../errors.js';
-import { formatParam, intParam, jobIdParam, parseQuery, querySpec } from '../query.js';
+import { formatParam, instanceParam, intParam, jobIdParam, parseQuery, pickInstance, querySpec } from '../query.js';
 import { responseHeaders, sendJson, sendText } from '../respond.js';
 
-export function artifactUrl(a: { filename: string; subfolder: string; type: string }): string {
-  const q = new URLSearchParams({ filename: a.filename, subfolder: a.subfolder, type: a.type });
+export function artifactUrl(a: { instance: string; filename: string; subfolder: string; type: string }): string {
+  const q = new URLSearchParams({ filename: a.filename, subfolder: a.subfolder, type: a.type, instance: a.instance });
   return `/debug/artifacts/file?${q}`;
 }
 
 function present(a: Artifact) {
   return {
+    instance: a.instance,
     job_id: a.job_id,
     prompt_id: a.prompt_id,
     node_id: a.node_id,
@@ -43,6 +45,7 @@ function present(a: Artifact) {
 
 const listQuery = querySpec({
   job_id: jobIdParam.optional(),
+  instance: instanceParam.optional(),
   limit: intParam(1, 1000).optional(),
   format: formatParam.optional(),
 });
@@ -51,17 +54,19 @@ const fileQuery = querySpec({
   filename: z.string({ message: 'is required' }).min(1, { message: 'must not be empty' }).max(1024, { message: 'must be at most 1024 characters' }),
   subfolder: z.string().max(1024, { message: 'must be at most 1024 characters' }).optional(),
   type: z.enum(['output', 'temp'], { message: 'must be output or temp' }).optional(),
+  instance: instanceParam.optional(),
 });
 
 export function artifactsHandler(state: PodReader) {
   return (c: Context) => {
     const q = parseQuery(c, listQuery);
     const ledger = state.artifacts;
+    const one = q.instance === undefined ? undefined : pickInstance(state.instances, q.instance);
     let items: ReturnType<typeof present>[];
     if (q.job_id) {
-      const job = state.comfy.tracker.get(q.job_id);
+      const job = one ? one.tracker.get(q.job_id) : state.instances.findJob(q.job_id)?.job;
       // A known job is one prompt (the newest carrying a retried job id): only its outputs.
-      const mine = job ? (a: Artifact) => a.prompt_id === job.prompt_id : (a: Artifact) => a.job_id === q.job_id || a.prompt_id === q.job_id;
+      const mine = job ? (a: Artifact) => a.prompt_id === job.prompt_id : (a: Artifact) => (a.job_id === q.job_id || a.prompt_id === q.job_id) && (!one || a.instance === one.name);
       const recorded = ledger.ring.select(mine, Number.POSITIVE_INFINITY).map((e) => e.value);
       if (!job && recorded.length === 0) {
         throw new ApiError(404, 'JOB_NOT_FOUND', `No job with id ${q.job_id} is known.`, { details: { job_id: q.job_id } });
@@ -72,27 +77,31 @@ export function artifactsHandler(state: PodReader) {
         // Still running (outputs seen in executed frames): what it has reported so far.
         items = job!.outputs.flatMap((o) =>
           artifactsFromUi(o.ui).map((a) =>
-            present({ ...a, job_id: job!.job_id, prompt_id: job!.prompt_id, node_id: o.node_id, from_cache: o.cached, produced_by_job: null, wiped: false, size_bytes: null, exists: null, mtime: null, at: 0 }),
+            present({ ...a, instance: job!.instance, job_id: job!.job_id, prompt_id: job!.prompt_id, node_id: o.node_id, from_cache: o.cached, produced_by_job: null, wiped: false, size_bytes: null, exists: null, mtime: null, at: 0 }),
           ),
         );
       }
     } else {
       // The latest first: that is what people look for.
-      items = ledger.newest(q.limit ?? 100).reverse().map(present);
+      items = ledger.newest(q.limit ?? 100, one?.name).reverse().map(present);
     }
-    const body = { job_id: q.job_id ?? null, artifacts: items, output_dir_known: state.config.comfyuiOutputDir !== undefined, sampled_at: iso(state.now()) };
+    // Whether podscope reads the outputs' directory itself (given, or from ComfyUI's command line) for every instance asked about.
+    const outputDirKnown = (one ? [one] : state.instances.all).every((c) => state.config.instances.find((i) => i.name === c.name)?.outputDir !== undefined || outputDirFromArgv(c.argv) !== null);
+    const body = { job_id: q.job_id ?? null, artifacts: items, output_dir_known: outputDirKnown, sampled_at: iso(state.now()) };
     return q.format === 'text' ? sendText(c, state, renderArtifacts(body)) : sendJson(c, state, body);
   };
 }
 
 /** The download behind each artifact's url; `files` opens the file (null: downloads are not served). */
-export function downloadHandler(files: ArtifactFiles | null) {
+export function downloadHandler(state: PodReader, files: ArtifactFiles | null) {
   return async (c: Context) => {
     const q = parseQuery(c, fileQuery);
     const subfolder = q.subfolder ?? '';
     const type = q.type ?? 'output';
+    // Without `instance`, the first (the single-instance contract's URLs carry none).
+    const instance = q.instance === undefined ? state.comfy : pickInstance(state.instances, q.instance);
     if (!files) throw new ApiError(503, 'UNAVAILABLE', 'Downloads are not available.');
-    const file = await files.open(type, subfolder, q.filename);
+    const file = await files.open(instance.name, type, subfolder, q.filename);
     switch (file.kind) {
       case 'refused':
         throw new ApiError(400, 'INVALID_PARAMETER', `${file.problem}.`, { details: { parameter: file.problem.split(' ')[0], problem: file.problem } });

@@ -8,7 +8,7 @@ import type { StatusView } from '../../views/status.js';
 import { memoryView } from '../../views/memory.js';
 import { jobsView, workflowView, queueView } from '../../views/jobs.js';
 import { ApiError } from '../errors.js';
-import { formatParam, intParam, jobIdParam, parseQuery, querySpec } from '../query.js';
+import { formatParam, instanceParam, intParam, jobIdParam, parseQuery, pickInstance, querySpec } from '../query.js';
 import { sendJson, sendText, sharedView } from '../respond.js';
 import { renderJobs, renderMemory, renderQueue, renderStatus, renderWorkflow } from '../../shared/text-views.js';
 import { z } from 'zod';
@@ -32,8 +32,10 @@ export const DEBUG_ENDPOINTS = [
 ] as const;
 
 const formatOnly = querySpec({ format: formatParam.optional() });
-const workflowQuery = querySpec({ job_id: jobIdParam.optional() });
+const workflowQuery = querySpec({ job_id: jobIdParam.optional(), instance: instanceParam.optional() });
+const queueQuery = querySpec({ instance: instanceParam.optional() });
 const jobsQuery = querySpec({
+  instance: instanceParam.optional(),
   status: z.enum(['queued', 'running', 'success', 'error', 'interrupted', 'lost', 'finished'], { message: 'must be one of queued, running, success, error, interrupted, lost, finished' }).optional(),
   limit: intParam(1, 100_000).optional(),
   format: formatParam.optional(),
@@ -59,34 +61,41 @@ export function debugRoutes(state: PodReader, status: () => StatusView, services
   });
 
   app.get('/workflow', (c) => {
-    const { job_id: jobId } = parseQuery(c, workflowQuery);
-    const comfy = state.comfy;
-    const job = jobId ? comfy.tracker.get(jobId) : comfy.tracker.latest();
-    if (!job) {
+    const { job_id: jobId, instance } = parseQuery(c, workflowQuery);
+    const one = instance === undefined ? undefined : pickInstance(state.instances, instance);
+    // A job id is found on any instance (or only the named one); without one, the latest job.
+    let found = jobId ? state.instances.findJob(jobId) : state.instances.latestJob();
+    if (one) {
+      const job = jobId ? one.tracker.get(jobId) : one.tracker.latest();
+      found = job ? { comfy: one, job } : undefined;
+    }
+    if (!found) {
       if (jobId) {
         throw new ApiError(404, 'JOB_NOT_FOUND', `No job with id ${jobId} is known.`, {
           details: { job_id: jobId },
           help: `Both the platform job id (extra_data.${state.config.jobIdKey}) and ComfyUI's prompt_id are accepted; finished jobs are remembered up to PODSCOPE_JOB_HISTORY.`,
         });
       }
-      throw new ApiError(404, 'NO_JOB', 'No job has been seen since podscope started.', { help: 'Jobs appear once ComfyUI queues a prompt.' });
+      throw new ApiError(404, 'NO_JOB', `No job has been seen since podscope started${one ? ` on ${one.name}` : ''}.`, { help: 'Jobs appear once ComfyUI queues a prompt.' });
     }
-    return answer(c, state, workflowView(comfy, state.gpu, job, state.now()), renderWorkflow);
+    return answer(c, state, workflowView(found.comfy, state.gpuUse, found.job, state.now()), renderWorkflow);
   });
 
   app.get('/jobs', (c) => {
     const q = parseQuery(c, jobsQuery);
-    const view = jobsView(state.comfy, state.gpu, state.now(), { status: q.status, limit: q.limit ?? 50 });
+    const instances = q.instance === undefined ? state.instances.all : [pickInstance(state.instances, q.instance)];
+    const view = jobsView(instances, state.gpuUse, state.now(), { status: q.status, limit: q.limit ?? 50 });
     return q.format === 'text' ? sendText(c, state, renderJobs(view)) : sendJson(c, state, view);
   });
 
   app.get('/logs', logsHandler(state, open));
   app.get('/events', eventsHandler(state, open, services.eventStreams));
   app.get('/artifacts', artifactsHandler(state));
-  app.get('/artifacts/file', downloadHandler(services.downloads));
+  app.get('/artifacts/file', downloadHandler(state, services.downloads));
 
   app.get('/queue', (c) => {
-    const view = queueView(state.comfy, state.now());
+    const { instance } = parseQuery(c, queueQuery);
+    const view = queueView(instance === undefined ? state.instances.all : [pickInstance(state.instances, instance)], state.now());
     return answer(c, state, view, renderQueue);
   });
   return app;

@@ -29,6 +29,7 @@ export function devRoutes(state: PodReader, logger: Logger, connections: HttpSer
     const cfg: Record<string, unknown> = { ...state.config };
     cfg.token = state.config.token === undefined ? null : REDACTED;
     cfg.comfyuiUrl = redactUrlCredentials(state.config.comfyuiUrl);
+    cfg.instances = state.config.instances.map((i) => ({ ...i, url: redactUrlCredentials(i.url) }));
     return sendJson(c, state, { config: cfg, environment: state.environment, log_level: logger.level });
   });
 

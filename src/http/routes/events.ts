@@ -9,7 +9,7 @@ import type { Context } from 'hono';
 import type { PodReader } from '../../state/pod.js';
 import { EVENT_TYPES, type EventType, type PodEvent, type StreamCounts } from '../../state/events.js';
 import { header } from '../env.js';
-import { jobIdParam, parseQuery, querySpec } from '../query.js';
+import { instanceParam, jobIdParam, parseQuery, pickInstance, querySpec } from '../query.js';
 import { streamResponse, type OpenStreams } from '../stream.js';
 
 const typesParam = z
@@ -24,6 +24,7 @@ const typesParam = z
 
 const spec = querySpec({
   job_id: jobIdParam.optional(),
+  instance: instanceParam.optional(),
   types: typesParam.optional(),
   last_event_id: z.string().max(100, { message: 'must be at most 100 characters' }).optional(),
 });
@@ -35,9 +36,11 @@ export function eventsHandler(state: PodReader, open: OpenStreams, counts: Strea
     const journal = state.events;
     const types = q.types ? new Set<EventType>(q.types) : null;
     // Events before the platform id was read carry the prompt id as their job id: both are followed.
-    let promptId = q.job_id ? (state.comfy.tracker.get(q.job_id)?.prompt_id ?? null) : null;
+    const instance = q.instance === undefined ? undefined : pickInstance(state.instances, q.instance).name;
+    let promptId = q.job_id ? (state.instances.findJob(q.job_id)?.job.prompt_id ?? null) : null;
     const wanted = (e: PodEvent): boolean => {
       if (types && !types.has(e.type)) return false;
+      if (instance !== undefined && e.instance !== instance) return false;
       if (!q.job_id) return true;
       if (e.job_id === q.job_id && e.prompt_id) promptId = e.prompt_id;
       return e.job_id === q.job_id || e.prompt_id === q.job_id || (promptId !== null && e.prompt_id === promptId);

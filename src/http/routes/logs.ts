@@ -9,7 +9,7 @@ import type { PodReader } from '../../state/pod.js';
 import type { LogRecord } from '../../state/logs.js';
 import type { RingEntry } from '../../state/ring-buffer.js';
 import { LEVELS } from '../../shared/log-levels.js';
-import { formatParam, intParam, jobIdParam, parseQuery, querySpec } from '../query.js';
+import { formatParam, instanceParam, intParam, jobIdParam, parseQuery, pickInstance, querySpec } from '../query.js';
 import { sendJson, sendText } from '../respond.js';
 import { streamResponse, type OpenStreams } from '../stream.js';
 import { ApiError } from '../errors.js';
@@ -17,12 +17,12 @@ import { iso } from '../../format.js';
 
 function formatText(e: RingEntry<LogRecord>): string {
   const r = e.value;
-  return `${iso(r.ts)} ${r.level.toUpperCase().padEnd(5)} ${r.source} ${r.job_id ?? '-'} ${r.message}\n`;
+  return `${iso(r.ts)} ${r.level.toUpperCase().padEnd(5)} ${r.instance === null ? r.source : `${r.source}[${r.instance}]`} ${r.job_id ?? '-'} ${r.message}\n`;
 }
 
 function toJson(e: RingEntry<LogRecord>) {
   const r = e.value;
-  return { seq: e.seq, ts: iso(r.ts), level: r.level, source: r.source, message: r.message, job_id: r.job_id };
+  return { seq: e.seq, ts: iso(r.ts), level: r.level, source: r.source, ...(r.instance === null ? {} : { instance: r.instance }), message: r.message, job_id: r.job_id };
 }
 
 export function logsHandler(state: PodReader, open: OpenStreams) {
@@ -32,6 +32,7 @@ export function logsHandler(state: PodReader, open: OpenStreams) {
       level: z.enum(LEVELS as [string, ...string[]], { message: `must be one of ${LEVELS.join(', ')}` }).optional(),
       job_id: jobIdParam.optional(),
       source: z.enum(['comfyui', 'podscope'], { message: 'must be comfyui or podscope' }).optional(),
+      instance: instanceParam.optional(),
       after: z
         .string()
         .regex(/^\d{1,15}$/, { message: 'must be a seq number (a non-negative integer)' })
@@ -44,17 +45,18 @@ export function logsHandler(state: PodReader, open: OpenStreams) {
   return (c: Context) => {
     const store = state.logs;
     const q = parseQuery(c, spec);
+    const instance = q.instance === undefined ? undefined : pickInstance(state.instances, q.instance).name;
     let jobIds: Set<string> | undefined;
     if (q.job_id) {
       // Either id of a job is accepted; lines carry the platform job id (the prompt_id before it was known).
-      const job = state.comfy.tracker.get(q.job_id);
+      const job = instance === undefined ? state.instances.findJob(q.job_id)?.job : state.instances.byName(instance)!.tracker.get(q.job_id);
       jobIds = new Set([q.job_id, ...(job ? [job.job_id, job.prompt_id] : [])]);
       // Unknown everywhere, as /debug/workflow and /debug/artifacts say: not a job with no lines.
       if (!job && store.query({ lines: 1, jobIds }).length === 0) {
         throw new ApiError(404, 'JOB_NOT_FOUND', `No job with id ${q.job_id} is known, and no log line carries it.`, { details: { job_id: q.job_id } });
       }
     }
-    const filter = { level: q.level as LogRecord['level'] | undefined, jobIds, source: q.source, q: q.q };
+    const filter = { level: q.level as LogRecord['level'] | undefined, jobIds, source: q.source, instance, q: q.q };
     const entries = store.query({ lines: q.lines ?? 100, after: q.after, ...filter });
     const text = q.format === 'text';
     if (q.follow === '1' || q.follow === 'true') return follow(c, state, open, entries, store.matcher(filter), text);

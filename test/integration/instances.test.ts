@@ -59,11 +59,11 @@ async function startTwo(env: Record<string, string> = {}): Promise<TwoRig> {
 }
 
 const ready = (r: TwoRig) => until(async () => (await r.get('/ready')).status === 200, 20_000);
-const finished = (r: TwoRig, id: string, status = 'success') =>
+const finished = (r: TwoRig, id: string, status = 'success', ms = 20_000) =>
   until(async () => {
     const w = await r.get(`/debug/workflow?job_id=${id}`);
     return w.body.status === status ? w.body : undefined;
-  }, 20_000);
+  }, ms);
 
 describe('a pod with two ComfyUIs', () => {
   it('finds a job by its id on whichever instance ran it, and says which', async () => {
@@ -182,6 +182,16 @@ describe('a pod with two ComfyUIs', () => {
     const problems = (await rig.get('/debug/status')).body.problems;
     expect(problems.some((p: { instance?: string; code: string }) => p.instance === 'gpu0' && p.code === 'COMFYUI_UNREACHABLE')).toBe(true);
     expect(problems.some((p: { instance?: string }) => p.instance === 'gpu1')).toBe(false);
+  });
+
+  it('follows one instance at its usual pace while the other hangs every HTTP call', async () => {
+    rig = await startTwo({ PODSCOPE_COMFYUI_TIMEOUT_MS: '20000' });
+    await ready(rig);
+    rig.sims[0].httpFault = { paths: /./, status: 'hang' };
+    await submit(rig.sims[1].url, txt2img({ steps: 2, seed: 13 }), { clientId: 'w1', extra: { job_id: 'h1' } });
+    // Done and found well inside the hung instance's 20 s deadline.
+    expect((await finished(rig, 'h1', 'success', 15_000)).instance).toBe('gpu1');
+    rig.sims[0].httpFault = null;
   });
 
   it('labels the per-instance metric families comfyui="NAME"', async () => {

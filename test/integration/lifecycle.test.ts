@@ -163,6 +163,12 @@ describe('the podscope process', () => {
     expect(r.stdout).toBe('');
   });
 
+  it('stops with exit code 2 on a bad COMFYUI_URLS, naming the variable and the entry, its password masked', async () => {
+    const r = await runBin({ COMFYUI_URLS: 'gpu0=http://127.0.0.1:8188,gpu1=htp://admin:s3cr3tpass@127.0.0.1:8189' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('podscope: invalid configuration: COMFYUI_URLS: entry "gpu1=htp://admin:[REDACTED]@127.0.0.1:8189": must be an absolute http:// or https:// URL\n');
+  });
+
   it('prints its version', async () => {
     const r = await runBin({}, ['--version']);
     expect(r.code).toBe(0);

@@ -212,3 +212,28 @@ describe('problems', () => {
     expect(changes[0]!.problem.message).toBe('first');
   });
 });
+
+describe("an instance's scope of the board", () => {
+  it('raises problems that name the instance, and clears only its own', () => {
+    const board = new HealthBoard(() => 0);
+    const gpu0 = board.scope('gpu0');
+    const gpu1 = board.scope('gpu1');
+    gpu0.raise('comfyui', 'COMFYUI_UNREACHABLE', 'ComfyUI at http://127.0.0.1:8188 does not answer');
+    gpu1.raise('comfyui', 'COMFYUI_UNREACHABLE', 'ComfyUI at http://127.0.0.1:8189 does not answer');
+    gpu0.clear('comfyui');
+    expect(board.problems().map((p) => [p.instance, p.code])).toEqual([['gpu1', 'COMFYUI_UNREACHABLE']]);
+    expect(gpu0.hasProblem('comfyui')).toBe(false);
+    expect(gpu1.hasProblem('comfyui', 'COMFYUI_UNREACHABLE')).toBe(true);
+    expect(board.hasProblem('comfyui')).toBe(false);
+  });
+
+  it('keeps each instance’s collector runs apart, named by the instance', () => {
+    const board = new HealthBoard(() => 0);
+    board.scope('gpu0').record('comfyui', { ok: true, durationMs: 1 });
+    board.scope('gpu1').record('comfyui', { ok: false, durationMs: 1, code: 'X', message: 'y' });
+    expect(board.collectorsSnapshot().map((c) => [c.name, c.instance, c.ok])).toEqual([
+      ['comfyui', 'gpu0', true],
+      ['comfyui', 'gpu1', false],
+    ]);
+  });
+});

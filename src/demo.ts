@@ -3,7 +3,7 @@
  * real H200 capture) and a workload generator submitting varied prompts from several clients,
  * then the real sidecar against them. Every /debug endpoint shows live data within seconds.
  */
-import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,7 +29,8 @@ export interface DemoOptions {
 
 export interface Demo {
   pod: Podscope;
-  sim: SimComfyUI;
+  /** One simulated ComfyUI per GPU, the first on GPU 0. */
+  sims: SimComfyUI[];
   url: string;
   close(): Promise<void>;
 }
@@ -46,30 +47,36 @@ export function demoJobId(n: number): string {
   return `job_${String(n).padStart(4, '0')}`;
 }
 
-/** The workload: mostly good prompts, some cached, now and then an OOM, an interrupt, a rejected prompt. */
+/**
+ * The workload: mostly good prompts, some cached, now and then an OOM, an interrupt, a rejected
+ * prompt; numbered across the pod, each sent to a ComfyUI whose queue is short.
+ */
 class Workload {
   private n = 0;
   private stopped = false;
   private loop: Promise<void> | null = null;
-  private browser: WebSocket | null = null;
+  private browsers: WebSocket[] = [];
 
-  constructor(private readonly sim: SimComfyUI) {}
+  constructor(private readonly sims: SimComfyUI[]) {}
 
   start(): void {
     // The browser UI keeps one socket under its own id, as the real frontend does.
-    this.browser = new WebSocket(`${this.sim.url.replace('http', 'ws')}/ws?clientId=browser-${randomUUID().slice(0, 8)}`);
-    this.browser.on('error', () => undefined);
+    for (const sim of this.sims) {
+      const browser = new WebSocket(`${sim.url.replace('http', 'ws')}/ws?clientId=browser-${randomUUID().slice(0, 8)}`);
+      browser.on('error', () => undefined);
+      this.browsers.push(browser);
+    }
     this.loop = this.run();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.browser?.terminate();
+    for (const b of this.browsers) b.terminate();
     await this.loop;
   }
 
-  private async pending(): Promise<number> {
-    const r = await fetch(`${this.sim.url}/prompt`).catch(() => null);
+  private async pending(sim: SimComfyUI): Promise<number> {
+    const r = await fetch(`${sim.url}/prompt`).catch(() => null);
     if (!r?.ok) return 99;
     const b = (await r.json()) as { exec_info?: { queue_remaining?: number } };
     return b.exec_info?.queue_remaining ?? 99;
@@ -77,12 +84,12 @@ class Workload {
 
   private async run(): Promise<void> {
     while (!this.stopped) {
-      if ((await this.pending()) < 2) await this.submitOne().catch(() => undefined);
+      for (const sim of this.sims) if (!this.stopped && (await this.pending(sim)) < 2) await this.submitOne(sim).catch(() => undefined);
       await new Promise((r) => setTimeout(r, 700));
     }
   }
 
-  private async submitOne(): Promise<void> {
+  private async submitOne(sim: SimComfyUI): Promise<void> {
     const n = ++this.n;
     const jobId = demoJobId(n);
     const kind = n % 10;
@@ -99,15 +106,15 @@ class Workload {
     const clientId = worker ? `worker-${randomUUID()}` : undefined;
     let ws: WebSocket | null = null;
     if (clientId) {
-      ws = new WebSocket(`${this.sim.url.replace('http', 'ws')}/ws?clientId=${clientId}`);
+      ws = new WebSocket(`${sim.url.replace('http', 'ws')}/ws?clientId=${clientId}`);
       ws.on('error', () => undefined);
       await new Promise((r) => ws!.once('open', r).once('error', r));
     }
-    const res = await submit(this.sim.url, graph, { clientId, extra: { job_id: jobId, trace_id: randomUUID().replace(/-/g, '') } });
+    const res = await submit(sim.url, graph, { clientId, extra: { job_id: jobId, trace_id: randomUUID().replace(/-/g, '') } });
     if (kind === K.interrupted && res.body.prompt_id) {
       // Someone presses "cancel" a few seconds in.
       const id = res.body.prompt_id;
-      setTimeout(() => void fetch(`${this.sim.url}/interrupt`, { method: 'POST', body: JSON.stringify({ prompt_id: id }) }).catch(() => undefined), 2500).unref();
+      setTimeout(() => void fetch(`${sim.url}/interrupt`, { method: 'POST', body: JSON.stringify({ prompt_id: id }) }).catch(() => undefined), 2500).unref();
     }
     if (ws) {
       const socket = ws;
@@ -123,51 +130,60 @@ class Workload {
 
 export async function startDemo(opts: DemoOptions): Promise<Demo> {
   const dir = mkdtempSync(join(tmpdir(), 'podscope-demo-'));
-  const outputDir = join(dir, 'output');
-  const logFile = join(dir, 'comfyui.log');
-  writeFileSync(logFile, '');
-  const sim = new SimComfyUI({
-    stepMs: opts.stepMs ?? 150,
-    nodeMs: 60,
-    outputDir,
-    tempDir: join(dir, 'temp'),
-    onLog: (line) => appendFileSync(logFile, line),
-  });
-
-  // Simulated GPUs: the fake nvidia-smi reads this file on every run; it follows the workload.
+  // One ComfyUI per GPU, as multi-GPU pods serve: each on its own port, pinned with --cuda-device,
+  // with its own output and temp directories and log file.
   const gpus = opts.gpus ?? 2;
+  const instances = Array.from({ length: gpus }, (_, i) => {
+    const home = join(dir, `gpu${i}`);
+    const logFile = join(home, 'comfyui.log');
+    mkdirSync(home, { recursive: true });
+    writeFileSync(logFile, '');
+    const sim = new SimComfyUI({
+      stepMs: opts.stepMs ?? 150,
+      nodeMs: 60,
+      cudaDevice: i,
+      outputDir: join(home, 'output'),
+      tempDir: join(home, 'temp'),
+      onLog: (line) => appendFileSync(logFile, line),
+    });
+    return { name: `gpu${i}`, sim, logFile, outputDir: join(home, 'output') };
+  });
+  const sims = instances.map((i) => i.sim);
+
+  // Simulated GPUs: the fake nvidia-smi reads this file on every run; each GPU follows its ComfyUI.
   const smiConfig = join(dir, 'fake-nvidia-smi.json');
   // Written whole then renamed: the fake reads it on every run and must never see half a file.
-  const writeGpus = (busy: boolean) => {
+  const writeGpus = (busy: boolean[]) => {
     writeFileSync(
       `${smiConfig}.new`,
       JSON.stringify({
         fixture: 'h200-x1.drv590.load',
         gpus,
-        utilization: busy ? 90 + Math.round(Math.random() * 9) : 0,
-        memory_used_mb: busy ? 30_000 + Math.round(Math.random() * 6000) : 612,
-        power_w: busy ? 600 + Math.random() * 40 : 74 + Math.random() * 3,
+        utilization: busy.map((b) => (b ? 90 + Math.round(Math.random() * 9) : 0)),
+        memory_used_mb: busy.map((b) => (b ? 30_000 + Math.round(Math.random() * 6000) : 612)),
+        power_w: busy.map((b) => (b ? 600 + Math.random() * 40 : 74 + Math.random() * 3)),
       }),
     );
     renameSync(`${smiConfig}.new`, smiConfig);
   };
-  writeGpus(false);
+  writeGpus(sims.map(() => false));
   process.env.FAKE_NVIDIA_SMI = smiConfig;
+  const list = (pick: (i: (typeof instances)[number]) => string) => instances.map((i) => `${i.name}=${pick(i)}`).join(',');
 
   // A calm terminal: podscope's JSON log goes to its buffer (/debug/logs) unless LOG_LEVEL asks
   // for it on stdout; the simulated world's OOMs and rejections are the demo working, not failures.
   const logToStdout = opts.env.LOG_LEVEL !== undefined;
   let pod: Podscope;
   try {
-    await sim.start();
+    await Promise.all(sims.map((s) => s.start()));
     pod = await startPodscope({
       ...(logToStdout ? {} : { sinks: [] }),
       env: {
         PODSCOPE_GPU_INTERVAL_MS: '500',
         PODSCOPE_NVIDIA_SMI: FAKE_SMI,
-        COMFYUI_URL: sim.url,
-        COMFYUI_OUTPUT_DIR: outputDir,
-        COMFYUI_LOG_FILE: logFile,
+        COMFYUI_URLS: list((i) => i.sim.url),
+        COMFYUI_OUTPUT_DIRS: list((i) => i.outputDir),
+        COMFYUI_LOG_FILES: list((i) => i.logFile),
         RUNPOD_GPU_COUNT: String(gpus),
         RUNPOD_POD_ID: opts.env.RUNPOD_POD_ID ?? 'demo-pod',
         PODSCOPE_ENV: 'development',
@@ -178,14 +194,14 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
     });
   } catch (err) {
     // Nothing is left behind by a demo that cannot start (a busy port, a bad variable).
-    await sim.stop().catch(() => undefined);
+    await Promise.all(sims.map((s) => s.stop().catch(() => undefined)));
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
-  const gpuTimer = setInterval(() => writeGpus(pod.state.comfy?.tracker.running() !== undefined), 500);
+  const gpuTimer = setInterval(() => writeGpus(pod.state.instances.all.map((c) => c.tracker.running() !== undefined)), 500);
   gpuTimer.unref();
 
-  const workload = new Workload(sim);
+  const workload = new Workload(sims);
   workload.start();
   const host = pod.config.host === '0.0.0.0' ? '127.0.0.1' : pod.config.host;
   const url = `http://${host}:${pod.port}`;
@@ -195,8 +211,8 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
     say(
       [
         '',
-        `podscope demo: a simulated ComfyUI (${sim.url}) with ${gpus} simulated H200 GPUs and a workload,`,
-        `and podscope watching them at ${url}`,
+        `podscope demo: ${gpus} simulated H200 GPU${gpus === 1 ? '' : 's'}, each with its own simulated ComfyUI (${instances.map((i) => `${i.name} ${i.sim.url}`).join(', ')}),`,
+        `a workload, and podscope watching them at ${url}`,
         '',
         `Open ${url}/ in a browser for the page${pod.config.token ? ' (it asks for the token once)' : ''}, or try:`,
         // With a token set, the lines carry it (from the environment, never printed).
@@ -215,7 +231,7 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
   let closing: Promise<void> | null = null;
   return {
     pod,
-    sim,
+    sims,
     url,
     close: () =>
       (closing ??= (async () => {
@@ -223,7 +239,7 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
         if (summaryTimer) clearInterval(summaryTimer);
         await workload.stop();
         await pod.close();
-        await sim.stop();
+        await Promise.all(sims.map((s) => s.stop()));
         rmSync(dir, { recursive: true, force: true });
       })()),
   };
@@ -234,9 +250,9 @@ export function demoSummary(pod: Podscope): string {
   const { state } = pod;
   const at = iso(state.now()).slice(11, 19);
   const condition = state.condition().status;
-  const tracker = state.comfy.tracker;
-  const since = (s: JobStatus) => tracker.outcomes.get(s) ?? 0;
-  const now = (s: JobStatus) => tracker.unfinished().filter((j) => j.status === s).length;
+  const trackers = state.instances.all.map((c) => c.tracker);
+  const since = (s: JobStatus) => trackers.reduce((n, t) => n + (t.outcomes.get(s) ?? 0), 0);
+  const now = (s: JobStatus) => trackers.reduce((n, t) => n + t.unfinished().filter((j) => j.status === s).length, 0);
   const gpus = state.gpu?.readings().filter((g) => !g.lost) ?? [];
   const busy = gpus.map((g) => g.utilization_percent).filter((u): u is number => u !== null);
   const util = busy.length > 0 ? `${Math.round(busy.reduce((a, b) => a + b, 0) / busy.length)}% busy` : 'utilization unknown';
@@ -245,7 +261,7 @@ export function demoSummary(pod: Podscope): string {
     `${at} ${state.config.podId} ${condition === 'ok' ? (now('running') > 0 ? 'processing' : 'idle') : condition}`,
     `${gpus.length} GPU${gpus.length === 1 ? '' : 's'} ${util}`,
     `jobs since start: ${since('success')} done, ${since('error')} failed, ${since('interrupted')} interrupted, ${since('lost')} lost; now ${now('running')} running, ${now('queued')} queued`,
-    `problems: ${problems.length === 0 ? 'none' : problems.map((p) => `${p.component} ${p.code}`).join(', ')}`,
+    `problems: ${problems.length === 0 ? 'none' : problems.map((p) => `${p.component}${p.instance === undefined ? '' : `[${p.instance}]`} ${p.code}`).join(', ')}`,
   ].join(' · ');
 }
 

@@ -22,9 +22,10 @@ export interface FakeSmiConfig {
   exit_code?: number;
   slow_ms?: number;
   lost_index?: number;
-  utilization?: number | 'wave';
-  memory_used_mb?: number;
-  power_w?: number;
+  /** A value for every GPU, or one per GPU (by index; the list repeats). */
+  utilization?: number | 'wave' | number[];
+  memory_used_mb?: number | number[];
+  power_w?: number | number[];
   /** The query answers for only the first this many GPUs (silently); `-L` still lists `gpus`. */
   query_gpus?: number;
   /** Values for named --query-gpu fields on every GPU (`{"remapped_rows.pending": "Yes"}`). */
@@ -224,13 +225,14 @@ export function answer(args: string[], cfg: FakeSmiConfig, dir = DEFAULT_FIXTURE
     };
     set('index', String(i));
     for (const [name, value] of Object.entries(cfg.values ?? {})) set(name, value);
+    const of = <T>(v: T | T[]): T => (Array.isArray(v) ? v[i % v.length]! : v);
     if (cfg.utilization !== undefined) {
-      const u = cfg.utilization === 'wave' ? Math.round(50 + 45 * Math.sin(now / 5000 + i)) : cfg.utilization;
+      const u = cfg.utilization === 'wave' ? Math.round(50 + 45 * Math.sin(now / 5000 + i)) : of(cfg.utilization);
       if (!row[table.header.indexOf('utilization.gpu')]?.startsWith('[')) set('utilization.gpu', String(u));
     }
-    if (cfg.memory_used_mb !== undefined) set('memory.used', String(cfg.memory_used_mb));
+    if (cfg.memory_used_mb !== undefined) set('memory.used', String(of(cfg.memory_used_mb)));
     if (cfg.power_w !== undefined) {
-      for (const p of ['power.draw', 'power.draw.average', 'power.draw.instant']) set(p, cfg.power_w.toFixed(2));
+      for (const p of ['power.draw', 'power.draw.average', 'power.draw.instant']) set(p, of(cfg.power_w).toFixed(2));
     }
     if (mode === 'lost' && i === (cfg.lost_index ?? count - 1)) {
       const bus = busCol >= 0 ? row[busCol]!.replace(/^0000/, '') : '0000:34:00.0';

@@ -102,6 +102,21 @@ describe('the demo', () => {
     expect(oom.code).toBe(1);
     expect(oom.stdout).toMatch(/job job_0003 error in node 3 \(KSampler\): torch\.OutOfMemoryError: Allocation on device/);
   }, 70_000);
+
+  it('runs one simulated ComfyUI per GPU, each pinned to its GPU, with jobs on every one', async () => {
+    const body = await until(async () => {
+      const { body } = await json('/debug/status');
+      return body.instances?.length === 2 && body.instances.every((i: { gpus: unknown[] | null }) => i.gpus !== null) ? body : undefined;
+    }, 20_000);
+    expect(body.instances.map((i: { name: string; gpus: Array<{ index: number }>; gpus_source: string }) => [i.name, i.gpus.map((g) => g.index), i.gpus_source])).toEqual([
+      ['gpu0', [0], 'argv'],
+      ['gpu1', [1], 'argv'],
+    ]);
+    await until(async () => {
+      const jobs = (await json('/debug/jobs?status=success&limit=1000')).body.jobs as Array<{ instance: string }>;
+      return ['gpu0', 'gpu1'].every((n) => jobs.some((j) => j.instance === n));
+    }, 30_000);
+  }, 60_000);
 });
 
 describe('the CLI against the demo', () => {

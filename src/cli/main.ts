@@ -14,12 +14,13 @@ Usage:
   podscope demo [--gpus N] [--step-ms MS] [--summary-s S]
                                      the sidecar against a simulated ComfyUI, GPUs and workload
   podscope status    [options]       pod status, GPUs, current job, problems
-  podscope workflow  [options] [--job ID]   a job node by node (the running or latest one by default)
-  podscope queue     [options]       running and pending prompts
-  podscope jobs      [options] [--status S] [--limit N]   the jobs remembered, newest first
-  podscope logs      [options] [--lines N] [--level L] [--job ID] [--source S] [--grep TEXT] [--follow]
+  podscope workflow  [options] [--job ID] [--instance NAME]   a job node by node (the running or latest one by default)
+  podscope queue     [options] [--instance NAME]   running and pending prompts
+  podscope jobs      [options] [--status S] [--limit N] [--instance NAME]   the jobs remembered, newest first
+  podscope logs      [options] [--lines N] [--level L] [--job ID] [--source S] [--grep TEXT] [--instance NAME] [--follow]
   podscope memory    [options]       GPU, ComfyUI, host and podscope memory
-  podscope artifacts [options] [--job ID]   a job's outputs
+  podscope artifacts [options] [--job ID] [--instance NAME]   a job's outputs
+                     --instance NAME: only that ComfyUI of a pod that runs several (podscope status names them)
   podscope wait --job ID [--timeout S] [--interval S] [options]
                                      wait for a job: exit 0 success, 1 failed or interrupted,
                                      2 timeout, 3 pod unreachable or token refused; it follows
@@ -49,12 +50,12 @@ export const OPTIONS: Record<string, readonly string[]> = {
   serve: ['version'],
   demo: ['gpus', 'step-ms', 'summary-s'],
   status: CLIENT,
-  workflow: [...CLIENT, 'job'],
-  queue: CLIENT,
-  jobs: [...CLIENT, 'status', 'limit'],
+  workflow: [...CLIENT, 'job', 'instance'],
+  queue: [...CLIENT, 'instance'],
+  jobs: [...CLIENT, 'status', 'limit', 'instance'],
   memory: CLIENT,
-  artifacts: [...CLIENT, 'job'],
-  logs: [...CLIENT, 'lines', 'level', 'job', 'source', 'grep', 'follow'],
+  artifacts: [...CLIENT, 'job', 'instance'],
+  logs: [...CLIENT, 'lines', 'level', 'job', 'source', 'grep', 'follow', 'instance'],
   wait: [...CLIENT, 'job', 'timeout', 'interval'],
   help: [],
 };
@@ -133,7 +134,7 @@ function out(text: string): void {
 }
 
 /** The query parameters the CLI's options become, by option: a value the pod refuses names the option. */
-const PARAMETER_OPTION: Record<string, string> = { job_id: 'job', q: 'grep', lines: 'lines', level: 'level', source: 'source', status: 'status', limit: 'limit' };
+const PARAMETER_OPTION: Record<string, string> = { job_id: 'job', q: 'grep', lines: 'lines', level: 'level', source: 'source', status: 'status', limit: 'limit', instance: 'instance' };
 
 /**
  * Says why the pod refused a request and gives the exit code: a value of one of our options that
@@ -159,14 +160,19 @@ async function view(args: Args, env: Record<string, string | undefined>, path: s
   return 0;
 }
 
-function jobQuery(args: Args): string {
-  const job = str(args, 'job');
-  return job ? `?job_id=${encodeURIComponent(job)}` : '';
+/** The query string the options become: `--job` is `job_id`, the others keep their names. */
+function query(args: Args, options: readonly string[]): string {
+  const params = new URLSearchParams();
+  for (const option of options) {
+    const v = str(args, option);
+    if (v !== undefined) params.set(option === 'job' ? 'job_id' : option, v);
+  }
+  return params.size > 0 ? `?${params}` : '';
 }
 
 async function logs(args: Args, env: Record<string, string | undefined>): Promise<number> {
   const params = new URLSearchParams();
-  const map: Record<string, string> = { lines: 'lines', level: 'level', job: 'job_id', source: 'source', grep: 'q', after: 'after' };
+  const map: Record<string, string> = { lines: 'lines', level: 'level', job: 'job_id', source: 'source', grep: 'q', after: 'after', instance: 'instance' };
   for (const [flag, param] of Object.entries(map)) {
     const v = str(args, flag);
     if (v !== undefined) params.set(param, v);
@@ -361,18 +367,15 @@ export async function cli(argv: string[], env: Record<string, string | undefined
       case 'status':
         return await view(args, env, '/debug/status', renderStatus);
       case 'workflow':
-        return await view(args, env, `/debug/workflow${jobQuery(args)}`, renderWorkflow);
+        return await view(args, env, `/debug/workflow${query(args, ['job', 'instance'])}`, renderWorkflow);
       case 'queue':
-        return await view(args, env, '/debug/queue', renderQueue);
-      case 'jobs': {
-        const params = new URLSearchParams();
-        for (const name of ['status', 'limit']) if (str(args, name)) params.set(name, str(args, name)!);
-        return await view(args, env, `/debug/jobs${params.size > 0 ? `?${params}` : ''}`, renderJobs);
-      }
+        return await view(args, env, `/debug/queue${query(args, ['instance'])}`, renderQueue);
+      case 'jobs':
+        return await view(args, env, `/debug/jobs${query(args, ['status', 'limit', 'instance'])}`, renderJobs);
       case 'memory':
         return await view(args, env, '/debug/memory', renderMemory);
       case 'artifacts':
-        return await view(args, env, `/debug/artifacts${jobQuery(args)}`, renderArtifacts);
+        return await view(args, env, `/debug/artifacts${query(args, ['job', 'instance'])}`, renderArtifacts);
       case 'logs':
         return await logs(args, env);
       case 'wait':

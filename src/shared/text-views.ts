@@ -14,6 +14,12 @@ function table(rows: string[][], header: string[]): string {
 
 const dash = (v: unknown) => (v === null || v === undefined || v === '' ? '-' : String(v));
 
+/** Whether the items come from more than one ComfyUI instance (their rows then name it). */
+const several = (items: J[] | undefined) => new Set((items ?? []).map((x: J) => x?.instance)).size > 1;
+
+/** A problem's place: its component, and the instance it is about. */
+const where = (p: J) => `${p.component}${p.instance ? `[${p.instance}]` : ''}`;
+
 function mb(v: number | null | undefined): string {
   if (v === null || v === undefined) return '-';
   return v >= 1024 ? `${(v / 1024).toFixed(1)} GiB` : `${v} MiB`;
@@ -28,7 +34,25 @@ export function renderStatus(s: J): string {
   const out: string[] = [];
   out.push(`pod ${s.pod_id}: ${String(s.status).toUpperCase()}    (as of ${s.sampled_at})`);
   const c = s.comfyui ?? {};
-  out.push(`ComfyUI ${dash(c.version)} at ${c.url}: http ${c.http_ok ? 'ok' : 'DOWN'}, websocket ${c.websocket ? 'connected' : 'DOWN'}${c.tap ? ', tap installed' : ''}`);
+  const instances: J[] = Array.isArray(s.instances) ? s.instances : [];
+  if (instances.length > 1) {
+    out.push(
+      table(
+        instances.map((i: J) => [
+          i.name,
+          String(i.status),
+          i.gpus === null ? '?' : i.gpus.map((g: J) => dash(g.index)).join(',') || 'cpu',
+          dash(i.version),
+          `${i.queue?.running ?? 0}+${i.queue?.pending ?? 0}`,
+          i.current_job ? `${dash(i.current_job.job_id)} ${dash(i.current_job.progress_percent)}%` : '-',
+          `${i.url}${i.tap ? ' (tap)' : ''}`,
+        ]),
+        ['COMFYUI', 'STATUS', 'GPU', 'VERSION', 'RUN+WAIT', 'CURRENT JOB', 'URL'],
+      ),
+    );
+  } else {
+    out.push(`ComfyUI ${dash(c.version)} at ${c.url}: http ${c.http_ok ? 'ok' : 'DOWN'}, websocket ${c.websocket ? 'connected' : 'DOWN'}${c.tap ? ', tap installed' : ''}`);
+  }
   out.push(`queue: ${s.queue?.running ?? 0} running, ${s.queue?.pending ?? 0} pending`);
   out.push('');
   if (Array.isArray(s.gpus) && s.gpus.length > 0) {
@@ -59,28 +83,27 @@ export function renderStatus(s: J): string {
     out.push('no GPU data');
   }
   out.push('');
-  const j = s.current_job;
-  if (j) {
-    out.push(`current job ${j.job_id} (prompt ${j.prompt_id})`);
+  const current: J[] = Array.isArray(s.current_jobs) ? s.current_jobs : s.current_job ? [s.current_job] : [];
+  for (const j of current) {
+    out.push(`current job ${j.job_id} (prompt ${j.prompt_id})${instances.length > 1 ? ` on ${j.instance}` : ''}`);
     out.push(`  ${bar(j.progress_percent)} ${j.progress_percent}%  running ${j.elapsed_s}s${j.gpu_seconds !== null ? `, ${j.gpu_seconds} GPU-s` : ''}`);
     if (j.current_node) {
       const p = j.current_node.progress;
       out.push(`  node ${j.current_node.node_id} ${j.current_node.class_type}${p ? ` step ${p.steps}/${p.total}` : ''}`);
     }
-  } else {
-    out.push('no job running');
   }
+  if (current.length === 0) out.push('no job running');
   if (Array.isArray(s.problems) && s.problems.length > 0) {
     out.push('');
     out.push('problems:');
-    for (const p of s.problems) out.push(`  ${p.severity === 'warning' ? 'WARN ' : 'ERROR'} ${p.component}/${p.code} since ${p.since}: ${p.message}`);
+    for (const p of s.problems) out.push(`  ${p.severity === 'warning' ? 'WARN ' : 'ERROR'} ${where(p)}/${p.code} since ${p.since}: ${p.message}`);
   }
   return `${out.join('\n')}\n`;
 }
 
 export function renderWorkflow(w: J): string {
   const out: string[] = [];
-  out.push(`job ${w.job_id}  prompt ${w.prompt_id}  ${String(w.status).toUpperCase()}`);
+  out.push(`job ${w.job_id}  prompt ${w.prompt_id}${w.instance ? `  comfyui ${w.instance}` : ''}  ${String(w.status).toUpperCase()}`);
   out.push(`${bar(w.progress_percent)} ${w.progress_percent}%  ${w.nodes_completed}/${w.nodes_total} nodes${w.duration_s !== null ? `  ${w.duration_s}s` : ''}${w.gpu_seconds !== null && w.gpu_seconds !== undefined ? `  ${w.gpu_seconds} GPU-s` : ''}${w.peak_vram_mb ? `  peak VRAM ${mb(w.peak_vram_mb)}` : ''}`);
   out.push('');
   out.push(
@@ -107,24 +130,29 @@ export function renderWorkflow(w: J): string {
 }
 
 export function renderQueue(q: J): string {
+  const many = several([...(q.running ?? []), ...(q.pending ?? [])]);
+  const on = (j: J) => (many ? [dash(j.instance)] : []);
   const rows = [
-    ...(q.running ?? []).map((j: J) => ['running', '-', dash(j.job_id), j.prompt_id, dash(j.client_id), dash(j.started_at)]),
-    ...(q.pending ?? []).map((j: J) => ['pending', String(j.position), dash(j.job_id), j.prompt_id, dash(j.client_id), dash(j.queued_at ?? j.first_seen_at)]),
+    ...(q.running ?? []).map((j: J) => [...on(j), 'running', '-', dash(j.job_id), j.prompt_id, dash(j.client_id), dash(j.started_at)]),
+    ...(q.pending ?? []).map((j: J) => [...on(j), 'pending', String(j.position), dash(j.job_id), j.prompt_id, dash(j.client_id), dash(j.queued_at ?? j.first_seen_at)]),
   ];
-  const out = [rows.length > 0 ? table(rows, ['STATE', 'POS', 'JOB', 'PROMPT', 'CLIENT', 'SINCE']) : 'queue empty', `queue_remaining ${q.queue_remaining} (as of ${dash(q.as_of)})`];
+  const header = [...(many ? ['COMFYUI'] : []), 'STATE', 'POS', 'JOB', 'PROMPT', 'CLIENT', 'SINCE'];
+  const out = [rows.length > 0 ? table(rows, header) : 'queue empty', `queue_remaining ${q.queue_remaining} (as of ${dash(q.as_of)})`];
   if (Array.isArray(q.rejected) && q.rejected.length > 0) {
     out.push('', 'rejected prompts (HTTP 400, never queued):');
     for (const r of q.rejected) {
       const who = r.job_id ? `job ${r.job_id}` : 'a prompt';
       const reasons: string[] = Array.isArray(r.reasons) && r.reasons.length > 0 ? r.reasons : ['(reason not reported)'];
-      out.push(`  ${r.at}: ${who} was rejected: ${reasons[0]}`, ...reasons.slice(1).map((x) => `    also: ${x}`));
+      out.push(`  ${r.at}: ${who} was rejected${several(q.rejected) ? ` by ${r.instance}` : ''}: ${reasons[0]}`, ...reasons.slice(1).map((x) => `    also: ${x}`));
     }
   }
   return `${out.join('\n')}\n`;
 }
 
 export function renderJobs(v: J): string {
+  const many = several(v.jobs);
   const rows = (v.jobs ?? []).map((j: J) => [
+    ...(many ? [dash(j.instance)] : []),
     dash(j.job_id),
     String(j.status),
     j.duration_s === null ? '-' : `${j.duration_s} s`,
@@ -133,7 +161,7 @@ export function renderJobs(v: J): string {
     dash(j.finished_at ?? j.started_at ?? j.queued_at),
     j.error ? `${j.error.exception_type}: ${j.error.message}` : (j.lost_reason ?? ''),
   ]);
-  const out = [rows.length > 0 ? table(rows, ['JOB', 'STATUS', 'DURATION', 'GPU-S', 'PEAK VRAM', 'AT', 'ERROR']) : 'no jobs remembered', `${v.jobs?.length ?? 0} of ${v.total} (sampled ${dash(v.sampled_at)})`];
+  const out = [rows.length > 0 ? table(rows, [...(many ? ['COMFYUI'] : []), 'JOB', 'STATUS', 'DURATION', 'GPU-S', 'PEAK VRAM', 'AT', 'ERROR']) : 'no jobs remembered', `${v.jobs?.length ?? 0} of ${v.total} (sampled ${dash(v.sampled_at)})`];
   return `${out.join('\n')}\n`;
 }
 
@@ -167,12 +195,13 @@ export function renderMemory(m: J): string {
 export function renderArtifacts(a: J): string {
   const items = a.artifacts ?? [];
   if (items.length === 0) return 'no artifacts\n';
+  const many = several(items);
   return `${table(
-    items.map((x: J) => [dash(x.job_id), x.kind, x.type, `${x.subfolder ? `${x.subfolder}/` : ''}${x.filename}`, x.size_bytes === null || x.size_bytes === undefined ? '-' : String(x.size_bytes), x.exists === false ? 'MISSING' : x.exists ? 'yes' : '-', x.url]),
-    ['JOB', 'KIND', 'TYPE', 'FILE', 'BYTES', 'EXISTS', 'URL'],
+    items.map((x: J) => [...(many ? [dash(x.instance)] : []), dash(x.job_id), x.kind, x.type, `${x.subfolder ? `${x.subfolder}/` : ''}${x.filename}`, x.size_bytes === null || x.size_bytes === undefined ? '-' : String(x.size_bytes), x.exists === false ? 'MISSING' : x.exists ? 'yes' : '-', x.url]),
+    [...(many ? ['COMFYUI'] : []), 'JOB', 'KIND', 'TYPE', 'FILE', 'BYTES', 'EXISTS', 'URL'],
   )}\n`;
 }
 
 export function renderLogLine(l: J): string {
-  return `${l.ts} ${String(l.level).toUpperCase().padEnd(5)} ${l.source} ${l.job_id ?? '-'} ${l.message}`;
+  return `${l.ts} ${String(l.level).toUpperCase().padEnd(5)} ${l.instance ? `${l.source}[${l.instance}]` : l.source} ${l.job_id ?? '-'} ${l.message}`;
 }

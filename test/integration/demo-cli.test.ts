@@ -156,11 +156,24 @@ describe('the CLI against the demo', () => {
     const r = await cli(['jobs', '--url', url, '--status', 'finished', '--limit', '5']);
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split('\n');
-    expect(lines[0]).toMatch(/^JOB\s+STATUS\s+DURATION/);
+    // A COMFYUI column leads when the jobs listed ran on more than one of the demo's ComfyUIs.
+    expect(lines[0]).toMatch(/^(COMFYUI\s+)?JOB\s+STATUS\s+DURATION/);
     expect(lines.slice(1, -1).length).toBeGreaterThan(0);
     expect(lines.slice(1, -1).length).toBeLessThanOrEqual(5);
-    for (const l of lines.slice(1, -1)) expect(l).toMatch(/^job_\d+\s+(success|error|interrupted|lost)\s/);
+    for (const l of lines.slice(1, -1)) expect(l).toMatch(/^(gpu\d\s+)?job_\d+\s+(success|error|interrupted|lost)\s/);
   });
+
+  it('lists one ComfyUI’s jobs with --instance, and refuses a name the pod does not have with exit 64, naming the ones it has', async () => {
+    await until(async () => (await json('/debug/jobs?instance=gpu1&status=finished')).body.jobs.length > 0, 30_000);
+    const r = await cli(['jobs', '--url', url, '--instance', 'gpu1', '--json']);
+    expect(r.code).toBe(0);
+    const jobs = JSON.parse(r.stdout).jobs as Array<{ instance: string }>;
+    expect(jobs.length).toBeGreaterThan(0);
+    expect(jobs.every((j) => j.instance === 'gpu1')).toBe(true);
+    const bad = await cli(['queue', '--url', url, '--instance', 'gpu7']);
+    expect(bad.code).toBe(64);
+    expect(bad.stderr).toBe('podscope: --instance: instance must name a ComfyUI instance podscope follows: gpu0, gpu1.\n');
+  }, 45_000);
 
   it('prints memory', async () => {
     const r = await cli(['memory', '--url', url]);

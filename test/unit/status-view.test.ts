@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { statusView } from '../../src/views/status.js';
+import { renderStatus } from '../../src/shared/text-views.js';
 import { PodState } from '../../src/state/pod.js';
 import { GpuState } from '../../src/state/gpu.js';
 import { ComfyState } from '../../src/state/comfy.js';
@@ -105,5 +106,67 @@ describe('the rest of the answer', () => {
     expect(v.comfyui).toMatchObject({ connected: true, url: 'http://127.0.0.1:8188', http_ok: true, websocket: true, tap: false });
     expect(v.sampled_at).toBe('2026-11-24T00:00:00.000Z');
     expect(v.current_job).toBeNull();
+  });
+});
+
+describe('status of a pod with two ComfyUIs', () => {
+  function two() {
+    const config = loadConfig({ RUNPOD_POD_ID: 'pod_abc', COMFYUI_URLS: 'gpu0=http://127.0.0.1:8188,gpu1=http://127.0.0.1:8189', PODSCOPE_GPU: 'off' });
+    const state = new PodState({ config, version: 't', scrubber: new Scrubber([]), env: {}, now: () => T0 });
+    const [gpu0, gpu1] = state.instances.all as ComfyState[];
+    return { state, gpu0: gpu0!, gpu1: gpu1! };
+  }
+  const graph = { '1': { class_type: 'A', inputs: {} }, '2': { class_type: 'SaveImage', inputs: { images: ['1', 0] } } };
+  const running = (comfy: ComfyState, id: string, at: number) => comfy.tracker.applyQueue(at, [decodeQueueItem([1, id, graph, { job_id: `job-${id}` }, ['2']])!], []);
+
+  it('lists each instance with its condition, and is degraded while one is down', () => {
+    const { state, gpu0, gpu1 } = two();
+    up(gpu0);
+    gpu1.httpAnswered(T0 - 5000);
+    gpu1.connected('podscope-test');
+    gpu1.disconnected(T0 - 1000, 'closed');
+    gpu1.httpFailed(T0 - 1000, 'connect ECONNREFUSED 127.0.0.1:8189', true);
+    const s = statusView(state);
+    expect(s.instances.map((i) => [i.name, i.status, i.connected])).toEqual([
+      ['gpu0', 'idle', true],
+      ['gpu1', 'degraded', false],
+    ]);
+    expect(s.status).toBe('degraded');
+    expect(state.condition('gpu0').ready).toBe(true);
+    expect(state.condition().checks.comfyui).toMatch(/^gpu1: ComfyUI at http:\/\/127\.0\.0\.1:8189 does not answer/);
+  });
+
+  it('shows every running job in current_jobs, the one that started first as current_job, and the queues summed', () => {
+    const { state, gpu0, gpu1 } = two();
+    up(gpu0);
+    up(gpu1);
+    running(gpu1, 'B', T0 - 3000);
+    running(gpu0, 'A', T0 - 1000);
+    const s = statusView(state);
+    expect(s.current_jobs.map((j) => `${j.instance}:${j.job_id}`)).toEqual(['gpu1:job-B', 'gpu0:job-A']);
+    expect(s.current_job?.job_id).toBe('job-B');
+    expect(s.queue).toEqual({ running: 2, pending: 0 });
+    expect(s.status).toBe('processing');
+    expect(s.comfyui.url).toBe('http://127.0.0.1:8188');
+  });
+
+  it('says an instance’s GPUs are unknown, and why, when nothing names them', () => {
+    const { state, gpu0 } = two();
+    up(gpu0);
+    const row = statusView(state).instances[0]!;
+    expect(row.gpus).toBeNull();
+    expect(row).toMatchObject({ gpus_unknown_reason: expect.stringMatching(/not answered \/system_stats/) });
+  });
+
+  it('reads, as text, as one row per instance and each current job with its instance', () => {
+    const { state, gpu0, gpu1 } = two();
+    up(gpu0);
+    up(gpu1);
+    running(gpu1, 'B', T0 - 3000);
+    const text = renderStatus(JSON.parse(JSON.stringify(statusView(state))));
+    expect(text).toMatch(/^COMFYUI\s+STATUS\s+GPU\s+VERSION\s+RUN\+WAIT\s+CURRENT JOB\s+URL$/m);
+    expect(text).toMatch(/^gpu0\s+idle\s+\?\s+-\s+0\+0\s+-\s+http:\/\/127\.0\.0\.1:8188$/m);
+    expect(text).toMatch(/^gpu1\s+processing\s+\?\s+-\s+1\+0\s+job-B \S+%\s+http:\/\/127\.0\.0\.1:8189$/m);
+    expect(text).toMatch(/^current job job-B \(prompt B\) on gpu1$/m);
   });
 });

@@ -145,6 +145,13 @@ export const ENV_SCHEMA = {
   COMFYUI_OUTPUT_DIRS: optionalText(),
   COMFYUI_TEMP_DIR: optionalText(),
   COMFYUI_TEMP_DIRS: optionalText(),
+  PODSCOPE_COMFYUI_DISCOVER: z
+    .string()
+    .trim()
+    .optional()
+    .transform((v) => (v ? v : undefined))
+    .refine((v) => v === undefined || /^\d{1,5}(-\d{1,5})?$/.test(v), { message: 'must be a loopback port or a range of them, like 8188-8195' }),
+  PODSCOPE_COMFYUI_DISCOVER_S: int(1, 3600, 30),
   PODSCOPE_NVIDIA_SMI: text('nvidia-smi'),
   PODSCOPE_GPU: z
     .enum(['on', 'off'], { message: 'must be "on" or "off"' })
@@ -217,6 +224,15 @@ export interface InstanceConfig {
   readonly tempDir: string | undefined;
 }
 
+/** Loopback ports probed for ComfyUIs that appear while podscope runs (PODSCOPE_COMFYUI_DISCOVER). */
+export interface DiscoverConfig {
+  readonly from: number;
+  readonly to: number;
+  readonly intervalMs: number;
+  /** Log files and directories given (COMFYUI_LOG_FILES…) for instances not followed yet, by name (a port). */
+  readonly files: Readonly<Record<string, Omit<InstanceConfig, 'name' | 'url'>>>;
+}
+
 export interface Config {
   readonly port: number;
   readonly host: string;
@@ -227,6 +243,8 @@ export interface Config {
    * empty. The first answers the single-instance fields of /debug/status.
    */
   readonly instances: readonly InstanceConfig[];
+  /** Discovery of more ComfyUIs on loopback ports; null when off. */
+  readonly discover: DiscoverConfig | null;
   /** The first instance's URL, log file and directories (the single-instance contract). */
   readonly comfyuiUrl: string;
   readonly comfyuiLogFile: string | undefined;
@@ -359,8 +377,9 @@ function checkUrl(variable: string, entry: string, url: string): string {
  * the `NAME=PATH` lists (or the single variables, which fit only one instance). Throws a
  * ConfigError naming the variable and the entry.
  */
-function instancesOf(p: Parsed, env: Record<string, string | undefined>): InstanceConfig[] {
+function instancesOf(p: Parsed, env: Record<string, string | undefined>): { instances: InstanceConfig[]; discover: DiscoverConfig | null } {
   const urls: Array<{ name: string; url: string }> = [];
+  const range = discoverRange(p.PODSCOPE_COMFYUI_DISCOVER);
   if (p.COMFYUI_URLS !== undefined) {
     if (env.COMFYUI_URL?.trim()) throw new ConfigError('COMFYUI_URLS', 'set either COMFYUI_URL (one ComfyUI) or COMFYUI_URLS (several), not both');
     for (const { name, value, entry } of listEntries('COMFYUI_URLS', p.COMFYUI_URLS)) {
@@ -372,9 +391,14 @@ function instancesOf(p: Parsed, env: Record<string, string | undefined>): Instan
     }
     if (urls.length === 0) throw new ConfigError('COMFYUI_URLS', 'lists no URL');
     if (urls.length > MAX_INSTANCES) throw new ConfigError('COMFYUI_URLS', `lists ${urls.length} instances; podscope follows at most ${MAX_INSTANCES}`);
+  } else if (range && !env.COMFYUI_URL?.trim()) {
+    // Discovery alone: the range's first port is followed from the start, as COMFYUI_URL would be.
+    urls.push({ name: String(range.from), url: `http://127.0.0.1:${range.from}` });
   } else {
     urls.push({ name: instanceName(p.COMFYUI_URL), url: p.COMFYUI_URL });
   }
+  // A name in the NAME=PATH lists: a configured instance, or a port discovery may find.
+  const known = (name: string) => urls.some((u) => u.name === name) || (range !== null && /^\d+$/.test(name) && Number(name) >= range.from && Number(name) <= range.to);
   const perInstance = (single: 'COMFYUI_LOG_FILE' | 'COMFYUI_OUTPUT_DIR' | 'COMFYUI_TEMP_DIR', list: 'COMFYUI_LOG_FILES' | 'COMFYUI_OUTPUT_DIRS' | 'COMFYUI_TEMP_DIRS') => {
     const byName = new Map<string, string>();
     const one = p[single];
@@ -386,7 +410,7 @@ function instancesOf(p: Parsed, env: Record<string, string | undefined>): Instan
     }
     for (const { name, value, entry } of listEntries(list, many ?? '')) {
       if (name === null || value === '') throw new ConfigError(list, `entry ${quoted(entry)}: must be NAME=PATH`);
-      if (!urls.some((u) => u.name === name)) throw new ConfigError(list, `entry ${quoted(entry)}: no instance is named "${name}" (there are: ${urls.map((u) => u.name).join(', ')})`);
+      if (!known(name)) throw new ConfigError(list, `entry ${quoted(entry)}: no instance is named "${name}" (there are: ${urls.map((u) => u.name).join(', ')}${range ? `, and the ports ${range.from}-${range.to} discovery probes` : ''})`);
       if (byName.has(name)) throw new ConfigError(list, `entry ${quoted(entry)}: "${name}" is given twice`);
       byName.set(name, value);
     }
@@ -395,14 +419,31 @@ function instancesOf(p: Parsed, env: Record<string, string | undefined>): Instan
   const logFiles = perInstance('COMFYUI_LOG_FILE', 'COMFYUI_LOG_FILES');
   const outputDirs = perInstance('COMFYUI_OUTPUT_DIR', 'COMFYUI_OUTPUT_DIRS');
   const tempDirs = perInstance('COMFYUI_TEMP_DIR', 'COMFYUI_TEMP_DIRS');
-  return urls.map(({ name, url }) => Object.freeze({ name, url, logFile: logFiles.get(name), outputDir: outputDirs.get(name), tempDir: tempDirs.get(name) }));
+  const filesOf = (name: string) => ({ logFile: logFiles.get(name), outputDir: outputDirs.get(name), tempDir: tempDirs.get(name) });
+  const instances = urls.map(({ name, url }) => Object.freeze({ name, url, ...filesOf(name) }));
+  if (!range) return { instances, discover: null };
+  const files: Record<string, Omit<InstanceConfig, 'name' | 'url'>> = {};
+  for (const name of new Set([...logFiles.keys(), ...outputDirs.keys(), ...tempDirs.keys()])) if (!urls.some((u) => u.name === name)) files[name] = Object.freeze(filesOf(name));
+  return { instances, discover: Object.freeze({ ...range, intervalMs: p.PODSCOPE_COMFYUI_DISCOVER_S * 1000, files: Object.freeze(files) }) };
+}
+
+/** PODSCOPE_COMFYUI_DISCOVER as a range of ports, at most MAX_INSTANCES of them. */
+function discoverRange(raw: string | undefined): { from: number; to: number } | null {
+  if (raw === undefined) return null;
+  const [a, b = a] = raw.split('-').map(Number) as [number, number?];
+  const bad = (problem: string) => new ConfigError('PODSCOPE_COMFYUI_DISCOVER', `${problem} (got ${JSON.stringify(raw)})`);
+  if (a < 1 || b! > 65535) throw bad('ports are from 1 to 65535');
+  if (b! < a) throw bad('the range must run from the lower port to the higher');
+  if (b! - a + 1 > MAX_INSTANCES) throw bad(`a range of at most ${MAX_INSTANCES} ports`);
+  return { from: a, to: b! };
 }
 
 /** The most instances one podscope follows (the `comfyui` label's cardinality stays bounded). */
 export const MAX_INSTANCES = 64;
 
 function toConfig(p: Parsed, fallbackHost: string, env: Record<string, string | undefined>): Config {
-  const instances = Object.freeze(instancesOf(p, env));
+  const { instances: list, discover } = instancesOf(p, env);
+  const instances = Object.freeze(list);
   const first = instances[0]!;
   return Object.freeze({
     port: p.PODSCOPE_PORT,
@@ -410,6 +451,7 @@ function toConfig(p: Parsed, fallbackHost: string, env: Record<string, string | 
     token: p.PODSCOPE_TOKEN,
     env: p.PODSCOPE_ENV,
     instances,
+    discover,
     comfyuiUrl: first.url,
     comfyuiLogFile: first.logFile,
     comfyuiOutputDir: first.outputDir,

@@ -4,7 +4,9 @@
  */
 import { createServer, type Server } from 'node:http';
 import { setFlagsFromString } from 'node:v8';
-import { ConfigError, loadConfig, type Config, type TraceConfig } from './config.js';
+import { ConfigError, loadConfig, MAX_INSTANCES, type Config, type InstanceConfig, type TraceConfig } from './config.js';
+import { ComfyState } from './state/comfy.js';
+import { ComfyDiscovery } from './collectors/comfy-discovery.js';
 import { Scrubber } from './secrets.js';
 import { PENDING_BYTES, bufferedStdout, componentLogger, createLogger, watchStdout, type LineSink, type Logger } from './logger.js';
 import { PodState } from './state/pod.js';
@@ -126,7 +128,7 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
 
   // Each ComfyUI instance is followed by collectors of its own, which write its state and the
   // shared buffers (lines, outputs) under its name, and raise its problems in its scope.
-  const followers = config.instances.map((instance) => {
+  const follow = (instance: InstanceConfig) => {
     const comfyState = instances.byName(instance.name)!;
     const scoped = health.scope(instance.name);
     const named = { instance: instance.name };
@@ -152,8 +154,31 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
       (step, job, err) => logger.error({ job_id: job.job_id, instance: job.instance, error: err }, `finishing job ${job.job_id}: the step "${step}" failed`),
     );
     comfyState.tracker.finishWith(finish.run);
-    return { name: instance.name, comfy, logCollector, artifacts, files };
-  });
+    return { name: instance.name, comfy, logCollector, artifacts, files, collectors: [comfy, logCollector, artifacts] as Collector[] };
+  };
+  const followers = config.instances.map(follow);
+  const abort = new AbortController();
+  // A ComfyUI found on a probed port: followed like a configured one from then on, never dropped.
+  const discovery = config.discover
+    ? new ComfyDiscovery({
+        from: config.discover.from,
+        to: config.discover.to,
+        intervalMs: config.discover.intervalMs,
+        timeoutMs: config.comfyuiTimeoutMs,
+        health,
+        followed: () => instances.all.map((c) => c.url),
+        found: (port) => {
+          if (instances.all.length >= MAX_INSTANCES) return;
+          const name = instances.byName(String(port)) ? `comfyui-${port}` : String(port);
+          const instance = { name, url: `http://127.0.0.1:${port}`, logFile: undefined, outputDir: undefined, tempDir: undefined, ...config.discover!.files[name] };
+          instances.add(new ComfyState(instance.url, { name, jobIdKey: config.jobIdKey, historyLimit: config.jobHistory }));
+          const f = follow(instance);
+          followers.push(f);
+          for (const c of f.collectors) c.start(abort.signal);
+          logger.info({ data: { instance: name, url: instance.url } }, `found ComfyUI ${name} at ${instance.url}; following it`);
+        },
+      })
+    : null;
   // podscope's own records go to the log buffer through the first instance's log collector (they carry no instance).
   ownRecords = followers[0]!.logCollector.podscopeSink();
 
@@ -174,8 +199,7 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
     },
   });
   opts.beforeCollectors?.(state, config);
-  const collectors: Collector[] = [problems, ...(gpu ? [gpu] : []), host, ...followers.flatMap((f) => [f.comfy, f.logCollector, f.artifacts]), events, ...(traces ? [traces.collector] : [])];
-  const abort = new AbortController();
+  const collectors: Collector[] = [problems, ...(gpu ? [gpu] : []), host, ...followers.flatMap((f) => f.collectors), events, ...(traces ? [traces.collector] : []), ...(discovery ? [discovery] : [])];
   for (const c of collectors) c.start(abort.signal);
 
   const server = await new Promise<Server>((resolve, reject) => {
@@ -201,7 +225,8 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
       // Streams (log follow) and slow clients get a moment to finish, then are cut.
       const cut = setTimeout(() => server.closeAllConnections(), 1000);
       cut.unref();
-      await Promise.allSettled(collectors.map((c) => c.stop()));
+      // The instances discovery added while podscope ran stop too.
+      await Promise.allSettled([...collectors, ...followers.slice(config.instances.length).flatMap((f) => f.collectors)].map((c) => c.stop()));
       await serverClosed;
       clearTimeout(cut);
     })());

@@ -11,3 +11,23 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/** Whether a loopback port is free now. */
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/** The first of `n` consecutive loopback ports nobody listens on right now (for a discovery range). */
+export async function freePortRange(n: number): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    let all = true;
+    for (let p = base; p < base + n && all; p++) all = await isFree(p);
+    if (all) return base;
+  }
+  throw new Error(`no ${n} consecutive free loopback ports found`);
+}

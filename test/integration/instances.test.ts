@@ -9,6 +9,7 @@ import { startPodscope, type Podscope } from '../../src/main.js';
 import { jsonGetter, until } from '../helpers/comfy-rig.js';
 import { FakeSmi } from '../helpers/fake-smi.js';
 import { openSse } from '../helpers/sse.js';
+import { freePortRange } from '../helpers/ports.js';
 
 interface TwoRig {
   sims: [SimComfyUI, SimComfyUI];
@@ -206,5 +207,60 @@ describe('a pod with two ComfyUIs', () => {
     expect(text).toContain('podscope_jobs_finished_total{comfyui="gpu0",status="success"} 0');
     expect(text).toMatch(/podscope_queue_jobs\{comfyui="gpu0",state="pending"\} 0/);
     expect(text).not.toMatch(/\binstance="/);
+  });
+});
+
+describe('discovery (PODSCOPE_COMFYUI_DISCOVER)', () => {
+  let sims: SimComfyUI[] = [];
+  let pod: Podscope | null = null;
+  afterEach(async () => {
+    await pod?.close();
+    await Promise.all(sims.map((s) => s.stop()));
+    sims = [];
+    pod = null;
+  });
+
+  it('follows every ComfyUI that answers on the ports, one that starts later too, and reports one that goes away down without forgetting it', async () => {
+    const base = await freePortRange(4);
+    sims = [new SimComfyUI({ port: base, stepMs: 20 }), new SimComfyUI({ port: base + 2, stepMs: 20 })];
+    await Promise.all(sims.map((s) => s.start()));
+    // Something else on a probed port that is not ComfyUI is left alone.
+    const other = (await import('node:http')).createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}'));
+    await new Promise<void>((r) => other.listen(base + 1, '127.0.0.1', r));
+    try {
+      pod = await startPodscope({
+        env: { PODSCOPE_PORT: '0', PODSCOPE_HOST: '127.0.0.1', PODSCOPE_GPU: 'off', PODSCOPE_COMFYUI_DISCOVER: `${base}-${base + 3}`, PODSCOPE_COMFYUI_DISCOVER_S: '1', PODSCOPE_COMFYUI_POLL_MS: '300', PODSCOPE_WS_PING_MS: '500', PODSCOPE_COMFYUI_GONE_S: '1', LOG_LEVEL: 'silent' },
+        sinks: [],
+      });
+      const get = jsonGetter(`http://127.0.0.1:${pod.port}`);
+      const names = async () => ((await get('/debug/status')).body.instances as Array<{ name: string }>).map((i) => i.name);
+      await until(async () => (await names()).length === 2, 20_000);
+      expect(await names()).toEqual([String(base), String(base + 2)]);
+      await until(async () => (await get('/ready')).status === 200, 20_000);
+
+      // A ComfyUI that starts later is found at the next probe.
+      const late = new SimComfyUI({ port: base + 3, stepMs: 20 });
+      sims.push(late);
+      await late.start();
+      await until(async () => (await names()).includes(String(base + 3)), 20_000);
+      await submit(late.url, txt2img({ steps: 2, seed: 21 }), { clientId: 'w', extra: { job_id: 'late-job' } });
+      const job = await until(async () => {
+        const w = await get('/debug/workflow?job_id=late-job');
+        return w.body.status === 'success' ? w.body : undefined;
+      }, 20_000);
+      expect(job.instance).toBe(String(base + 3));
+
+      // One that goes away stays listed, down, and /ready names it.
+      await sims[1]!.stop();
+      const ready = await until(async () => {
+        const r = await get('/ready');
+        return r.status === 503 ? r.body : undefined;
+      }, 20_000);
+      expect(ready.checks.comfyui).toMatch(new RegExp(`^${base + 2}: `));
+      expect(await names()).toEqual([String(base), String(base + 2), String(base + 3)]);
+      expect((await get(`/ready?instance=${base + 3}`)).status).toBe(200);
+    } finally {
+      await new Promise((r) => other.close(r));
+    }
   });
 });

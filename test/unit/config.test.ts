@@ -62,6 +62,8 @@ describe('configuration', () => {
     ['COMFYUI_LOG_FILES', '/var/log/comfy.log', /entry "\/var\/log\/comfy.log": must be NAME=PATH/],
     ['COMFYUI_OUTPUT_DIRS', 'gpu7=/out', /no instance is named "gpu7" \(there are: 8188\)/],
     ['COMFYUI_TEMP_DIRS', 'bad name=/tmp', /the name must be 1 to 32 letters/],
+    ['PODSCOPE_COMFYUI_DISCOVER', 'all', /a loopback port or a range of them, like 8188-8195/],
+    ['PODSCOPE_COMFYUI_DISCOVER_S', '0', /at least 1/],
     ['PODSCOPE_NVIDIA_SMI', '   ', /empty/],
     ['PODSCOPE_GPU', 'maybe', /on.*off/],
     ['PODSCOPE_GPU_INTERVAL_MS', '10', /at least 100/],
@@ -178,6 +180,27 @@ describe('the ComfyUI instances followed', () => {
   it.each(badLists)('stops on %j naming %s and the entry', (env, variable, problem) => {
     const err = problemFor(env);
     expect(err.variable).toBe(variable);
+    expect(err.message).toMatch(problem);
+  });
+
+  it('with discovery alone, follows the range’s first port from the start and keeps the files given for the others', () => {
+    const c = loadConfig({ PODSCOPE_COMFYUI_DISCOVER: '8188-8191', COMFYUI_LOG_FILES: '8188=/l/0.log,8190=/l/2.log' }, 'h');
+    expect(c.instances).toEqual([{ name: '8188', url: 'http://127.0.0.1:8188', logFile: '/l/0.log', outputDir: undefined, tempDir: undefined }]);
+    expect(c.discover).toEqual({ from: 8188, to: 8191, intervalMs: 30_000, files: { '8190': { logFile: '/l/2.log', outputDir: undefined, tempDir: undefined } } });
+  });
+
+  it('keeps the configured instances beside discovery, and is off without PODSCOPE_COMFYUI_DISCOVER', () => {
+    expect(loadConfig({ COMFYUI_URL: 'http://127.0.0.1:9000', PODSCOPE_COMFYUI_DISCOVER: '8188' }, 'h').instances.map((i) => i.name)).toEqual(['9000']);
+    expect(loadConfig({}, 'h').discover).toBeNull();
+  });
+
+  it.each([
+    ['8195-8188', /from the lower port to the higher/],
+    ['1000-1100', /at most 64 ports/],
+    ['0', /from 1 to 65535/],
+  ])('stops on PODSCOPE_COMFYUI_DISCOVER=%s', (value, problem) => {
+    const err = problemFor({ PODSCOPE_COMFYUI_DISCOVER: value });
+    expect(err.variable).toBe('PODSCOPE_COMFYUI_DISCOVER');
     expect(err.message).toMatch(problem);
   });
 

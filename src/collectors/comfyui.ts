@@ -19,6 +19,9 @@ import { httpJson, type HttpResult } from '../sources/http-json.js';
 import { ComfyWsClient, type ComfyFrame } from '../sources/comfy-ws.js';
 import { sleep, tracked, type Collector } from './collector.js';
 import { iso } from '../format.js';
+import { listenerEnv } from '../sources/proc-listener.js';
+import { cudaDeviceArg } from '../state/instance-gpus.js';
+import { loopbackPort } from './comfy-discovery.js';
 
 const TERMINAL = new Set(['execution_success', 'execution_error', 'execution_interrupted']);
 
@@ -32,6 +35,8 @@ export interface ComfyCollectorOptions {
   now?: () => number;
   /** Receives every frame and HTTP answer from ComfyUI before it is decoded (recordings). */
   onRaw?: (raw: RawInput) => void;
+  /** Reads the environment of the process on a port (default: through /proc; tests hand in their own). */
+  readListenerEnv?: typeof listenerEnv;
 }
 
 /** Log entries as ComfyUI's `logs` frame and /internal/logs/raw carry them. */
@@ -48,6 +53,8 @@ export class ComfyCollector implements Collector {
   /** A poll was asked for while one ran: run one more after it, so no change is missed. */
   private pollAgain = false;
   private lastStatsAt = 0;
+  /** Whether the environment of this ComfyUI's process has been read since it (re)started. */
+  private envRead = false;
   /** Set when HTTP failed, so the next success reconciles as after a restart. */
   private recovering = false;
   private signal: AbortSignal | null = null;
@@ -167,6 +174,7 @@ export class ComfyCollector implements Collector {
     this.recovering = false;
     this.httpOk(now);
     if (restarted) {
+      this.envRead = false;
       this.history.restarted();
       for (const l of this.restartListeners) l(now);
     }
@@ -183,10 +191,24 @@ export class ComfyCollector implements Collector {
     this.lastStatsAt = this.now();
     if (!r.ok || !isRecord(r.body)) return;
     this.comfy.systemStatsRead(this.now(), r.body);
+    await this.readProcessEnv();
     // The tap node answers here when it is installed.
     const tap = await this.get('/podscope/tap', 64 * 1024);
     const info = tap.ok && isRecord(tap.body) && tap.body.tap === true ? tap.body : null;
     this.comfy.tapFound(info ? { version: typeof info.version === 'string' ? info.version : null } : null);
+  }
+
+  /**
+   * Once per ComfyUI start, when its command line names no GPU: the CUDA_VISIBLE_DEVICES of the
+   * process listening on its loopback port, which says which GPUs it runs on.
+   */
+  private async readProcessEnv(): Promise<void> {
+    if (this.envRead || cudaDeviceArg(this.comfy.argv) !== null) return;
+    this.envRead = true;
+    const port = loopbackPort(this.comfy.url);
+    if (port === null) return;
+    const env = await (this.opts.readListenerEnv ?? listenerEnv)(port, 'CUDA_VISIBLE_DEVICES');
+    this.comfy.processEnvRead(env.pid === null ? undefined : env.value);
   }
 
   private httpOk(now: number): void {

@@ -10,6 +10,8 @@ import { jsonGetter, until } from '../helpers/comfy-rig.js';
 import { FakeSmi } from '../helpers/fake-smi.js';
 import { openSse } from '../helpers/sse.js';
 import { freePortRange } from '../helpers/ports.js';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
 interface TwoRig {
   sims: [SimComfyUI, SimComfyUI];
@@ -261,6 +263,38 @@ describe('discovery (PODSCOPE_COMFYUI_DISCOVER)', () => {
       expect((await get(`/ready?instance=${base + 3}`)).status).toBe(200);
     } finally {
       await new Promise((r) => other.close(r));
+    }
+  });
+});
+
+describe("an instance's GPUs from its process's environment", () => {
+  it('are the ones CUDA_VISIBLE_DEVICES names in the environment of the process listening on its port', async () => {
+    // A ComfyUI started with CUDA_VISIBLE_DEVICES=1 and no --cuda-device: a process of its own.
+    const sim = spawn(process.execPath, [fileURLToPath(new URL('../../dist/sim/run-comfyui.js', import.meta.url)), '20'], {
+      env: { PATH: process.env.PATH ?? '', CUDA_VISIBLE_DEVICES: '1' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    sim.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const fake = new FakeSmi({ fixture: 'h100-80gb-hbm3-x1.drv590.load', gpus: 2 });
+    process.env.FAKE_NVIDIA_SMI = fake.file;
+    let pod: Podscope | null = null;
+    try {
+      const url = await until(() => /SIM_URL=(\S+)/.exec(out)?.[1]);
+      pod = await startPodscope({
+        env: { PODSCOPE_PORT: '0', PODSCOPE_HOST: '127.0.0.1', COMFYUI_URLS: `a=${url},b=http://127.0.0.1:9`, PODSCOPE_NVIDIA_SMI: fake.bin, PODSCOPE_GPU_INTERVAL_MS: '200', PODSCOPE_COMFYUI_POLL_MS: '300', LOG_LEVEL: 'silent' },
+        sinks: [],
+      });
+      const get = jsonGetter(`http://127.0.0.1:${pod.port}`);
+      const row = await until(async () => {
+        const a = (await get('/debug/status')).body.instances[0];
+        return a.gpus?.[0]?.uuid ? a : undefined;
+      }, 20_000);
+      expect(row.gpus.map((g: { index: number }) => g.index)).toEqual([1]);
+      expect(row.gpus_source).toBe('cuda_visible_devices');
+    } finally {
+      await pod?.close();
+      sim.kill('SIGKILL');
     }
   });
 });

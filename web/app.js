@@ -69,8 +69,44 @@
     const st = $('pod-status');
     st.textContent = s.status;
     st.className = `badge ${s.status}`;
-    $('problems').replaceChildren(...s.problems.map((p) => el('li', { class: p.severity }, `${p.component} ${p.code}: ${p.message} (since ${time(p.since)})`)));
+    $('problems').replaceChildren(...s.problems.map((p) => el('li', { class: p.severity }, `${p.component}${p.instance ? ` ${p.instance}` : ''} ${p.code}: ${p.message} (since ${time(p.since)})`)));
+    renderInstances(s.instances ?? []);
     renderGpus(s.gpus);
+  }
+
+  // ── the ComfyUI instances: a row each, and the filter the sections below follow ─────────────
+  /** The instance the job, queue, jobs and log sections show; '' for every one. */
+  let instance = '';
+  const only = (sep) => (instance ? `${sep}instance=${encodeURIComponent(instance)}` : '');
+
+  function renderInstances(list) {
+    $('instances').replaceChildren(
+      el(
+        'table',
+        {},
+        el('tr', {}, ['instance', 'status', 'GPU', 'queue', 'running job', 'ComfyUI'].map((h) => el('th', {}, h))),
+        list.map((i) =>
+          el(
+            'tr',
+            { 'data-instance': i.name },
+            el('td', {}, i.name),
+            el('td', {}, badge(i.status)),
+            el('td', { title: i.gpus === null ? i.gpus_unknown_reason : `from ${i.gpus_source}` }, i.gpus === null ? 'unknown' : i.gpus.length === 0 ? 'none (CPU)' : i.gpus.map((g) => `GPU ${dash(g.index)}`).join(', ')),
+            el('td', { class: 'num' }, `${i.queue.running} running, ${i.queue.pending} waiting`),
+            el('td', {}, i.current_job ? `${i.current_job.job_id ?? i.current_job.prompt_id} · ${dash(i.current_job.progress_percent, ' %')}` : '–'),
+            el('td', {}, `${dash(i.version)}${i.tap ? ' · tap' : ''} · ${i.url}`),
+          ),
+        ),
+      ),
+    );
+    // The filter offers every instance; one chosen before it was listed stays chosen.
+    const select = $('instance');
+    const names = list.map((i) => i.name);
+    const offered = [...select.options].slice(1).map((o) => o.value);
+    if (names.join('\n') !== offered.join('\n')) {
+      select.replaceChildren(el('option', { value: '' }, 'every instance'), ...names.map((n) => el('option', { value: n }, n)));
+      select.value = names.includes(instance) ? instance : '';
+    }
   }
 
   // ── GPUs: a card each, with the last ten minutes as charts ──────────────────────────────
@@ -186,7 +222,7 @@
   }
 
   async function loadRunning() {
-    const w = await get('/debug/workflow', true);
+    const w = await get(`/debug/workflow${only('?')}`, true);
     const box = $('job');
     if (w === null) {
       box.replaceChildren(el('p', { class: 'muted' }, 'No job has been seen yet.'));
@@ -194,19 +230,19 @@
     }
     const running = w.status === 'running' || w.status === 'queued';
     box.replaceChildren(
-      el('p', {}, running ? '' : 'Nothing runs now; the latest job: ', el('strong', {}, w.job_id ?? w.prompt_id), ' ', badge(w.status), ` ${dash(w.progress_percent, ' %')} · ${w.nodes_completed}/${w.nodes_total} nodes · ${dash(w.duration_s, ' s')}`),
+      el('p', {}, running ? '' : 'Nothing runs now; the latest job: ', el('strong', {}, w.job_id ?? w.prompt_id), ` on ${w.instance} `, badge(w.status), ` ${dash(w.progress_percent, ' %')} · ${w.nodes_completed}/${w.nodes_total} nodes · ${dash(w.duration_s, ' s')}`),
       nodesTable(w),
     );
   }
 
   // ── the queue and its rejections ─────────────────────────────────────────────────────────
   async function loadQueue() {
-    const q = await get('/debug/queue');
+    const q = await get(`/debug/queue${only('?')}`);
     const rows = [...q.running.map((j) => ['running', j]), ...q.pending.map((j) => [`#${j.position}`, j])];
     $('queue').replaceChildren(
       rows.length === 0
         ? el('p', { class: 'muted' }, 'The queue is empty.')
-        : el('table', {}, el('tr', {}, ['', 'job', 'client', 'since'].map((h) => el('th', {}, h))), rows.map(([where, j]) => el('tr', {}, el('td', {}, where), el('td', {}, j.job_id ?? j.prompt_id), el('td', {}, dash(j.client_id)), el('td', {}, time(j.started_at ?? j.queued_at ?? j.first_seen_at))))),
+        : el('table', {}, el('tr', {}, ['', 'instance', 'job', 'client', 'since'].map((h) => el('th', {}, h))), rows.map(([where, j]) => el('tr', {}, el('td', {}, where), el('td', {}, j.instance), el('td', {}, j.job_id ?? j.prompt_id), el('td', {}, dash(j.client_id)), el('td', {}, time(j.started_at ?? j.queued_at ?? j.first_seen_at))))),
       ...(q.rejected.length > 0
         ? [el('h3', {}, 'Rejected by ComfyUI (never queued)'), el('ul', { class: 'rejections' }, q.rejected.map((r) => el('li', {}, `${time(r.at)} ${r.job_id ?? 'a prompt'}: ${r.reasons.length > 0 ? r.reasons.join('; ') : 'no reason reported'}`)))]
         : []),
@@ -216,7 +252,7 @@
   // ── recent jobs, each opening to its detail ──────────────────────────────────────────────
   let jobsShown = '';
   async function loadJobs() {
-    const v = await get('/debug/jobs?limit=30');
+    const v = await get(`/debug/jobs?limit=30${only('&')}`);
     // Redrawn only when something changed: a row under the pointer stays put while it is clicked.
     const shown = JSON.stringify(v.jobs);
     if (shown === jobsShown) return;
@@ -229,12 +265,13 @@
         : el(
             'table',
             {},
-            el('tr', {}, ['job', 'outcome', 'duration', 'GPU-s', 'peak VRAM', 'error'].map((h) => el('th', {}, h))),
+            el('tr', {}, ['job', 'instance', 'outcome', 'duration', 'GPU-s', 'peak VRAM', 'error'].map((h) => el('th', {}, h))),
             v.jobs.map((j) =>
               el(
                 'tr',
                 { 'data-job': j.job_id ?? j.prompt_id },
                 el('td', {}, el('button', { type: 'button', class: 'row', 'data-open': j.job_id ?? j.prompt_id }, j.job_id ?? j.prompt_id)),
+                el('td', {}, j.instance),
                 el('td', {}, badge(j.status)),
                 el('td', { class: 'num' }, dash(j.duration_s, ' s')),
                 el('td', { class: 'num' }, dash(j.gpu_seconds)),
@@ -253,7 +290,7 @@
     const q = encodeURIComponent(id);
     const [w, logs, arts] = await Promise.all([get(`/debug/workflow?job_id=${q}`), get(`/debug/logs?job_id=${q}&lines=200`).catch(() => ({ lines: [] })), get(`/debug/artifacts?job_id=${q}`).catch(() => ({ artifacts: [] }))]);
     if (openId !== id) return;
-    const body = [el('p', {}, badge(w.status), ` prompt ${w.prompt_id} · ${dash(w.duration_s, ' s')} · GPU-s ${dash(w.gpu_seconds)} · peak VRAM ${dash(w.peak_vram_mb, ' MiB')}`)];
+    const body = [el('p', {}, badge(w.status), ` prompt ${w.prompt_id} on ${w.instance} · ${dash(w.duration_s, ' s')} · GPU-s ${dash(w.gpu_seconds)} · peak VRAM ${dash(w.peak_vram_mb, ' MiB')}`)];
     if (w.error) {
       const e = w.error;
       body.push(el('h3', {}, 'Error'), el('p', { class: 'job-error' }, `${e.exception_type}${e.node_id ? ` in node ${e.node_id} (${e.class_type})` : ''}: ${e.exception_message}`));
@@ -271,7 +308,7 @@
           'div',
           { class: 'thumbs' },
           arts.artifacts.map((a) => {
-            const src = `/debug/artifacts/file?${new URLSearchParams({ filename: a.filename, subfolder: a.subfolder, type: a.type })}`;
+            const src = a.url;
             return el('figure', {}, images.includes(a) ? el('img', { src, alt: a.filename, loading: 'lazy' }) : null, el('figcaption', {}, el('a', { href: src }, a.filename)));
           }),
         ),
@@ -298,7 +335,7 @@
   function appendLog(l) {
     const pre = $('log');
     const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
-    pre.append(el('span', { class: `log-${l.level}` }, `${l.ts.slice(11, 23)} ${l.level.padEnd(5)} ${l.source.padEnd(8)} ${l.message}\n`));
+    pre.append(el('span', { class: `log-${l.level}` }, `${l.ts.slice(11, 23)} ${l.level.padEnd(5)} ${(l.instance ?? l.source).padEnd(8)} ${l.message}\n`));
     while (pre.childNodes.length > MAX_LOG_LINES) pre.firstChild.remove();
     lastSeq = Math.max(lastSeq, l.seq);
     if (atBottom) pre.scrollTop = pre.scrollHeight;
@@ -308,12 +345,12 @@
     logSource?.close();
     logSource = null;
     const level = $('log-level').value;
-    const v = await get(`/debug/logs?lines=200&level=${level}`);
+    const v = await get(`/debug/logs?lines=200&level=${level}${only('&')}`);
     $('log').replaceChildren();
     lastSeq = 0;
     for (const l of v.lines) appendLog(l);
     if ($('log-follow').checked) {
-      logSource = new EventSource(`/debug/logs?follow=1&lines=1000&level=${level}&after=${lastSeq}`);
+      logSource = new EventSource(`/debug/logs?follow=1&lines=1000&level=${level}&after=${lastSeq}${only('&')}`);
       logSource.onmessage = (m) => appendLog(JSON.parse(m.data));
     }
   }
@@ -350,6 +387,12 @@
     if (button) openJob(button.dataset.open).catch(report('job'));
   });
   $('log-level').addEventListener('change', () => loadLog().catch(report('log')));
+  $('instance').addEventListener('change', () => {
+    instance = $('instance').value;
+    jobsShown = '';
+    refreshJobs();
+    loadLog().catch(report('log'));
+  });
   $('log-follow').addEventListener('change', () => loadLog().catch(report('log')));
   if (document.body.dataset.session === 'cookie') $('logout').hidden = false;
 

@@ -141,6 +141,22 @@ describe.skipIf(!CHROMIUM && !process.env.CI)('the page in a real browser', () =
     await page.waitForFunction(() => (document.getElementById('log')?.childNodes.length ?? 0) > 0, { timeout: 20_000 });
   });
 
+  it('shows a row per ComfyUI with its GPU, and shows one instance’s jobs when it is chosen', async () => {
+    await page.waitForFunction(() => document.querySelectorAll('#instances tr[data-instance]').length === 2, { timeout: 20_000 });
+    const rows = await page.$$eval('#instances tr[data-instance]', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].slice(0, 3).map((td) => td.textContent)));
+    expect(rows.map(([name, , gpu]) => [name, gpu])).toEqual([
+      ['gpu0', 'GPU 0'],
+      ['gpu1', 'GPU 1'],
+    ]);
+    await page.waitForFunction(() => new Set([...document.querySelectorAll('#jobs tr[data-job] td:nth-child(2)')].map((td) => td.textContent)).size === 2, { timeout: 30_000 });
+    await page.select('#instance', 'gpu1');
+    await page.waitForFunction(() => {
+      const cells = [...document.querySelectorAll('#jobs tr[data-job] td:nth-child(2)')].map((td) => td.textContent);
+      return cells.length > 0 && cells.every((c) => c === 'gpu1');
+    }, { timeout: 20_000 });
+    await page.select('#instance', '');
+  }, 60_000);
+
   it('made no request to another host and logged no console error; a screenshot is kept', async () => {
     mkdirSync('test-results', { recursive: true });
     await page.screenshot({ path: 'test-results/page.png', fullPage: true });

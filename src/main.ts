@@ -120,7 +120,10 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
         onRun: gpuMetrics?.onRun,
       })
     : null;
-  const host = new HostCollector({ health, outputDir: config.comfyuiOutputDir, workspaceDir: config.workspaceDir, state: hostState });
+  // Each output directory given, once, with the instances that write there.
+  const outputDirs = new Map<string, string[]>();
+  for (const i of config.instances) if (i.outputDir) outputDirs.set(i.outputDir, [...(outputDirs.get(i.outputDir) ?? []), i.name]);
+  const host = new HostCollector({ health, outputDirs: [...outputDirs].map(([path, names]) => ({ path, instances: names })), workspaceDir: config.workspaceDir, state: hostState });
   const events = new EventCollector({ journal, instances, health, gpu: gpuState, gpuIntervalMs: config.gpuIntervalMs });
   // Job traces over OTLP, only when an endpoint is set: otherwise OpenTelemetry is never loaded.
   const traces = config.traces ? await traceExport(config.traces, () => podResource(config.podId, gpuState?.readings().map((g) => g.name) ?? [], instances.first.version), instances, health, scrubber, componentLogger(logger, 'traces')) : null;

@@ -15,7 +15,8 @@ import { iso } from '../format.js';
 export interface HostCollectorOptions {
   health: HealthBoard;
   intervalMs?: number;
-  outputDir: string | undefined;
+  /** Each configured ComfyUI output directory, with the instances that write there. */
+  outputDirs: ReadonlyArray<{ path: string; instances: string[] }>;
   workspaceDir: string;
   /** Where the samples go (composed in main.ts). */
   state?: HostState;
@@ -88,26 +89,27 @@ export class HostCollector implements Collector {
       const m = await readMemory().catch(() => null);
       const disks: DiskReading[] = [];
       const problems: string[] = [];
-      const targets: Array<[string | undefined, DiskReading['role']]> = [
-        [this.opts.outputDir, 'comfyui_output'],
-        [this.opts.workspaceDir, 'workspace'],
+      const targets: Array<{ path: string; role: DiskReading['role']; instances?: string[] }> = [
+        ...this.opts.outputDirs.map((o) => ({ path: o.path, role: 'comfyui_output' as const, instances: o.instances })),
+        { path: this.opts.workspaceDir, role: 'workspace' },
       ];
-      for (const [path, role] of targets) {
+      const missing: string[] = [];
+      for (const { path, role, instances } of targets) {
         if (!path) continue;
         try {
           const s = await readFs(path);
           const total = s.blocks * s.bsize;
           const free = s.bavail * s.bsize;
-          const d = { path, role, total_bytes: total, free_bytes: free, used_ratio: total > 0 ? (total - free) / total : null };
+          const d = { path, role, ...(instances ? { instances } : {}), total_bytes: total, free_bytes: free, used_ratio: total > 0 ? (total - free) / total : null };
           disks.push(d);
           if (nearlyFull(d)) problems.push(`${role} filesystem at ${path} has ${(free / 1024 ** 3).toFixed(1)} GiB free of ${(total / 1024 ** 3).toFixed(1)} GiB`);
         } catch (err) {
-          if (role === 'comfyui_output') {
-            health.raise('artifacts', 'OUTPUT_DIR_MISSING', `COMFYUI_OUTPUT_DIR ${path} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-          }
+          if (role === 'comfyui_output') missing.push(`${path} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
         }
       }
-      if (this.opts.outputDir && disks.some((d) => d.role === 'comfyui_output')) health.clear('artifacts', 'OUTPUT_DIR_MISSING');
+      const several = this.opts.outputDirs.length > 1;
+      if (missing.length > 0) health.raise('artifacts', 'OUTPUT_DIR_MISSING', `${several ? 'COMFYUI_OUTPUT_DIRS' : 'COMFYUI_OUTPUT_DIR'} ${missing.join('; ')}`);
+      else health.clear('artifacts', 'OUTPUT_DIR_MISSING');
       if (problems.length > 0) health.raise('host', 'DISK_NEARLY_FULL', `${problems.join('; ')}; ComfyUI outputs fail silently on a full disk`);
       else health.clear('host', 'DISK_NEARLY_FULL');
       const waited = performance.now();

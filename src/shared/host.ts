@@ -3,6 +3,8 @@
 export interface DiskReading {
   path: string;
   role: 'comfyui_output' | 'workspace';
+  /** The ComfyUI instances whose output directory this is (comfyui_output only). */
+  instances?: string[];
   total_bytes: number;
   free_bytes: number;
   /** null for a filesystem that reports no size (unknown, not empty). */

@@ -54,6 +54,7 @@ export function memoryView(state: PodReader, opts: { timelinePoints?: number } =
       disks: host.disks.map((d) => ({
         role: d.role,
         path: d.path,
+        ...(d.instances ? { instances: d.instances } : {}),
         total_gb: round(d.total_bytes / 1024 ** 3),
         free_gb: round(d.free_bytes / 1024 ** 3),
         used_percent: d.used_ratio === null ? null : round(d.used_ratio * 100),

@@ -174,7 +174,7 @@ describe('a missing output directory', () => {
   it('is a problem, cleared when the directory appears', async () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'podscope-out-')), 'output');
     const health = new HealthBoard();
-    const host = new HostCollector({ health, outputDir: dir, workspaceDir: '/nonexistent-workspace' });
+    const host = new HostCollector({ health, outputDirs: [{ path: dir, instances: ['8188'] }], workspaceDir: '/nonexistent-workspace' });
     await host.tick();
     expect(health.problems().map((p) => p.code)).toContain('OUTPUT_DIR_MISSING');
     (await import('node:fs')).mkdirSync(dir);

@@ -51,7 +51,7 @@ function collector(opts: { mem?: () => Promise<unknown>; disks?: Record<string, 
   const c = new HostCollector({
     health,
     state,
-    outputDir: 'outputDir' in opts ? opts.outputDir : '/workspace/ComfyUI/output',
+    outputDirs: ('outputDir' in opts ? [opts.outputDir] : ['/workspace/ComfyUI/output']).filter((p): p is string => p !== undefined).map((path) => ({ path, instances: ['8188'] })),
     workspaceDir: '/workspace',
     readMemory: (opts.mem ?? (async () => MEM)) as never,
     loopDelay: opts.loop ?? loopMonitor(0),
@@ -91,8 +91,30 @@ describe('disks', () => {
     const { c, state } = collector();
     await c.tick();
     expect(state.snapshot().disks).toEqual([
-      { path: '/workspace/ComfyUI/output', role: 'comfyui_output', total_bytes: 100 * GIB, free_bytes: 60 * GIB, used_ratio: 0.4 },
+      { path: '/workspace/ComfyUI/output', role: 'comfyui_output', instances: ['8188'], total_bytes: 100 * GIB, free_bytes: 60 * GIB, used_ratio: 0.4 },
       { path: '/workspace', role: 'workspace', total_bytes: 100 * GIB, free_bytes: 60 * GIB, used_ratio: 0.4 },
+    ]);
+  });
+
+  it("are read for each instance's output directory, once for a directory several share", async () => {
+    const readFs = async () => ({ bsize: 4096, blocks: (100 * GIB) / 4096, bavail: (60 * GIB) / 4096 });
+    const state = new HostState();
+    const c = new HostCollector({
+      health: new HealthBoard(),
+      outputDirs: [
+        { path: '/workspace/out/a', instances: ['gpu0', 'gpu1'] },
+        { path: '/workspace/out/b', instances: ['gpu2'] },
+      ],
+      workspaceDir: '/workspace',
+      state,
+      readFs,
+      readMemory: async () => ({ total: GIB, available: GIB, swaptotal: 0, swapused: 0 }) as never,
+    });
+    await c.tick();
+    expect(state.snapshot().disks.map((d) => [d.path, d.instances ?? null])).toEqual([
+      ['/workspace/out/a', ['gpu0', 'gpu1']],
+      ['/workspace/out/b', ['gpu2']],
+      ['/workspace', null],
     ]);
   });
 

@@ -20,7 +20,7 @@ process.env.FAKE_NVIDIA_SMI = join(dir, 'fake.json');
 tuneHeap();
 // No ComfyUI in this process (it would count against podscope's memory): the buffers are filled
 // directly, before the collectors start.
-const env = { PODSCOPE_PORT: '0', PODSCOPE_HOST: '127.0.0.1', COMFYUI_URL: 'http://127.0.0.1:9', PODSCOPE_NVIDIA_SMI: join(ROOT, 'bin/fake-nvidia-smi'), LOG_LEVEL: 'silent', RUNPOD_GPU_COUNT: '8' };
+const env = { PODSCOPE_PORT: '0', PODSCOPE_HOST: '127.0.0.1', COMFYUI_URL: 'http://127.0.0.1:9', PODSCOPE_NVIDIA_SMI: join(ROOT, 'bin/fake-nvidia-smi'), PODSCOPE_GPU_BACKEND: 'nvidia-smi', LOG_LEVEL: 'silent', RUNPOD_GPU_COUNT: '8' };
 let beforeFill = 0;
 const pod = await startPodscope({
   env,

@@ -14,7 +14,7 @@ fakeGpus(8);
 
 const sim = new SimComfyUI({ stepMs: 10 });
 await sim.start();
-const env = { COMFYUI_URL: sim.url, PODSCOPE_NVIDIA_SMI: FAKE_SMI, RUNPOD_GPU_COUNT: '8' };
+const env = { COMFYUI_URL: sim.url, PODSCOPE_NVIDIA_SMI: FAKE_SMI, PODSCOPE_GPU_BACKEND: 'nvidia-smi', RUNPOD_GPU_COUNT: '8' };
 const pods = [
   { name: "V8's own factor", pod: await startPodscope(env, { nodeArgs: ['--heap-growing-percent=0'] }), rss: [] },
   { name: 'podscope (25 %)', pod: await startPodscope(env, { nodeArgs: [] }), rss: [] },

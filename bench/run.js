@@ -469,7 +469,7 @@ async function main() {
   const info = await machine();
   log(`podscope bench on ${info.cpu} (${info.cores} cores, ${info.memory_gb} GB), node ${info.node}${QUICK ? ', QUICK' : ''}`);
   fakeGpus(8);
-  const env = { PODSCOPE_NVIDIA_SMI: FAKE_SMI, PODSCOPE_GPU_INTERVAL_MS: '1000', RUNPOD_GPU_COUNT: '8', RUNPOD_POD_ID: 'bench' };
+  const env = { PODSCOPE_NVIDIA_SMI: FAKE_SMI, PODSCOPE_GPU_BACKEND: 'nvidia-smi', PODSCOPE_GPU_INTERVAL_MS: '1000', RUNPOD_GPU_COUNT: '8', RUNPOD_POD_ID: 'bench' };
 
   if (want('gpu')) await benchGpuSampleCpu();
 

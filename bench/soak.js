@@ -21,7 +21,7 @@ const sim = new SimComfyUI({ stepMs: 10 });
 await sim.start();
 // stdout (the access log and podscope's own lines) goes to a file, as a container runtime keeps it.
 const stdoutFile = join(scratchDir('podscope-soak-'), 'podscope.log');
-const pod = await startPodscope({ COMFYUI_URL: sim.url, PODSCOPE_NVIDIA_SMI: FAKE_SMI, RUNPOD_GPU_COUNT: '8' }, { full: true, stdoutFile });
+const pod = await startPodscope({ COMFYUI_URL: sim.url, PODSCOPE_NVIDIA_SMI: FAKE_SMI, PODSCOPE_GPU_BACKEND: 'nvidia-smi', RUNPOD_GPU_COUNT: '8' }, { full: true, stdoutFile });
 const filled = bufferFill((await getJson(`${pod.url}/debug/memory`)).podscope?.buffers);
 const stopLoad = startLoad(sim);
 // The harness: 20 connections polling /debug/status as fast as podscope answers, and one scraper.

@@ -158,6 +158,9 @@ export const ENV_SCHEMA = {
     .optional()
     .transform((v) => v ?? 'on'),
   PODSCOPE_GPU_INTERVAL_MS: int(100, 600_000, 1000),
+  PODSCOPE_GPU_BACKEND: choice(['auto', 'nvml', 'nvidia-smi'], 'must be auto, nvml or nvidia-smi'),
+  PODSCOPE_NVML_LIBRARY: text('libnvidia-ml.so.1'),
+  PODSCOPE_GPU_FAST_MS: int(20, 10_000, 100),
   PODSCOPE_GPU_TIMEOUT_MS: int(100, 120_000, 5000),
   PODSCOPE_GPU_APPS_INTERVAL_MS: int(1000, 3_600_000, 10_000),
   PODSCOPE_GPU_HEALTH_INTERVAL_MS: int(1000, 3_600_000, 60_000),
@@ -254,6 +257,11 @@ export interface Config {
   readonly nvidiaSmi: string;
   readonly gpuEnabled: boolean;
   readonly gpuIntervalMs: number;
+  /** How the GPUs are read: NVML where it loads (auto), only NVML, or only nvidia-smi. */
+  readonly gpuBackend: 'auto' | 'nvml' | 'nvidia-smi';
+  readonly nvmlLibrary: string;
+  /** NVML's memory period, for each sample's maximum. */
+  readonly gpuFastMs: number;
   readonly gpuTimeoutMs: number;
   readonly gpuAppsIntervalMs: number;
   /** Period of the memory-health, `-L` and (under MIG) `-q` runs. */
@@ -459,6 +467,9 @@ function toConfig(p: Parsed, fallbackHost: string, env: Record<string, string | 
     nvidiaSmi: p.PODSCOPE_NVIDIA_SMI,
     gpuEnabled: p.PODSCOPE_GPU === 'on' && p.RUNPOD_GPU_COUNT !== 0,
     gpuIntervalMs: p.PODSCOPE_GPU_INTERVAL_MS,
+    gpuBackend: p.PODSCOPE_GPU_BACKEND ?? 'auto',
+    nvmlLibrary: p.PODSCOPE_NVML_LIBRARY,
+    gpuFastMs: Math.min(p.PODSCOPE_GPU_FAST_MS, p.PODSCOPE_GPU_INTERVAL_MS),
     gpuTimeoutMs: p.PODSCOPE_GPU_TIMEOUT_MS,
     gpuAppsIntervalMs: p.PODSCOPE_GPU_APPS_INTERVAL_MS,
     gpuHealthIntervalMs: p.PODSCOPE_GPU_HEALTH_INTERVAL_MS,

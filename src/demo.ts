@@ -181,6 +181,8 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
       env: {
         PODSCOPE_GPU_INTERVAL_MS: '500',
         PODSCOPE_NVIDIA_SMI: FAKE_SMI,
+        // The simulated GPUs, never a real NVML the machine may have.
+        PODSCOPE_GPU_BACKEND: 'nvidia-smi',
         COMFYUI_URLS: list((i) => i.sim.url),
         COMFYUI_OUTPUT_DIRS: list((i) => i.outputDir),
         COMFYUI_LOG_FILES: list((i) => i.logFile),

@@ -31,7 +31,7 @@ import { registerArtifactMetrics } from './metrics/artifacts.js';
 import { registerHostMetrics } from './metrics/host.js';
 import { LogCollector, type LogOrigin } from './collectors/logs.js';
 import { ArtifactCollector, ArtifactFileService } from './collectors/artifacts.js';
-import { attributionStep, FinishPipeline, forensicsStep } from './finish/pipeline.js';
+import { attributionStep, FinishPipeline, forensicsStep, xidStep } from './finish/pipeline.js';
 import type { Collector } from './collectors/collector.js';
 import { ProblemJournal } from './collectors/problems.js';
 import { createHttpHandler } from './http/app.js';
@@ -118,13 +118,30 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
         health,
         logger: componentLogger(logger, 'gpu'),
         onRun: gpuMetrics?.onRun,
+        nvml: config.gpuBackend === 'nvidia-smi' ? null : { library: config.nvmlLibrary, fastMs: config.gpuFastMs, required: config.gpuBackend === 'nvml' },
       })
     : null;
   // Each output directory given, once, with the instances that write there.
   const outputDirs = new Map<string, string[]>();
   for (const i of config.instances) if (i.outputDir) outputDirs.set(i.outputDir, [...(outputDirs.get(i.outputDir) ?? []), i.name]);
   const host = new HostCollector({ health, outputDirs: [...outputDirs].map(([path, names]) => ({ path, instances: names })), workspaceDir: config.workspaceDir, state: hostState });
-  const events = new EventCollector({ journal, instances, health, gpu: gpuState, gpuIntervalMs: config.gpuIntervalMs });
+  const events = new EventCollector({
+    journal,
+    instances,
+    health,
+    gpu: gpuState,
+    gpuIntervalMs: config.gpuIntervalMs,
+    onXid: (listener) => gpuState?.onXid(listener),
+    // The jobs an Xid may have hit: those running on an instance that uses that GPU.
+    jobsOnGpu: (uuid) =>
+      instances
+        .runningJobs()
+        .filter(({ comfy }) => {
+          const scope = state.gpuUse.scopeOf(comfy.name);
+          return scope === undefined || (scope !== null && uuid !== null && scope.has(uuid));
+        })
+        .map((f) => f.job),
+  });
   // Job traces over OTLP, only when an endpoint is set: otherwise OpenTelemetry is never loaded.
   const traces = config.traces ? await traceExport(config.traces, () => podResource(config.podId, gpuState?.readings().map((g) => g.name) ?? [], instances.first.version), instances, health, scrubber, componentLogger(logger, 'traces')) : null;
   if (traces) registerTraceMetrics(metrics.registry, traces.sink.stats);
@@ -148,6 +165,7 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
         attributionStep(comfyState, state.gpuUse),
         { name: 'charge it the log lines of its run', run: (job) => logCollector.jobFinished(job) },
         forensicsStep(comfyState, { gpu: gpuState, logs }, state.now),
+        xidStep(comfyState, state.gpuUse, state.now),
         { name: 'log its end', run: (job) => comfy.jobFinished(job) },
         { name: 'record its outputs', run: (job) => artifacts.jobFinished(job) },
         { name: 'count it in metrics', run: (job, refined) => (jobMetrics.jobFinished(job, refined), oomMetrics.jobFinished(job, refined)) },

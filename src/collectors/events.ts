@@ -15,6 +15,8 @@ import type { GpuReader } from '../state/gpu.js';
 import type { HealthBoard, ProblemChange } from '../state/health.js';
 import type { NodeStatus, ReadonlyJob } from '../shared/job-types.js';
 import { iso, round } from '../format.js';
+import type { XidEvent } from '../state/gpu.js';
+import { xidMeaning, xidSeverity } from '../shared/xid-catalog.js';
 
 /** Least time between two progress events of one job. */
 export const PROGRESS_EVERY_MS = 250;
@@ -49,6 +51,10 @@ export interface EventCollectorOptions {
   health: HealthBoard;
   gpu: GpuReader | null;
   gpuIntervalMs: number;
+  /** Told of each Xid a GPU reports (the GPU state's listener). */
+  onXid?: (listener: (e: XidEvent) => void) => void;
+  /** The jobs running on a GPU (by uuid) now, for an Xid event. */
+  jobsOnGpu?: (uuid: string | null) => ReadonlyJob[];
   now?: () => number;
 }
 
@@ -72,6 +78,24 @@ export class EventCollector implements Collector {
     for (const comfy of instances.all) this.follow(comfy);
     instances.onAdded((comfy) => this.follow(comfy));
     health.onChange((c) => this.problem(c));
+    opts.onXid?.((e) => this.xid(e));
+  }
+
+  /** An Xid: which GPU, what it means, and the job that ran there. */
+  private xid(e: XidEvent): void {
+    if (!this.running) return;
+    const m = xidMeaning(e.xid);
+    const jobs = this.opts.jobsOnGpu?.(e.uuid) ?? [];
+    this.opts.journal.record('gpu_xid', {
+      gpu: e.index,
+      uuid: e.uuid,
+      xid: e.xid,
+      meaning: m.meaning,
+      action: m.action,
+      severity: xidSeverity(e.xid),
+      reported_at: iso(e.at),
+      jobs: jobs.map((j) => ({ job_id: j.job_id, prompt_id: j.prompt_id, instance: j.instance })),
+    });
   }
 
   private follow(comfy: ComfyState): void {

@@ -28,6 +28,9 @@ import { normalizeBusId, type GpuHealth, type GpuRow, type MigDevice } from '../
 import { healthVerdict } from '../shared/gpu-health.js';
 import { sleep, tracked, type Collector } from './collector.js';
 import { iso } from '../format.js';
+import { NvmlSampler, type NvmlMessage, type NvmlState } from '../sources/nvml.js';
+import type { XidEvent } from '../state/gpu.js';
+import { xidSentence, xidSeverity } from '../shared/xid-catalog.js';
 
 export interface GpuCollectorOptions {
   bin: string;
@@ -43,7 +46,15 @@ export interface GpuCollectorOptions {
   /** Called after every query run: its duration and, when it failed, the failure code. */
   onRun?: (durationMs: number, failure: string | null) => void;
   env?: NodeJS.ProcessEnv;
+  /**
+   * NVML, read by a sampler process; null reads through nvidia-smi alone. Unless `required`, a
+   * library that cannot be used falls back to nvidia-smi.
+   */
+  nvml?: { library: string; fastMs: number; required: boolean; script?: string } | null;
 }
+
+/** How long a warning Xid (an application fault) stays a problem after the last one. */
+const XID_WARNING_MS = 15 * 60_000;
 
 const NAME = 'gpu';
 
@@ -70,19 +81,139 @@ export class GpuCollector implements Collector {
   private warnings: string[] = [];
   /** Set by stop(): a run killed on the way out is not a failure of nvidia-smi. */
   private stopping = false;
+  private readonly nvml: NvmlSampler | null;
+  /** Xids of the last minutes, for the GPU_XID problem. */
+  private recentXids: XidEvent[] = [];
 
   constructor(private readonly opts: GpuCollectorOptions) {
     this.now = opts.now ?? Date.now;
     opts.health.declare(NAME);
+    const n = opts.nvml;
+    this.nvml = n
+      ? new NvmlSampler({
+          library: n.library,
+          fastMs: n.fastMs,
+          periodMs: opts.intervalMs,
+          appsMs: opts.appsIntervalMs,
+          timeoutMs: opts.timeoutMs,
+          script: n.script,
+          env: opts.env,
+          onMessage: (m) => this.nvmlMessage(m),
+          onState: (s) => this.nvmlState(s),
+        })
+      : null;
+    opts.state.setBackend({
+      name: n ? 'nvml' : 'nvidia-smi',
+      reason: n ? `loading ${n.library}` : 'PODSCOPE_GPU_BACKEND=nvidia-smi',
+      driver: null,
+      xid_events: { ok: false, reason: n ? 'NVML not loaded yet' : 'nvidia-smi does not report Xid events' },
+      missing_functions: [],
+    });
   }
 
   start(signal: AbortSignal): void {
+    this.nvml?.start();
     this.loop = this.run(signal);
+  }
+
+  /** Whether the samples come from NVML (or, when it is required, must). */
+  private nvmlInUse(): boolean {
+    if (!this.nvml) return false;
+    return this.nvml.current.kind !== 'unavailable' || this.opts.nvml!.required;
+  }
+
+  private nvmlState(s: NvmlState): void {
+    const { state, logger } = this.opts;
+    if (s.kind === 'unavailable' && !this.opts.nvml!.required) {
+      logger.info({ data: { reason: s.reason } }, `NVML cannot be used (${s.reason}); sampling through nvidia-smi`);
+      state.setBackend({ name: 'nvidia-smi', reason: `NVML cannot be used: ${s.reason}`, driver: null, xid_events: { ok: false, reason: 'nvidia-smi does not report Xid events' }, missing_functions: [] });
+    } else if (s.kind === 'hung') {
+      logger.warn({ data: { detail: s.detail, retry_at: iso(s.retryAt) } }, `GPU sampling hung: ${s.detail}`);
+    }
+  }
+
+  private nvmlMessage(m: NvmlMessage): void {
+    const { state, health, logger } = this.opts;
+    const now = this.now();
+    switch (m.type) {
+      case 'ready':
+        state.setBackend({ name: 'nvml', reason: `NVML loaded from ${this.opts.nvml!.library}`, driver: m.driver, xid_events: m.xid, missing_functions: m.missing });
+        logger.info({ data: { driver: m.driver, gpus: m.gpus.length, missing: m.missing } }, `sampling ${m.gpus.length} GPU(s) through NVML (driver ${m.driver ?? 'unknown'})`);
+        if (!m.xid.ok) logger.warn({ data: { reason: m.xid.reason } }, `Xid events are not received: ${m.xid.reason}`);
+        health.clear('gpu', 'GPU_SAMPLING_HUNG');
+        break;
+      case 'sample':
+        if (m.rows.length === 0 && m.lost.length === 0) {
+          this.fail({ code: 'NVML_NO_GPU', message: 'NVML reports no GPU' }, 0);
+          health.record(NAME, { ok: false, durationMs: 0, code: 'NVML_NO_GPU', message: 'NVML reports no GPU' });
+          break;
+        }
+        if (m.rows.length === 0) {
+          this.fail({ code: 'GPU_LOST', message: m.lost.map((l) => `GPU ${l.index}: ${l.reason}`).join('; ') }, 0);
+          health.record(NAME, { ok: false, durationMs: 0, code: 'GPU_LOST', message: 'every GPU is lost' });
+          break;
+        }
+        this.applyRows(now, m.rows, m.lost, 0, []);
+        health.record(NAME, { ok: true, durationMs: 0 });
+        break;
+      case 'apps':
+        state.setComputeApps(now, m.apps);
+        break;
+      case 'xid':
+        this.xid({ at: m.at, index: m.index, uuid: m.uuid, xid: m.xid });
+        break;
+      case 'failed':
+        break;
+    }
+  }
+
+  /** An Xid: kept and counted, and a problem naming it (an error when the GPU needs a reset or more). */
+  private xid(e: XidEvent): void {
+    this.opts.state.recordXid(e);
+    this.recentXids.push(e);
+    this.opts.logger[xidSeverity(e.xid) === 'error' ? 'error' : 'warn']({ data: { gpu: e.index, uuid: e.uuid, xid: e.xid } }, xidSentence(e.index, e.xid, iso(e.at)!));
+    this.raiseXids();
+  }
+
+  private raiseXids(): void {
+    const now = this.now();
+    // Errors stay until podscope restarts (the GPU needs a reset); application faults for 15 minutes.
+    this.recentXids = this.recentXids.filter((x) => xidSeverity(x.xid) === 'error' || now - x.at < XID_WARNING_MS).slice(-20);
+    if (this.recentXids.length === 0) {
+      this.opts.health.clear('gpu', 'GPU_XID');
+      return;
+    }
+    const severity = this.recentXids.some((x) => xidSeverity(x.xid) === 'error') ? 'error' : 'warning';
+    this.opts.health.raise('gpu', 'GPU_XID', this.recentXids.slice(-5).map((x) => xidSentence(x.index, x.xid, iso(x.at)!)).join('; '), severity);
+  }
+
+  /** A sampling step while NVML reads the GPUs: what its state says, and the slow health queries. */
+  private async nvmlTick(): Promise<void> {
+    const { health, state } = this.opts;
+    const s = this.nvml!.current;
+    const now = this.now();
+    this.raiseXids();
+    if (s.kind === 'unavailable') {
+      health.raise('gpu', 'NVML_UNAVAILABLE', `PODSCOPE_GPU_BACKEND=nvml, but NVML cannot be used: ${s.reason}`);
+      health.record(NAME, { ok: false, durationMs: 0, code: 'NVML_UNAVAILABLE', message: s.reason });
+      state.applyFailure(now);
+      return;
+    }
+    if (s.kind === 'hung') {
+      health.raise('gpu', 'GPU_SAMPLING_HUNG', `${s.detail}; a new sampler starts at ${iso(s.retryAt)}`);
+      health.record(NAME, { ok: false, durationMs: 0, code: 'GPU_SAMPLING_HUNG', message: s.detail });
+      state.applyFailure(now);
+      this.markStale();
+      return;
+    }
+    this.markStale();
+    if (s.kind === 'ready' && !this.stopping) await this.maybeHealth(now);
   }
 
   async stop(): Promise<void> {
     // A run in flight is killed with its group: stopping must leave no nvidia-smi behind.
     this.stopping = true;
+    await this.nvml?.stop();
     const pid = this.current?.pid;
     if (pid !== undefined) {
       try {
@@ -105,6 +236,7 @@ export class GpuCollector implements Collector {
 
   /** One sampling step. Public for tests that drive the collector without its timer. */
   async tick(): Promise<void> {
+    if (this.nvmlInUse()) return this.nvmlTick();
     if (this.stuck && !this.stuck.exited) {
       const { health } = this.opts;
       const seconds = Math.round((this.now() - this.stuck.since) / 1000);
@@ -182,8 +314,6 @@ export class GpuCollector implements Collector {
   }
 
   private applyOutput(r: Extract<RunResult, { kind: 'exited' }>, plan: FieldPlan, durationMs: number): Failure | null {
-    const { state, health } = this.opts;
-    const now = this.now();
     const parsed = parseCsvRows(r.stdout, plan.fields.length);
     const fromStderr = parseCsvRows(r.stderr, plan.fields.length);
     const lost = [...parsed.lost, ...fromStderr.lost];
@@ -201,6 +331,13 @@ export class GpuCollector implements Collector {
             : classifyFailure(r.code, `${r.stderr}\n${r.stdout}`);
       return this.fail(failure, durationMs);
     }
+    this.applyRows(this.now(), rows, lost, durationMs, [...parsed.unparsed, ...fromStderr.unparsed]);
+    return null;
+  }
+
+  /** A good sample, from either backend: into the state, and the problems it settles or raises. */
+  private applyRows(now: number, rows: GpuRow[], lost: ReadonlyArray<{ pci_bus_id: string; reason: string; index?: number | null }>, durationMs: number, unparsed: string[]): void {
+    const { state, health } = this.opts;
     state.applySample(now, rows, lost);
     // Fewer GPUs answered than last time: ask `-L` again at once whether they should be there.
     if (rows.length < this.lastRowCount) this.lastHealthAt = Number.NEGATIVE_INFINITY;
@@ -223,10 +360,8 @@ export class GpuCollector implements Collector {
       keep.push('GPU_MISSING');
       health.raise('gpu', 'GPU_MISSING', `RunPod holds ${held} GPUs for this pod (RUNPOD_GPU_COUNT) but nvidia-smi shows ${readings.length}${lostNow.length > 0 ? `, ${lostNow.length} of them lost` : ''}`);
     }
-    const junk = parsed.unparsed.length + fromStderr.unparsed.length;
-    this.warnings = junk > 0 ? [`${junk} line(s) of nvidia-smi output were not GPU rows: ${[...parsed.unparsed, ...fromStderr.unparsed][0]}`] : [];
-    health.clearExcept('gpu', keep);
-    return null;
+    this.warnings = unparsed.length > 0 ? [`${unparsed.length} line(s) of nvidia-smi output were not GPU rows: ${unparsed[0]}`] : [];
+    health.clearExcept('gpu', [...keep, 'GPU_XID']);
   }
 
   private async maybeComputeApps(now: number): Promise<void> {
@@ -248,7 +383,7 @@ export class GpuCollector implements Collector {
     if (this.stopping) return f; // killed by podscope's own stop: nothing failed
     state.applyFailure(this.now());
     this.opts.onRun?.(durationMs, f.code);
-    health.clearExcept('gpu', [f.code, 'GPU_DATA_STALE', ...HEALTH_CODES]);
+    health.clearExcept('gpu', [f.code, 'GPU_DATA_STALE', 'GPU_XID', 'GPU_SAMPLING_HUNG', ...HEALTH_CODES]);
     health.raise('gpu', f.code, f.message);
     this.markStale();
     return f;
@@ -338,7 +473,10 @@ export class GpuCollector implements Collector {
   /** The `gpu` check of /ready. */
   /** What this collector holds open, for /debug/connections and /debug/memory. */
   describe(): Record<string, unknown> {
+    const n = this.nvml?.current;
     return {
+      backend: this.opts.state.backend.name,
+      nvml: this.nvml ? { library: this.opts.nvml!.library, state: n!.kind, sampler_pid: this.nvml.pid ?? null, samplers_started: this.nvml.starts, ...(n!.kind === 'hung' ? { detail: n!.detail } : n!.kind === 'unavailable' ? { reason: n!.reason } : {}) } : null,
       binary: this.opts.bin,
       running_child: this.current ? { pid: this.current.pid, started_at: iso(this.current.startedAt) } : null,
       stuck_child: this.stuck && !this.stuck.exited ? { pid: this.stuck.pid, since: iso(this.stuck.since) } : null,

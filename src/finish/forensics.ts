@@ -13,6 +13,8 @@ import type { ComfyReader } from '../state/comfy.js';
 import { isGpuOom, type JobError, type ReadonlyJob } from '../shared/job-types.js';
 import { systemStatsView } from '../views/comfy.js';
 import { iso } from '../format.js';
+import type { XidEvent } from '../state/gpu.js';
+import { xidSentence } from '../shared/xid-catalog.js';
 
 export interface ForensicsSources {
   gpu: GpuReader | null;
@@ -69,4 +71,17 @@ export function examine(job: ReadonlyJob, src: ForensicsSources, now: number): F
     }
   }
   return null;
+}
+
+/** How long after a job's end an Xid may still be its GPU's report about it. */
+const XID_SLACK_MS = 5000;
+
+/**
+ * The Xids the job's GPUs reported while it ran (and just after), each as a sentence: whose failure
+ * it was, from NVIDIA's catalog. `scope` is the job's instance's GPUs (undefined: every GPU).
+ */
+export function xidsDuring(job: ReadonlyJob, xids: readonly XidEvent[], scope: ReadonlySet<string> | undefined | null, now: number): string[] {
+  const from = job.started_at ?? job.first_seen_at;
+  const to = (job.finished_at ?? now) + XID_SLACK_MS;
+  return xids.filter((x) => x.at >= from && x.at <= to && (scope === undefined || (scope !== null && x.uuid !== null && scope.has(x.uuid)))).map((x) => xidSentence(x.index, x.xid, iso(x.at)!));
 }

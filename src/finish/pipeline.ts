@@ -11,7 +11,7 @@ import type { ComfyState } from '../state/comfy.js';
 import type { GpuUse } from '../state/instance-gpus.js';
 import type { ReadonlyJob } from '../shared/job-types.js';
 import { measureUsage } from '../views/comfy.js';
-import { examine, type ForensicsSources } from './forensics.js';
+import { examine, xidsDuring, type ForensicsSources } from './forensics.js';
 
 export interface FinishStep {
   /** What the step does, in a few words; named when it fails. */
@@ -55,6 +55,18 @@ export function forensicsStep(comfy: ComfyState, sources: Omit<ForensicsSources,
       const finding = examine(job, { ...sources, comfy }, now());
       if (finding?.kind === 'evidence') comfy.tracker.annotateError(job.prompt_id, { forensics: finding.forensics });
       else if (finding?.kind === 'diagnosis') comfy.tracker.diagnose(job.prompt_id, finding.error);
+    },
+  };
+}
+
+/** The GPU's own fault reports: Xids its GPUs sent while a job that failed ran, on its error. */
+export function xidStep(comfy: ComfyState, use: GpuUse, now: () => number): FinishStep {
+  return {
+    name: "note its GPU's fault reports",
+    run: (job) => {
+      if (job.status === 'success' || !use.gpu) return;
+      const found = xidsDuring(job, use.gpu.xids(), use.scopeOf(job.instance), now());
+      if (found.length > 0) comfy.tracker.annotateError(job.prompt_id, { gpu_xids: found });
     },
   };
 }

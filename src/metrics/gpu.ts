@@ -147,6 +147,12 @@ export function registerGpuMetrics(registry: Registry, state: GpuReader, now: ()
     }
   });
 
+  readFamily(registry, 'podscope_gpu_xid_errors_total', 'Xid errors the GPU reported (NVML events), by GPU and Xid code.', 'counter', (out) => {
+    for (const c of state.xidCounts.values()) out.push({ labels: { gpu: c.gpu, uuid: c.uuid, xid: String(c.xid) }, value: c.count });
+  });
+  readFamily(registry, 'podscope_gpu_backend_info', 'How the GPUs are read (nvml or nvidia-smi); always 1.', 'gauge', (out) => {
+    out.push({ labels: { backend: state.backend.name, xid_events: state.backend.xid_events.ok ? 'on' : 'off' }, value: 1 });
+  });
   readFamily(registry, 'podscope_gpu_info', 'GPU identity; always 1. Join on gpu and uuid.', 'gauge', (out) => {
     for (const g of state.readings()) out.push({ labels: labels(g).with('name', g.name).with('driver', g.driver_version ?? 'unknown'), value: 1 });
   });

@@ -17,6 +17,8 @@ export interface GpuRow {
   memory_utilization_percent: number | null;
   memory_total_mb: number | null;
   memory_used_mb: number | null;
+  /** The period's highest memory.used from the fast samples (NVML); absent where only one reading is taken. */
+  memory_used_max_mb?: number | null;
   memory_free_mb: number | null;
   memory_reserved_mb: number | null;
   temperature_c: number | null;
@@ -24,6 +26,8 @@ export interface GpuRow {
   power_w: number | null;
   power_instant_w: number | null;
   power_limit_w: number | null;
+  /** The driver's energy counter, millijoules since it loaded (NVML, Volta and newer); absent from nvidia-smi. */
+  energy_mj?: number | null;
   sm_clock_mhz: number | null;
   sm_clock_max_mhz: number | null;
   fan_percent: number | null;

@@ -22,6 +22,7 @@ export const EVENT_TYPES = [
   'problem_changed',
   'problem_ended',
   'gpu',
+  'gpu_xid',
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];

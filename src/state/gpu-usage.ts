@@ -9,6 +9,8 @@ export interface TimelinePoint {
   t: number;
   uuids: string[];
   used_mb: Array<number | null>;
+  /** The period's highest memory.used (NVML's fast samples); the same as used_mb where only one reading is taken. */
+  used_max_mb?: Array<number | null>;
   util: Array<number | null>;
   power_w: Array<number | null>;
   temperature_c: Array<number | null>;
@@ -50,7 +52,7 @@ export function usageOver(timeline: RingReader<TimelinePoint>, held: number, max
   for (const p of points) {
     if (p.t >= t0) {
       samples++;
-      p.used_mb.forEach((mb, i) => {
+      (p.used_max_mb ?? p.used_mb).forEach((mb, i) => {
         if (mb === null || !counts(p, i)) return;
         const uuid = p.uuids[i]!;
         if (peak === null || mb > peak) peak = mb;

@@ -45,9 +45,69 @@ interface Track {
   prevT: number | null;
   prevUtil: number | null;
   prevPower: number | null;
+  /** The driver's energy counter at the previous sample (NVML), for exact joules. */
+  prevEnergyMj?: number | null;
 }
 
+/** An Xid a GPU reported (NVML's critical-error event). */
+export interface XidEvent {
+  at: number;
+  index: number | null;
+  uuid: string | null;
+  xid: number;
+}
+
+/** How the GPUs are read, and what that backend can and cannot do. */
+export interface GpuBackend {
+  name: 'nvml' | 'nvidia-smi';
+  /** Why this backend (the fallback's reason, or the choice that forced it). */
+  reason: string;
+  driver: string | null;
+  /** Whether Xid events are received, and why not. */
+  xid_events: { ok: true } | { ok: false; reason: string };
+  /** NVML functions this driver lacks (their readings are null). */
+  missing_functions: string[];
+}
+
+/** Xid events kept for answers and forensics. */
+const MAX_XIDS = 200;
+
 export class GpuState {
+  private readonly xidList: XidEvent[] = [];
+  /** Xids received, by GPU and code: the counter behind podscope_gpu_xid_errors_total. */
+  readonly xidCounts = new Map<string, { gpu: string; uuid: string; xid: number; count: number }>();
+  private readonly xidListeners: Array<(e: XidEvent) => void> = [];
+  private backendInfo: GpuBackend = { name: 'nvidia-smi', reason: 'not started yet', driver: null, xid_events: { ok: false, reason: 'not started yet' }, missing_functions: [] };
+
+  /** An Xid arrived: kept (bounded), counted, and handed to the listeners. */
+  recordXid(e: XidEvent): void {
+    this.xidList.push(e);
+    if (this.xidList.length > MAX_XIDS) this.xidList.shift();
+    const gpu = e.index === null ? '' : String(e.index);
+    const key = `${gpu}|${e.uuid ?? ''}|${e.xid}`;
+    const c = this.xidCounts.get(key) ?? { gpu, uuid: e.uuid ?? '', xid: e.xid, count: 0 };
+    c.count++;
+    this.xidCounts.set(key, c);
+    for (const l of this.xidListeners) l(e);
+  }
+
+  onXid(listener: (e: XidEvent) => void): void {
+    this.xidListeners.push(listener);
+  }
+
+  /** Xids received since podscope started (the newest 200), oldest first. */
+  xids(): readonly XidEvent[] {
+    return this.xidList;
+  }
+
+  setBackend(b: GpuBackend): void {
+    this.backendInfo = b;
+  }
+
+  get backend(): GpuBackend {
+    return this.backendInfo;
+  }
+
   private readonly tracks = new Map<string, Track>();
   readonly timeline: RingBuffer<TimelinePoint>;
   private appsByGpu = new Map<string, ComputeApp[]>();
@@ -122,7 +182,7 @@ export class GpuState {
         };
         this.tracks.set(row.uuid, track);
       }
-      this.integrate(track, now, row.utilization_percent, row.power_w);
+      this.integrate(track, now, row.utilization_percent, row.power_w, row.energy_mj ?? null);
       track.reading = { ...row, sampled_at: now, lost: false, lost_reason: null, never_seen: false };
       if (row.driver_version) this.driverVersion = row.driver_version;
     }
@@ -290,7 +350,7 @@ export class GpuState {
   }
 
   /** Left-rectangle step from the previous good sample to this one, when the gap is short enough. */
-  private integrate(track: Track, now: number, util: number | null, power: number | null): void {
+  private integrate(track: Track, now: number, util: number | null, power: number | null, energyMj: number | null = null): void {
     if (track.prevT !== null) {
       const dtMs = now - track.prevT;
       const dt = Math.max(0, dtMs) / 1000;
@@ -299,12 +359,16 @@ export class GpuState {
       } else {
         if (track.prevUtil !== null) track.totals.busy_s += (track.prevUtil / 100) * dt;
         else track.totals.busy_unknown_s += dt;
-        if (track.prevPower !== null) track.totals.energy_j += track.prevPower * dt;
       }
+      // The driver's energy counter, where it has one, is exact even across a gap; else power × time.
+      const counted = energyMj !== null && track.prevEnergyMj !== null && track.prevEnergyMj !== undefined && energyMj >= track.prevEnergyMj;
+      if (counted) track.totals.energy_j += (energyMj - track.prevEnergyMj!) / 1000;
+      else if (dtMs <= this.maxGapMs && track.prevPower !== null) track.totals.energy_j += track.prevPower * dt;
     }
     track.prevT = now;
     track.prevUtil = util;
     track.prevPower = power;
+    track.prevEnergyMj = energyMj;
   }
 
   private pushTimeline(now: number): void {
@@ -313,6 +377,7 @@ export class GpuState {
       t: now,
       uuids: readings.map((r) => r.uuid),
       used_mb: readings.map((r) => r.memory_used_mb),
+      used_max_mb: readings.map((r) => r.memory_used_max_mb ?? r.memory_used_mb),
       util: readings.map((r) => r.utilization_percent),
       power_w: readings.map((r) => r.power_w),
       temperature_c: readings.map((r) => r.temperature_c),
@@ -436,6 +501,9 @@ export interface GpuReader
     | 'mig'
     | 'migSampledAt'
     | 'usageBetween'
+    | 'xids'
+    | 'backend'
   >> {
+  readonly xidCounts: ReadonlyMap<string, { gpu: string; uuid: string; xid: number; count: number }>;
   readonly timeline: RingReader<TimelinePoint>;
 }

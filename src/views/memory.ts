@@ -70,7 +70,7 @@ export function memoryView(state: PodReader, opts: { timelinePoints?: number } =
       interval_ms: state.config.gpuIntervalMs,
       points: points.map(({ value: p }) => ({
         t: iso(p.t),
-        gpus: p.uuids.map((uuid, i) => ({ uuid, used_mb: p.used_mb[i] ?? null, utilization_percent: p.util[i] ?? null, power_w: p.power_w[i] ?? null, temperature_c: p.temperature_c[i] ?? null })),
+        gpus: p.uuids.map((uuid, i) => ({ uuid, used_mb: p.used_mb[i] ?? null, used_max_mb: p.used_max_mb?.[i] ?? p.used_mb[i] ?? null, utilization_percent: p.util[i] ?? null, power_w: p.power_w[i] ?? null, temperature_c: p.temperature_c[i] ?? null })),
       })),
       job_peaks: jobPeaksView(state.instances.all, state.gpuUse, now),
     },

@@ -61,6 +61,8 @@ export function statusView(state: PodReader) {
     status,
     gpu: gpu ? { ...gpu } : null,
     gpus,
+    /** How the GPUs are read (NVML or nvidia-smi) and why; whether Xid events arrive. */
+    gpu_sampling: state.gpu ? { ...state.gpu.backend } : null,
     current_job: currentJobs[0] ?? null,
     current_jobs: currentJobs,
     comfyui: comfyInfoView(state.comfy),

@@ -20,6 +20,8 @@ export async function startGpuPod(config: FakeSmiConfig, env: Record<string, str
       PODSCOPE_HOST: '127.0.0.1',
       COMFYUI_URL: 'http://127.0.0.1:9',
       PODSCOPE_NVIDIA_SMI: fake.bin,
+      // The fake GPUs, never a real NVML a developer's machine may have.
+      PODSCOPE_GPU_BACKEND: 'nvidia-smi',
       PODSCOPE_GPU_INTERVAL_MS: '200',
       LOG_LEVEL: 'silent',
       ...env,

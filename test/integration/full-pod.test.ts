@@ -17,6 +17,7 @@ beforeAll(async () => {
     {
       COMFYUI_URL: 'http://127.0.0.1:9',
       PODSCOPE_NVIDIA_SMI: fake.bin,
+      PODSCOPE_GPU_BACKEND: 'nvidia-smi',
       FAKE_NVIDIA_SMI: fake.file,
       RUNPOD_GPU_COUNT: '2',
       PODSCOPE_GPU_SAMPLES: '300',

@@ -39,6 +39,7 @@ async function startTwo(env: Record<string, string> = {}): Promise<TwoRig> {
       PODSCOPE_HOST: '127.0.0.1',
       COMFYUI_URLS: `gpu0=${sims[0].url},gpu1=${sims[1].url}`,
       PODSCOPE_NVIDIA_SMI: fake.bin,
+      PODSCOPE_GPU_BACKEND: 'nvidia-smi',
       PODSCOPE_GPU_INTERVAL_MS: '200',
       PODSCOPE_COMFYUI_POLL_MS: '500',
       PODSCOPE_WS_PING_MS: '1000',
@@ -282,7 +283,7 @@ describe("an instance's GPUs from its process's environment", () => {
     try {
       const url = await until(() => /SIM_URL=(\S+)/.exec(out)?.[1]);
       pod = await startPodscope({
-        env: { PODSCOPE_PORT: '0', PODSCOPE_HOST: '127.0.0.1', COMFYUI_URLS: `a=${url},b=http://127.0.0.1:9`, PODSCOPE_NVIDIA_SMI: fake.bin, PODSCOPE_GPU_INTERVAL_MS: '200', PODSCOPE_COMFYUI_POLL_MS: '300', LOG_LEVEL: 'silent' },
+        env: { PODSCOPE_PORT: '0', PODSCOPE_HOST: '127.0.0.1', COMFYUI_URLS: `a=${url},b=http://127.0.0.1:9`, PODSCOPE_NVIDIA_SMI: fake.bin, PODSCOPE_GPU_BACKEND: 'nvidia-smi', PODSCOPE_GPU_INTERVAL_MS: '200', PODSCOPE_COMFYUI_POLL_MS: '300', LOG_LEVEL: 'silent' },
         sinks: [],
       });
       const get = jsonGetter(`http://127.0.0.1:${pod.port}`);

@@ -254,7 +254,7 @@ describe('the resource of a pod with GPUs', () => {
     const fake = new FakeSmi({ fixture: 'h200-x1.drv590.load', gpus: 2 });
     process.env.FAKE_NVIDIA_SMI = fake.file;
     const recv = await startReceiver();
-    const r = await startRig({ tap: true, stepMs: 10, nodeMs: 5 }, { PODSCOPE_GPU: 'on', PODSCOPE_NVIDIA_SMI: fake.bin, PODSCOPE_GPU_INTERVAL_MS: '200', OTEL_EXPORTER_OTLP_ENDPOINT: recv.url, OTEL_BSP_SCHEDULE_DELAY: '20' });
+    const r = await startRig({ tap: true, stepMs: 10, nodeMs: 5 }, { PODSCOPE_GPU: 'on', PODSCOPE_NVIDIA_SMI: fake.bin, PODSCOPE_GPU_BACKEND: 'nvidia-smi', PODSCOPE_GPU_INTERVAL_MS: '200', OTEL_EXPORTER_OTLP_ENDPOINT: recv.url, OTEL_BSP_SCHEDULE_DELAY: '20' });
     try {
       await until(async () => (await r.get('/debug/status')).body.gpus?.length === 2, 30_000);
       await submit(r.sim.url, txt2img({ steps: 2, seed: 4242 }), { extra: { job_id: 'job-gpus' } });

@@ -273,3 +273,37 @@ describe('a GPU lost from the first run on, that nvidia-smi -L lists', () => {
     ]);
   });
 });
+
+describe('NVML readings', () => {
+  it("count energy from the driver's counter, exact even where power would have been guessed across a gap", () => {
+    const s = state();
+    s.applySample(T0, [{ ...row(0, 50, 300), energy_mj: 1_000_000 }]);
+    s.applySample(T0 + 1000, [{ ...row(0, 50, 300), energy_mj: 1_000_400 }]);
+    // Ten seconds without a sample (a gap power × time would not credit), then the counter again.
+    s.applySample(T0 + 11_000, [{ ...row(0, 50, 300), energy_mj: 1_004_400 }]);
+    expect(s.totals('GPU-0')?.energy_j).toBeCloseTo(4.4, 6);
+  });
+
+  it("take a job's peak VRAM from each period's maximum, not only the latest reading", () => {
+    const s = state();
+    s.applySample(T0, [{ ...row(0, 50, 100, 1000), memory_used_max_mb: 1000 }]);
+    s.applySample(T0 + 1000, [{ ...row(0, 50, 100, 1200), memory_used_max_mb: 70_000 }]);
+    s.applySample(T0 + 2000, [{ ...row(0, 50, 100, 1100), memory_used_max_mb: 1150 }]);
+    expect(s.usageBetween(T0, T0 + 2000).peak_vram_mb).toBe(70_000);
+  });
+
+  it('keep each Xid, and count them by GPU and code', () => {
+    const s = state();
+    const seen: number[] = [];
+    s.onXid((e) => seen.push(e.xid));
+    s.recordXid({ at: T0, index: 0, uuid: 'GPU-0', xid: 31 });
+    s.recordXid({ at: T0 + 1, index: 0, uuid: 'GPU-0', xid: 31 });
+    s.recordXid({ at: T0 + 2, index: 1, uuid: 'GPU-1', xid: 79 });
+    expect(seen).toEqual([31, 31, 79]);
+    expect([...s.xidCounts.values()]).toEqual([
+      { gpu: '0', uuid: 'GPU-0', xid: 31, count: 2 },
+      { gpu: '1', uuid: 'GPU-1', xid: 79, count: 1 },
+    ]);
+    expect(s.xids().map((x) => x.xid)).toEqual([31, 31, 79]);
+  });
+});

@@ -90,7 +90,8 @@ describe('the VRAM timeline', () => {
     const { timeline } = memoryView(state);
     expect(timeline.interval_ms).toBe(1000);
     expect(timeline.points.map((p) => p.t)).toEqual(['2026-11-24T00:00:00.000Z', '2026-11-24T00:00:01.000Z', '2026-11-24T00:00:02.000Z']);
-    expect(timeline.points[0]!.gpus[0]).toEqual({ uuid: rows[0]!.uuid, used_mb: rows[0]!.memory_used_mb, utilization_percent: rows[0]!.utilization_percent, power_w: rows[0]!.power_w, temperature_c: rows[0]!.temperature_c });
+    // nvidia-smi reads memory once a period: the period's maximum is that reading.
+    expect(timeline.points[0]!.gpus[0]).toEqual({ uuid: rows[0]!.uuid, used_mb: rows[0]!.memory_used_mb, used_max_mb: rows[0]!.memory_used_mb, utilization_percent: rows[0]!.utilization_percent, power_w: rows[0]!.power_w, temperature_c: rows[0]!.temperature_c });
   });
 
   it('keeps the newest points asked for', () => {

@@ -161,6 +161,7 @@ export const ENV_SCHEMA = {
   PODSCOPE_GPU_BACKEND: choice(['auto', 'nvml', 'nvidia-smi'], 'must be auto, nvml or nvidia-smi'),
   PODSCOPE_NVML_LIBRARY: text('libnvidia-ml.so.1'),
   PODSCOPE_GPU_FAST_MS: int(20, 10_000, 100),
+  PODSCOPE_GPU_CROSSCHECK_S: int(10, 86_400, 3600),
   PODSCOPE_GPU_TIMEOUT_MS: int(100, 120_000, 5000),
   PODSCOPE_GPU_APPS_INTERVAL_MS: int(1000, 3_600_000, 10_000),
   PODSCOPE_GPU_HEALTH_INTERVAL_MS: int(1000, 3_600_000, 60_000),
@@ -262,6 +263,8 @@ export interface Config {
   readonly nvmlLibrary: string;
   /** NVML's memory period, for each sample's maximum. */
   readonly gpuFastMs: number;
+  /** Seconds between two comparisons of NVML's reading with one nvidia-smi run. */
+  readonly gpuCrosscheckS: number;
   readonly gpuTimeoutMs: number;
   readonly gpuAppsIntervalMs: number;
   /** Period of the memory-health, `-L` and (under MIG) `-q` runs. */
@@ -470,6 +473,7 @@ function toConfig(p: Parsed, fallbackHost: string, env: Record<string, string | 
     gpuBackend: p.PODSCOPE_GPU_BACKEND ?? 'auto',
     nvmlLibrary: p.PODSCOPE_NVML_LIBRARY,
     gpuFastMs: Math.min(p.PODSCOPE_GPU_FAST_MS, p.PODSCOPE_GPU_INTERVAL_MS),
+    gpuCrosscheckS: p.PODSCOPE_GPU_CROSSCHECK_S,
     gpuTimeoutMs: p.PODSCOPE_GPU_TIMEOUT_MS,
     gpuAppsIntervalMs: p.PODSCOPE_GPU_APPS_INTERVAL_MS,
     gpuHealthIntervalMs: p.PODSCOPE_GPU_HEALTH_INTERVAL_MS,

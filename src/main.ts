@@ -118,7 +118,7 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
         health,
         logger: componentLogger(logger, 'gpu'),
         onRun: gpuMetrics?.onRun,
-        nvml: config.gpuBackend === 'nvidia-smi' ? null : { library: config.nvmlLibrary, fastMs: config.gpuFastMs, required: config.gpuBackend === 'nvml' },
+        nvml: config.gpuBackend === 'nvidia-smi' ? null : { library: config.nvmlLibrary, fastMs: config.gpuFastMs, required: config.gpuBackend === 'nvml', crosscheckMs: config.gpuCrosscheckS * 1000 },
       })
     : null;
   // Each output directory given, once, with the instances that write there.

@@ -50,7 +50,7 @@ export interface GpuCollectorOptions {
    * NVML, read by a sampler process; null reads through nvidia-smi alone. Unless `required`, a
    * library that cannot be used falls back to nvidia-smi.
    */
-  nvml?: { library: string; fastMs: number; required: boolean; script?: string } | null;
+  nvml?: { library: string; fastMs: number; required: boolean; script?: string; crosscheckMs?: number } | null;
 }
 
 /** How long a warning Xid (an application fault) stays a problem after the last one. */
@@ -208,6 +208,32 @@ export class GpuCollector implements Collector {
     }
     this.markStale();
     if (s.kind === 'ready' && !this.stopping) await this.maybeHealth(now);
+    if (s.kind === 'ready' && !this.stopping) await this.maybeCrosscheck(now);
+  }
+
+  private lastCrosscheckAt = Number.NEGATIVE_INFINITY;
+
+  /**
+   * nvidia-smi as the witness: at start and every PODSCOPE_GPU_CROSSCHECK_S, one nvidia-smi query
+   * compared with NVML's latest reading field by field. A disagreement beyond what a moment apart
+   * explains raises GPU_READING_MISMATCH naming the field and both values.
+   */
+  private async maybeCrosscheck(now: number): Promise<void> {
+    const { state, health } = this.opts;
+    if (now - this.lastCrosscheckAt < (this.opts.nvml?.crosscheckMs ?? 3_600_000) || state.lastSuccess === null) return;
+    this.lastCrosscheckAt = now;
+    if (!this.plan) await this.discover();
+    const plan = this.plan;
+    const r = plan ? await this.exec([`--query-gpu=${plan.fields.join(',')}`, '--format=csv,noheader,nounits']) : null;
+    if (!plan || !r || r.kind !== 'exited' || r.code !== 0) {
+      state.setCrosscheck({ at: now, agreed: null, reason: `nvidia-smi did not answer (${r?.kind === 'exited' ? `exit ${r.code}` : (r?.kind ?? 'no field plan')}); NVML's readings are not witnessed`, mismatches: [] });
+      return;
+    }
+    const witness = parseCsvRows(r.stdout, plan.fields.length).rows.map((c) => toGpuRow(c, plan.keys)).filter((x): x is GpuRow => x !== null);
+    const mismatches = crosscheck(state.readings(), witness);
+    state.setCrosscheck({ at: now, agreed: mismatches.length === 0, reason: null, mismatches });
+    if (mismatches.length > 0) health.raise('gpu', 'GPU_READING_MISMATCH', `NVML and nvidia-smi disagree: ${mismatches.slice(0, 5).join('; ')}`, 'warning');
+    else health.clear('gpu', 'GPU_READING_MISMATCH');
   }
 
   async stop(): Promise<void> {
@@ -361,7 +387,7 @@ export class GpuCollector implements Collector {
       health.raise('gpu', 'GPU_MISSING', `RunPod holds ${held} GPUs for this pod (RUNPOD_GPU_COUNT) but nvidia-smi shows ${readings.length}${lostNow.length > 0 ? `, ${lostNow.length} of them lost` : ''}`);
     }
     this.warnings = unparsed.length > 0 ? [`${unparsed.length} line(s) of nvidia-smi output were not GPU rows: ${unparsed[0]}`] : [];
-    health.clearExcept('gpu', [...keep, 'GPU_XID']);
+    health.clearExcept('gpu', [...keep, 'GPU_XID', 'GPU_READING_MISMATCH']);
   }
 
   private async maybeComputeApps(now: number): Promise<void> {
@@ -383,7 +409,7 @@ export class GpuCollector implements Collector {
     if (this.stopping) return f; // killed by podscope's own stop: nothing failed
     state.applyFailure(this.now());
     this.opts.onRun?.(durationMs, f.code);
-    health.clearExcept('gpu', [f.code, 'GPU_DATA_STALE', 'GPU_XID', 'GPU_SAMPLING_HUNG', ...HEALTH_CODES]);
+    health.clearExcept('gpu', [f.code, 'GPU_DATA_STALE', 'GPU_XID', 'GPU_SAMPLING_HUNG', 'GPU_READING_MISMATCH', ...HEALTH_CODES]);
     health.raise('gpu', f.code, f.message);
     this.markStale();
     return f;
@@ -504,4 +530,32 @@ function timeoutFailure(timeoutMs: number, died: boolean): Failure {
 function describeUnparsable(stdout: string, unparsed: string[]): string {
   if (stdout.trim() === '') return 'nvidia-smi printed nothing and exited 0';
   return `nvidia-smi output has no GPU rows; first line: ${JSON.stringify((unparsed[0] ?? stdout).slice(0, 200))}`;
+}
+
+/** How far NVML's and nvidia-smi's readings of one GPU, taken a moment apart, may differ. */
+const WITNESS_RULES: ReadonlyArray<['memory_total_mb' | 'power_limit_w' | 'sm_clock_max_mhz' | 'memory_used_mb' | 'temperature_c', (a: number, b: number) => boolean]> = [
+  ['memory_total_mb', (a, b) => Math.abs(a - b) <= 1],
+  ['power_limit_w', (a, b) => Math.abs(a - b) <= 1],
+  ['sm_clock_max_mhz', (a, b) => Math.abs(a - b) <= 1],
+  ['memory_used_mb', (a, b) => Math.abs(a - b) <= Math.max(512, 0.05 * a)],
+  ['temperature_c', (a, b) => Math.abs(a - b) <= 5],
+];
+
+/** Each field, of each GPU both read, where NVML and nvidia-smi disagree beyond its rule. */
+export function crosscheck(nvml: ReadonlyArray<{ uuid: string; name: string } & Partial<Omit<GpuRow, 'index'>>>, witness: readonly GpuRow[]): string[] {
+  const out: string[] = [];
+  for (const w of witness) {
+    const g = nvml.find((x) => x.uuid === w.uuid);
+    if (!g) {
+      out.push(`nvidia-smi lists GPU ${w.index} (${w.uuid}), which NVML does not`);
+      continue;
+    }
+    if (g.name !== w.name) out.push(`GPU ${w.index} name: NVML ${JSON.stringify(g.name)}, nvidia-smi ${JSON.stringify(w.name)}`);
+    for (const [key, close] of WITNESS_RULES) {
+      const a = w[key] as number | null | undefined;
+      const b = g[key] as number | null | undefined;
+      if (typeof a === 'number' && typeof b === 'number' && !close(a, b)) out.push(`GPU ${w.index} ${key}: NVML ${b}, nvidia-smi ${a}`);
+    }
+  }
+  return out;
 }

@@ -67,6 +67,16 @@ export interface GpuBackend {
   xid_events: { ok: true } | { ok: false; reason: string };
   /** NVML functions this driver lacks (their readings are null). */
   missing_functions: string[];
+  /** The last comparison of NVML's reading with nvidia-smi's (the witness); null before the first. */
+  crosscheck?: GpuCrosscheck | null;
+}
+
+export interface GpuCrosscheck {
+  at: number;
+  /** null when nvidia-smi could not be asked (the reason says why). */
+  agreed: boolean | null;
+  reason: string | null;
+  mismatches: string[];
 }
 
 /** Xid events kept for answers and forensics. */
@@ -101,7 +111,11 @@ export class GpuState {
   }
 
   setBackend(b: GpuBackend): void {
-    this.backendInfo = b;
+    this.backendInfo = { ...b, crosscheck: b.crosscheck ?? this.backendInfo.crosscheck ?? null };
+  }
+
+  setCrosscheck(c: GpuCrosscheck): void {
+    this.backendInfo = { ...this.backendInfo, crosscheck: c };
   }
 
   get backend(): GpuBackend {

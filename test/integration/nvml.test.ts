@@ -180,3 +180,32 @@ describe("a job that fails while its GPU reports an Xid", () => {
     }
   }, 45_000);
 });
+
+describe('nvidia-smi as the witness', () => {
+  it("agrees with NVML's reading of the same capture, and says so", async () => {
+    const smi = new FakeSmi({ fixture: 'h100-80gb-hbm3-x1.drv590.load' });
+    process.env.FAKE_NVIDIA_SMI = smi.file;
+    const p = await start(new FakeNvml(captured('h100-80gb-hbm3-x1.drv590.load')), { PODSCOPE_NVIDIA_SMI: smi.bin });
+    const s = await until(async () => {
+      const b = await p.status();
+      return b.gpu_sampling?.crosscheck ? b : undefined;
+    }, 20_000);
+    expect(s.gpu_sampling.crosscheck).toMatchObject({ agreed: true, mismatches: [] });
+    expect(s.problems.some((x: { code: string }) => x.code === 'GPU_READING_MISMATCH')).toBe(false);
+  });
+
+  it('raises GPU_READING_MISMATCH naming the field and both values when nvidia-smi reads otherwise', async () => {
+    const smi = new FakeSmi({ fixture: 'h100-80gb-hbm3-x1.drv590.load', values: { 'memory.total': '40960' } });
+    process.env.FAKE_NVIDIA_SMI = smi.file;
+    const nvml = captured('h100-80gb-hbm3-x1.drv590.load');
+    const p = await start(new FakeNvml(nvml), { PODSCOPE_NVIDIA_SMI: smi.bin });
+    const problem = await until(async () => (await p.status()).problems.find((x: { code: string }) => x.code === 'GPU_READING_MISMATCH'), 20_000);
+    expect(problem).toMatchObject({ severity: 'warning', message: `NVML and nvidia-smi disagree: GPU 0 memory_total_mb: NVML ${nvml[0]!.row.memory_total_mb}, nvidia-smi 40960` });
+  });
+
+  it('says NVML is not witnessed where nvidia-smi does not answer', async () => {
+    const p = await start(new FakeNvml(captured('h100-80gb-hbm3-x1.drv590.load')));
+    const c = await until(async () => (await p.status()).gpu_sampling?.crosscheck, 20_000);
+    expect(c).toMatchObject({ agreed: null, reason: expect.stringMatching(/nvidia-smi did not answer.*not witnessed/) });
+  });
+});

@@ -70,6 +70,7 @@ describe('configuration', () => {
     ['PODSCOPE_GPU_BACKEND', 'cuda', /auto, nvml or nvidia-smi/],
     ['PODSCOPE_NVML_LIBRARY', ' ', /empty/],
     ['PODSCOPE_GPU_FAST_MS', '5', /at least 20/],
+    ['PODSCOPE_GPU_CROSSCHECK_S', '1', /at least 10/],
     ['PODSCOPE_GPU_TIMEOUT_MS', '1.5', /integer/],
     ['PODSCOPE_GPU_APPS_INTERVAL_MS', '-1', /at least/],
     ['PODSCOPE_GPU_HEALTH_INTERVAL_MS', '10', /at least 1000/],

@@ -8,7 +8,7 @@
  * them. BENCH_QUICK=1 shortens the long measurements (for a smoke run; figures are then rougher).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { writeFileSync, appendFileSync } from 'node:fs';
+import { writeFileSync, appendFileSync, readdirSync, readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { SimComfyUI, submit, txt2img } from '../dist/sim/comfyui.js';
@@ -263,6 +263,72 @@ async function benchIdle(env) {
   await sim.stop();
 }
 
+/** CPU ticks of the children a process has reaped (cutime + cstime): its nvidia-smi runs. */
+function reapedTicks(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(f[13]) + Number(f[14]);
+}
+
+/** The processes podscope started (its NVML sampler), by /proc's children lists. */
+function childrenOf(pid) {
+  try {
+    return readdirSync(`/proc/${pid}/task`).flatMap((t) => readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * NVML's footprint: podscope and its sampler process together, idle, 8 GPUs (the fake
+ * libnvidia-ml.so answering from the H200 capture) with memory read every 100 ms, against the
+ * same podscope sampling through the fake nvidia-smi once a second, measured in the same run.
+ */
+async function benchNvmlFootprint(env) {
+  const lib = join(scratchDir('podscope-bench-nvml-'), 'libnvidia-ml.so.1');
+  const built = spawnSync('gcc', ['-shared', '-fPIC', '-O2', '-Wno-format-truncation', '-o', lib, join(ROOT, 'test/fake-nvml/fake-nvml.c')]);
+  if (built.status !== 0) {
+    record('NVML footprint (needs gcc to build the fake libnvidia-ml)', 'skipped', '', '', null);
+    return;
+  }
+  const help = answer(['--help-query-gpu'], { fixture: 'h200-x1.drv590.load' });
+  const plan = planFields(parseHelpQueryGpu(help.stdout));
+  const out = answer([`--query-gpu=${plan.fields.join(',')}`, '--format=csv,noheader,nounits'], { fixture: 'h200-x1.drv590.load', gpus: 8 }).stdout;
+  const rows = parseCsvRows(out, plan.fields.length).rows.map((r) => toGpuRow(r, plan.keys));
+  const conf = join(scratchDir('podscope-bench-nvml-'), 'fake-nvml.conf');
+  const lines = [`driver ${rows[0].driver_version}`];
+  rows.forEach((r, i) => {
+    lines.push(`gpu ${i} name ${r.name}`, `gpu ${i} uuid ${r.uuid}`, `gpu ${i} bus ${r.pci_bus_id}`, `gpu ${i} mem_total_mb ${r.memory_total_mb}`, `gpu ${i} mem_used_mb ${r.memory_used_mb}`);
+    lines.push(`gpu ${i} util ${r.utilization_percent ?? 0}`, `gpu ${i} power_mw ${Math.round((r.power_w ?? 0) * 1000)}`, `gpu ${i} temp_c ${r.temperature_c ?? 0}`, `gpu ${i} procs 4242:30000`);
+  });
+  writeFileSync(conf, `${lines.join('\n')}\n`);
+  const seconds = QUICK ? 15 : 60;
+  const measure = async (extra) => {
+    const sim = new SimComfyUI({});
+    await sim.start();
+    const pod = await startPodscope({ ...env, ...extra, COMFYUI_URL: sim.url, FAKE_NVML_CONFIG: conf });
+    await sleep(3000);
+    // podscope with the children it reaped (each nvidia-smi run), and the sampler process it keeps.
+    const pids = () => [pod.child.pid, ...childrenOf(pod.child.pid)];
+    const ticksOf = (p) => procStat(p).cpuTicks + (p === pod.child.pid ? reapedTicks(p) : 0);
+    const before = new Map(pids().map((p) => [p, ticksOf(p)]));
+    await sleep(seconds * 1000);
+    let ticks = 0;
+    let rss = 0;
+    for (const p of pids()) {
+      ticks += ticksOf(p) - (before.get(p) ?? 0);
+      rss += procStat(p).rss;
+    }
+    await pod.stop();
+    await sim.stop();
+    return { cpu: (ticks / TICKS / seconds) * 100, rss_mb: Math.round(rss / 1024 ** 2), processes: pids().length };
+  };
+  const smi = await measure({});
+  const nvml = await measure({ PODSCOPE_GPU_BACKEND: 'nvml', PODSCOPE_NVML_LIBRARY: lib, PODSCOPE_GPU_FAST_MS: '100' });
+  record(`idle footprint with NVML: podscope and its sampler, 8 GPUs, memory every 100 ms, over ${seconds} s`, nvml.cpu.toFixed(2), '% of one core', '≤ 0.5 %', nvml.cpu <= 0.5, { rss_mb_all_processes: nvml.rss_mb, baseline_nvidia_smi_1hz_cpu_percent: Number(smi.cpu.toFixed(2)), baseline_rss_mb: smi.rss_mb, ratio_to_baseline: Number((nvml.cpu / smi.cpu).toFixed(2)) });
+  record('resident memory with NVML, every process podscope started counted', nvml.rss_mb, 'MB', '≤ 120 MB', nvml.rss_mb <= 120, { baseline_nvidia_smi_rss_mb: smi.rss_mb });
+}
+
 async function benchLogIngest(env) {
   // Highest sustained rate with no line lost, by the websocket stream and by the log file.
   const dir = scratchDir('podscope-bench-logs-');
@@ -459,7 +525,7 @@ async function benchMemory() {
 // ---------------------------------------------------------------------------------------------
 
 async function main() {
-  // BENCH_ONLY=name runs one section (status, metrics, latency, traces, logs, memory, idle, gpu) while working on it.
+  // BENCH_ONLY=name runs one section (status, metrics, latency, traces, logs, memory, idle, gpu, nvml) while working on it.
   const only = process.env.BENCH_ONLY;
   const want = (name) => !only || only === name;
   if (spawnSync('wrk', ['--version']).error) {
@@ -504,6 +570,7 @@ async function main() {
   if (want('logs')) await benchLogIngest(env);
   if (want('memory')) await benchMemory();
   if (want('idle')) await benchIdle(env);
+  if (want('nvml')) await benchNvmlFootprint(env);
   if (only) {
     process.exit(0);
   }

@@ -93,7 +93,8 @@ export class NvmlSampler {
     this.startedAt = Date.now();
     this.lastMessageAt = 0;
     this.starts++;
-    const child = spawn(process.execPath, [this.opts.script ?? samplerScript()], {
+    // A small heap: the sampler holds a few buffers per GPU, nothing more.
+    const child = spawn(process.execPath, ['--max-old-space-size=24', '--max-semi-space-size=1', this.opts.script ?? samplerScript()], {
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       // Its own process group, so a kill reaches anything it started too.
       detached: true,

@@ -9,6 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { NvmlMessage, NvmlStart } from './nvml-protocol.js';
+import { killProcessGroup } from './process.js';
 
 export type { NvmlMessage } from './nvml-protocol.js';
 
@@ -163,15 +164,6 @@ export class NvmlSampler {
   private kill(): void {
     const child = this.child;
     this.child = null;
-    if (!child?.pid) return;
-    try {
-      process.kill(-child.pid, 'SIGKILL');
-    } catch {
-      try {
-        child.kill('SIGKILL');
-      } catch {
-        /* already gone */
-      }
-    }
+    if (child) killProcessGroup(child);
   }
 }

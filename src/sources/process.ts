@@ -65,18 +65,7 @@ export function runBounded(file: string, args: readonly string[], opts: RunOptio
   let truncated = false;
   let timedOut = false;
 
-  const killGroup = () => {
-    if (child.pid === undefined) return;
-    try {
-      process.kill(-child.pid, 'SIGKILL');
-    } catch {
-      try {
-        child.kill('SIGKILL');
-      } catch {
-        /* already gone */
-      }
-    }
-  };
+  const killGroup = () => killProcessGroup(child);
 
   const collect = (chunks: Buffer[], which: 'out' | 'err') => (chunk: Buffer) => {
     const used = which === 'out' ? outBytes : errBytes;
@@ -124,4 +113,18 @@ export function runBounded(file: string, args: readonly string[], opts: RunOptio
   });
 
   return { pid: child.pid, startedAt: Date.now(), result, exited };
+}
+
+/** SIGKILL to a child started `detached` and to its whole process group (the child alone when the group is gone). */
+export function killProcessGroup(child: { pid?: number; kill(signal: NodeJS.Signals): boolean }): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
 }

@@ -222,6 +222,28 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t dev, nvmlMemory_t *m) {
   return OK;
 }
 
+/*
+ * The GPU's processes (`procs pid:mb,…`) into an array of either layout: v1 (16 bytes: pid, memory)
+ * or v2/v3 (24 bytes: pid, memory, GPU- and compute-instance ids), as the calling symbol expects.
+ */
+static nvmlReturn_t fill_processes(nvmlDevice_t dev, unsigned int *count, void *infos, size_t size) {
+  unsigned int n = 0, cap = *count;
+  char copy[512];
+  snprintf(copy, sizeof copy, "%s", dev->procs);
+  for (char *save = 0, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(0, ",", &save)) {
+    unsigned int pid; unsigned long long mb;
+    if (sscanf(tok, "%u:%llu", &pid, &mb) != 2) continue;
+    if (infos && n < cap) {
+      char *at = (char *)infos + n * size;
+      nvmlProcessInfo_t p = { pid, mb * 1024ULL * 1024ULL, 0xFFFFFFFF, 0xFFFFFFFF };
+      memcpy(at, &p, size); /* the v1 layout is the v2 layout's first 16 bytes */
+    }
+    n++;
+  }
+  *count = n;
+  return n > cap ? INSUFFICIENT_SIZE : OK;
+}
+
 #ifndef FAKE_NVML_OLD
 nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t dev, nvmlMemory_v2_t *m) {
   DEVICE_CALL("nvmlDeviceGetMemoryInfo_v2");
@@ -263,33 +285,13 @@ nvmlReturn_t nvmlDeviceGetSamples(nvmlDevice_t dev, int type, unsigned long long
 
 nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t dev, unsigned int *count, nvmlProcessInfo_t *infos) {
   DEVICE_CALL("nvmlDeviceGetComputeRunningProcesses_v3");
-  unsigned int n = 0, cap = *count;
-  char copy[512];
-  snprintf(copy, sizeof copy, "%s", dev->procs);
-  for (char *save = 0, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(0, ",", &save)) {
-    unsigned int pid; unsigned long long mb;
-    if (sscanf(tok, "%u:%llu", &pid, &mb) != 2) continue;
-    if (infos && n < cap) { infos[n].pid = pid; infos[n].usedGpuMemory = mb * 1024ULL * 1024ULL; infos[n].gpuInstanceId = 0xFFFFFFFF; infos[n].computeInstanceId = 0xFFFFFFFF; }
-    n++;
-  }
-  *count = n;
-  return infos && n > cap ? INSUFFICIENT_SIZE : (!infos && n > 0 ? INSUFFICIENT_SIZE : OK);
+  return fill_processes(dev, count, infos, sizeof *infos);
 }
 #endif
 
 nvmlReturn_t nvmlDeviceGetComputeRunningProcesses(nvmlDevice_t dev, unsigned int *count, nvmlProcessInfo_v1_t *infos) {
   DEVICE_CALL("nvmlDeviceGetComputeRunningProcesses");
-  unsigned int n = 0, cap = *count;
-  char copy[512];
-  snprintf(copy, sizeof copy, "%s", dev->procs);
-  for (char *save = 0, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(0, ",", &save)) {
-    unsigned int pid; unsigned long long mb;
-    if (sscanf(tok, "%u:%llu", &pid, &mb) != 2) continue;
-    if (infos && n < cap) { infos[n].pid = pid; infos[n].usedGpuMemory = mb * 1024ULL * 1024ULL; }
-    n++;
-  }
-  *count = n;
-  return infos && n > cap ? INSUFFICIENT_SIZE : (!infos && n > 0 ? INSUFFICIENT_SIZE : OK);
+  return fill_processes(dev, count, infos, sizeof *infos);
 }
 
 nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t dev, nvmlUtilization_t *u) { DEVICE_CALL("nvmlDeviceGetUtilizationRates"); u->gpu = dev->util; u->memory = dev->util_mem; return OK; }

@@ -21,7 +21,8 @@
   }
 
   const dash = (v, unit = '') => (v === null || v === undefined ? '–' : `${v}${unit}`);
-  const time = (iso) => (iso ? new Date(iso).toLocaleTimeString() : '–');
+  /** A time as the API gives it, in UTC; the local time on hover. */
+  const time = (iso) => (iso ? el('time', { datetime: iso, title: `${new Date(iso).toLocaleString()} (local)` }, `${iso.slice(11, 19)} UTC`) : '–');
   const badge = (word) => el('span', { class: `badge ${word}` }, word);
 
   /** A JSON answer; null for a 404 when `missingOk`. A lapsed session goes back to the login page. */
@@ -69,7 +70,7 @@
     const st = $('pod-status');
     st.textContent = s.status;
     st.className = `badge ${s.status}`;
-    $('problems').replaceChildren(...s.problems.map((p) => el('li', { class: p.severity }, `${p.component}${p.instance ? ` ${p.instance}` : ''} ${p.code}: ${p.message} (since ${time(p.since)})`)));
+    $('problems').replaceChildren(...s.problems.map((p) => el('li', { class: p.severity }, `${p.component}${p.instance ? ` ${p.instance}` : ''} ${p.code}: ${p.message} (since `, time(p.since), ')')));
     renderInstances(s.instances ?? []);
     renderGpus(s.gpus);
   }
@@ -111,11 +112,13 @@
 
   // ── GPUs: a card each, with the last ten minutes as charts ──────────────────────────────
   const SERIES = [
-    { key: 'utilization_percent', label: 'utilization', unit: ' %', of: (p) => p.utilization_percent },
-    { key: 'vram', label: 'VRAM', unit: ' MiB', of: (p) => p.used_mb },
-    { key: 'temperature_c', label: 'temperature', unit: ' °C', of: (p) => p.temperature_c },
-    { key: 'power_w', label: 'power', unit: ' W', of: (p) => p.power_w },
+    { key: 'utilization_percent', label: 'utilization', unit: ' %', axisUnit: '%', of: (p) => p.utilization_percent },
+    { key: 'vram', label: 'VRAM', unit: ' MiB', axisUnit: '', of: (p) => p.used_max_mb ?? p.used_mb },
+    { key: 'temperature_c', label: 'temperature', unit: ' °C', axisUnit: '°', of: (p) => p.temperature_c },
+    { key: 'power_w', label: 'power', unit: ' W', axisUnit: ' W', of: (p) => p.power_w },
   ];
+  /** An axis value in few characters: 35000 as 35k. */
+  const compact = (v) => (Math.abs(v) >= 10_000 ? `${Math.round(v / 1000)}k` : String(v));
   const charts = new Map(); // uuid → { card, values: Map<key, element>, plots: Map<key, {plot, data}> }
   const history = new Map(); // uuid → { t: [], [key]: [] }
 
@@ -148,7 +151,7 @@
           const holder = el('div', { class: 'chart', 'data-series': s.key });
           values.set(s.key, v);
           plots.set(s.key, { holder, plot: null });
-          return el('div', { class: 'metric' }, el('span', {}, s.label, ' ', v), holder);
+          return el('div', { class: 'metric' }, el('div', { class: 'label' }, el('span', {}, s.label), v), holder);
         });
         const card = el('article', { class: 'card gpu', 'data-uuid': id }, el('h3', {}), ...rows);
         box.append(card);
@@ -159,6 +162,8 @@
       c.card.classList.toggle('lost', g.lost);
       c.card.querySelector('h3').textContent = `GPU ${dash(g.index)} · ${g.name}${g.lost ? ` · lost: ${g.lost_reason}` : ''}`;
       const vram = g.memory_used_mb === null ? null : `${g.memory_used_mb} / ${dash(g.memory_total_mb)}`;
+      // A reading podscope does not have says why, on hover.
+      for (const s of SERIES) c.values.get(s.key).title = (g.null_reasons ?? {})[s.key === 'vram' ? 'memory_used_mb' : s.key] ?? '';
       const shown = { utilization_percent: g.utilization_percent, vram, temperature_c: g.temperature_c, power_w: g.power_w };
       for (const s of SERIES) c.values.get(s.key).textContent = dash(shown[s.key], shown[s.key] === null ? '' : s.unit);
       drawCharts(id);
@@ -173,8 +178,19 @@
       const p = c.plots.get(s.key);
       const data = [h.t, h[s.key]];
       if (!p.plot) {
+        const axis = { stroke: '#8a93a3', grid: { stroke: '#2a2f3a', width: 1 }, ticks: { stroke: '#2a2f3a', width: 1 }, font: '11px system-ui' };
         p.plot = new uPlot(
-          { width: 190, height: 46, legend: { show: false }, cursor: { show: false }, axes: [{ show: false }, { show: false }], scales: { x: { time: true } }, series: [{}, { stroke: '#58a6ff', width: 1.5, spanGaps: false }] },
+          {
+            width: Math.max(160, p.holder.clientWidth || 240),
+            height: 90,
+            legend: { show: false },
+            cursor: { show: false },
+            // A time axis in UTC, as the API speaks, and a value scale in the series' unit.
+            tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
+            axes: [{ ...axis, size: 24, space: 70 }, { ...axis, size: 52, values: (_u, ticks) => ticks.map((v) => `${compact(v)}${s.axisUnit}`) }],
+            scales: { x: { time: true } },
+            series: [{}, { stroke: '#58a6ff', width: 1.5, spanGaps: false }],
+          },
           data,
           p.holder,
         );
@@ -198,6 +214,14 @@
   }
 
   // ── the running job, node by node ─────────────────────────────────────────────────────────
+  /** A node's duration; while it runs, how long so far; where none is known, why (muted, and on hover). */
+  function nodeDuration(n) {
+    if (n.duration_ms !== null) return `${(n.duration_ms / 1000).toFixed(2)} s`;
+    if (n.status === 'running' && n.started_at) return `${((Date.now() - Date.parse(n.started_at)) / 1000).toFixed(1)} s so far`;
+    const why = n.duration_unknown_reason ?? 'not known';
+    return el('span', { class: 'muted why', title: why }, why.split(':')[0].split(' (')[0]);
+  }
+
   function nodesTable(w) {
     return el(
       'table',
@@ -214,7 +238,7 @@
             el('td', {}, n.title && n.title !== n.class_type ? `${n.class_type} (${n.title})` : n.class_type),
             el('td', {}, badge(n.status)),
             el('td', { class: 'num steps' }, n.progress ? `${n.progress.steps}/${n.progress.total}` : '–'),
-            el('td', { class: 'num' }, n.duration_ms === null ? '–' : `${(n.duration_ms / 1000).toFixed(2)} s`),
+            el('td', { class: 'num' }, nodeDuration(n)),
           ),
         ),
       ),
@@ -222,7 +246,10 @@
   }
 
   async function loadRunning() {
+    const asked = instance;
     const w = await get(`/debug/workflow${only('?')}`, true);
+    // An answer for the instance shown before the filter changed is dropped.
+    if (asked !== instance) return;
     const box = $('job');
     if (w === null) {
       box.replaceChildren(el('p', { class: 'muted' }, 'No job has been seen yet.'));
@@ -237,22 +264,45 @@
 
   // ── the queue and its rejections ─────────────────────────────────────────────────────────
   async function loadQueue() {
+    const asked = instance;
     const q = await get(`/debug/queue${only('?')}`);
+    if (asked !== instance) return;
     const rows = [...q.running.map((j) => ['running', j]), ...q.pending.map((j) => [`#${j.position}`, j])];
     $('queue').replaceChildren(
       rows.length === 0
         ? el('p', { class: 'muted' }, 'The queue is empty.')
         : el('table', {}, el('tr', {}, ['', 'instance', 'job', 'client', 'since'].map((h) => el('th', {}, h))), rows.map(([where, j]) => el('tr', {}, el('td', {}, where), el('td', {}, j.instance), el('td', {}, j.job_id ?? j.prompt_id), el('td', {}, dash(j.client_id)), el('td', {}, time(j.started_at ?? j.queued_at ?? j.first_seen_at))))),
-      ...(q.rejected.length > 0
-        ? [el('h3', {}, 'Rejected by ComfyUI (never queued)'), el('ul', { class: 'rejections' }, q.rejected.map((r) => el('li', {}, `${time(r.at)} ${r.job_id ?? 'a prompt'}: ${r.reasons.length > 0 ? r.reasons.join('; ') : 'no reason reported'}`)))]
-        : []),
+      ...(q.rejected.length > 0 ? [el('h3', {}, 'Rejected by ComfyUI (never queued)'), rejections(q.rejected)] : []),
+    );
+  }
+
+  /** Rejections with the same reasons as one row: how many, the first and the last time, the job ids named. */
+  function rejections(list) {
+    const groups = new Map();
+    for (const r of list) {
+      const reasons = r.reasons.length > 0 ? r.reasons.join('; ') : 'no reason reported';
+      const key = `${r.instance ?? ''}\u0000${reasons}`;
+      const g = groups.get(key) ?? { reasons, instance: r.instance, count: 0, first: r.at, last: r.at, jobs: [] };
+      g.count++;
+      if (r.at < g.first) g.first = r.at;
+      if (r.at > g.last) g.last = r.at;
+      if (r.job_id && g.jobs.length < 5) g.jobs.push(r.job_id);
+      groups.set(key, g);
+    }
+    return el(
+      'table',
+      { class: 'rejections' },
+      el('tr', {}, ['times', 'first', 'last', 'instance', 'reasons', 'jobs'].map((h) => el('th', {}, h))),
+      [...groups.values()].map((g) => el('tr', {}, el('td', { class: 'num' }, `×${g.count}`), el('td', {}, time(g.first)), el('td', {}, time(g.last)), el('td', {}, dash(g.instance)), el('td', {}, g.reasons), el('td', {}, g.jobs.join(', ') || '–'))),
     );
   }
 
   // ── recent jobs, each opening to its detail ──────────────────────────────────────────────
   let jobsShown = '';
   async function loadJobs() {
+    const asked = instance;
     const v = await get(`/debug/jobs?limit=30${only('&')}`);
+    if (asked !== instance) return;
     // Redrawn only when something changed: a row under the pointer stays put while it is clicked.
     const shown = JSON.stringify(v.jobs);
     if (shown === jobsShown) return;
@@ -345,7 +395,9 @@
     logSource?.close();
     logSource = null;
     const level = $('log-level').value;
+    const asked = instance;
     const v = await get(`/debug/logs?lines=200&level=${level}${only('&')}`);
+    if (asked !== instance) return;
     $('log').replaceChildren();
     lastSeq = 0;
     for (const l of v.lines) appendLog(l);

@@ -2,11 +2,28 @@
  * /debug/workflow (contract 2.4) and /debug/queue (contract 2.6).
  */
 import type { ComfyReader } from '../state/comfy.js';
+import type { NodeStatus } from '../shared/job-types.js';
 import type { GpuUse } from '../state/instance-gpus.js';
 import { iso } from '../format.js';
 import { isFinal, type ReadonlyJob } from '../shared/job-types.js';
 import { jobIdentity, jobUsage, PROGRESS_UNKNOWN } from './comfy.js';
 
+
+/** Why a node has no duration: it has not run, is running, did not run at all, or a time was not seen. */
+function durationUnknown(status: NodeStatus, startedAt: number | null): string {
+  switch (status) {
+    case 'pending':
+      return 'not started yet';
+    case 'running':
+      return startedAt === null ? 'running; its start was not seen' : 'still running';
+    case 'cached':
+      return 'cached: ComfyUI reused an earlier result and did not run it';
+    case 'skipped':
+      return 'never ran';
+    default:
+      return startedAt === null ? 'its start was not seen (without the tap node ComfyUI reports no time per node)' : 'its end was not seen';
+  }
+}
 
 export function workflowView(comfy: ComfyReader, use: GpuUse, job: ReadonlyJob, now: number) {
   const s = comfy.tracker.snapshot(job);
@@ -31,6 +48,7 @@ export function workflowView(comfy: ComfyReader, use: GpuUse, job: ReadonlyJob, 
       started_at: iso(n.started_at),
       finished_at: iso(n.finished_at),
       duration_ms: n.started_at !== null && n.finished_at !== null ? Math.max(0, n.finished_at - n.started_at) : null,
+      ...(n.started_at !== null && n.finished_at !== null ? {} : { duration_unknown_reason: durationUnknown(n.status, n.started_at) }),
       timing: n.timing,
       ...(n.peak_vram_bytes !== null ? { peak_vram_mb: Math.round(n.peak_vram_bytes / 1024 / 1024) } : {}),
       ...(n.needed ? {} : { needed: false }),

@@ -155,7 +155,52 @@ describe.skipIf(!CHROMIUM && !process.env.CI)('the page in a real browser', () =
       return cells.length > 0 && cells.every((c) => c === 'gpu1');
     }, { timeout: 20_000 });
     await page.select('#instance', '');
+    await page.waitForFunction(() => new Set([...document.querySelectorAll('#jobs tr[data-job] td:nth-child(2)')].map((td) => td.textContent)).size === 2, { timeout: 20_000 });
   }, 60_000);
+
+  it('reads at a glance at 1400 px: GPU cards side by side, each value on one line with its unit, no node duration a bare dash, times in UTC', async () => {
+    await page.waitForFunction(() => document.querySelectorAll('article.gpu canvas').length >= 8, { timeout: 20_000 });
+    const layout = await page.evaluate(() => {
+      const cards = [...document.querySelectorAll<HTMLElement>('article.gpu')];
+      const values = [...document.querySelectorAll<HTMLElement>('article.gpu .v')];
+      const durations = [...document.querySelectorAll<HTMLElement>('#job td:nth-child(5)')].map((td) => td.textContent ?? '');
+      const times = [...document.querySelectorAll<HTMLElement>('time')].map((t) => t.textContent ?? '');
+      return {
+        tops: cards.map((c) => c.getBoundingClientRect().top),
+        width: cards[0]!.getBoundingClientRect().width,
+        valueLines: values.map((v) => v.getClientRects().length),
+        durations,
+        times,
+      };
+    });
+    expect(new Set(layout.tops).size).toBe(1);
+    expect(layout.width).toBeGreaterThan(500);
+    expect(layout.valueLines.every((n) => n === 1)).toBe(true);
+    expect(layout.durations.length).toBeGreaterThan(0);
+    expect(layout.durations.filter((d) => d.trim() === '–' || d.trim() === '')).toEqual([]);
+    expect(layout.times.length).toBeGreaterThan(0);
+    expect(layout.times.every((t) => /^\d\d:\d\d:\d\d UTC$/.test(t))).toBe(true);
+    mkdirSync('test-results', { recursive: true });
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: 'test-results/page-1400.png' });
+  }, 40_000);
+
+  it('fits a 390 px phone without scrolling sideways', async () => {
+    await page.setViewport({ width: 390, height: 844, isMobile: true, deviceScaleFactor: 2 });
+    try {
+      await page.waitForFunction(() => document.querySelectorAll('article.gpu').length === 2, { timeout: 20_000 });
+      const { scroll, cardsStacked } = await page.evaluate(() => {
+        const cards = [...document.querySelectorAll<HTMLElement>('article.gpu')].map((c) => c.getBoundingClientRect());
+        return { scroll: document.documentElement.scrollWidth, cardsStacked: cards[1]!.top > cards[0]!.top };
+      });
+      expect(scroll).toBeLessThanOrEqual(390);
+      expect(cardsStacked).toBe(true);
+      await page.evaluate(() => window.scrollTo(0, 0));
+      await page.screenshot({ path: 'test-results/page-390.png' });
+    } finally {
+      await page.setViewport({ width: 1400, height: 1000 });
+    }
+  }, 40_000);
 
   it('made no request to another host and logged no console error; a screenshot is kept', async () => {
     mkdirSync('test-results', { recursive: true });

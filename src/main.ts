@@ -164,7 +164,7 @@ export async function startPodscope(opts: StartOptions): Promise<Podscope> {
       [
         attributionStep(comfyState, state.gpuUse),
         { name: 'charge it the log lines of its run', run: (job) => logCollector.jobFinished(job) },
-        forensicsStep(comfyState, { gpu: gpuState, logs }, state.now),
+        forensicsStep(comfyState, { gpu: gpuState, logs }, state.now, state.gpuUse),
         xidStep(comfyState, state.gpuUse, state.now),
         { name: 'log its end', run: (job) => comfy.jobFinished(job) },
         { name: 'record its outputs', run: (job) => artifacts.jobFinished(job) },

@@ -34,6 +34,8 @@ export interface JobTraceOptions {
   stalls?: readonly Stall[];
   /** Scrubs secrets out of every string that becomes an attribute. */
   scrub?: (text: string) => string;
+  /** The version of the ComfyUI instance that ran it (the resource names the first instance's). */
+  comfyuiVersion?: string | null;
 }
 
 /** A job's trace; null while it has not finished (its spans would have no end). */
@@ -57,6 +59,7 @@ export function jobTrace(job: ReadonlyJob, opts: JobTraceOptions = {}): JobTrace
   });
   const a = root.attributes;
   if (job.number !== null) a['comfyui.prompt.number'] = job.number;
+  if (opts.comfyuiVersion) a['comfyui.version'] = opts.comfyuiVersion;
   if (job.usage) {
     a['podscope.job.gpu_seconds'] = job.usage.gpu_seconds;
     a['podscope.job.busy_gpu_seconds'] = job.usage.busy_gpu_seconds;
@@ -198,7 +201,7 @@ export class TraceCollector implements Collector {
     // A refinement (ComfyUI's record of a job podscope had called lost) comes after its trace left.
     if (!this.running || refined) return;
     const scrubber = this.opts.scrubber;
-    const trace = jobTrace(job, { stalls, scrub: (t) => (scrubber.needsScrub(t) ? scrubber.scrub(t) : t) });
+    const trace = jobTrace(job, { stalls, scrub: (t) => (scrubber.needsScrub(t) ? scrubber.scrub(t) : t), comfyuiVersion: this.opts.instances.byName(job.instance)?.version ?? null });
     if (trace) this.opts.sink.export(trace);
   }
 

@@ -20,6 +20,8 @@ export interface ForensicsSources {
   gpu: GpuReader | null;
   logs: LogReader;
   comfy: ComfyReader;
+  /** The GPUs the job's instance runs on (uuids); undefined for every GPU of the pod. */
+  scope?: ReadonlySet<string> | null;
 }
 
 /** What forensics found: evidence for the job's error, or the error a silent death points to. */
@@ -34,7 +36,12 @@ export function examine(job: ReadonlyJob, src: ForensicsSources, now: number): F
   if (job.status === 'error' && isGpuOom(job)) {
     // The job's own run: the same window as the job's peak, so the two always agree.
     const from = job.started_at ?? at - 60_000;
-    const points = src.gpu ? src.gpu.timeline.select((p) => p.t >= from && p.t <= at, 240).map((e) => e.value) : [];
+    // Only the job's own GPUs: on a pod of several ComfyUIs the others' memory says nothing of it.
+    const mine = (uuid: string) => !src.scope || src.scope.has(uuid);
+    const points = (src.gpu ? src.gpu.timeline.select((p) => p.t >= from && p.t <= at, 240).map((e) => e.value) : []).map((p) => {
+      const keep = p.uuids.map((u, i) => (mine(u) ? i : -1)).filter((i) => i >= 0);
+      return { t: p.t, uuids: keep.map((i) => p.uuids[i]!), used_mb: keep.map((i) => (p.used_max_mb ?? p.used_mb)[i] ?? null), util: keep.map((i) => p.util[i] ?? null) };
+    });
     let peak: number | null = job.usage?.peak_vram_mb ?? null;
     if (peak === null) for (const p of points) for (const mb of p.used_mb) if (mb !== null && (peak === null || mb > peak)) peak = mb;
     const error = job.error!;
@@ -47,7 +54,7 @@ export function examine(job: ReadonlyJob, src: ForensicsSources, now: number): F
         class_type: error.class_type ?? node?.class_type ?? null,
         failed_at: iso(at),
         peak_vram_mb: peak,
-        gpu_memory_timeline: points.map((p) => ({ t: iso(p.t), used_mb: p.used_mb, utilization_percent: p.util })),
+        gpu_memory_timeline: points.map((p) => ({ t: iso(p.t), gpus: p.uuids, used_mb: p.used_mb, utilization_percent: p.util })),
         comfyui_system_stats: systemStatsView(src.comfy),
         last_log_lines: lastLines(src.logs, job, 20),
       },

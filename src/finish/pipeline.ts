@@ -48,11 +48,11 @@ export function attributionStep(comfy: ComfyState, use: GpuUse): FinishStep {
 }
 
 /** Forensics: the evidence of an OOM on the job's error, or the diagnosis of a silent death. */
-export function forensicsStep(comfy: ComfyState, sources: Omit<ForensicsSources, 'comfy'>, now: () => number): FinishStep {
+export function forensicsStep(comfy: ComfyState, sources: Omit<ForensicsSources, 'comfy' | 'scope'>, now: () => number, use?: GpuUse): FinishStep {
   return {
     name: 'explain how it died',
     run: (job) => {
-      const finding = examine(job, { ...sources, comfy }, now());
+      const finding = examine(job, { ...sources, comfy, scope: use?.scopeOf(job.instance) }, now());
       if (finding?.kind === 'evidence') comfy.tracker.annotateError(job.prompt_id, { forensics: finding.forensics });
       else if (finding?.kind === 'diagnosis') comfy.tracker.diagnose(job.prompt_id, finding.error);
     },

@@ -76,6 +76,10 @@ interface Pipeline {
 const STARTUP_LINE = /^(Starting server$|To see the GUI go to: |Total VRAM \d+ MB, total RAM \d+ MB|ComfyUI version: )/;
 /** Lines ComfyUI logs right after a prompt's outcome ("Prompt executed in …") still belong to it. */
 const FINISH_SLACK_MS = 50;
+/** How long after a prompt's end ComfyUI may print its `Prompt executed in` line (71 ms seen for a first prompt). */
+const END_LINE_MS = 2000;
+/** Log times (ComfyUI's entry times) and history times are both ComfyUI's clock, read at slightly different moments. */
+const CLOCK_GRAIN_MS = 5;
 /** How far apart in time two copies of one line (file and stream) may be. */
 const SAME_LINE_MS = 3000;
 /** How long a line is remembered for matching its copy from the other origin. */
@@ -116,8 +120,10 @@ export class LogCollector implements Collector {
   private readonly importFailures = new Set<string>();
   /** The job that ran last, for the "Prompt executed in" line that closes its range. */
   private lastJob: { jobId: string; promptId: string; at: number } | null = null;
+  /** Prompts whose `Prompt executed in` line has come: later lines are never theirs. */
+  private readonly closed = new Set<string>();
   /** The newest finished jobs' run windows by ComfyUI's clock, for lines that arrive after the outcome. */
-  private readonly finishedWindows: Array<{ jobId: string; promptId: string; from: number; to: number }> = [];
+  private readonly finishedWindows: Array<{ jobId: string; promptId: string; from: number; to: number; end: number }> = [];
 
   constructor(private readonly opts: LogCollectorOptions) {
     this.now = opts.now ?? Date.now;
@@ -145,8 +151,13 @@ export class LogCollector implements Collector {
   jobFinished(job: ReadonlyJob): void {
     // Only ComfyUI's own outcome has an end on its clock: a lost job's end is when podscope gave up.
     if (job.status === 'lost' || job.started_timing !== 'comfyui' || job.started_at === null || job.finished_at === null) return;
-    const window = { jobId: job.job_id, promptId: job.prompt_id, from: job.started_at, to: job.finished_at + FINISH_SLACK_MS };
-    this.opts.store.attribute(window.jobId, this.opts.comfy.name, window.from, window.to);
+    const window = { jobId: job.job_id, promptId: job.prompt_id, from: job.started_at, to: job.finished_at + FINISH_SLACK_MS, end: job.finished_at };
+    // Every line of its run but an end line: a prompt has one, found below (a back-to-back
+    // neighbour's may fall inside this window).
+    this.opts.store.attribute(window.jobId, this.opts.comfy.name, window.from, window.to, isPromptEnd);
+    // Its `Prompt executed in` line, printed once it ended (after cleanup, so later than the slack
+    // may reach): the first end line nobody has from its end on.
+    if (!this.closed.has(job.prompt_id) && this.opts.store.attributeFirst(window.jobId, this.opts.comfy.name, job.finished_at - CLOCK_GRAIN_MS, job.finished_at + END_LINE_MS, isPromptEnd)) this.close(job.prompt_id);
     this.finishedWindows.push(window);
     if (this.finishedWindows.length > 8) this.finishedWindows.shift();
   }
@@ -236,6 +247,7 @@ export class LogCollector implements Collector {
     const job = this.jobFor(body, at, now);
     const bar = parseTqdm(body);
     if (job) this.opts.comfy.tracker.applyLogActivity(now, bar ?? undefined);
+    if (job && isPromptEnd(body)) this.close(job.promptId);
     this.signals(body, job);
     this.store({ ts: at, level, source: 'comfyui', instance: this.opts.comfy.name, message: body, job_id: job?.jobId ?? null });
   }
@@ -287,20 +299,63 @@ export class LogCollector implements Collector {
     const { comfy } = this.opts;
     const running = comfy.tracker.running();
     if (!running || !comfy.alive()) return undefined;
+    // ComfyUI runs one prompt at a time and ends each with its own `Prompt executed in` line: once
+    // that line came, what follows is not the prompt's, though podscope may not have seen it end.
+    if (this.closed.has(running.prompt_id)) return undefined;
     const down = comfy.lastDownAt;
     return down === null || at < down || (running.seen_running_at ?? 0) > down ? running : undefined;
   }
 
+  /** Marks a prompt ended by its own `Prompt executed in` line (the newest 64 kept). */
+  private close(promptId: string): void {
+    this.closed.add(promptId);
+    if (this.closed.size > 64) this.closed.delete(this.closed.values().next().value!);
+  }
+
+  /**
+   * The finished job a line belongs to, by ComfyUI's clock. A `Prompt executed in` line is the
+   * one that ended last before it (and has no end line yet), as ComfyUI prints it after each
+   * prompt; another line is the one whose run holds it (the latest started, where back-to-back
+   * runs touch), else one that ended just before it.
+   */
+  private windowFor(text: string, at: number) {
+    const ws = this.finishedWindows;
+    if (isPromptEnd(text)) {
+      let best: (typeof ws)[number] | undefined;
+      for (const w of ws) if (!this.closed.has(w.promptId) && w.end <= at + CLOCK_GRAIN_MS && at - w.end <= END_LINE_MS && (!best || w.end > best.end)) best = w;
+      return best;
+    }
+    let inside: (typeof ws)[number] | undefined;
+    for (const w of ws) if (at >= w.from && at <= w.end && (!inside || w.from > inside.from)) inside = w;
+    return inside ?? ws.find((w) => at >= w.from && at <= w.to);
+  }
+
+  /**
+   * The prompt a `got prompt` line announces: the one the tap reported queued within two seconds
+   * of the line (ComfyUI's clock), the newest such; null without that (observer mode).
+   */
+  private justQueued(at: number): { jobId: string; promptId: string } | null {
+    let best: ReadonlyJob | undefined;
+    for (const j of this.opts.comfy.tracker.unfinished()) {
+      if (j.queued_at === null || Math.abs(j.queued_at - at) > 2000) continue;
+      if (!best || (j.number ?? 0) > (best.number ?? 0)) best = j;
+    }
+    return best ? { jobId: best.job_id, promptId: best.prompt_id } : null;
+  }
+
   private jobFor(text: string, at: number, now: number): { jobId: string; promptId: string } | null {
+    // `got prompt` is printed when a prompt is POSTed, not by the one running: it is the new
+    // prompt's, which podscope may not know yet. Unknown then, never the running job's.
+    if (text === 'got prompt') return this.justQueued(at);
     const running = this.attributableJob(at);
     if (running) {
       this.lastJob = { jobId: running.job_id, promptId: running.prompt_id, at: now };
       return { jobId: running.job_id, promptId: running.prompt_id };
     }
-    const window = this.finishedWindows.find((w) => at >= w.from && at <= w.to);
+    const window = this.windowFor(text, at);
     if (window) return { jobId: window.jobId, promptId: window.promptId };
     // "Prompt executed in" may arrive just after podscope saw the job end: it still closes that job's range.
-    if (isPromptEnd(text) && this.lastJob && now - this.lastJob.at < 10_000) {
+    if (isPromptEnd(text) && this.lastJob && !this.closed.has(this.lastJob.promptId) && now - this.lastJob.at < 10_000) {
       const last = this.lastJob;
       this.lastJob = null;
       return { jobId: last.jobId, promptId: last.promptId };

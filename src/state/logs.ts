@@ -79,17 +79,32 @@ export class LogStore {
    * were its own. Walks back from the newest line and stops at the first older than `from`. Only
    * the lines of the job's own instance are charged.
    */
-  attribute(jobId: string, instance: string, from: number, to: number): number {
+  attribute(jobId: string, instance: string, from: number, to: number, except?: (message: string) => boolean): number {
     let n = 0;
     this.ring.walkBack((r) => {
       if (r.ts < from) return false;
-      if (r.source === 'comfyui' && r.instance === instance && r.job_id === null && r.ts <= to) {
+      if (r.source === 'comfyui' && r.instance === instance && r.job_id === null && r.ts <= to && !except?.(r.message)) {
         r.job_id = jobId;
         n++;
       }
       return undefined;
     });
     return n;
+  }
+
+  /**
+   * Charges to a job the earliest of the instance's unattributed ComfyUI lines between `from` and
+   * `to` that `which` picks (a prompt's `Prompt executed in` line); true when there was one.
+   */
+  attributeFirst(jobId: string, instance: string, from: number, to: number, which: (message: string) => boolean): boolean {
+    let first: LogRecord | undefined;
+    this.ring.walkBack((r) => {
+      if (r.ts < from) return false;
+      if (r.source === 'comfyui' && r.instance === instance && r.job_id === null && r.ts <= to && which(r.message)) first = r;
+      return undefined;
+    });
+    if (first) first.job_id = jobId;
+    return first !== undefined;
   }
 
   /** The newest `lines` matching records (after the cursor), oldest first. */

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RealComfy } from './real-comfy.js';
 import { openSse } from '../helpers/sse.js';
-import { failingGraph, invalidGraph, markerGraph, quickGraph, samplerGraph, saveRecording, startRealRig, Submitter, until, Watcher, type Pod, type RealRig, type Sample } from './harness.js';
+import { failingGraph, fresh, invalidGraph, markerGraph, quickGraph, samplerGraph, saveRecording, startRealRig, Submitter, until, Watcher, type Pod, type RealRig, type Sample } from './harness.js';
 
 export type Mode = 'tap' | 'observer';
 
@@ -353,6 +353,43 @@ export function conformance(mode: Mode): void {
       expect(file.status).toBe(200);
       expect(file.headers.get('content-type')).toBe('image/png');
       expect((await file.arrayBuffer()).byteLength).toBeGreaterThan(50);
+    });
+
+    /** The `Prompt executed in …` lines /debug/logs charges to a job, once its outcome is in. */
+    async function endLines(id: string): Promise<string[]> {
+      await until(async () => ['success', 'error'].includes((await pod.get(`/debug/workflow?job_id=${id}`)).body.status) || null, 60_000);
+      // The line may follow the outcome by a moment (the file and the socket deliver it).
+      let lines: string[] = [];
+      await until(async () => {
+        lines = (await pod.get(`/debug/logs?job_id=${id}&source=comfyui&q=Prompt%20executed&lines=50`)).body.lines.map((l: { message: string }) => l.message);
+        return lines.length > 0 || null;
+      }, 20_000).catch(() => undefined);
+      return lines;
+    }
+
+    it('charges a prompt and its cached twin, posted together, each its own `Prompt executed in` line', async () => {
+      const graph = samplerGraph({ steps: 6, stepMs: 100, color: fresh() });
+      const [first, twin] = [jobId('first'), jobId('twin')];
+      await worker.submit(graph, first);
+      await worker.submit(graph, twin);
+      const [a, b] = [await endLines(first), await endLines(twin)];
+      expect(a).toHaveLength(1);
+      expect(b).toHaveLength(1);
+      // The first ran its sampler (0.6 s and more); the twin was all cached.
+      expect(Number(/in ([\d.]+) seconds/.exec(a[0]!)![1])).toBeGreaterThan(0.3);
+      expect(Number(/in ([\d.]+) seconds/.exec(b[0]!)![1])).toBeLessThan(0.3);
+    });
+
+    it('charges three quick prompts in a row each its own `Prompt executed in` line', async () => {
+      const ids = [jobId('quick1'), jobId('quick2'), jobId('quick3')];
+      for (const id of ids) await worker.submit(quickGraph(), id);
+      for (const id of ids) expect(await endLines(id), id).toHaveLength(1);
+    });
+
+    it('charges two prompts POSTed in the same millisecond each its own `Prompt executed in` line', async () => {
+      const ids = [jobId('same-ms-1'), jobId('same-ms-2')];
+      await Promise.all(ids.map((id) => worker.submit(quickGraph(), id)));
+      for (const id of ids) expect(await endLines(id), id).toHaveLength(1);
     });
 
     it('keeps each log line once, from the file and the websocket, at ComfyUI\u2019s time', async () => {

@@ -94,7 +94,19 @@ describe('the log collector', () => {
     const msgs = r.messages();
     expect(msgs.map((m) => m.message)).toContain('100%|██████████| 4/4 [00:02<00:00,  1.96it/s]');
     expect(msgs.filter((m) => m.message.includes('%|'))).toHaveLength(1);
-    expect(msgs.every((m) => m.job_id === 'job_1' && m.source === 'comfyui')).toBe(true);
+    // `got prompt` is printed when a prompt is POSTed: the new prompt's, not the running job's.
+    expect(msgs.filter((m) => m.message !== 'got prompt').every((m) => m.job_id === 'job_1' && m.source === 'comfyui')).toBe(true);
+    expect(msgs.filter((m) => m.message === 'got prompt').map((m) => m.job_id)).toEqual([null]);
+  });
+
+  it("charges a running job one `Prompt executed in` line: what follows it is the next prompt's, not its own", () => {
+    const r = rig();
+    r.run('job_1');
+    r.feed('Prompt executed in 1.61 seconds\nPrompt executed in 0.00 seconds\n');
+    expect(r.messages().map((m) => [m.message, m.job_id])).toEqual([
+      ['Prompt executed in 1.61 seconds', 'job_1'],
+      ['Prompt executed in 0.00 seconds', null],
+    ]);
   });
 
   it('keeps the traceback of an OOM whole, at error, and attaches the OOM to the running job', () => {

@@ -87,6 +87,20 @@ export function registerGpuMetrics(registry: Registry, state: GpuReader, now: ()
   gauge('podscope_gpu_sm_clock_max_hertz', 'Highest SM clock the GPU can run at, in hertz.', (g) => g.sm_clock_max_mhz, 1e6);
   gauge('podscope_gpu_memory_temperature_celsius', 'GPU memory (HBM) temperature, in degrees Celsius; absent where the GPU does not report it.', (g) => g.memory_temperature_c);
   gauge('podscope_gpu_fan_speed_ratio', 'Fan speed the driver asks for, 0 to 1; absent on passively cooled GPUs.', (g) => g.fan_percent, 0.01);
+  gauge('podscope_gpu_pcie_link_generation', 'PCIe link generation in use (NVML only).', (g) => g.pcie_link_gen ?? null);
+  gauge('podscope_gpu_pcie_link_width', 'PCIe link width in use, in lanes (NVML only).', (g) => g.pcie_link_width ?? null);
+  readFamily(registry, 'podscope_gpu_pcie_throughput_bytes_per_second', 'PCIe throughput over the driver\'s last 20 ms, by direction (NVML only).', 'gauge', (out) => {
+    for (const g of state.readings()) {
+      if (typeof g.pcie_tx_kbps === 'number') out.push({ labels: labels(g).with('direction', 'tx'), value: g.pcie_tx_kbps * 1024 });
+      if (typeof g.pcie_rx_kbps === 'number') out.push({ labels: labels(g).with('direction', 'rx'), value: g.pcie_rx_kbps * 1024 });
+    }
+  });
+  readFamily(registry, 'podscope_gpu_clock_violation_seconds_total', 'Seconds the clocks were held down, by the power cap or by temperature, since the driver loaded (NVML only).', 'counter', (out) => {
+    for (const g of state.readings()) {
+      if (typeof g.power_violation_ns === 'number') out.push({ labels: labels(g).with('policy', 'power'), value: g.power_violation_ns / 1e9 });
+      if (typeof g.thermal_violation_ns === 'number') out.push({ labels: labels(g).with('policy', 'thermal'), value: g.thermal_violation_ns / 1e9 });
+    }
+  });
   gauge('podscope_gpu_persistence_mode', 'Whether persistence mode is enabled (1) or disabled (0).', (g) => onOff(g.persistence_mode));
   gauge('podscope_gpu_performance_state', 'Performance state: 0 (P0, highest) to 15 (P15, lowest).', (g) => pstateNumber(g.pstate));
   gauge('podscope_gpu_ecc_uncorrected_volatile_errors', 'Uncorrected ECC errors since the driver loaded (volatile total).', (g) => g.ecc_uncorrected_volatile);

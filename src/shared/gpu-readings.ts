@@ -28,6 +28,14 @@ export interface GpuRow {
   power_limit_w: number | null;
   /** The driver's energy counter, millijoules since it loaded (NVML, Volta and newer); absent from nvidia-smi. */
   energy_mj?: number | null;
+  /** NVML only: the PCIe link in use, and its throughput over the driver's last 20 ms, in KB/s. */
+  pcie_link_gen?: number | null;
+  pcie_link_width?: number | null;
+  pcie_tx_kbps?: number | null;
+  pcie_rx_kbps?: number | null;
+  /** NVML only: nanoseconds the clocks were held down by the power cap and by temperature, since the driver loaded. */
+  power_violation_ns?: number | null;
+  thermal_violation_ns?: number | null;
   sm_clock_mhz: number | null;
   sm_clock_max_mhz: number | null;
   fan_percent: number | null;
@@ -81,6 +89,9 @@ export interface ComputeApp {
   pid: number | null;
   used_memory_mb: number | null;
   process_name: string;
+  /** NVML only: the process's share of SM and memory-controller time in its latest sample, in percent. */
+  sm_util_percent?: number | null;
+  mem_util_percent?: number | null;
 }
 
 

@@ -65,6 +65,11 @@ function open(path: string) {
     fan: fn('int nvmlDeviceGetFanSpeed(void *dev, _Out_ uint32_t *pct)'),
     processes3: fn('int nvmlDeviceGetComputeRunningProcesses_v3(void *dev, _Inout_ uint32_t *count, _Out_ uint8_t *infos)'),
     processes1: fn('int nvmlDeviceGetComputeRunningProcesses(void *dev, _Inout_ uint32_t *count, _Out_ uint8_t *infos)'),
+    pcieGen: fn('int nvmlDeviceGetCurrPcieLinkGeneration(void *dev, _Out_ uint32_t *gen)'),
+    pcieWidth: fn('int nvmlDeviceGetCurrPcieLinkWidth(void *dev, _Out_ uint32_t *width)'),
+    pcieThroughput: fn('int nvmlDeviceGetPcieThroughput(void *dev, int counter, _Out_ uint32_t *kbps)'),
+    violation: fn('int nvmlDeviceGetViolationStatus(void *dev, int policy, _Out_ uint8_t *time)'),
+    processUtil: fn('int nvmlDeviceGetProcessUtilization(void *dev, _Out_ uint8_t *samples, _Inout_ uint32_t *count, uint64_t lastSeen)'),
     eventSetCreate: fn('int nvmlEventSetCreate(_Out_ void **set)'),
     supportedEvents: fn('int nvmlDeviceGetSupportedEventTypes(void *dev, _Out_ uint64_t *types)'),
     registerEvents: fn('int nvmlDeviceRegisterEvents(void *dev, uint64_t types, void *set)'),
@@ -238,6 +243,17 @@ class Sampler {
       const throttle = read('clock_event_reasons', this.f.throttle, 'nvmlDeviceGetCurrentClocksThrottleReasons');
       const pstate = read('pstate', this.f.pstate, 'nvmlDeviceGetPerformanceState');
       const util = this.utilization(d, nulls);
+      const violation = (key: keyof GpuRow, policy: number): number | null => {
+        if (!this.f.violation) {
+          nulls[key] = 'nvmlDeviceGetViolationStatus not offered by this driver';
+          return null;
+        }
+        const buf = Buffer.alloc(16);
+        const r = this.f.violation(d.handle, policy, buf);
+        if (r === NVML_SUCCESS) return Number(buf.readBigUInt64LE(8));
+        nulls[key] = r === NVML_ERROR_NOT_SUPPORTED ? 'Not Supported' : this.err(r);
+        return null;
+      };
       if (m?.reason) nulls.memory_reserved_mb = m.reason;
       const used = m?.used ?? null;
       rows.push({
@@ -265,6 +281,12 @@ class Sampler {
         sm_clock_mhz: read('sm_clock_mhz', this.f.clock, 'nvmlDeviceGetClockInfo', 1),
         sm_clock_max_mhz: read('sm_clock_max_mhz', this.f.maxClock, 'nvmlDeviceGetMaxClockInfo', 1),
         fan_percent: read('fan_percent', this.f.fan, 'nvmlDeviceGetFanSpeed'),
+        pcie_link_gen: read('pcie_link_gen', this.f.pcieGen, 'nvmlDeviceGetCurrPcieLinkGeneration'),
+        pcie_link_width: read('pcie_link_width', this.f.pcieWidth, 'nvmlDeviceGetCurrPcieLinkWidth'),
+        pcie_tx_kbps: read('pcie_tx_kbps', this.f.pcieThroughput, 'nvmlDeviceGetPcieThroughput', 0),
+        pcie_rx_kbps: read('pcie_rx_kbps', this.f.pcieThroughput, 'nvmlDeviceGetPcieThroughput', 1),
+        power_violation_ns: violation('power_violation_ns', 0),
+        thermal_violation_ns: violation('thermal_violation_ns', 1),
         clock_event_reasons: throttle,
         ecc_uncorrected_volatile: null,
         null_reasons: { ...nulls, persistence_mode: 'not read through NVML', mig_mode: 'not read through NVML', memory_temperature_c: 'not read through NVML', power_instant_w: 'not read through NVML', ecc_uncorrected_volatile: 'read by the health query' },
@@ -328,14 +350,37 @@ class Sampler {
           continue;
         }
         if (r !== NVML_SUCCESS) break;
+        const util = this.processUtilization(d);
         for (let i = 0; i < count[0]!; i++) {
           const used = buf.readBigUInt64LE(size * i + 8);
-          apps.push({ gpu_uuid: d.uuid, pid: buf.readUInt32LE(size * i), used_memory_mb: used === NOT_AVAILABLE ? null : mb(used), process_name: '' });
+          const pid = buf.readUInt32LE(size * i);
+          const u = util.get(pid);
+          apps.push({ gpu_uuid: d.uuid, pid, used_memory_mb: used === NOT_AVAILABLE ? null : mb(used), process_name: '', sm_util_percent: u?.sm ?? null, mem_util_percent: u?.mem ?? null });
         }
         break;
       }
     }
     return apps;
+  }
+
+  /** Each process's latest SM and memory utilization sample on a GPU (nvmlDeviceGetProcessUtilization). */
+  private processUtilization(d: Device): Map<number, { sm: number; mem: number; ts: bigint }> {
+    const out = new Map<number, { sm: number; mem: number; ts: bigint }>();
+    if (!this.f.processUtil) return out;
+    const count = [0];
+    this.f.processUtil(d.handle, null, count, 0n);
+    const n = Math.min(count[0]!, 1024);
+    if (n === 0) return out;
+    const buf = Buffer.alloc(32 * n);
+    const got = [n];
+    if (this.f.processUtil(d.handle, buf, got, 0n) !== NVML_SUCCESS) return out;
+    for (let i = 0; i < Math.min(got[0]!, n); i++) {
+      const pid = buf.readUInt32LE(32 * i);
+      const ts = buf.readBigUInt64LE(32 * i + 8);
+      const prev = out.get(pid);
+      if (!prev || ts > prev.ts) out.set(pid, { sm: buf.readUInt32LE(32 * i + 16), mem: buf.readUInt32LE(32 * i + 20), ts });
+    }
+    return out;
   }
 
   get gpus() {

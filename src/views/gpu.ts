@@ -50,6 +50,10 @@ export interface GpuStatusView {
   age_s: number;
   /** Why a field above is null, for the fields that are. */
   null_reasons?: Record<string, string>;
+  /** Read through NVML only: the PCIe link and its throughput in MB/s. */
+  pcie?: { link_gen: number | null; link_width: number | null; tx_mb_s: number | null; rx_mb_s: number | null };
+  /** Read through NVML only: seconds the clocks were held down by the power cap and by temperature. */
+  clock_violation_s?: { power: number | null; thermal: number | null };
 }
 
 export interface HealthView extends Omit<GpuHealthReading, 'sampled_at'> {
@@ -98,6 +102,14 @@ export function gpuStatusView(g: GpuReading, now: number, gpu?: GpuReader | null
   };
   if (g.utilization_percent === null && g.mig_mode !== null && /^enabled$/i.test(g.mig_mode) && !g.lost) {
     reasons.utilization_percent = `${reasons.utilization_percent ?? 'N/A'}: in MIG mode nvidia-smi reports no GPU-level utilization; see mig_devices`;
+  }
+  if (g.pcie_link_gen !== undefined || g.pcie_tx_kbps !== undefined) {
+    const mbps = (kb: number | null | undefined) => (kb === null || kb === undefined ? null : Math.round(kb / 100) / 10);
+    view.pcie = { link_gen: g.pcie_link_gen ?? null, link_width: g.pcie_link_width ?? null, tx_mb_s: mbps(g.pcie_tx_kbps), rx_mb_s: mbps(g.pcie_rx_kbps) };
+  }
+  if (g.power_violation_ns !== undefined || g.thermal_violation_ns !== undefined) {
+    const s = (ns: number | null | undefined) => (ns === null || ns === undefined ? null : Math.round(ns / 1e6) / 1000);
+    view.clock_violation_s = { power: s(g.power_violation_ns), thermal: s(g.thermal_violation_ns) };
   }
   if (g.index === null) reasons.index = g.null_reasons.index ?? 'unknown';
   if (view.health === null) reasons.health = g.never_seen ? 'never reached' : 'the memory-health query has not run yet, or this driver offers none of its fields';

@@ -25,7 +25,7 @@ export function memoryView(state: PodReader, opts: { timelinePoints?: number } =
         lost: g.lost,
         lost_reason: g.lost_reason,
         sampled_at: iso(g.sampled_at),
-        processes: gpu.computeApps(g.uuid).map((p) => ({ pid: p.pid, name: p.process_name, used_mb: p.used_memory_mb })),
+        processes: gpu.computeApps(g.uuid).map((p) => ({ pid: p.pid, name: p.process_name, used_mb: p.used_memory_mb, ...(p.sm_util_percent !== undefined ? { sm_util_percent: p.sm_util_percent, mem_util_percent: p.mem_util_percent ?? null } : {}) })),
         health: g.uuid ? healthView(gpu.health(g.uuid)) : null,
         mig_devices: g.uuid ? gpu.mig(g.uuid) : [],
       }))

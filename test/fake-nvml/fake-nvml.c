@@ -51,6 +51,8 @@ struct fake_device {
   unsigned int util, util_mem, power_mw, power_limit_mw, temp_c, sm_mhz, sm_max_mhz, pstate, fan;
   unsigned long long throttle;
   unsigned long long spike_mb, spike_on_ms, spike_every_ms;
+  unsigned int pcie_gen, pcie_width, pcie_tx_kbps, pcie_rx_kbps, proc_sm;
+  unsigned long long viol_power_ns, viol_thermal_ns;
   int lost;
 };
 struct fake_set { int registered; };
@@ -134,6 +136,13 @@ static void load(void) {
     else if (!strcmp(key, "pstate")) d->pstate = atoi(value);
     else if (!strcmp(key, "fan")) d->fan = atoi(value);
     else if (!strcmp(key, "throttle")) d->throttle = strtoull(value, 0, 0);
+    else if (!strcmp(key, "pcie_gen")) d->pcie_gen = atoi(value);
+    else if (!strcmp(key, "pcie_width")) d->pcie_width = atoi(value);
+    else if (!strcmp(key, "pcie_tx_kbps")) d->pcie_tx_kbps = atoi(value);
+    else if (!strcmp(key, "pcie_rx_kbps")) d->pcie_rx_kbps = atoi(value);
+    else if (!strcmp(key, "viol_power_ns")) d->viol_power_ns = strtoull(value, 0, 10);
+    else if (!strcmp(key, "viol_thermal_ns")) d->viol_thermal_ns = strtoull(value, 0, 10);
+    else if (!strcmp(key, "proc_sm")) d->proc_sm = atoi(value);
   }
   fclose(f);
 }
@@ -303,6 +312,36 @@ nvmlReturn_t nvmlDeviceGetMaxClockInfo(nvmlDevice_t dev, int type, unsigned int 
 nvmlReturn_t nvmlDeviceGetCurrentClocksThrottleReasons(nvmlDevice_t dev, unsigned long long *r) { DEVICE_CALL("nvmlDeviceGetCurrentClocksThrottleReasons"); *r = dev->throttle; return OK; }
 nvmlReturn_t nvmlDeviceGetPerformanceState(nvmlDevice_t dev, int *p) { DEVICE_CALL("nvmlDeviceGetPerformanceState"); *p = dev->pstate; return OK; }
 nvmlReturn_t nvmlDeviceGetFanSpeed(nvmlDevice_t dev, unsigned int *pct) { DEVICE_CALL("nvmlDeviceGetFanSpeed"); if (!dev->fan) return NOT_SUPPORTED; *pct = dev->fan; return OK; }
+
+typedef struct { unsigned long long referenceTime, violationTime; } nvmlViolationTime_t;
+typedef struct { unsigned int pid; unsigned long long timeStamp; unsigned int smUtil, memUtil, encUtil, decUtil; } nvmlProcessUtilizationSample_t;
+
+nvmlReturn_t nvmlDeviceGetCurrPcieLinkGeneration(nvmlDevice_t dev, unsigned int *gen) { DEVICE_CALL("nvmlDeviceGetCurrPcieLinkGeneration"); if (!dev->pcie_gen) return NOT_SUPPORTED; *gen = dev->pcie_gen; return OK; }
+nvmlReturn_t nvmlDeviceGetCurrPcieLinkWidth(nvmlDevice_t dev, unsigned int *width) { DEVICE_CALL("nvmlDeviceGetCurrPcieLinkWidth"); if (!dev->pcie_width) return NOT_SUPPORTED; *width = dev->pcie_width; return OK; }
+nvmlReturn_t nvmlDeviceGetPcieThroughput(nvmlDevice_t dev, int counter, unsigned int *kbps) { DEVICE_CALL("nvmlDeviceGetPcieThroughput"); *kbps = counter == 0 ? dev->pcie_tx_kbps : dev->pcie_rx_kbps; return OK; }
+nvmlReturn_t nvmlDeviceGetViolationStatus(nvmlDevice_t dev, int policy, nvmlViolationTime_t *t) {
+  DEVICE_CALL("nvmlDeviceGetViolationStatus");
+  if (policy > 1) return NOT_SUPPORTED;
+  t->referenceTime = 0;
+  t->violationTime = policy == 0 ? dev->viol_power_ns : dev->viol_thermal_ns;
+  return OK;
+}
+/* Each process of `procs` with the GPU's `proc_sm` as its SM utilization. */
+nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t dev, nvmlProcessUtilizationSample_t *samples, unsigned int *count, unsigned long long lastSeen) {
+  DEVICE_CALL("nvmlDeviceGetProcessUtilization");
+  (void)lastSeen;
+  unsigned int n = 0, cap = *count;
+  char copy[512];
+  snprintf(copy, sizeof copy, "%s", dev->procs);
+  for (char *save = 0, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(0, ",", &save)) {
+    unsigned int pid; unsigned long long mb;
+    if (sscanf(tok, "%u:%llu", &pid, &mb) != 2) continue;
+    if (samples && n < cap) { memset(&samples[n], 0, sizeof samples[n]); samples[n].pid = pid; samples[n].timeStamp = 1; samples[n].smUtil = dev->proc_sm; samples[n].memUtil = dev->proc_sm / 2; }
+    n++;
+  }
+  *count = n;
+  return !samples ? INSUFFICIENT_SIZE : OK;
+}
 
 nvmlReturn_t nvmlEventSetCreate(nvmlEventSet_t *set) {
   maybe_hang("nvmlEventSetCreate");

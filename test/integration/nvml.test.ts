@@ -54,6 +54,21 @@ describe('GPU sampling through NVML', () => {
     expect(s.gpu_sampling).toMatchObject({ name: 'nvml', driver: smi!.driver_version, xid_events: { ok: true }, missing_functions: [] });
   });
 
+  it('reads the PCIe link and its throughput, the time clocks were held down, and each process’s utilization', async () => {
+    const gpus = captured('h100-80gb-hbm3-x1.drv590.load');
+    gpus[0]!.extra = ['pcie_gen 5', 'pcie_width 16', 'pcie_tx_kbps 20480', 'pcie_rx_kbps 1024', 'viol_power_ns 2500000000', 'viol_thermal_ns 0', 'procs 4242:30000', 'proc_sm 87'];
+    const p = await start(new FakeNvml(gpus), { PODSCOPE_GPU_APPS_INTERVAL_MS: '1000' });
+    const g = await until(async () => (await p.status()).gpus[0]?.pcie ? (await p.status()).gpus[0] : undefined);
+    expect(g.pcie).toEqual({ link_gen: 5, link_width: 16, tx_mb_s: 20.5, rx_mb_s: 1 });
+    expect(g.clock_violation_s).toEqual({ power: 2.5, thermal: 0 });
+    const proc = await until(async () => (await p.get('/debug/memory')).body.gpus[0]?.processes?.[0]);
+    expect(proc).toMatchObject({ pid: 4242, used_mb: 30000, sm_util_percent: 87, mem_util_percent: 43 });
+    const metrics = await (await fetch(`${p.base}/metrics`)).text();
+    expect(metrics).toMatch(/podscope_gpu_pcie_throughput_bytes_per_second\{gpu="0",uuid="[^"]+",direction="tx"\} 20971520/);
+    expect(metrics).toMatch(/podscope_gpu_clock_violation_seconds_total\{gpu="0",uuid="[^"]+",policy="power"\} 2\.5/);
+    expect(metrics).toMatch(/podscope_gpu_pcie_link_generation\{gpu="0",uuid="[^"]+"\} 5/);
+  });
+
   it('catches a 250 ms VRAM spike every 3 s in each period’s maximum, every time', async () => {
     const gpus = captured('h100-80gb-hbm3-x1.drv590.load');
     gpus[0]!.extra = ['spike 70000 250 3000'];

@@ -353,10 +353,14 @@ export class ConfigError extends Error {
 /** A name for an instance: what the `comfyui` label and `?instance=` take. */
 const INSTANCE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/;
 
-/** The name of an instance given by its URL alone: its port, else its host. */
+/**
+ * The name of an instance given by its URL alone: its port; without one, the first label of its
+ * host name (`abc-8188` of RunPod's proxy), or for an IP address the scheme's port.
+ */
 export function instanceName(url: string): string {
   const u = new URL(url);
-  const name = u.port || u.hostname.split('.')[0]!.replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 32);
+  const ip = /^[\d.]+$|^\[/.test(u.hostname);
+  const name = u.port || (ip ? (u.protocol === 'https:' ? '443' : '80') : u.hostname.split('.')[0]!.replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 32));
   return INSTANCE_NAME.test(name) ? name : 'comfyui';
 }
 

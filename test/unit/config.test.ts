@@ -160,6 +160,11 @@ describe('the ComfyUI instances followed', () => {
     expect(c.comfyuiUrl).toBe('http://127.0.0.1:8188');
   });
 
+  it('names a URL without a port by its host, or by the scheme\'s port for an IP address', () => {
+    const c = loadConfig({ COMFYUI_URLS: 'https://abc-8188.proxy.runpod.net,http://10.0.0.5,https://[::1]' }, 'h');
+    expect(c.instances.map((i) => i.name)).toEqual(['abc-8188', '80', '443']);
+  });
+
   it('gives each instance its own log file and directories from the NAME=PATH lists', () => {
     const c = loadConfig(
       { COMFYUI_URLS: 'a=http://127.0.0.1:8188,b=http://127.0.0.1:8189', COMFYUI_LOG_FILES: 'b=/logs/b.log,a=/logs/a.log', COMFYUI_OUTPUT_DIRS: 'b=/out/b', COMFYUI_TEMP_DIRS: 'a=/tmp/a' },

@@ -120,6 +120,10 @@ export class LogCollector implements Collector {
   private readonly importFailures = new Set<string>();
   /** The job that ran last, for the "Prompt executed in" line that closes its range. */
   private lastJob: { jobId: string; promptId: string; at: number } | null = null;
+  /** `got prompt` lines not named yet, oldest first (see nameAnnounced). */
+  private announced: LogRecord[] = [];
+  /** Prompts a `got prompt` line was given to. */
+  private readonly announcedTo = new Set<string>();
   /** Prompts whose `Prompt executed in` line has come: later lines are never theirs. */
   private readonly closed = new Set<string>();
   /** The newest finished jobs' run windows by ComfyUI's clock, for lines that arrive after the outcome. */
@@ -152,9 +156,9 @@ export class LogCollector implements Collector {
     // Only ComfyUI's own outcome has an end on its clock: a lost job's end is when podscope gave up.
     if (job.status === 'lost' || job.started_timing !== 'comfyui' || job.started_at === null || job.finished_at === null) return;
     const window = { jobId: job.job_id, promptId: job.prompt_id, from: job.started_at, to: job.finished_at + FINISH_SLACK_MS, end: job.finished_at };
-    // Every line of its run but an end line: a prompt has one, found below (a back-to-back
-    // neighbour's may fall inside this window).
-    this.opts.store.attribute(window.jobId, this.opts.comfy.name, window.from, window.to, isPromptEnd);
+    // Every line of its run but an end line (a prompt has one, found below; a back-to-back
+    // neighbour's may fall inside this window) and a `got prompt` (another prompt's POST).
+    this.opts.store.attribute(window.jobId, this.opts.comfy.name, window.from, window.to, (m) => isPromptEnd(m) || m === 'got prompt');
     // Its `Prompt executed in` line, printed once it ended (after cleanup, so later than the slack
     // may reach): the first end line nobody has from its end on.
     if (!this.closed.has(job.prompt_id) && this.opts.store.attributeFirst(window.jobId, this.opts.comfy.name, job.finished_at - CLOCK_GRAIN_MS, job.finished_at + END_LINE_MS, isPromptEnd)) this.close(job.prompt_id);
@@ -249,12 +253,42 @@ export class LogCollector implements Collector {
     if (job) this.opts.comfy.tracker.applyLogActivity(now, bar ?? undefined);
     if (job && isPromptEnd(body)) this.close(job.promptId);
     this.signals(body, job);
-    this.store({ ts: at, level, source: 'comfyui', instance: this.opts.comfy.name, message: body, job_id: job?.jobId ?? null });
+    const stored = this.store({ ts: at, level, source: 'comfyui', instance: this.opts.comfy.name, message: body, job_id: job?.jobId ?? null });
+    if (body === 'got prompt' && now - at < 60_000) {
+      this.announced.push(stored);
+      if (this.announced.length > 32) this.announced.shift();
+    }
   }
 
-  private store(r: LogRecord): void {
+  private store(r: LogRecord): LogRecord {
     const message = this.opts.scrubber.needsScrub(r.message) ? this.opts.scrubber.scrub(r.message) : r.message;
-    this.opts.store.append({ ...r, message });
+    const record = { ...r, message };
+    this.opts.store.append(record);
+    return record;
+  }
+
+  /**
+   * A `got prompt` line comes before the tap reports the prompt it announced: once the tap has,
+   * the line goes to the prompt ComfyUI accepted at that moment (its `queued_at`, on the same
+   * clock, within 100 ms). Without the tap nothing says which prompt a line announced: it stays
+   * unnamed. Lines wait at most a minute.
+   */
+  private nameAnnounced(now: number): void {
+    if (this.announced.length === 0) return;
+    const queued = this.opts.comfy.tracker.all().filter((j) => j.queued_at !== null && !this.announcedTo.has(j.prompt_id));
+    this.announced = this.announced.filter((line) => {
+      if (line.job_id !== null) return false;
+      let best: (typeof queued)[number] | undefined;
+      for (const j of queued) if (Math.abs(j.queued_at! - line.ts) <= 100 && (!best || Math.abs(j.queued_at! - line.ts) < Math.abs(best.queued_at! - line.ts))) best = j;
+      if (best) {
+        line.job_id = best.job_id;
+        this.announcedTo.add(best.prompt_id);
+        if (this.announcedTo.size > 256) this.announcedTo.delete(this.announcedTo.values().next().value!);
+        queued.splice(queued.indexOf(best), 1);
+        return false;
+      }
+      return now - line.ts < 60_000;
+    });
   }
 
   /**
@@ -330,23 +364,10 @@ export class LogCollector implements Collector {
     return inside ?? ws.find((w) => at >= w.from && at <= w.to);
   }
 
-  /**
-   * The prompt a `got prompt` line announces: the one the tap reported queued within two seconds
-   * of the line (ComfyUI's clock), the newest such; null without that (observer mode).
-   */
-  private justQueued(at: number): { jobId: string; promptId: string } | null {
-    let best: ReadonlyJob | undefined;
-    for (const j of this.opts.comfy.tracker.unfinished()) {
-      if (j.queued_at === null || Math.abs(j.queued_at - at) > 2000) continue;
-      if (!best || (j.number ?? 0) > (best.number ?? 0)) best = j;
-    }
-    return best ? { jobId: best.job_id, promptId: best.prompt_id } : null;
-  }
-
   private jobFor(text: string, at: number, now: number): { jobId: string; promptId: string } | null {
     // `got prompt` is printed when a prompt is POSTed, not by the one running: it is the new
-    // prompt's, which podscope may not know yet. Unknown then, never the running job's.
-    if (text === 'got prompt') return this.justQueued(at);
+    // prompt's, which podscope does not know yet (the tap reports it just after). Named later.
+    if (text === 'got prompt') return null;
     const running = this.attributableJob(at);
     if (running) {
       this.lastJob = { jobId: running.job_id, promptId: running.prompt_id, at: now };
@@ -408,6 +429,7 @@ export class LogCollector implements Collector {
   /** Flushes lines left open by an idle writer (not redrawn bars), ends stale rejections and dedupe entries. */
   private housekeeping(): void {
     const now = this.now();
+    this.nameAnnounced(now);
     for (const origin of ['stream', 'file'] as const) {
       const p = this.pipelines[origin];
       if (now - p.lastChunkAt < 1000) continue;

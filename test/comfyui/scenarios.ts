@@ -375,6 +375,13 @@ export function conformance(mode: Mode): void {
       const [a, b] = [await endLines(first), await endLines(twin)];
       expect(a).toHaveLength(1);
       expect(b).toHaveLength(1);
+      // With the tap, each its own `got prompt` too (printed at its POST); without it, nothing says
+      // which prompt a `got prompt` announced, and no job is given one.
+      for (const id of [first, twin]) {
+        const got = async () => (await pod.get(`/debug/logs?job_id=${id}&source=comfyui&q=got%20prompt`)).body.lines;
+        const lines = mode === 'tap' ? await until(async () => ((await got()).length > 0 ? got() : null), 20_000) : await got();
+        expect(lines, id).toHaveLength(mode === 'tap' ? 1 : 0);
+      }
       // The first ran its sampler (0.6 s and more); the twin was all cached.
       expect(Number(/in ([\d.]+) seconds/.exec(a[0]!)![1])).toBeGreaterThan(0.3);
       expect(Number(/in ([\d.]+) seconds/.exec(b[0]!)![1])).toBeLessThan(0.3);

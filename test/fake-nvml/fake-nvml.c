@@ -235,19 +235,25 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t dev, nvmlMemory_t *m) {
  * The GPU's processes (`procs pid:mb,…`) into an array of either layout: v1 (16 bytes: pid, memory)
  * or v2/v3 (24 bytes: pid, memory, GPU- and compute-instance ids), as the calling symbol expects.
  */
-static nvmlReturn_t fill_processes(nvmlDevice_t dev, unsigned int *count, void *infos, size_t size) {
-  unsigned int n = 0, cap = *count;
+#define MAX_PROCS 32
+
+/* The GPU's `procs pid:mb,…`: how many, each pid and its memory in MB. */
+static unsigned int procs_of(nvmlDevice_t dev, unsigned int *pids, unsigned long long *mbs) {
+  unsigned int n = 0;
   char copy[512];
   snprintf(copy, sizeof copy, "%s", dev->procs);
-  for (char *save = 0, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(0, ",", &save)) {
-    unsigned int pid; unsigned long long mb;
-    if (sscanf(tok, "%u:%llu", &pid, &mb) != 2) continue;
-    if (infos && n < cap) {
-      char *at = (char *)infos + n * size;
-      nvmlProcessInfo_t p = { pid, mb * 1024ULL * 1024ULL, 0xFFFFFFFF, 0xFFFFFFFF };
-      memcpy(at, &p, size); /* the v1 layout is the v2 layout's first 16 bytes */
-    }
-    n++;
+  for (char *save = 0, *tok = strtok_r(copy, ",", &save); tok && n < MAX_PROCS; tok = strtok_r(0, ",", &save))
+    if (sscanf(tok, "%u:%llu", &pids[n], &mbs[n]) == 2) n++;
+  return n;
+}
+
+static nvmlReturn_t fill_processes(nvmlDevice_t dev, unsigned int *count, void *infos, size_t size) {
+  unsigned int pids[MAX_PROCS], cap = *count;
+  unsigned long long mbs[MAX_PROCS];
+  unsigned int n = procs_of(dev, pids, mbs);
+  for (unsigned int i = 0; infos && i < n && i < cap; i++) {
+    nvmlProcessInfo_t p = { pids[i], mbs[i] * 1024ULL * 1024ULL, 0xFFFFFFFF, 0xFFFFFFFF };
+    memcpy((char *)infos + i * size, &p, size); /* the v1 layout is the v2 layout's first 16 bytes */
   }
   *count = n;
   return n > cap ? INSUFFICIENT_SIZE : OK;
@@ -330,14 +336,15 @@ nvmlReturn_t nvmlDeviceGetViolationStatus(nvmlDevice_t dev, int policy, nvmlViol
 nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t dev, nvmlProcessUtilizationSample_t *samples, unsigned int *count, unsigned long long lastSeen) {
   DEVICE_CALL("nvmlDeviceGetProcessUtilization");
   (void)lastSeen;
-  unsigned int n = 0, cap = *count;
-  char copy[512];
-  snprintf(copy, sizeof copy, "%s", dev->procs);
-  for (char *save = 0, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(0, ",", &save)) {
-    unsigned int pid; unsigned long long mb;
-    if (sscanf(tok, "%u:%llu", &pid, &mb) != 2) continue;
-    if (samples && n < cap) { memset(&samples[n], 0, sizeof samples[n]); samples[n].pid = pid; samples[n].timeStamp = 1; samples[n].smUtil = dev->proc_sm; samples[n].memUtil = dev->proc_sm / 2; }
-    n++;
+  unsigned int pids[MAX_PROCS], cap = *count;
+  unsigned long long mbs[MAX_PROCS];
+  unsigned int n = procs_of(dev, pids, mbs);
+  for (unsigned int i = 0; samples && i < n && i < cap; i++) {
+    memset(&samples[i], 0, sizeof samples[i]);
+    samples[i].pid = pids[i];
+    samples[i].timeStamp = 1;
+    samples[i].smUtil = dev->proc_sm;
+    samples[i].memUtil = dev->proc_sm / 2;
   }
   *count = n;
   return !samples ? INSUFFICIENT_SIZE : OK;

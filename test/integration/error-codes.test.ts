@@ -12,16 +12,12 @@ import { LOOPBACK, REMOTE, testPod } from '../helpers/pod.js';
 
 const DECLARED = [...readFileSync(new URL('../../src/http/errors.ts', import.meta.url), 'utf8').matchAll(/\| '([A-Z_]+)'/g)].map((m) => m[1]!);
 
+// The real server, for what Node's parser refuses before any route (the in-process app never sees it).
 let pod: Podscope;
 beforeAll(async () => {
-  pod = await startPodscope({
-    env: { PODSCOPE_PORT: '0', PODSCOPE_HOST: '127.0.0.1', COMFYUI_URL: 'http://127.0.0.1:9', PODSCOPE_GPU: 'off', LOG_LEVEL: 'silent' },
-    sinks: [],
-  });
+  pod = await startPodscope({ env: { PODSCOPE_PORT: '0', PODSCOPE_HOST: '127.0.0.1', COMFYUI_URL: 'http://127.0.0.1:9', PODSCOPE_GPU: 'off', LOG_LEVEL: 'silent' }, sinks: [] });
 });
-afterAll(async () => {
-  await pod.close();
-});
+afterAll(() => pod.close());
 
 /** A raw exchange with the real server: what Node's parser refuses never reaches a route. */
 function raw(request: string): Promise<{ status: number; body: { error: { code: string; request_id: string } } }> {

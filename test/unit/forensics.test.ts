@@ -16,6 +16,19 @@ function gpuWith(mb: (s: number) => number, seconds: number): GpuState {
   return gpu;
 }
 
+/** ComfyUI's record of job J: its KSampler ran out of GPU memory, from second 10 to 20. */
+function oomFromSecond10To20(comfy: ComfyState): void {
+  const oom = { exception_type: 'torch.OutOfMemoryError', exception_message: 'Allocation on device ', node_id: '3', node_type: 'KSampler', traceback: [], executed: [], current_inputs: {}, current_outputs: [] };
+  comfy.tracker.applyHistory(
+    T0 + 20_500,
+    decodeHistoryEntry('P', {
+      prompt: [1, 'P', { '3': { class_type: 'KSampler', inputs: {} } }, { job_id: 'J' }, ['3']],
+      outputs: {},
+      status: { status_str: 'error', completed: false, messages: [['execution_start', { timestamp: T0 + 10_000 }], ['execution_error', { ...oom, timestamp: T0 + 20_000 }]] },
+    })!,
+  );
+}
+
 describe('OOM forensics', () => {
   it("takes the job's own run as its window, so its peak is the job's peak", () => {
     // An earlier job peaked at 90 GB at second 3; this one ran from second 10 to 20 and peaked at 40 GB.
@@ -24,15 +37,7 @@ describe('OOM forensics', () => {
     const logs = new LogStore(100, 1024 * 1024);
     const steps = [attributionStep(comfy, gpuUse(gpu, comfy)), forensicsStep(comfy, { gpu, logs }, () => T0 + 20_500)];
     comfy.tracker.finishWith(new FinishPipeline(steps, (step, _job, err) => expect.fail(`${step}: ${String(err)}`)).run);
-    const oom = { exception_type: 'torch.OutOfMemoryError', exception_message: 'Allocation on device ', node_id: '3', node_type: 'KSampler', traceback: [], executed: [], current_inputs: {}, current_outputs: [] };
-    comfy.tracker.applyHistory(
-      T0 + 20_500,
-      decodeHistoryEntry('P', {
-        prompt: [1, 'P', { '3': { class_type: 'KSampler', inputs: {} } }, { job_id: 'J' }, ['3']],
-        outputs: {},
-        status: { status_str: 'error', completed: false, messages: [['execution_start', { timestamp: T0 + 10_000 }], ['execution_error', { ...oom, timestamp: T0 + 20_000 }]] },
-      })!,
-    );
+    oomFromSecond10To20(comfy);
     const job = comfy.tracker.get('J')!;
     const forensics = job.error!.forensics as { peak_vram_mb: number; gpu_memory_timeline: Array<{ t: string }> };
     expect(job.usage!.peak_vram_mb).toBe(40_000);
@@ -51,15 +56,7 @@ describe('OOM forensics', () => {
     const use = gpuUse(gpu, other, comfy);
     const logs = new LogStore(100, 1024 * 1024);
     comfy.tracker.finishWith(new FinishPipeline([attributionStep(comfy, use), forensicsStep(comfy, { gpu, logs }, () => T0 + 20_500, use)], (step, _job, err) => expect.fail(`${step}: ${String(err)}`)).run);
-    const oom = { exception_type: 'torch.OutOfMemoryError', exception_message: 'Allocation on device ', node_id: '3', node_type: 'KSampler', traceback: [], executed: [], current_inputs: {}, current_outputs: [] };
-    comfy.tracker.applyHistory(
-      T0 + 20_500,
-      decodeHistoryEntry('P', {
-        prompt: [1, 'P', { '3': { class_type: 'KSampler', inputs: {} } }, { job_id: 'J' }, ['3']],
-        outputs: {},
-        status: { status_str: 'error', completed: false, messages: [['execution_start', { timestamp: T0 + 10_000 }], ['execution_error', { ...oom, timestamp: T0 + 20_000 }]] },
-      })!,
-    );
+    oomFromSecond10To20(comfy);
     const forensics = comfy.tracker.get('J')!.error!.forensics as { peak_vram_mb: number; gpu_memory_timeline: Array<{ gpus: string[]; used_mb: number[] }> };
     expect(forensics.peak_vram_mb).toBe(40_000);
     expect(new Set(forensics.gpu_memory_timeline.flatMap((p) => p.gpus))).toEqual(new Set(['GPU-b']));

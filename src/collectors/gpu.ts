@@ -1,14 +1,20 @@
 /**
- * The GPU collector: samples nvidia-smi on a timer, one run at a time, and writes GpuState.
+ * The GPU collector: reads the GPUs through NVML (a sampler process) or, where NVML cannot be
+ * used, through nvidia-smi, and writes GpuState.
  *
- * A run that hangs is killed with its process group at the timeout; a run that will not die is
- * reported (NVIDIA_SMI_STUCK) and no new run starts until it is gone. Every failure becomes a
- * problem with a stable code; routes keep answering from the last state.
+ * Through nvidia-smi, samples come from one long-lived `nvidia-smi --query-gpu=… -lms` (and one
+ * for processes), read as they stream: a loop that goes silent is killed with its process group
+ * and started again with backoff, and never two of a kind live at once. An nvidia-smi that does not
+ * loop (exits after each sample) is sampled by one run per period instead. The slow health queries
+ * are single runs. A run that hangs is killed with its group at the timeout; a child that will not
+ * die is reported (NVIDIA_SMI_STUCK) and nothing new starts until it is gone. Every failure
+ * becomes a problem with a stable code; routes keep answering from the last state.
  */
 import type { Logger } from '../logger.js';
 import type { HealthBoard } from '../state/health.js';
 import type { GpuState } from '../state/gpu.js';
 import { runBounded, type RunningProcess, type RunResult } from '../sources/process.js';
+import { SmiLoop, type LoopExit } from '../sources/nvidia-smi-loop.js';
 import {
   classifyFailure,
   COMPUTE_APP_FIELDS,
@@ -43,8 +49,13 @@ export interface GpuCollectorOptions {
   health: HealthBoard;
   logger: Logger;
   now?: () => number;
-  /** Called after every query run: its duration and, when it failed, the failure code. */
-  onRun?: (durationMs: number, failure: string | null) => void;
+  /** Called after every sample: a run's duration (null for a loop's sample) and, when it failed, the failure code. */
+  onRun?: (durationMs: number | null, failure: string | null) => void;
+  /**
+   * How nvidia-smi samples: one long-lived `-lms` loop (the default), or one run per period (what
+   * an nvidia-smi that does not loop falls back to).
+   */
+  sampling?: 'loop' | 'runs';
   env?: NodeJS.ProcessEnv;
   /**
    * NVML, read by a sampler process; null reads through nvidia-smi alone. Unless `required`, a
@@ -62,6 +73,14 @@ const NAME = 'gpu';
 const HEALTH_CODES = ['GPU_LOST', 'GPU_MISSING', 'GPU_NEEDS_RESET', 'GPU_MEMORY_ERRORS'];
 
 type Failure = { code: string; message: string };
+
+/** The first wait before a failed nvidia-smi loop starts again; it doubles up to LOOP_BACKOFF_MAX_MS. */
+const LOOP_BACKOFF_MS = 1000;
+const LOOP_BACKOFF_MAX_MS = 30_000;
+/** Loops that exit by themselves after printing, in a row, before sampling falls back to runs. */
+const NOT_LOOPING_LIMIT = 3;
+/** How long a loop killed by podscope may take to go before it counts as stuck. */
+const KILL_GRACE_MS = 2000;
 
 export class GpuCollector implements Collector {
   readonly name = NAME;
@@ -84,9 +103,24 @@ export class GpuCollector implements Collector {
   private readonly nvml: NvmlSampler | null;
   /** Xids of the last minutes, for the GPU_XID problem. */
   private recentXids: XidEvent[] = [];
+  private sampling: 'loop' | 'runs';
+  /** The live loops, one of each kind at most; set to null only once the process has gone. */
+  private gpuLoop: SmiLoop | null = null;
+  private appsLoop: SmiLoop | null = null;
+  /** Loops podscope killed itself (silence, stop): their exit is not a failure of nvidia-smi. */
+  private readonly killed = new WeakSet<SmiLoop>();
+  /** Wall-clock time of the GPU loop's last complete sample. */
+  private loopSampleAt: number | null = null;
+  private loopRetryAt = 0;
+  private loopBackoffMs = 0;
+  private notLooping = 0;
+  private appsLoopRetryAt = 0;
+  /** Set once this nvidia-smi refused the compute-apps query: no process list through it. */
+  private appsRefused = false;
 
   constructor(private readonly opts: GpuCollectorOptions) {
     this.now = opts.now ?? Date.now;
+    this.sampling = opts.sampling ?? 'loop';
     opts.health.declare(NAME);
     const n = opts.nvml;
     this.nvml = n
@@ -240,6 +274,7 @@ export class GpuCollector implements Collector {
     // A run in flight is killed with its group: stopping must leave no nvidia-smi behind.
     this.stopping = true;
     await this.nvml?.stop();
+    await Promise.all([this.gpuLoop, this.appsLoop].map((l) => (l ? this.killLoop(l) : null)));
     const pid = this.current?.pid;
     if (pid !== undefined) {
       try {
@@ -263,17 +298,8 @@ export class GpuCollector implements Collector {
   /** One sampling step. Public for tests that drive the collector without its timer. */
   async tick(): Promise<void> {
     if (this.nvmlInUse()) return this.nvmlTick();
-    if (this.stuck && !this.stuck.exited) {
-      const { health } = this.opts;
-      const seconds = Math.round((this.now() - this.stuck.since) / 1000);
-      health.raise('gpu', 'NVIDIA_SMI_STUCK', `nvidia-smi (pid ${this.stuck.pid}) did not die after SIGKILL ${seconds} s ago; it is probably stuck in the driver. No new run starts until it exits.`);
-      health.record(NAME, { ok: false, durationMs: 0, code: 'NVIDIA_SMI_STUCK', message: 'previous nvidia-smi is still running' });
-      this.opts.state.applyFailure(this.now());
-      this.markStale();
-      return;
-    }
-    this.stuck = null;
-    this.opts.health.clear('gpu', 'NVIDIA_SMI_STUCK');
+    if (this.stuckChild()) return;
+    if (this.sampling === 'loop') return this.loopTick();
     const ok = await tracked(this.opts.health, NAME, async () => {
       const failure = await this.sample();
       if (this.stopping) return { stopped: true };
@@ -281,6 +307,175 @@ export class GpuCollector implements Collector {
     });
     if (ok) await this.maybeComputeApps(this.now());
     if (ok && !this.stopping) await this.maybeHealth(this.now());
+  }
+
+  /** While a child that outlived SIGKILL lives, nothing new starts: says so, and true. */
+  private stuckChild(): boolean {
+    if (this.stuck && !this.stuck.exited) {
+      const { health } = this.opts;
+      const seconds = Math.round((this.now() - this.stuck.since) / 1000);
+      health.raise('gpu', 'NVIDIA_SMI_STUCK', `nvidia-smi (pid ${this.stuck.pid}) did not die after SIGKILL ${seconds} s ago; it is probably stuck in the driver. No new run starts until it exits.`);
+      health.record(NAME, { ok: false, durationMs: 0, code: 'NVIDIA_SMI_STUCK', message: 'previous nvidia-smi is still running' });
+      this.opts.state.applyFailure(this.now());
+      this.markStale();
+      return true;
+    }
+    this.stuck = null;
+    this.opts.health.clear('gpu', 'NVIDIA_SMI_STUCK');
+    return false;
+  }
+
+  /**
+   * A sampling step while nvidia-smi loops: start the loops when none is live (after the backoff),
+   * kill one that has gone silent, and run the slow health queries. Samples are applied as they
+   * arrive, not here.
+   */
+  private async loopTick(): Promise<void> {
+    if (!this.plan) {
+      const f = await this.discover();
+      if (f) {
+        this.fail(f, null);
+        this.backOff();
+        return;
+      }
+    }
+    const wall = Date.now();
+    const loop = this.gpuLoop;
+    if (!loop) {
+      if (wall >= this.loopRetryAt && !this.stopping) this.startLoops();
+      else this.markStale();
+      return;
+    }
+    const since = this.loopSampleAt !== null && this.loopSampleAt > loop.startedAt ? this.loopSampleAt : loop.startedAt;
+    const silentMs = wall - since;
+    if (silentMs > this.opts.timeoutMs + this.opts.intervalMs) {
+      this.backOff();
+      this.fail({ code: 'NVIDIA_SMI_TIMEOUT', message: `nvidia-smi's sampling loop (pid ${loop.pid}) printed no sample for ${Math.round(silentMs / 1000)} s and was killed with its process group; a new one starts in ${Math.round(this.loopBackoffMs / 1000)} s` }, null);
+      await Promise.all([loop, this.appsLoop].map((l) => (l ? this.killLoop(l) : null)));
+      return;
+    }
+    this.markStale();
+    const now = this.now();
+    if (!this.appsLoop && !this.appsRefused && wall >= this.appsLoopRetryAt) this.startAppsLoop();
+    // In CSV, nvidia-smi prints nothing for a period without compute processes.
+    const apps = this.appsLoop;
+    if (apps && wall - (apps.lastLineAt ?? apps.startedAt) > 2 * this.opts.appsIntervalMs + this.opts.timeoutMs) this.opts.state.setComputeApps(now, []);
+    if (this.loopSampleAt !== null && !this.stopping) await this.maybeHealth(now);
+  }
+
+  private startLoops(): void {
+    const plan = this.plan!;
+    const loop = new SmiLoop({
+      bin: this.opts.bin,
+      args: [`--query-gpu=${plan.fields.join(',')}`, '--format=csv,noheader,nounits', '-lms', String(this.opts.intervalMs)],
+      env: this.opts.env,
+      quietMs: Math.min(100, this.opts.intervalMs / 4),
+      onSample: (lines, ending) => this.loopSample(loop, plan, lines, ending),
+    });
+    this.gpuLoop = loop;
+    void loop.exited.then((e) => this.loopExited(loop, plan, e));
+    this.startAppsLoop();
+  }
+
+  private startAppsLoop(): void {
+    if (this.appsLoop || this.appsRefused) return;
+    const apps = new SmiLoop({
+      bin: this.opts.bin,
+      args: [`--query-compute-apps=${COMPUTE_APP_FIELDS.join(',')}`, '--format=csv,noheader,nounits', '-lms', String(this.opts.appsIntervalMs)],
+      env: this.opts.env,
+      quietMs: Math.min(100, this.opts.appsIntervalMs / 4),
+      // A GPU runs several processes: a sample's key is the GPU and the pid.
+      keyOf: (line) => line.split(',').slice(0, 2).join(',').trim(),
+      onSample: (lines) => {
+        const { apps: list } = parseComputeApps(lines.join('\n'));
+        if (list.length > 0) this.opts.state.setComputeApps(this.now(), list);
+      },
+    });
+    this.appsLoop = apps;
+    void apps.exited.then((e) => {
+      this.appsLoop = null;
+      if (this.killed.has(apps) || this.stopping) return;
+      if (rejectedField(e.tail)) {
+        // Older drivers call it used_gpu_memory; the process list stays empty.
+        this.appsRefused = true;
+        this.opts.logger.debug('compute-apps query rejected; process list stays empty');
+      }
+      this.appsLoopRetryAt = Date.now() + Math.max(LOOP_BACKOFF_MS, this.opts.appsIntervalMs);
+    });
+  }
+
+  /** A sample from the GPU loop: the same parsing and state as a run's output. */
+  private loopSample(loop: SmiLoop, plan: FieldPlan, lines: string[], ending: boolean): void {
+    if (this.gpuLoop !== loop || this.stopping) return;
+    // A header (printed once or before every sample) is not a GPU.
+    const text = lines.filter((l) => l.split(',')[0]!.trim() !== plan.fields[0]).join('\n');
+    if (text === '') return;
+    // What a loop prints as it exits without a GPU row is its error: judged with its exit status.
+    if (ending && parseCsvRows(text, plan.fields.length).rows.length === 0) return;
+    const failure = this.applyText(text, '', 0, plan, null);
+    this.opts.health.record(NAME, failure ? { ok: false, durationMs: 0, ...failure } : { ok: true, durationMs: 0 });
+    if (!failure) {
+      this.loopSampleAt = Date.now();
+      this.loopBackoffMs = 0;
+    }
+  }
+
+  /** A GPU loop that ended by itself: why, and when the next one starts. */
+  private loopExited(loop: SmiLoop, plan: FieldPlan, e: LoopExit): void {
+    this.gpuLoop = null;
+    if (this.stuck && this.stuck.pid === loop.pid) this.stuck.exited = true;
+    if (this.appsLoop && !this.killed.has(loop)) void this.killLoop(this.appsLoop);
+    if (this.killed.has(loop) || this.stopping) return;
+    const bad = rejectedField(e.tail);
+    if (bad) {
+      this.rejected.add(bad);
+      this.plan = planFields(new Set(plan.fields.filter((f) => f !== bad)), this.rejected);
+      if (REQUIRED_KEYS.some((k) => this.plan!.missing.includes(k))) {
+        this.fail({ code: 'NVIDIA_SMI_FIELD_REJECTED', message: `nvidia-smi rejects required field "${bad}"; cannot identify GPUs` }, null);
+        this.backOff();
+      } else {
+        this.opts.logger.warn({ data: { field: bad } }, 'nvidia-smi rejected a field; querying without it');
+        this.loopRetryAt = 0;
+      }
+      return;
+    }
+    if (e.errno) {
+      this.fail(spawnFailure(this.opts.bin, e.errno, e.tail), null);
+      this.backOff();
+      return;
+    }
+    if (e.code === 0 && loop.samples > 0) {
+      // It printed and ended: an nvidia-smi (or a wrapper) that ignores -lms.
+      this.notLooping++;
+      if (this.notLooping >= NOT_LOOPING_LIMIT) {
+        this.sampling = 'runs';
+        this.opts.logger.warn({ data: { bin: this.opts.bin } }, `${this.opts.bin} exits after each sample instead of looping with -lms; sampling with one run per period`);
+      }
+      this.loopRetryAt = 0;
+      return;
+    }
+    this.notLooping = 0;
+    const failure = e.code === 0 ? { code: 'NVIDIA_SMI_UNPARSABLE', message: describeUnparsable(e.tail, []) } : classifyFailure(e.code, e.tail);
+    this.backOff();
+    this.fail({ code: failure.code, message: `${failure.message} (the sampling loop ended with ${e.signal ?? `exit ${e.code}`}; a new one starts in ${Math.round(this.loopBackoffMs / 1000)} s)` }, null);
+  }
+
+  private backOff(): void {
+    this.loopBackoffMs = Math.min(LOOP_BACKOFF_MAX_MS, this.loopBackoffMs === 0 ? LOOP_BACKOFF_MS : this.loopBackoffMs * 2);
+    this.loopRetryAt = Date.now() + this.loopBackoffMs;
+  }
+
+  /** Kills a loop with its group and waits for it to go; one that outlives SIGKILL is stuck. */
+  private async killLoop(loop: SmiLoop): Promise<void> {
+    this.killed.add(loop);
+    loop.kill();
+    let timer: NodeJS.Timeout | undefined;
+    const gone = await Promise.race([loop.exited.then(() => true), new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), KILL_GRACE_MS)))]);
+    clearTimeout(timer);
+    if (gone || this.stuck) return;
+    const stuck = { pid: loop.pid, since: this.now(), exited: false };
+    this.stuck = stuck;
+    void loop.exited.then(() => (stuck.exited = true));
   }
 
   private exec(args: string[]): Promise<RunResult> {
@@ -334,12 +529,14 @@ export class GpuCollector implements Collector {
         this.opts.logger.warn({ data: { field: bad } }, 'nvidia-smi rejected a field; querying without it');
         continue;
       }
-      return this.applyOutput(r, plan, durationMs);
+      return this.applyText(r.stdout, r.stderr, r.code, plan, durationMs);
     }
     return this.fail({ code: 'NVIDIA_SMI_FIELD_REJECTED', message: 'nvidia-smi kept rejecting fields' }, 0);
   }
 
-  private applyOutput(r: Extract<RunResult, { kind: 'exited' }>, plan: FieldPlan, durationMs: number): Failure | null {
+  /** What a run (or a loop's sample) printed, into the state: null, or the failure it shows. */
+  private applyText(stdout: string, stderr: string, code: number | null, plan: FieldPlan, durationMs: number | null): Failure | null {
+    const r = { stdout, stderr, code };
     const parsed = parseCsvRows(r.stdout, plan.fields.length);
     const fromStderr = parseCsvRows(r.stderr, plan.fields.length);
     const lost = [...parsed.lost, ...fromStderr.lost];
@@ -362,7 +559,7 @@ export class GpuCollector implements Collector {
   }
 
   /** A good sample, from either backend: into the state, and the problems it settles or raises. */
-  private applyRows(now: number, rows: GpuRow[], lost: ReadonlyArray<{ pci_bus_id: string; reason: string; index?: number | null }>, durationMs: number, unparsed: string[]): void {
+  private applyRows(now: number, rows: GpuRow[], lost: ReadonlyArray<{ pci_bus_id: string; reason: string; index?: number | null }>, durationMs: number | null, unparsed: string[]): void {
     const { state, health } = this.opts;
     state.applySample(now, rows, lost);
     // Fewer GPUs answered than last time: ask `-L` again at once whether they should be there.
@@ -404,7 +601,7 @@ export class GpuCollector implements Collector {
     }
   }
 
-  private fail(f: Failure, durationMs: number): Failure {
+  private fail(f: Failure, durationMs: number | null): Failure {
     const { state, health } = this.opts;
     if (this.stopping) return f; // killed by podscope's own stop: nothing failed
     state.applyFailure(this.now());
@@ -504,6 +701,14 @@ export class GpuCollector implements Collector {
       backend: this.opts.state.backend.name,
       nvml: this.nvml ? { library: this.opts.nvml!.library, state: n!.kind, sampler_pid: this.nvml.pid ?? null, samplers_started: this.nvml.starts, ...(n!.kind === 'hung' ? { detail: n!.detail } : n!.kind === 'unavailable' ? { reason: n!.reason } : {}) } : null,
       binary: this.opts.bin,
+      sampling: this.nvmlInUse() ? null : this.sampling,
+      loops: this.sampling === 'loop' && !this.nvmlInUse()
+        ? {
+            gpu: this.gpuLoop ? { pid: this.gpuLoop.pid ?? null, started_at: iso(this.gpuLoop.startedAt), samples: this.gpuLoop.samples } : null,
+            processes: this.appsLoop ? { pid: this.appsLoop.pid ?? null, started_at: iso(this.appsLoop.startedAt), samples: this.appsLoop.samples } : null,
+            next_start_at: this.gpuLoop ? null : iso(this.loopRetryAt),
+          }
+        : null,
       running_child: this.current ? { pid: this.current.pid, started_at: iso(this.current.startedAt) } : null,
       stuck_child: this.stuck && !this.stuck.exited ? { pid: this.stuck.pid, since: iso(this.stuck.since) } : null,
       fields: this.plan?.fields ?? null,

@@ -14,7 +14,7 @@ type PerGpu = (g: GpuReading) => number | null;
 
 export interface GpuMetricsHooks {
   /** Records one nvidia-smi run. */
-  onRun(durationMs: number, failure: string | null): void;
+  onRun(durationMs: number | null, failure: string | null): void;
 }
 
 /** `Enabled` → 1, `Disabled` → 0, anything else unknown. */
@@ -173,7 +173,7 @@ export function registerGpuMetrics(registry: Registry, state: GpuReader, now: ()
 
   const duration = new Histogram({
     name: 'podscope_gpu_sample_duration_seconds',
-    help: 'Duration of one nvidia-smi query run, in seconds.',
+    help: 'Duration of one nvidia-smi query run, in seconds (runs only: a sampling loop has no per-sample duration).',
     buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [registry],
   });
@@ -186,7 +186,7 @@ export function registerGpuMetrics(registry: Registry, state: GpuReader, now: ()
 
   return {
     onRun(durationMs, failure) {
-      duration.observe(durationMs / 1000);
+      if (durationMs !== null) duration.observe(durationMs / 1000);
       if (failure) failures.inc({ reason: failure });
     },
   };

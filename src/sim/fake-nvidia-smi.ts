@@ -10,6 +10,10 @@
  * Modes: ok, hang, slow (slow_ms), exit (exit_code: 9, 12, 15, 18, 255 with the real error text),
  * lost (lost_index: that GPU answers with the real device-handle error, the others with rows),
  * garbage, empty. `utilization` may be a number or "wave" (changes over time).
+ *
+ * With `-lms N` (or `-l N`, `--loop-ms=N`, `--loop=N`) it loops as the real one does: a sample
+ * every N ms until killed, the config re-read before each, so a test can make a running loop go
+ * silent (hang), fail (exit) or lose a GPU.
  */
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -43,6 +47,12 @@ export interface FakeSmiConfig {
    * runner the run never ends even after SIGKILL, like nvidia-smi stuck in the driver.
    */
   hold_pipes_ms?: number;
+  /** Under `-lms`/`-l`, the column header: printed once at the start, or before every sample. */
+  loop_header?: 'once' | 'every';
+  /** Under `-lms`/`-l`, exit 0 after this many samples (an nvidia-smi, or a wrapper, that does not loop). */
+  loop_exit_after?: number;
+  /** Under `-lms`/`-l`, write each sample in pieces that split its lines (a pipe read mid-line). */
+  loop_split_writes?: boolean;
 }
 
 export const DEFAULT_FIXTURES_DIR = fileURLToPath(new URL('../../test/fixtures/nvidia-smi/', import.meta.url));
@@ -246,16 +256,66 @@ export function answer(args: string[], cfg: FakeSmiConfig, dir = DEFAULT_FIXTURE
   return { stdout: out.map((l) => `${l}\n`).join(''), stderr: '', code };
 }
 
-/** The executable's main: answers, or hangs, or is slow, as configured. */
-export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
-  let cfg: FakeSmiConfig;
+/** `-lms N`, `-l N` (seconds), `--loop-ms=N`, `--loop=N`: the loop period in ms and the arguments without it. */
+export function loopOf(argv: string[]): { periodMs: number | null; rest: string[] } {
+  const rest: string[] = [];
+  let periodMs: number | null = null;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const eq = /^--loop(-ms)?=(\d+)$/.exec(a);
+    if (eq) periodMs = Number(eq[2]) * (eq[1] ? 1 : 1000);
+    else if (a === '-lms' || a === '-l') periodMs = Number(argv[++i] ?? 5) * (a === '-lms' ? 1 : 1000);
+    else rest.push(a);
+  }
+  return { periodMs, rest };
+}
+
+function readConfig(env: NodeJS.ProcessEnv): FakeSmiConfig {
   try {
-    cfg = loadFakeConfig(env.FAKE_NVIDIA_SMI);
+    return loadFakeConfig(env.FAKE_NVIDIA_SMI);
   } catch (err) {
     process.stderr.write(`fake-nvidia-smi: bad FAKE_NVIDIA_SMI: ${(err as Error).message}\n`);
     process.exit(2);
   }
+}
+
+/** The loop: one sample per period from the config as it is then; silent while it says hang. */
+async function loop(args: string[], periodMs: number, env: NodeJS.ProcessEnv, dir: string): Promise<void> {
+  const write = (text: string) => new Promise<void>((resolve) => (process.stdout.write(text) ? resolve() : process.stdout.once('drain', resolve)));
+  for (let n = 0; ; n++) {
+    const cfg = readConfig(env);
+    if (cfg.mode === 'hang' && cfg.ignore_term && process.listenerCount('SIGTERM') === 0) process.on('SIGTERM', () => undefined);
+    if (cfg.mode !== 'hang') {
+      const r = answer(args, cfg, dir);
+      if (cfg.mode === 'exit' || (r.code !== 0 && r.code !== 15)) {
+        process.stdout.write(r.stdout);
+        process.exitCode = r.code;
+        return;
+      }
+      const header = answer(args.map((a) => (a.startsWith('--format=') ? a.replace(',noheader', '') : a)), { ...cfg, gpus: 1, mode: 'ok', noise: undefined }, dir).stdout.split('\n')[0]!;
+      const text = (cfg.loop_header === 'every' || (cfg.loop_header === 'once' && n === 0) ? `${header}\n` : '') + r.stdout;
+      if (cfg.loop_split_writes) {
+        // Pieces that cut lines in the middle, a moment apart.
+        for (let at = 0; at < text.length; at += 7) {
+          await write(text.slice(at, at + 7));
+          await new Promise((resolve) => setTimeout(resolve, 2));
+        }
+      } else {
+        await write(text);
+      }
+      if (r.stderr) process.stderr.write(r.stderr);
+      if (cfg.loop_exit_after !== undefined && n + 1 >= cfg.loop_exit_after) return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, periodMs));
+  }
+}
+
+/** The executable's main: answers, or hangs, or is slow, or loops, as configured. */
+export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const cfg = readConfig(env);
   const dir = env.FAKE_NVIDIA_SMI_FIXTURES ?? DEFAULT_FIXTURES_DIR;
+  const { periodMs, rest } = loopOf(argv);
+  if (periodMs !== null && cfg.mode !== 'hang') return loop(rest, Math.max(10, periodMs), env, dir);
   if (cfg.mode === 'hang') {
     if (cfg.ignore_term) process.on('SIGTERM', () => undefined);
     if (cfg.hold_pipes_ms) {

@@ -159,6 +159,7 @@ describe('nvidia-smi hanging 100 times in a row', () => {
       health: new HealthBoard(),
       logger,
       env: fake.env(),
+      sampling: 'runs',
     });
     const fds = () => readdirSync('/proc/self/fd').length;
     await collector.tick(); // warm up lazily opened descriptors

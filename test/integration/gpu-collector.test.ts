@@ -23,6 +23,7 @@ function rig(config: FakeSmiConfig, opts: { timeoutMs?: number; bin?: string } =
     health,
     logger,
     env: fake.env(),
+    sampling: 'runs',
   });
   /** The pod's `gpu` readiness check, as /ready answers it from this state. */
   const ready = () => state.samplingCheck(Date.now(), health.problems(), opts.timeoutMs ?? 3000);
@@ -30,7 +31,7 @@ function rig(config: FakeSmiConfig, opts: { timeoutMs?: number; bin?: string } =
 }
 
 
-describe('GPU collector against a real child process', () => {
+describe('GPU collector sampling by one nvidia-smi run per period, against a real child process', () => {
   it('reads every GPU of a healthy nvidia-smi', async () => {
     const r = rig({ gpus: 2, utilization: 50 });
     await r.collector.tick();
@@ -60,7 +61,7 @@ describe('GPU collector against a real child process', () => {
   it('counts no failure for a run it kills itself while stopping', async () => {
     const failures: Array<string | null> = [];
     const r = rig({ mode: 'hang' }, { timeoutMs: 8000 });
-    const collector = new GpuCollector({ bin: r.fake.bin, intervalMs: 1000, timeoutMs: 8000, appsIntervalMs: 60_000, state: r.state, health: r.health, logger, env: r.fake.env(), onRun: (_ms, f) => failures.push(f) });
+    const collector = new GpuCollector({ bin: r.fake.bin, intervalMs: 1000, timeoutMs: 8000, appsIntervalMs: 60_000, state: r.state, health: r.health, logger, env: r.fake.env(), sampling: 'runs', onRun: (_ms, f) => failures.push(f) });
     const abort = new AbortController();
     collector.start(abort.signal);
     await until(() => r.fake.leftovers().length === 1, 7000); // the run is in flight

@@ -18,8 +18,13 @@ podscope's own sockets (clientIds starting with ``podscope-``) from inside Comfy
 What every other client receives is unchanged: originals are sent first and untouched, copies go
 only to podscope's sockets, and nothing is queued while none is connected. When ComfyUI's outgoing
 queue is already long, copies are dropped and counted. Any failure inside the tap is counted, never
-raised. A hook whose ComfyUI internal is missing or shaped differently is left out, and the tap
-says so in one log line; with none left, ComfyUI runs as if the tap were absent.
+raised. Each hook fits the shape it finds, by inspecting the function (never by version number):
+the executor and node ``execute`` synchronous (releases before mid-2025, 0.3.30 among them) or
+coroutines (0.3.4x and later), and ``validate_prompt(prompt)`` synchronous, with the prompt_id
+made after it (the queued report then comes from ``PromptQueue.put``), or
+``validate_prompt(prompt_id, prompt, …)`` awaited. A hook whose ComfyUI internal is missing or
+shaped otherwise is left out, and the tap says so in one log line; with none left, ComfyUI runs as
+if the tap were absent.
 
 Install: copy this folder into ``ComfyUI/custom_nodes/``. Standard library only.
 """
@@ -30,6 +35,7 @@ import logging
 import os
 import re
 import time
+import uuid
 
 __version__ = "2"
 
@@ -175,6 +181,8 @@ def hook_executor(tap, execution):
     executor = getattr(execution, "PromptExecutor", None)
     add_message = getattr(executor, "add_message", None)
     execute_async = getattr(executor, "execute_async", None)
+    # Before execute_async existed, the executor's execute was the prompt's whole run, synchronous.
+    execute_sync = getattr(executor, "execute", None) if execute_async is None else None
     ok = {"add_message": False, "execute_async": False}
     if callable(add_message) and _params(add_message)[:4] == ["self", "event", "data", "broadcast"]:
 
@@ -194,24 +202,37 @@ def hook_executor(tap, execution):
 
         executor.add_message = tapped_add_message
         ok["add_message"] = True
-    if callable(execute_async) and _params(execute_async)[:5] == ["self", "prompt", "prompt_id", "extra_data", "execute_outputs"]:
+    run_params = ["self", "prompt", "prompt_id", "extra_data", "execute_outputs"]
+
+    def started(prompt, prompt_id, extra_data, execute_outputs):
+        tap.guard(
+            lambda: tap.emit(
+                "podscope.prompt_start",
+                {
+                    "prompt_id": prompt_id,
+                    "extra": scalar_extra(extra_data),
+                    "graph": graph_outline(prompt),
+                    "outputs": [str(o) for o in (execute_outputs or [])],
+                    "t": now_ms(),
+                },
+            )
+        )
+
+    if callable(execute_async) and inspect.iscoroutinefunction(execute_async) and _params(execute_async)[:5] == run_params:
 
         async def tapped_execute_async(self, prompt, prompt_id, extra_data={}, execute_outputs=[], *args, **kwargs):
-            tap.guard(
-                lambda: tap.emit(
-                    "podscope.prompt_start",
-                    {
-                        "prompt_id": prompt_id,
-                        "extra": scalar_extra(extra_data),
-                        "graph": graph_outline(prompt),
-                        "outputs": [str(o) for o in (execute_outputs or [])],
-                        "t": now_ms(),
-                    },
-                )
-            )
+            started(prompt, prompt_id, extra_data, execute_outputs)
             return await execute_async(self, prompt, prompt_id, extra_data, execute_outputs, *args, **kwargs)
 
         executor.execute_async = tapped_execute_async
+        ok["execute_async"] = True
+    elif callable(execute_sync) and not inspect.iscoroutinefunction(execute_sync) and _params(execute_sync)[:5] == run_params:
+
+        def tapped_execute(self, prompt, prompt_id, extra_data={}, execute_outputs=[], *args, **kwargs):
+            started(prompt, prompt_id, extra_data, execute_outputs)
+            return execute_sync(self, prompt, prompt_id, extra_data, execute_outputs, *args, **kwargs)
+
+        executor.execute = tapped_execute
         ok["execute_async"] = True
     return ok
 
@@ -242,14 +263,16 @@ def hook_execute(tap, execution):
     execute = getattr(execution, "execute", None)
     names = _params(execute) if callable(execute) else []
     wanted = ["server", "dynprompt", "caches", "current_item"]
-    if names[:4] != wanted or "prompt_id" not in names or not inspect.iscoroutinefunction(execute):
+    if names[:4] != wanted or "prompt_id" not in names:
         return False
     at = {name: i for i, name in enumerate(names)}
     vram = _Vram()
     success = getattr(getattr(execution, "ExecutionResult", None), "SUCCESS", None)
     pending = getattr(getattr(execution, "ExecutionResult", None), "PENDING", None)
 
-    async def tapped_execute(*args, **kwargs):
+    def around(args, kwargs):
+        """Reports the node's start; returns what reports its end with the result (or None on a raise)."""
+
         def arg(name):
             return kwargs[name] if name in kwargs else (args[at[name]] if at[name] < len(args) else None)
 
@@ -269,23 +292,43 @@ def hook_execute(tap, execution):
             tap.emit("podscope.node_start", {**node, "t": now_ms()})
 
         tap.guard(before)
-        outcome = "error"
-        try:
-            result = await execute(*args, **kwargs)
+
+        def ended(result):
+            if not node:
+                return
             first = result[0] if isinstance(result, tuple) and result else result
-            outcome = "success" if first == success else "pending" if first == pending else "error"
-            return result
-        finally:
-            if node:
+            outcome = "error" if result is None else "success" if first == success else "pending" if first == pending else "error"
 
-                def after():
-                    end = {**node, "t": now_ms(), "outcome": outcome}
-                    peak = vram.peak()
-                    if peak is not None:
-                        end["peak_vram_bytes"] = peak
-                    tap.emit("podscope.node_end", end)
+            def after():
+                end = {**node, "t": now_ms(), "outcome": outcome}
+                peak = vram.peak()
+                if peak is not None:
+                    end["peak_vram_bytes"] = peak
+                tap.emit("podscope.node_end", end)
 
-                tap.guard(after)
+            tap.guard(after)
+
+        return ended
+
+    if inspect.iscoroutinefunction(execute):
+
+        async def tapped_execute(*args, **kwargs):
+            ended, result = around(args, kwargs), None
+            try:
+                result = await execute(*args, **kwargs)
+                return result
+            finally:
+                ended(result)
+
+    else:
+
+        def tapped_execute(*args, **kwargs):
+            ended, result = around(args, kwargs), None
+            try:
+                result = execute(*args, **kwargs)
+                return result
+            finally:
+                ended(result)
 
     tapped_execute._podscope_tap = tap
     execution.execute = tapped_execute
@@ -297,9 +340,14 @@ def hook_validation(tap, server, execution):
     reports the verdict with it (queued, or rejected with ComfyUI's error and node_errors)."""
     add_handler = getattr(server, "add_on_prompt_handler", None)
     validate = getattr(execution, "validate_prompt", None)
-    if not callable(add_handler) or not callable(validate) or not inspect.iscoroutinefunction(validate):
+    if not callable(add_handler) or not callable(validate):
         return False
-    if _params(validate)[:2] != ["prompt_id", "prompt"]:
+    params = _params(validate)
+    if inspect.iscoroutinefunction(validate) and params[:2] == ["prompt_id", "prompt"]:
+        hook = _validation_awaited
+    elif not inspect.iscoroutinefunction(validate) and params == ["prompt"] and callable(getattr(getattr(execution, "PromptQueue", None), "put", None)):
+        hook = _validation_sync
+    else:
         return False
 
     def on_prompt(json_data):
@@ -312,27 +360,60 @@ def hook_validation(tap, server, execution):
         tap.guard(keep)
         return json_data
 
+    add_handler(on_prompt)
+    hook(tap, execution, validate)
+    return True
+
+
+def _verdict(tap, prompt_id, posted, result):
+    ok = bool(result[0])
+    data = {"prompt_id": str(prompt_id), "extra": posted["extra"], "t": posted["t"]}
+    if not ok:
+        data["error"] = result[1] if len(result) > 1 else None
+        data["node_errors"] = result[3] if len(result) > 3 else {}
+    tap.emit("podscope.prompt_queued" if ok else "podscope.prompt_rejected", data)
+
+
+def _validation_awaited(tap, execution, validate):
+    """``await validate_prompt(prompt_id, prompt, …)``: the prompt_id exists before the verdict."""
+
     async def tapped_validate_prompt(prompt_id, prompt, *args, **kwargs):
         result = await validate(prompt_id, prompt, *args, **kwargs)
         posted = _posted.get()
         if posted is not None:
             _posted.set(None)
-
-            def report():
-                ok = bool(result[0])
-                data = {"prompt_id": str(prompt_id), "extra": posted["extra"], "t": posted["t"]}
-                if not ok:
-                    data["error"] = result[1] if len(result) > 1 else None
-                    data["node_errors"] = result[3] if len(result) > 3 else {}
-                tap.emit("podscope.prompt_queued" if ok else "podscope.prompt_rejected", data)
-
-            tap.guard(report)
+            tap.guard(lambda: _verdict(tap, prompt_id, posted, result))
         return result
 
-    add_handler(on_prompt)
     tapped_validate_prompt._podscope_tap = tap
     execution.validate_prompt = tapped_validate_prompt
-    return True
+
+
+def _validation_sync(tap, execution, validate):
+    """``validate_prompt(prompt)``, synchronous, with the prompt_id made only for a valid prompt,
+    just before ``PromptQueue.put``: a rejection is reported at once (under an id the tap makes,
+    since ComfyUI makes none), a valid prompt when the same request puts it on the queue."""
+    queue = execution.PromptQueue
+    put = queue.put
+
+    def tapped_validate_prompt(prompt, *args, **kwargs):
+        result = validate(prompt, *args, **kwargs)
+        posted = _posted.get()
+        if posted is not None and not (isinstance(result, (tuple, list)) and result and result[0]):
+            _posted.set(None)
+            tap.guard(lambda: _verdict(tap, uuid.uuid4(), posted, result))
+        return result
+
+    def tapped_put(self, item, *args, **kwargs):
+        put(self, item, *args, **kwargs)
+        posted = _posted.get()
+        if posted is not None:
+            _posted.set(None)
+            tap.guard(lambda: _verdict(tap, item[1], posted, (True,)))
+
+    tapped_validate_prompt._podscope_tap = tap
+    execution.validate_prompt = tapped_validate_prompt
+    queue.put = tapped_put
 
 
 def install(server, execution=None, prefix=CLIENT_PREFIX, max_queue=MAX_QUEUE):

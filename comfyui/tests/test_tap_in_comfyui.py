@@ -7,6 +7,7 @@ queue, which ``send_sync`` fills and the server's publish loop would deliver.
 """
 
 import asyncio
+import inspect
 import os
 import sys
 import unittest
@@ -33,6 +34,10 @@ if COMFY:
     LOOP = asyncio.new_event_loop()
     asyncio.set_event_loop(LOOP)
     SERVER = server.PromptServer(LOOP)
+    QUEUE = execution.PromptQueue(SERVER)
+    # Which validate_prompt this release has (before the tap wraps it): awaited with the prompt_id
+    # made first (0.3.4x and later), or synchronous on the prompt alone (0.3.30).
+    AWAITED_VALIDATION = inspect.iscoroutinefunction(execution.validate_prompt)
 
     class PodscopeTestRaise:
         @classmethod
@@ -152,8 +157,13 @@ class TapInComfyUI(unittest.TestCase):
 
     def test_validation_reports_a_rejection_with_its_job_id_and_reasons(self):
         async def post(prompt, extra):
+            # What this release's POST /prompt does: the on-prompt handlers, validation, and for a
+            # valid prompt the queue (0.3.30 makes the prompt_id only then).
             SERVER.trigger_on_prompt({"prompt": prompt, "extra_data": extra, "client_id": "worker"})
-            return await execution.validate_prompt("R1", prompt, None)
+            valid = await execution.validate_prompt("R1", prompt, None) if AWAITED_VALIDATION else execution.validate_prompt(prompt)
+            if valid[0]:
+                QUEUE.put((0, "R1", prompt, extra, valid[2]))
+            return valid
 
         bad = graph()
         bad["1"]["inputs"]["width"] = 0
@@ -163,6 +173,8 @@ class TapInComfyUI(unittest.TestCase):
         self.assertEqual(rejected["extra"], {"job_id": "J5", "client_id": "worker"})
         self.assertEqual(rejected["error"]["type"], "prompt_outputs_failed_validation")
         self.assertIn("1", rejected["node_errors"])
+        # 0.3.30 makes no prompt_id for a rejected prompt: the tap names it with a UUID of its own.
+        self.assertRegex(rejected["prompt_id"], r"^R1$" if AWAITED_VALIDATION else r"^[0-9a-f-]{36}$")
         LOOP.run_until_complete(post(graph(), {"job_id": "J6"}))
         queued = dict(to(drain(), "podscope-1"))["podscope.prompt_queued"]
         self.assertEqual((queued["prompt_id"], queued["extra"]["job_id"]), ("R1", "J6"))

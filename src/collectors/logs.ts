@@ -76,6 +76,8 @@ interface Pipeline {
 const STARTUP_LINE = /^(Starting server$|To see the GUI go to: |Total VRAM \d+ MB, total RAM \d+ MB|ComfyUI version: )/;
 /** Lines ComfyUI logs right after a prompt's outcome ("Prompt executed in …") still belong to it. */
 const FINISH_SLACK_MS = 50;
+/** How far before a job's start its lines charged under the prompt id are looked for, when its job id is learned. */
+const RENAME_SLACK_MS = 5000;
 /** How long after a prompt's end ComfyUI may print its `Prompt executed in` line (71 ms seen for a first prompt). */
 const END_LINE_MS = 2000;
 /** Log times (ComfyUI's entry times) and history times are both ComfyUI's clock, read at slightly different moments. */
@@ -156,6 +158,7 @@ export class LogCollector implements Collector {
     // Only ComfyUI's own outcome has an end on its clock: a lost job's end is when podscope gave up.
     if (job.status === 'lost' || job.started_timing !== 'comfyui' || job.started_at === null || job.finished_at === null) return;
     const window = { jobId: job.job_id, promptId: job.prompt_id, from: job.started_at, to: job.finished_at + FINISH_SLACK_MS, end: job.finished_at };
+    this.renamed(job.prompt_id, job.job_id, job.started_at);
     // Every line of its run but an end line (a prompt has one, found below; a back-to-back
     // neighbour's may fall inside this window) and a `got prompt` (another prompt's POST).
     this.opts.store.attribute(window.jobId, this.opts.comfy.name, window.from, window.to, (m) => isPromptEnd(m) || m === 'got prompt');
@@ -352,6 +355,11 @@ export class LogCollector implements Collector {
    * prompt; another line is the one whose run holds it (the latest started, where back-to-back
    * runs touch), else one that ended just before it.
    */
+  /** Lines charged to a prompt under its prompt id, before its job id was known, follow it to the job id. */
+  private renamed(promptId: string, jobId: string, since: number): void {
+    if (jobId !== promptId) this.opts.store.rename(this.opts.comfy.name, promptId, jobId, since - RENAME_SLACK_MS);
+  }
+
   private windowFor(text: string, at: number) {
     const ws = this.finishedWindows;
     if (isPromptEnd(text)) {
@@ -370,6 +378,7 @@ export class LogCollector implements Collector {
     if (text === 'got prompt') return null;
     const running = this.attributableJob(at);
     if (running) {
+      if (this.lastJob?.promptId === running.prompt_id && this.lastJob.jobId !== running.job_id) this.renamed(running.prompt_id, running.job_id, running.started_at ?? running.first_seen_at);
       this.lastJob = { jobId: running.job_id, promptId: running.prompt_id, at: now };
       return { jobId: running.job_id, promptId: running.prompt_id };
     }

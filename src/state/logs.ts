@@ -93,6 +93,24 @@ export class LogStore {
   }
 
   /**
+   * Moves the instance's ComfyUI lines charged to `from` since `since` to `to`: a prompt's lines
+   * charged under its prompt id while its job id was still unknown (ComfyUI announced it by a
+   * broadcast before podscope read its extra_data) follow it once it is known.
+   */
+  rename(instance: string, from: string, to: string, since: number): number {
+    let n = 0;
+    this.ring.walkBack((r) => {
+      if (r.ts < since) return false;
+      if (r.source === 'comfyui' && r.instance === instance && r.job_id === from) {
+        r.job_id = to;
+        n++;
+      }
+      return undefined;
+    });
+    return n;
+  }
+
+  /**
    * Charges to a job the earliest of the instance's unattributed ComfyUI lines between `from` and
    * `to` that `which` picks (a prompt's `Prompt executed in` line); true when there was one.
    */

@@ -9,9 +9,10 @@ import { RealComfy } from './real-comfy.js';
 import { quickGraph, samplerGraph, startPod, Submitter, until, type Pod } from './harness.js';
 import type { Mode } from './scenarios.js';
 import { openSse } from '../helpers/sse.js';
+import { RELEASE } from './release.js';
 
 function pair(mode: Mode): void {
-  describe(`podscope following two real ComfyUI 0.3.64 instances (${mode === 'tap' ? 'with the tap node' : 'without the tap node'})`, () => {
+  describe(`podscope following two real ComfyUI ${RELEASE} instances (${mode === 'tap' ? 'with the tap node' : 'without the tap node'})`, () => {
     const comfys = [new RealComfy({ tap: mode === 'tap' }), new RealComfy({ tap: mode === 'tap' })] as const;
     const workers: Submitter[] = [];
     let pod: Pod;
@@ -67,7 +68,8 @@ function pair(mode: Mode): void {
       await Promise.all(workers.map((w, i) => w.submit(samplerGraph({ steps: 20, stepMs: 150 }), ids[i]!)));
       const status = await until(async () => {
         const s = (await pod.get('/debug/status')).body;
-        return s.current_jobs.length === 2 ? s : null;
+        // A job ComfyUI announced before podscope read its extra_data shows job_id null for that moment.
+        return s.current_jobs.length === 2 && s.current_jobs.every((j: { job_id: string | null }) => j.job_id !== null) ? s : null;
       });
       expect(status.current_jobs.map((j: { instance: string; job_id: string }) => `${j.instance}:${j.job_id}`).sort()).toEqual([`left:${ids[0]}`, `right:${ids[1]}`]);
       expect(status.instances.map((i: { name: string; status: string }) => [i.name, i.status])).toEqual([

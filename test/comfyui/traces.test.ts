@@ -1,5 +1,5 @@
 /**
- * Job traces from the real ComfyUI 0.3.64: prompts submitted with the platform's traceparent
+ * Job traces from a real ComfyUI: prompts submitted with the platform's traceparent
  * arrive at a loopback OTLP receiver as the expected tree under that parent, placed on the times
  * ComfyUI itself recorded in /history, with the tap node and without it.
  */
@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RealComfy } from './real-comfy.js';
 import { failingGraph, samplerGraph, startRealRig, until, type RealRig, type Submitter } from './harness.js';
 import { ms, startReceiver, type ReceivedSpan, type Receiver } from '../helpers/otlp-receiver.js';
+import { RELEASE } from './release.js';
 
 const hex = (bytes: number) => randomBytes(bytes).toString('hex');
 
@@ -55,7 +56,7 @@ for (const mode of ['tap', 'observer'] as const) {
       expect(job.attributes).toMatchObject({ 'comfyui.prompt.id': promptId, 'comfyui.job.status': 'success' });
       expect(children.map((c) => c.name).sort()).toEqual(['EmptyImage', 'PodscopeSlowLoad', 'PodscopeTqdmSampler', 'SaveImage', 'comfyui.queue']);
       for (const c of children) expect(c.traceId).toBe(traceId);
-      expect(job.resource).toMatchObject({ 'service.name': 'comfyui', 'service.version': '0.3.64', 'runpod.pod.id': 'pod-real-traces' });
+      expect(job.resource).toMatchObject({ 'service.name': 'comfyui', 'service.version': RELEASE, 'runpod.pod.id': 'pod-real-traces' });
     });
 
     it('ends the job span at ComfyUI’s execution_success and starts its run at execution_start', async () => {

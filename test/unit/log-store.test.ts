@@ -132,3 +132,15 @@ describe('charging a quick prompt its lines afterwards', () => {
     expect(s.query({ lines: 10 }).map((e) => e.value.job_id)).toEqual(['j0', null]);
   });
 });
+
+describe('a job id learned after its lines were charged under the prompt id', () => {
+  it('moves the instance’s lines from the prompt id to the job id, from `since` on', () => {
+    const { s } = store();
+    s.append(rec('earlier run of the same prompt id', { ts: 500, job_id: 'p-1' }));
+    s.append(rec('node ran', { ts: 1000, job_id: 'p-1' }));
+    s.append(rec('other instance', { ts: 1100, job_id: 'p-1', instance: 'right' }));
+    s.append(rec('another prompt', { ts: 1200, job_id: 'p-2' }));
+    expect(s.rename('comfyui', 'p-1', 'job-7', 900)).toBe(1);
+    expect(s.query({ lines: 10 }).map((e) => `${e.value.message}: ${e.value.job_id}`)).toEqual(['earlier run of the same prompt id: p-1', 'node ran: job-7', 'other instance: p-1', 'another prompt: p-2']);
+  });
+});

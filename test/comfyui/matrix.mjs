@@ -7,7 +7,7 @@
 // test-results/comfyui-matrix.json (what docs/comfyui.md quotes); `node
 // test/comfyui/compat-table.mjs` turns the results into the compatibility table.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -53,6 +53,8 @@ let failed = false;
 for (const release of plan()) {
   const version = release.version ?? /__version__\s*=\s*"([^"]+)"/.exec(readFileSync(join(release.dir, 'comfyui_version.py'), 'utf8'))?.[1] ?? 'unknown';
   const out = join(RESULTS, `comfyui-${version}.json`);
+  // What the suite records it saw this release do (test/comfyui/release.ts), fresh for each run.
+  rmSync(join(RESULTS, `comfyui-facts-${version}.json`), { force: true });
   console.log(`\n== the conformance suite against ComfyUI ${version} (${release.dir})`);
   const started = Date.now();
   const r = spawnSync('npx', ['vitest', 'run', '--config', 'vitest.comfyui.config.ts', `--outputFile.json=${out}`, ...process.argv.slice(2)], {

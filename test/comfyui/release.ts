@@ -4,8 +4,8 @@
  * reason, in the results (`[not on ComfyUI 0.3.30: …]` in the test's title), never left out
  * silently. The same list feeds the compatibility table (test/comfyui/compat-table.mjs).
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The release ComfyUI runs in this run (from its comfyui_version.py, set by global-setup.ts). */
@@ -51,4 +51,16 @@ export function compareReleases(a: string, b: string): number {
 export function limitOf(title: string, mode: 'tap' | 'observer', release = RELEASE): string | null {
   const l = LIMITS.find((x) => x.title === title && (x.mode === undefined || x.mode === mode) && compareReleases(release, x.since) < 0);
   return l ? `not on ComfyUI ${release}: ${l.reason}` : null;
+}
+
+/**
+ * Records what the suite saw this release do, for the compatibility table:
+ * test-results/comfyui-facts-<release>.json, `{ tap: { name: value }, observer: { … } }`.
+ */
+export function fact(mode: 'tap' | 'observer', name: string, value: string): void {
+  const file = fileURLToPath(new URL(`../../test-results/comfyui-facts-${RELEASE}.json`, import.meta.url));
+  mkdirSync(dirname(file), { recursive: true });
+  const facts = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, Record<string, string>>) : {};
+  facts[mode] = { ...facts[mode], [name]: value };
+  writeFileSync(file, `${JSON.stringify(facts, null, 2)}\n`);
 }

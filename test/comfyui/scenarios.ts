@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RealComfy } from './real-comfy.js';
 import { openSse } from '../helpers/sse.js';
 import { failingGraph, fresh, invalidGraph, markerGraph, quickGraph, samplerGraph, saveRecording, startRealRig, Submitter, until, Watcher, type Pod, type RealRig, type Sample } from './harness.js';
-import { limitOf, progressStateOf, RELEASE } from './release.js';
+import { fact, limitOf, progressStateOf, RELEASE } from './release.js';
 
 export type Mode = 'tap' | 'observer';
 
@@ -174,6 +174,9 @@ export function conformance(mode: Mode): void {
       // A node that ran for a measurable time (the 500 ms loader) never shows 0 ms.
       expect(nodes.filter((n) => n.duration_ms === 0 && n.class_type === 'PodscopeSlowLoad')).toEqual([]);
       const loader = w.nodes.find((n: { class_type: string }) => n.class_type === 'PodscopeSlowLoad');
+      fact(mode, 'node_times', loader.timing ?? 'unknown');
+      fact(mode, 'queued_time', w.queued_at === null ? 'unknown' : 'known');
+      fact(mode, 'node_vram', 'peak_vram_mb' in loader ? 'reported' : 'absent');
       if (mode === 'tap') {
         expect(loader.duration_ms).toBeGreaterThanOrEqual(450);
         expect(loader.timing).toBe('comfyui');
@@ -254,6 +257,7 @@ export function conformance(mode: Mode): void {
         return r.body.rejected.find((x: { at: string; reasons: string[] }) => Date.parse(x.at) >= posted.postedAt - 1000 && x.reasons.length > 0);
       }, 10_000);
       expect(q.reasons.join(' ')).toMatch(/PodscopeTqdmSampler 3: Value 0 smaller than min of 1: steps/);
+      fact(mode, 'rejection_job_id', q.job_id === id ? 'job id' : 'no job id');
       if (mode === 'tap') {
         expect(q.job_id).toBe(id);
         const w = await pod.get(`/debug/workflow?job_id=${id}`);

@@ -20,8 +20,26 @@ export function jobIdentity(job: ReadonlyJob): { job_id: string | null; prompt_i
   return { job_id: null, prompt_id: job.prompt_id, instance: job.instance, job_id_unknown_reason: "the prompt's extra_data has not been read yet" };
 }
 
+/**
+ * Without the tap: whether this ComfyUI lets podscope see other clients' prompts node by node, from
+ * what it has sent so far. Releases differ (0.3.50 broadcasts progress_state to every client,
+ * 0.3.64 sends it to the submitter alone, 0.3.30 has none), so podscope says what it saw, never
+ * what a version number suggests.
+ */
+export function nodeProgressSeen(comfy: ComfyReader): { seen: boolean | null; how: string } {
+  let finished = false;
+  for (const job of comfy.tracker.all()) {
+    if (job.client_id === null) continue;
+    if (job.source.has('progress_state')) return { seen: true, how: "this ComfyUI broadcasts progress_state: every client's prompts are seen node by node, with observed start and end times" };
+    if (job.status === 'success') finished = true;
+  }
+  return finished
+    ? { seen: false, how: "this ComfyUI sent no node progress for another client's prompt (it sends progress_state to the submitter alone, or has none): their node times are unknown" }
+    : { seen: null, how: "no other client's prompt has finished yet" };
+}
+
 /** What podscope can see of other clients' prompts, in one sentence. */
-export function visibility(comfy: ComfyReader): { mode: 'tap' | 'observer'; sees: string } {
+export function visibility(comfy: ComfyReader): { mode: 'tap' | 'observer'; sees: string; node_progress?: { seen: boolean | null; how: string } } {
   if (comfy.tap) {
     return {
       mode: 'tap',
@@ -32,6 +50,7 @@ export function visibility(comfy: ComfyReader): { mode: 'tap' | 'observer'; sees
     mode: 'observer',
     sees:
       "without the tap node: other clients' prompts through /queue and /history (ids, outcome, error, outputs, ComfyUI's start and end times) and the log (a sampler's tqdm steps); node start times only where progress frames or the log show them, otherwise null; rejected prompts only from the log, without their job id",
+    node_progress: nodeProgressSeen(comfy),
   };
 }
 

@@ -8,7 +8,7 @@ import { gpuUse } from '../helpers/gpu-use.js';
 import { describe, expect, it } from 'vitest';
 import { ComfyState, type Rejection } from '../../src/state/comfy.js';
 import { comfyInfoView, currentJobView, PROGRESS_UNKNOWN, systemStatsView, visibility } from '../../src/views/comfy.js';
-import { decodeQueueItem } from '../../src/sources/comfy-events.js';
+import { decodeFrame, decodeQueueItem } from '../../src/sources/comfy-events.js';
 import type { RawInput } from '../../src/collectors/comfy-inputs.js';
 
 const URL_ = 'http://127.0.0.1:8188';
@@ -226,5 +226,28 @@ describe('what podscope can see', () => {
     const v = visibility(comfyState());
     expect(v.mode).toBe('observer');
     expect(v.sees).toMatch(/otherwise null/);
+  });
+
+  /** A client's prompt that ran to success, with or without ComfyUI's progress_state reaching podscope. */
+  function ranClientPrompt(c: ReturnType<typeof comfyState>, progressState: boolean) {
+    c.tracker.applyQueue(1000, [decodeQueueItem([1, 'P1', { '1': { class_type: 'EmptyImage', inputs: {} } }, { job_id: 'j1', client_id: 'worker' }, ['1']])!], []);
+    if (progressState) c.tracker.apply(1100, decodeFrame('progress_state', { prompt_id: 'P1', nodes: { '1': { node_id: '1', display_node_id: '1', value: 0, max: 1, state: 'running' } } })!);
+    c.tracker.apply(1200, { type: 'execution_success', prompt_id: 'P1', ts: 1200 });
+  }
+
+  it('does not yet say whether other clients’ prompts show node by node before one has finished', () => {
+    expect(visibility(comfyState()).node_progress).toMatchObject({ seen: null });
+  });
+
+  it('says other clients’ prompts show node by node once ComfyUI broadcast their progress_state', () => {
+    const c = comfyState();
+    ranClientPrompt(c, true);
+    expect(visibility(c).node_progress).toMatchObject({ seen: true, how: expect.stringMatching(/broadcasts progress_state/) });
+  });
+
+  it('says their node times are unknown when a client’s prompt finished without any progress reaching podscope', () => {
+    const c = comfyState();
+    ranClientPrompt(c, false);
+    expect(visibility(c).node_progress).toMatchObject({ seen: false, how: expect.stringMatching(/node times are unknown/) });
   });
 });

@@ -14,6 +14,21 @@ export function retime(node: JobNode): void {
   node.timing = times.length === 0 ? null : times.every((t) => t === 'comfyui') ? 'comfyui' : 'observed';
 }
 
+/**
+ * Keeps the times podscope observed for a job's nodes inside the job's run as ComfyUI timed it: a
+ * frame is received a moment after ComfyUI sends it, so an observed end can land a millisecond
+ * past the job's end on ComfyUI's clock. ComfyUI's own times are left as they are.
+ */
+export function keepNodesInsideRun(job: Job): void {
+  const from = job.started_timing === 'comfyui' ? job.started_at : null;
+  const to = job.finished_timing === 'comfyui' ? job.finished_at : null;
+  for (const node of job.nodes.values()) {
+    const clamp = (t: number | null, timing: TimeSource | null) => (t === null || timing === 'comfyui' ? t : Math.min(Math.max(t, from ?? t), to ?? t));
+    node.started_at = clamp(node.started_at, node.start_timing);
+    node.finished_at = clamp(node.finished_at, node.end_timing);
+  }
+}
+
 /** Whether a node's work is done: it ran to its end, or its output came from the cache. */
 export const done = (s: NodeStatus) => s === 'completed' || s === 'cached';
 

@@ -23,7 +23,7 @@
  */
 import type { ComfyEvent, ExecutionEvent, HistoryRecord } from '../shared/comfy-event-types.js';
 import { isFinal, isRecord, type Job, type JobError, type JobStatus, type JobUsage, type QueueItem, type ReadonlyJob, type TimeSource } from '../shared/job-types.js';
-import { addOutput, completeNode, markStarted, nodeOf, ownsBar, progressState, progressTick, retime, setError, setInterrupted, startNode } from './job-nodes.js';
+import { addOutput, completeNode, keepNodesInsideRun, markStarted, nodeOf, ownsBar, progressState, progressTick, retime, setError, setInterrupted, startNode } from './job-nodes.js';
 import { rejectionReasons, text } from './job-payload.js';
 import { recompute } from './job-progress.js';
 import { JobBook, type JobBookOptions } from './job-book.js';
@@ -301,6 +301,7 @@ export class JobTracker extends JobBook {
       }
       this.finish(job, outcome, end ?? job.finished_at ?? now, opts.silent ?? false, end !== null ? 'comfyui' : (job.finished_timing ?? 'observed'));
     }
+    keepNodesInsideRun(job);
     recompute(job);
     this.touch(now);
   }
@@ -430,6 +431,7 @@ export class JobTracker extends JobBook {
       this.evict();
     }
     if (!silent && !wasFinal) this.outcomes.set(outcome, (this.outcomes.get(outcome) ?? 0) + 1);
+    keepNodesInsideRun(job);
     if (!silent) this.finisher?.(job, wasFinal);
   }
 }

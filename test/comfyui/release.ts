@@ -48,8 +48,8 @@ export function compareReleases(a: string, b: string): number {
 }
 
 /** Why this scenario cannot hold on this release, or null when it must. */
-export function limitOf(title: string, mode: 'tap' | 'observer', release = RELEASE): string | null {
-  const l = LIMITS.find((x) => x.title === title && (x.mode === undefined || x.mode === mode) && compareReleases(release, x.since) < 0);
+export function limitOf(title: string, mode: 'tap' | 'observer', release = RELEASE, limits: readonly Limit[] = LIMITS): string | null {
+  const l = limits.find((x) => x.title === title && (x.mode === undefined || x.mode === mode) && compareReleases(release, x.since) < 0);
   return l ? `not on ComfyUI ${release}: ${l.reason}` : null;
 }
 

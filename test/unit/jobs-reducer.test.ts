@@ -383,6 +383,15 @@ describe('whose clock a node’s times are on', () => {
     expect(lost.get(prompt)).toMatchObject({ status: 'lost', finished_at: 1030, finished_timing: 'observed' });
   });
 
+  it('keeps a node’s observed end inside the job’s run when ComfyUI’s end is a moment earlier than the frame arrived', () => {
+    const t = tracker();
+    t.apply(1000, state('1', 'running'));
+    // The last node's finished frame reached podscope at 1016; ComfyUI ended the prompt at 1015 by its clock.
+    t.apply(1016, state('1', 'finished'));
+    t.applyHistory(1100, history(prompt, { prompt: [1, prompt, { '1': { class_type: 'EmptyImage', inputs: {} } }, { job_id: 'job-clock', client_id: 'worker' }, ['1']], outputs: {}, status: { status_str: 'success', completed: true, messages: [['execution_start', { timestamp: 998 }], ['execution_success', { timestamp: 1015 }]] } }));
+    expect(t.get(prompt)!.nodes.get('1')).toMatchObject({ started_at: 1000, finished_at: 1015, end_timing: 'observed' });
+  });
+
   it('calls a node observed when one of its times is podscope’s', () => {
     const t = tracker();
     t.apply(1000, tap('podscope.prompt_start', { extra: { job_id: 'job-clock' }, graph: { '1': { class_type: 'EmptyImage', inputs: {} } }, outputs: ['1'], t: 990 }));

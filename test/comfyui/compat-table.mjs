@@ -54,6 +54,8 @@ const FACT_WORDS = {
   rejection_job_id: { 'job id': 'yes', 'no job id': 'reason only, no job id' },
   node_vram: { reported: 'yes', absent: 'CUDA only¹' },
 };
+/** Words that differ without the tap (what only the tap can report). */
+const OBSERVER_WORDS = { node_vram: { absent: 'no (the tap reports it)' } };
 
 /** A cell: what the facts say when every scenario behind it passed; ✗ names a failing one. */
 function cell(results, mode, titles, facts, factName) {
@@ -65,7 +67,8 @@ function cell(results, mode, titles, facts, factName) {
   }
   if (!factName) return 'yes';
   const value = facts?.[mode]?.[factName];
-  return value ? (FACT_WORDS[factName][value] ?? value) : '–';
+  if (!value) return '–';
+  return (mode === 'observer' ? OBSERVER_WORDS[factName]?.[value] : undefined) ?? FACT_WORDS[factName][value] ?? value;
 }
 
 const ROWS = [
@@ -76,7 +79,7 @@ const ROWS = [
   ['rejected prompt under its job id', ['rejected'], 'rejection_job_id'],
   ['progress', ['progress']],
   ['per-node peak VRAM', ['times'], 'node_vram'],
-  ["each prompt's own log lines", ['logs', 'twin', 'quick']],
+  ["a prompt's own log lines (its run and its `Prompt executed in`)²", ['logs', 'twin', 'quick']],
   ['a dead ComfyUI’s job declared lost', ['lost']],
 ];
 
@@ -87,12 +90,13 @@ const perRelease = versions.map((v) => ({ v, results: outcomes(v), facts: exists
 for (const [name, titles, factName] of ROWS) {
   lines.push(`| ${name} | ${perRelease.flatMap(({ results, facts }) => ['tap', 'observer'].map((mode) => cell(results, mode, titles, facts, factName))).join(' | ')} |`);
 }
-const timing = matrix.map((m) => `ComfyUI ${m.version}: ${m.passed} passed, ${m.failed} failed, ${m.skipped} marked not possible, ${Math.round(m.seconds / 60)} min`).join('; ');
+const timing = matrix.map((m) => `ComfyUI ${m.version}: ${m.seconds} s (${m.passed} passed, ${m.failed} failed, ${m.skipped} marked with the reason they cannot run there)`).join('; ');
 const table = [
   START,
   lines.join('\n'),
   '',
   `¹ The tap reports a node's peak VRAM from torch's CUDA allocator; these runs are on CPU, where it is absent (never 0).`,
+  "² The `got prompt` line, printed at the POST, is charged to its prompt only with the tap.",
   '',
   `Suite time on CI's 2-core machine, per release: ${timing}.`,
   END,

@@ -8,6 +8,7 @@ import type { GpuUse } from '../state/instance-gpus.js';
 import type { JobUsage, ReadonlyJob } from '../shared/job-types.js';
 import { iso, round } from '../format.js';
 import { redactUrlCredentials } from '../secrets.js';
+import type { MemoryAnswer } from '../shared/api-schema.js';
 
 export const PROGRESS_UNKNOWN = "the prompt's graph has not been read yet, so the work left is unknown";
 
@@ -133,7 +134,7 @@ export function systemStatsView(comfy: ComfyReader): Record<string, unknown> | n
 }
 
 /** The 20 most recently started jobs with their VRAM peaks, for /debug/memory's timeline. */
-export function jobPeaksView(instances: readonly ComfyReader[], use: GpuUse, now: number): Array<Record<string, unknown>> {
+export function jobPeaksView(instances: readonly ComfyReader[], use: GpuUse, now: number): MemoryAnswer['timeline']['job_peaks'] {
   return instances
     .flatMap((comfy) => comfy.tracker.all())
     .filter((j) => j.started_at !== null)

@@ -7,6 +7,7 @@ import type { GpuUse } from '../state/instance-gpus.js';
 import { iso } from '../format.js';
 import { isFinal, type ReadonlyJob } from '../shared/job-types.js';
 import { jobIdentity, jobUsage, PROGRESS_UNKNOWN } from './comfy.js';
+import type { JobsAnswer, QueueAnswer, WorkflowAnswer } from '../shared/api-schema.js';
 
 
 /** Why a node has no duration: it has not run, is running, did not run at all, or a time was not seen. */
@@ -25,7 +26,7 @@ function durationUnknown(status: NodeStatus, startedAt: number | null): string {
   }
 }
 
-export function workflowView(comfy: ComfyReader, use: GpuUse, job: ReadonlyJob, now: number) {
+export function workflowView(comfy: ComfyReader, use: GpuUse, job: ReadonlyJob, now: number): WorkflowAnswer {
   const s = comfy.tracker.snapshot(job);
   const usage = jobUsage(job, use, now);
   const end = job.finished_at ?? now;
@@ -91,10 +92,10 @@ function queueJob(job: ReadonlyJob) {
  * /debug/queue over the instances given (every one, or the one `?instance=` names): each instance's
  * running and pending prompts in its own execution order, positions counted within its queue.
  */
-export function queueView(instances: readonly ComfyReader[], now: number) {
+export function queueView(instances: readonly ComfyReader[], now: number): QueueAnswer {
   const running: Array<ReturnType<typeof queueJob>> = [];
   const pending: Array<ReturnType<typeof queueJob> & { position: number }> = [];
-  const rejected: Array<Record<string, unknown>> = [];
+  const rejected: QueueAnswer['rejected'] = [];
   let remaining = 0;
   let asOf: number | null = null;
   for (const comfy of instances) {
@@ -107,7 +108,7 @@ export function queueView(instances: readonly ComfyReader[], now: number) {
     const t = comfy.tracker.updatedAt ?? comfy.lastHttpOkAt;
     if (t !== null && (asOf === null || t > asOf)) asOf = t;
   }
-  rejected.sort((a, b) => String(a.at).localeCompare(String(b.at)));
+  rejected.sort((a, b) => a.at.localeCompare(b.at));
   return {
     running,
     pending,
@@ -135,7 +136,7 @@ function jobSummary(use: GpuUse, job: ReadonlyJob, now: number) {
     peak_vram_mb: usage?.peak_vram_mb ?? null,
     nodes_total: [...job.nodes.values()].filter((n) => n.needed).length,
     outputs: job.outputs.length,
-    error: e ? { node_id: e.node_id, class_type: e.class_type, exception_type: e.exception_type, message: e.exception_message.split('\n')[0]!.slice(0, 300), ...(e.oom === true ? { oom: true } : {}) } : null,
+    error: e ? { node_id: e.node_id, class_type: e.class_type, exception_type: e.exception_type, message: e.exception_message.split('\n')[0]!.slice(0, 300), ...(e.oom === true ? { oom: true as const } : {}) } : null,
     lost_reason: job.lost_reason,
   };
 }
@@ -145,7 +146,7 @@ function jobSummary(use: GpuUse, job: ReadonlyJob, now: number) {
  * first, each by its own times (a job read from ComfyUI's history sorts by when it ended, not by
  * when podscope read it).
  */
-export function jobsView(instances: readonly ComfyReader[], use: GpuUse, now: number, opts: { status?: string; limit: number }) {
+export function jobsView(instances: readonly ComfyReader[], use: GpuUse, now: number, opts: { status?: string; limit: number }): JobsAnswer {
   const key = (j: ReadonlyJob) => (isFinal(j.status) ? (j.finished_at ?? j.started_at ?? j.queued_at ?? j.first_seen_at) : Number.POSITIVE_INFINITY);
   const jobs = instances
     .flatMap((comfy) => comfy.tracker.all())

@@ -6,10 +6,11 @@ import type { PodReader } from '../state/pod.js';
 import { iso, round } from '../format.js';
 import { healthView } from './gpu.js';
 import { jobPeaksView, systemStatsView } from './comfy.js';
+import type { MemoryAnswer } from '../shared/api-schema.js';
 
 const MIB = 1024 * 1024;
 
-export function memoryView(state: PodReader, opts: { timelinePoints?: number } = {}) {
+export function memoryView(state: PodReader, opts: { timelinePoints?: number } = {}): MemoryAnswer {
   const now = state.now();
   const gpu = state.gpu;
   const gpus = gpu

@@ -9,6 +9,7 @@ import type { Problem } from '../state/health.js';
 import { iso } from '../format.js';
 import { gpuStatusView, type GpuStatusView } from './gpu.js';
 import { comfyInfoView, currentJobView } from './comfy.js';
+import type { StatusAnswer } from '../shared/api-schema.js';
 
 export type PodStatus = 'starting' | 'idle' | 'processing' | 'degraded';
 
@@ -37,7 +38,7 @@ function instanceView(state: PodReader, comfy: ComfyReader, problems: readonly P
   };
 }
 
-export function statusView(state: PodReader) {
+export function statusView(state: PodReader): StatusAnswer {
   const now = state.now();
   const gpus: GpuStatusView[] = state.gpu ? state.gpu.readings().map((g) => gpuStatusView(g, now, state.gpu)) : [];
   // The GPU ComfyUI uses: the first one, unless ComfyUI names another.

@@ -10,6 +10,8 @@ export default defineConfig({
     pool: 'forks',
     // One real ComfyUI at a time: the timing goals are about podscope, not about two ComfyUIs sharing two cores.
     fileParallelism: false,
+    // Every answer from podscope is checked against its OpenAPI document.
+    setupFiles: ['test/helpers/openapi-setup.ts'],
     reporters: ['default', 'json'],
     outputFile: { json: 'test-results/comfyui.json' },
   },

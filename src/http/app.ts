@@ -24,7 +24,8 @@ import type { WebAssets } from '../shared/web-assets.js';
 import { StreamCounts } from '../state/events.js';
 import type { HttpServices } from './services.js';
 import type { OpenStreams } from './stream.js';
-import { instanceParam, parseQuery, pickInstance, querySpec } from './query.js';
+import { parseQuery, pickInstance, readyQuery } from './query.js';
+import { openApiDocument } from './openapi.js';
 
 export type { AppContext, AppEnv } from './env.js';
 
@@ -52,6 +53,7 @@ const BASE_ENDPOINTS = [
   { path: '/ready', methods: ['GET'], description: 'readiness: 200 when ComfyUI, its websocket and GPU sampling work and no error problem is raised, else 503' },
   { path: '/metrics', methods: ['GET'], description: 'Prometheus metrics' },
   { path: '/debug', methods: ['GET'], description: 'this index' },
+  { path: '/openapi.json', methods: ['GET'], description: 'the OpenAPI 3.1 document of every endpoint, its parameters and answers' },
 ] as const;
 
 /**
@@ -110,7 +112,6 @@ export function createHttpHandler(deps: AppDeps): HttpHandler {
     const each = instance === undefined && instances.length > 1 ? { instances: instances.map((c) => ({ name: c.name, status: state.condition(c.name).status })) } : {};
     return { body: { status: r.status, ...(instance === undefined ? {} : { instance }), checks: r.checks, problems: r.problems, ...each, version: state.version }, status: r.ready ? 200 : 503 };
   };
-  const readyQuery = querySpec({ instance: instanceParam.optional() });
   const statusSnapshot = sharedView(100, () => statusView(state), () => state.instances.jobsVersion());
   const status = (): Plain => ({ body: statusSnapshot(), status: 200 });
   const plain = (answer: () => Plain) => (c: AppContext) => {
@@ -150,6 +151,12 @@ export function createHttpHandler(deps: AppDeps): HttpHandler {
       version: state.version,
       endpoints: endpoints.map((e) => ({ path: e.path, methods: e.methods, description: e.description })),
     });
+  // Built on first use (about 50 KB), then served as bytes.
+  let openapi: Buffer<ArrayBuffer> | null = null;
+  app.get('/openapi.json', (c) => {
+    openapi ??= Buffer.from(JSON.stringify(openApiDocument({ version: state.version, logLines: config.logLines, gpuSamples: config.gpuSamples, dev: devEnabled })), 'utf8');
+    return sendBody(c, openapi, 200, 'application/json; charset=utf-8');
+  });
   app.get('/debug', index);
   app.get('/debug/', index);
 

@@ -62,6 +62,9 @@ export function intParam(min: number, max: number) {
 /** `instance=NAME`: which ComfyUI instance; checked against the names there are by {@link pickInstance}. */
 export const instanceParam = z.string().min(1, { message: 'must not be empty' }).max(100, { message: 'must be at most 100 characters' });
 
+/** /ready's parameters. */
+export const readyQuery = querySpec({ instance: instanceParam.optional() });
+
 /** The instance `name` names, or a 400 that lists the names there are. */
 export function pickInstance<C extends { name: string }>(instances: { byName(name: string): C | undefined; names(): string[] }, name: string): C {
   const found = instances.byName(name);

@@ -72,5 +72,5 @@ const sum = (k) => runs.reduce((n, r) => n + (r[k] ?? 0), 0);
 writeFileSync(join(RESULTS, 'comfyui.json'), JSON.stringify({ numPassedTests: sum('passed'), numFailedTests: sum('failed') + runs.filter((r) => r.failed === null).length, numPendingTests: sum('skipped'), numTodoTests: 0, releases: runs }, null, 2));
 writeFileSync(join(RESULTS, 'comfyui-matrix.json'), JSON.stringify(runs, null, 2));
 console.log('\n== conformance, per ComfyUI release');
-for (const r of runs) console.log(`ComfyUI ${r.version}: ${r.passed} passed, ${r.failed ?? '?'} failed, ${r.skipped ?? '?'} marked not possible on this release, in ${r.seconds} s`);
+for (const r of runs) console.log(`ComfyUI ${r.version}: ${r.passed} passed, ${r.failed ?? '?'} failed, ${r.skipped ?? '?'} marked with the reason they cannot run there, in ${r.seconds} s`);
 process.exit(failed ? 1 : 0);

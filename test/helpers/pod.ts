@@ -9,6 +9,7 @@ import type { HttpServices } from '../../src/http/services.js';
 import { createCoreMetrics } from '../../src/metrics/registry.js';
 import { createHttpHandler, type HttpHandler } from '../../src/http/app.js';
 import type { WebAssets } from '../../src/shared/web-assets.js';
+import { checkAnswer } from './openapi.js';
 
 export interface TestPod {
   app: HttpHandler['app'];
@@ -38,6 +39,14 @@ export function testPod(env: Record<string, string | undefined> = {}, now?: () =
   const state = new PodState({ config, version: '0.0.0-test', scrubber, env: fullEnv, now, parts: opts.parts });
   const metrics = createCoreMetrics({ version: '0.0.0-test', health: state.health });
   const { app, listener, endStreams } = createHttpHandler({ state, logger, metrics, assets: opts.assets, services: opts.services });
+  // Every answer a test gets from the app is held to the OpenAPI document first.
+  const request = app.request.bind(app);
+  app.request = (async (input: string | URL | Request, init?: RequestInit, ...rest: unknown[]) => {
+    const res = await (request as (...a: unknown[]) => Promise<Response>)(input, init, ...rest);
+    const url = input instanceof Request ? input.url : String(input);
+    await checkAnswer(init?.method ?? (input instanceof Request ? input.method : 'GET'), url, res);
+    return res;
+  }) as typeof app.request;
   return { app, listener, endStreams, state, lines, metrics };
 }
 

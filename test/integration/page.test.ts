@@ -92,6 +92,13 @@ describe.skipIf(!CHROMIUM && !process.env.CI)('the page in a real browser', () =
     await page.waitForFunction(() => document.querySelectorAll('article.gpu canvas').length >= 8, { timeout: 20_000 });
   });
 
+  it('links to the OpenAPI document, which the session opens', async () => {
+    const href = await page.$eval('a#api', (a) => (a as HTMLAnchorElement).href);
+    expect(new URL(href).pathname).toBe('/openapi.json');
+    const doc = await page.evaluate(async (url) => (await fetch(url)).json(), href);
+    expect(doc.openapi).toBe('3.1.0');
+  });
+
   it('advances the running job’s steps without a reload', async () => {
     const steps = async () => page.$$eval('#job td.steps', (tds) => tds.map((t) => t.textContent).join(','));
     await page.waitForFunction(() => [...document.querySelectorAll('#job td.steps')].some((t) => /^\d+\/\d+$/.test(t.textContent ?? '') && !/^(\d+)\/\1$/.test(t.textContent ?? '')), { timeout: 30_000 });

@@ -43,14 +43,14 @@ function present(a: Artifact) {
   };
 }
 
-const listQuery = querySpec({
+export const listQuery = querySpec({
   job_id: jobIdParam.optional(),
   instance: instanceParam.optional(),
   limit: intParam(1, 1000).optional(),
   format: formatParam.optional(),
 });
 
-const fileQuery = querySpec({
+export const fileQuery = querySpec({
   filename: z.string({ message: 'is required' }).min(1, { message: 'must not be empty' }).max(1024, { message: 'must be at most 1024 characters' }),
   subfolder: z.string().max(1024, { message: 'must be at most 1024 characters' }).optional(),
   type: z.enum(['output', 'temp'], { message: 'must be output or temp' }).optional(),

@@ -31,10 +31,10 @@ export const DEBUG_ENDPOINTS = [
   { path: '/debug/events', methods: ['GET'], description: 'server-sent events of what changes: jobs, nodes, progress, outcomes, rejections, problems, GPU samples; ?job_id=&types=, resumes with Last-Event-ID' },
 ] as const;
 
-const formatOnly = querySpec({ format: formatParam.optional() });
-const workflowQuery = querySpec({ job_id: jobIdParam.optional(), instance: instanceParam.optional() });
-const queueQuery = querySpec({ instance: instanceParam.optional() });
-const jobsQuery = querySpec({
+export const formatOnly = querySpec({ format: formatParam.optional() });
+export const workflowQuery = querySpec({ job_id: jobIdParam.optional(), instance: instanceParam.optional() });
+export const queueQuery = querySpec({ instance: instanceParam.optional() });
+export const jobsQuery = querySpec({
   instance: instanceParam.optional(),
   status: z.enum(['queued', 'running', 'success', 'error', 'interrupted', 'lost', 'finished'], { message: 'must be one of queued, running, success, error, interrupted, lost, finished' }).optional(),
   limit: intParam(1, 100_000).optional(),
@@ -47,12 +47,15 @@ function answer<T>(c: Context, state: PodReader, view: T, render: (v: T) => stri
   return format === 'text' ? sendText(c, state, render(view)) : sendJson(c, state, view);
 }
 
+/** /debug/memory's parameters: the timeline's length goes up to what the GPU timeline holds. */
+export const memoryQueryOf = (gpuSamples: number) => querySpec({ points: intParam(1, gpuSamples).optional(), format: formatParam.optional() });
+
 /** /debug/*; `status` gives the shared status snapshot (node:http's direct answers use it too). */
 export function debugRoutes(state: PodReader, status: () => StatusView, services: HttpServices, open: OpenStreams): Hono<AppEnv> {
   const app = new Hono<AppEnv>({ strict: false });
   const memory = sharedView(250, () => memoryView(state));
   app.get('/status', (c) => answer(c, state, status(), renderStatus));
-  const memoryQuery = querySpec({ points: intParam(1, state.config.gpuSamples).optional(), format: formatParam.optional() });
+  const memoryQuery = memoryQueryOf(state.config.gpuSamples);
   app.get('/memory', (c) => {
     // A longer timeline (the page's ten minutes) is built for the asker; the default is shared.
     const { points, format } = parseQuery(c, memoryQuery);

@@ -22,7 +22,7 @@ const typesParam = z
       .min(1, { message: `must name at least one of ${EVENT_TYPES.join(', ')}` }),
   );
 
-const spec = querySpec({
+export const eventsQuery = querySpec({
   job_id: jobIdParam.optional(),
   instance: instanceParam.optional(),
   types: typesParam.optional(),
@@ -32,7 +32,7 @@ const spec = querySpec({
 /** `counts`: the streams served, which the route keeps and metrics read. */
 export function eventsHandler(state: PodReader, open: OpenStreams, counts: StreamCounts) {
   return (c: Context) => {
-    const q = parseQuery(c, spec);
+    const q = parseQuery(c, eventsQuery);
     const journal = state.events;
     const types = q.types ? new Set<EventType>(q.types) : null;
     // Events before the platform id was read carry the prompt id as their job id: both are followed.

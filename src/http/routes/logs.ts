@@ -25,9 +25,9 @@ function toJson(e: RingEntry<LogRecord>) {
   return { seq: e.seq, ts: iso(r.ts), level: r.level, source: r.source, ...(r.instance === null ? {} : { instance: r.instance }), message: r.message, job_id: r.job_id };
 }
 
-export function logsHandler(state: PodReader, open: OpenStreams) {
-  const capacity = state.config.logLines;
-  const spec = querySpec({
+/** /debug/logs's parameters: `lines` goes up to what the log buffer holds. */
+export function logsQuery(capacity: number) {
+  return querySpec({
       lines: intParam(1, capacity).optional(),
       level: z.enum(LEVELS as [string, ...string[]], { message: `must be one of ${LEVELS.join(', ')}` }).optional(),
       job_id: jobIdParam.optional(),
@@ -42,6 +42,10 @@ export function logsHandler(state: PodReader, open: OpenStreams) {
       format: formatParam.optional(),
       follow: z.enum(['0', '1', 'true', 'false'], { message: 'must be 0 or 1' }).optional(),
   });
+}
+
+export function logsHandler(state: PodReader, open: OpenStreams) {
+  const spec = logsQuery(state.config.logLines);
   return (c: Context) => {
     const store = state.logs;
     const q = parseQuery(c, spec);
